@@ -1,0 +1,344 @@
+//! The declarative message and group macros: each message is written once as a
+//! list of fixed fields (with the version each appears in) and floating fields
+//! (with tag, version range and list count), and the macro derives the struct,
+//! its decoder, encoder, version restriction and field visitor from it. The
+//! version rules themselves live in `version.rs`.
+
+/// A floating field that appears at most once.
+pub type Opt<T> = Option<T>;
+/// A floating field repeated with the same tag (named variables and arrays).
+pub type List<T> = Vec<T>;
+/// A repeated group of consecutive floating fields (parties, skill groups, …).
+pub type Group<T> = Vec<T>;
+
+/// Inclusive version range of a floating field: `()` all, `(s)` from s, `(s, u)` s..=u.
+macro_rules! version_range {
+    () => {
+        (0u8, u8::MAX)
+    };
+    ($since:literal) => {
+        ($since, u8::MAX)
+    };
+    ($since:literal, $until:literal) => {
+        ($since, $until)
+    };
+}
+
+/// First version of a fixed field (`()` = always there).
+macro_rules! since {
+    () => {
+        0u8
+    };
+    ($since:literal) => {
+        $since
+    };
+}
+
+/// Decode step for one floating declaration: consumes `$f` and `continue`s when it matches.
+macro_rules! float_take {
+    (Opt, $ty:ty, $slot:expr, $f:ident, $tag:ident) => {
+        if $f.tag == $crate::proto::tags::$tag {
+            $slot = Some(<$ty as $crate::proto::values::FloatValue>::decode(
+                $f.tag, $f.data,
+            )?);
+            continue;
+        }
+    };
+    (List, $ty:ty, $slot:expr, $f:ident, $tag:ident) => {
+        if $f.tag == $crate::proto::tags::$tag {
+            $slot.push(<$ty as $crate::proto::values::FloatValue>::decode(
+                $f.tag, $f.data,
+            )?);
+            continue;
+        }
+    };
+    (Group, $ty:ty, $slot:expr, $f:ident,) => {
+        if <$ty as $crate::proto::group::GroupFields>::accepts($f.tag) {
+            <$ty as $crate::proto::group::GroupFields>::take(&mut $slot, $f.tag, $f.data)?;
+            continue;
+        }
+    };
+}
+
+/// Encode step for one floating declaration.
+macro_rules! float_put {
+    (Opt, $ty:ty, $slot:expr, $v:ident, $out:ident, $tag:ident) => {
+        if let Some(value) = &$slot {
+            $crate::proto::group::put_float($out, $v, $crate::proto::tags::$tag, value);
+        }
+    };
+    (List, $ty:ty, $slot:expr, $v:ident, $out:ident, $tag:ident) => {
+        for value in &$slot {
+            $crate::proto::group::put_float($out, $v, $crate::proto::tags::$tag, value);
+        }
+    };
+    (Group, $ty:ty, $slot:expr, $v:ident, $out:ident,) => {
+        for entry in &$slot {
+            <$ty as $crate::proto::group::GroupFields>::encode(entry, $v, $out);
+        }
+    };
+}
+
+/// Visit step for one floating declaration.
+macro_rules! float_visit {
+    (Opt, $ty:ty, $slot:expr, $name:ident, $visit:ident, $tag:ident) => {
+        if let Some(value) = &$slot {
+            $visit($crate::proto::Field {
+                name: stringify!($name),
+                tag: Some($crate::proto::tags::$tag),
+                value: $crate::proto::values::FloatValue::view(value),
+            });
+        }
+    };
+    (List, $ty:ty, $slot:expr, $name:ident, $visit:ident, $tag:ident) => {
+        for value in &$slot {
+            $visit($crate::proto::Field {
+                name: stringify!($name),
+                tag: Some($crate::proto::tags::$tag),
+                value: $crate::proto::values::FloatValue::view(value),
+            });
+        }
+    };
+    (Group, $ty:ty, $slot:expr, $name:ident, $visit:ident,) => {
+        for entry in &$slot {
+            <$ty as $crate::proto::group::GroupFields>::visit(entry, $visit);
+        }
+    };
+}
+
+/// Whether a declaration's tag can be written at a version (groups decide per member).
+macro_rules! float_tag_fits {
+    ($v:ident, $tag:ident) => {
+        $crate::proto::tags::$tag <= $v.max_tag()
+    };
+    ($v:ident,) => {
+        true
+    };
+}
+
+/// List-count check / sync for declarations with `# count_field`.
+macro_rules! count_check {
+    ($m:ident, $list:ident, $count:ident) => {
+        if $m.$count as usize != $m.$list.len() {
+            return Err($crate::proto::error::Invalid::ListCount {
+                field: stringify!($count),
+                count: $m.$count as usize,
+                actual: $m.$list.len(),
+            });
+        }
+    };
+    ($m:ident, $list:ident,) => {};
+}
+
+macro_rules! count_sync {
+    ($m:ident, $list:ident, $count:ident) => {
+        $m.$count = $m.$list.len() as _;
+    };
+    ($m:ident, $list:ident,) => {};
+}
+
+/// Declares one message type. See `msg/*.rs` for the declarations.
+///
+/// ```text
+/// message! {
+///     /// doc
+///     pub struct Name = msg::NUMBER, since 13 {
+///         fixed_field: u32,
+///         gated_field: i32 @ 19,            // exists from version 19
+///     }
+///     floating {
+///         field: Opt<CtiString> = TAG,      // at most once
+///         field: Opt<u32> = TAG @ 14,       // from version 14
+///         field: Opt<Unspec> = TAG @ 14..=18,
+///         vars: List<NamedVar> = NAMED_VARIABLE # num_named_variables,
+///         parties: Group<Party> # num_parties,
+///     }
+/// }
+/// ```
+macro_rules! message {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident = $mtype:path, since $msince:literal {
+            $( $(#[$fmeta:meta])* $fname:ident : $fty:ident $(@ $fsince:literal)? ),* $(,)?
+        }
+        floating {
+            $( $(#[$lmeta:meta])*
+               $lname:ident : $kind:ident < $lty:ty > $(= $tag:ident)?
+               $(@ $lsince:literal $(..= $luntil:literal)?)?
+               $(# $count:ident)? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default, arbitrary::Arbitrary)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $fname: $fty, )*
+            $( $(#[$lmeta])* pub $lname: $crate::proto::macros::$kind<$lty>, )*
+        }
+
+        impl $crate::proto::MessageBody for $name {
+            const MESSAGE_TYPE: u32 = $mtype;
+            const NAME: &'static str = stringify!($mtype);
+            const SINCE: u8 = $msince;
+
+            #[allow(unused_variables)]
+            fn fixed_len(version: $crate::proto::Version) -> usize {
+                0 $( + if version.has(since!($($fsince)?), u8::MAX) {
+                    <$fty as $crate::proto::wire::FixedValue>::SIZE
+                } else {
+                    0
+                } )*
+            }
+
+            #[allow(unused_mut, unused_variables)]
+            fn decode_body(
+                body: &[u8],
+                version: $crate::proto::Version,
+                options: $crate::proto::DecodeOptions,
+            ) -> Result<Self, $crate::proto::error::Invalid> {
+                let mut fixed = $crate::proto::wire::FixedReader::new(
+                    body, $mtype, Self::fixed_len(version))?;
+                let mut m = Self::default();
+                $( if version.has(since!($($fsince)?), u8::MAX) {
+                    m.$fname = fixed.take::<$fty>();
+                } )*
+                let mut fields = $crate::proto::wire::FloatingFields::new(fixed.floating(), version);
+                while let Some(f) = fields.next_field()? {
+                    $( float_take!($kind, $lty, m.$lname, f, $($tag)?); )*
+                    // A tag this message does not declare is skipped: newer
+                    // peers may send tags we do not know (forward compatible).
+                }
+                if options.check_counts {
+                    $( count_check!(m, $lname, $($count)?); )*
+                }
+                Ok(m)
+            }
+
+            #[allow(unused_variables)]
+            fn encode_body(&self, version: $crate::proto::Version, out: &mut Vec<u8>) {
+                $( if version.has(since!($($fsince)?), u8::MAX) {
+                    $crate::proto::wire::FixedValue::write(self.$fname, out);
+                } )*
+                $( {
+                    let (lo, hi) = version_range!($($lsince $(, $luntil)?)?);
+                    if version.has(lo, hi) {
+                        float_put!($kind, $lty, self.$lname, version, out, $($tag)?);
+                    }
+                } )*
+            }
+
+            #[allow(unused_variables)]
+            fn restrict_to(&mut self, version: $crate::proto::Version) {
+                $( if !version.has(since!($($fsince)?), u8::MAX) {
+                    self.$fname = Default::default();
+                } )*
+                $( {
+                    let (lo, hi) = version_range!($($lsince $(, $luntil)?)?);
+                    if !version.has(lo, hi) || !float_tag_fits!(version, $($tag)?) {
+                        self.$lname = Default::default();
+                    }
+                } )*
+            }
+
+            #[allow(unused_variables)]
+            fn sync_counts(&mut self) {
+                let m = self;
+                $( count_sync!(m, $lname, $($count)?); )*
+            }
+
+            #[allow(unused_variables)]
+            fn visit(&self, version: $crate::proto::Version, visit: &mut dyn FnMut($crate::proto::Field<'_>)) {
+                $( if version.has(since!($($fsince)?), u8::MAX) {
+                    visit($crate::proto::Field {
+                        name: stringify!($fname),
+                        tag: None,
+                        value: $crate::proto::values::FieldValue::Int(
+                            $crate::proto::wire::FixedValue::widen(self.$fname)),
+                    });
+                } )*
+                $( float_visit!($kind, $lty, self.$lname, $lname, visit, $($tag)?); )*
+            }
+        }
+    };
+}
+
+/// Declares a repeated group of floating fields. The first member leads: it
+/// always starts a new entry; another member starts one when the current entry
+/// already has it (so a group missing its leader still decodes).
+macro_rules! group {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $leader:ident : $lty:ty = $ltag:ident,
+            $( $member:ident : $mty:ty = $mtag:ident ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name {
+            pub $leader: Option<$lty>,
+            $( pub $member: Option<$mty>, )*
+        }
+
+        impl<'a> arbitrary::Arbitrary<'a> for $name {
+            fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+                // The leader is always present, so a generated entry survives
+                // a round trip as one entry.
+                Ok($name { $leader: Some(u.arbitrary()?), $( $member: u.arbitrary()?, )* })
+            }
+        }
+
+        impl $crate::proto::group::GroupFields for $name {
+            fn accepts(tag: u16) -> bool {
+                tag == $crate::proto::tags::$ltag $( || tag == $crate::proto::tags::$mtag )*
+            }
+
+            fn take(
+                list: &mut Vec<Self>,
+                tag: u16,
+                data: &[u8],
+            ) -> Result<(), $crate::proto::error::Invalid> {
+                use $crate::proto::values::FloatValue;
+                if tag == $crate::proto::tags::$ltag {
+                    list.push($name { $leader: Some(<$lty>::decode(tag, data)?), ..Default::default() });
+                    return Ok(());
+                }
+                $( if tag == $crate::proto::tags::$mtag {
+                    let value = <$mty>::decode(tag, data)?;
+                    match list.last_mut() {
+                        Some(last) if last.$member.is_none() => last.$member = Some(value),
+                        _ => list.push($name { $member: Some(value), ..Default::default() }),
+                    }
+                    return Ok(());
+                } )*
+                Ok(())
+            }
+
+            fn encode(&self, version: $crate::proto::Version, out: &mut Vec<u8>) {
+                if let Some(value) = &self.$leader {
+                    $crate::proto::group::put_float(out, version, $crate::proto::tags::$ltag, value);
+                }
+                $( if let Some(value) = &self.$member {
+                    $crate::proto::group::put_float(out, version, $crate::proto::tags::$mtag, value);
+                } )*
+            }
+
+            fn visit(&self, visit: &mut dyn FnMut($crate::proto::Field<'_>)) {
+                use $crate::proto::values::FloatValue;
+                if let Some(value) = &self.$leader {
+                    visit($crate::proto::Field {
+                        name: stringify!($leader),
+                        tag: Some($crate::proto::tags::$ltag),
+                        value: value.view(),
+                    });
+                }
+                $( if let Some(value) = &self.$member {
+                    visit($crate::proto::Field {
+                        name: stringify!($member),
+                        tag: Some($crate::proto::tags::$mtag),
+                        value: value.view(),
+                    });
+                } )*
+            }
+        }
+    };
+}

@@ -1,0 +1,14 @@
+//! Typed GED-188 messages, one file per service area. Each struct is declared
+//! once with `message!`, which generates its codec.
+
+pub mod agent;
+pub mod call;
+pub mod misc;
+pub mod monitor;
+pub mod session;
+
+pub use agent::*;
+pub use call::*;
+pub use misc::*;
+pub use monitor::*;
+pub use session::*;
