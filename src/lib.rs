@@ -1,1 +1,35 @@
+//! ctirouter: a thread-per-core event router for Cisco contact centers.
+//!
+//! It holds the upstream session to a Peripheral Gateway's CTI Server (or runs
+//! the built-in simulated PG), decodes the GED-188 event stream once on a
+//! pinned ingest core, and fans it out over SPSC rings to shard cores that
+//! serve downstream CTI clients speaking the same protocol.
+//!
+//! # Layout
+//! * [`proto`] — sans-IO GED-188 codec (no sockets, no clocks)
+//! * [`config`] — settings, TOML file and defaults
+//! * [`router`] — starting and stopping the executors
+//! * [`ingest`] — the ingest core: event source, fan-out to shards, control
+//! * [`shard`] — listener, sessions, dispatch and flush on each shard core
+//! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
+//! * [`event`] — an event as it crosses cores (`Arc<Event>`)
+//! * [`sim`] — deterministic PG simulator
+//! * [`metrics`] — counters shared by all cores
+//!
+//! # Threading model
+//! One glommio executor for ingest and one per shard, each pinned to a core.
+//! Per-core state is created on its core and never shared; only ring ends,
+//! immutable `Arc<Event>`s and atomic counters cross cores.
+
+pub mod config;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
 pub mod proto;
+pub mod ring;
+pub mod router;
+pub mod shard;
+
+#[path = "simstub.rs"]
+pub mod sim;
+pub mod status;

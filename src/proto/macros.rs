@@ -158,7 +158,7 @@ macro_rules! count_sync {
 macro_rules! message {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident = $mtype:path, since $msince:literal {
+        pub struct $name:ident = $mmod:ident :: $mtype:ident, since $msince:literal {
             $( $(#[$fmeta:meta])* $fname:ident : $fty:ident $(@ $fsince:literal)? ),* $(,)?
         }
         floating {
@@ -176,7 +176,8 @@ macro_rules! message {
         }
 
         impl $crate::proto::MessageBody for $name {
-            const MESSAGE_TYPE: u32 = $mtype;
+            const MESSAGE_TYPE: u32 = $mmod::$mtype;
+            // The bare constant name (`CALL_DELIVERED_EVENT`), not the path.
             const NAME: &'static str = stringify!($mtype);
             const SINCE: u8 = $msince;
 
@@ -196,7 +197,7 @@ macro_rules! message {
                 options: $crate::proto::DecodeOptions,
             ) -> Result<Self, $crate::proto::error::Invalid> {
                 let mut fixed = $crate::proto::wire::FixedReader::new(
-                    body, $mtype, Self::fixed_len(version))?;
+                    body, $mmod::$mtype, Self::fixed_len(version))?;
                 let mut m = Self::default();
                 $( if version.has(since!($($fsince)?), u8::MAX) {
                     m.$fname = fixed.take::<$fty>();

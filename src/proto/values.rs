@@ -255,7 +255,11 @@ impl FloatValue for NamedArray {
         let (&index, rest) = data
             .split_first()
             .ok_or(Invalid::FieldLength { tag, len: 0 })?;
-        let (name, value) = split_name(tag, rest)?;
+        // Report the whole field's length, not the part after the index.
+        let (name, value) = split_name(tag, rest).map_err(|_| Invalid::FieldLength {
+            tag,
+            len: data.len(),
+        })?;
         Ok(NamedArray {
             index,
             name: CtiString(name.to_vec()),

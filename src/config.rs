@@ -1,0 +1,253 @@
+//! Router configuration: every setting with its documented default, loaded
+//! from a TOML file (`--config`) and then overridden by command-line flags.
+//! `ctirouter.example.toml` in the repository documents each key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::proto::constants::service;
+use crate::sim::SimConfig;
+
+/// Default listen address: the CTI Server's own port (protocol.md §1).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:42027";
+/// Default per-session bound on unsent output (design.md §4.13).
+pub const DEFAULT_OUTPUT_BOUND: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address every shard listens on (SO_REUSEPORT spreads accepts).
+    pub listen: SocketAddr,
+    /// Upstream CTI Server; absent means the built-in simulated PG.
+    pub upstream: Option<UpstreamConfig>,
+    /// The built-in PG simulator (used when there is no upstream).
+    pub simulator: SimConfig,
+    /// Pace of the simulator: simulated seconds per real second; 0 = as fast
+    /// as the router takes events (benchmarks).
+    pub sim_speed: f64,
+    /// Optional allow-list; empty means anyone may open any service.
+    pub clients: Vec<ClientEntry>,
+    pub limits: Limits,
+    pub runtime: RuntimeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            upstream: None,
+            simulator: SimConfig::default(),
+            sim_speed: 1.0,
+            clients: Vec::new(),
+            limits: Limits::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Side A and optionally side B, `host:port`.
+    pub sides: Vec<String>,
+    /// Protocol version the router opens upstream with.
+    pub version: u32,
+    pub client_id: String,
+    pub password: String,
+    /// Seconds between heartbeats; 3 missed confirmations = upstream lost.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            sides: Vec::new(),
+            version: 24,
+            client_id: "ctirouter".into(),
+            password: String::new(),
+            heartbeat_secs: 5,
+        }
+    }
+}
+
+/// One entry of the client allow-list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    pub client_id: String,
+    #[serde(default)]
+    pub password: String,
+    /// Services this client may be granted; absent = all the router serves.
+    #[serde(default)]
+    pub services: Option<Vec<ServiceName>>,
+}
+
+/// Service names as written in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceName {
+    ClientEvents,
+    AllEvents,
+    PeripheralMonitor,
+    ClientMonitor,
+    CallDataUpdate,
+    ClientControl,
+    Supervisor,
+}
+
+impl ServiceName {
+    /// The ServicesRequested bit (protocol.md §5.1).
+    pub fn bit(self) -> u32 {
+        match self {
+            ServiceName::ClientEvents => service::CLIENT_EVENTS,
+            ServiceName::AllEvents => service::ALL_EVENTS,
+            ServiceName::PeripheralMonitor => service::PERIPHERAL_MONITOR,
+            ServiceName::ClientMonitor => service::CLIENT_MONITOR,
+            ServiceName::CallDataUpdate => service::CALL_DATA_UPDATE,
+            ServiceName::ClientControl => service::CLIENT_CONTROL,
+            ServiceName::Supervisor => service::SUPERVISOR,
+        }
+    }
+}
+
+impl ClientEntry {
+    /// The ServicesRequested bits this client may be granted.
+    pub fn allowed_services(&self) -> u32 {
+        match &self.services {
+            None => u32::MAX,
+            Some(list) => list.iter().fold(0, |bits, s| bits | s.bit()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Sessions the router accepts at once; more are closed at accept.
+    pub max_sessions: usize,
+    /// Unsent bytes per session before the slow-consumer close.
+    pub output_bound_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 10_000,
+            output_bound_bytes: DEFAULT_OUTPUT_BOUND,
+        }
+    }
+}
+
+/// Threads, cores and queues. A tuning file (`--tuning`) sets these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Shard executors; 0 = one per core after the ingest core, at least 1.
+    pub shards: usize,
+    /// Core of the ingest executor; `None` = core 0.
+    pub ingest_core: Option<usize>,
+    /// Cores of the shard executors; `None` = the cores after the ingest
+    /// core, wrapping around when there are more shards than cores.
+    pub shard_cores: Option<Vec<usize>>,
+    /// Whether executors are pinned at all (a pin that fails is an error).
+    pub pin: bool,
+    /// Microseconds a core spins looking for work before it parks. A wake-up
+    /// costs ~20–25 µs on the development VMs (design.md §5), so a short spin
+    /// pays when events are dense; 0 never spins (tests, shared cores).
+    pub spin_before_park_us: u64,
+    /// Slots of each ingest→shard ring.
+    pub ring_capacity: usize,
+    /// Events staged per shard before a flush (also flushed at every read end).
+    pub batch_size: usize,
+    /// io_uring registered memory per executor (≤ 1 MiB runs without root:
+    /// RLIMIT_MEMLOCK is 8 MiB on the target machines).
+    pub io_memory_bytes: usize,
+    /// Kernel socket buffer sizes for client sockets (0 = kernel default).
+    pub socket_send_buffer: usize,
+    pub socket_recv_buffer: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            shards: 0,
+            ingest_core: None,
+            shard_cores: None,
+            pin: true,
+            spin_before_park_us: 50,
+            ring_capacity: 4096,
+            batch_size: 64,
+            io_memory_bytes: 512 * 1024,
+            socket_send_buffer: 0,
+            socket_recv_buffer: 0,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    pub fn spin_before_park(&self) -> Duration {
+        Duration::from_micros(self.spin_before_park_us)
+    }
+}
+
+/// A config error: which file and what is wrong with it.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Load a TOML config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The allow-list entry for a ClientID, if a list is configured.
+    pub fn client(&self, client_id: &[u8]) -> Option<&ClientEntry> {
+        self.clients
+            .iter()
+            .find(|c| c.client_id.as_bytes() == client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../ctirouter.example.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.clients.len(), 1);
+        assert_eq!(config.limits.output_bound_bytes, DEFAULT_OUTPUT_BOUND);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::parse("listn = \"1.2.3.4:5\"").is_err());
+    }
+
+    #[test]
+    fn client_services_become_bits() {
+        let c = Config::parse(
+            "[[clients]]\nclient_id = \"r\"\nservices = [\"all-events\", \"client-monitor\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.clients[0].allowed_services(), 0x50);
+    }
+}

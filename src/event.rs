@@ -1,0 +1,111 @@
+//! An upstream event as it crosses cores: its routing keys and its wire bytes
+//! at the upstream version, re-encoded lazily — once per protocol version that
+//! some session uses, shared by every shard — and never mutated after that.
+//! Shards receive `Arc<Event>`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::proto::routing::{self, RoutingKeys};
+use crate::proto::transcode::{transcode, Transcoded};
+use crate::proto::{DecodeError, Version};
+
+/// One event from the PG.
+pub struct Event {
+    /// Position in the upstream stream (for ordering checks and logs).
+    pub seq: u64,
+    /// When ingest read it (fan-out latency is measured from here).
+    pub received: Instant,
+    /// The version `frame` is encoded in (the upstream session's version).
+    pub version: Version,
+    /// The whole frame as the upstream sent it.
+    pub frame: Box<[u8]>,
+    pub keys: RoutingKeys,
+    /// The frame at each other version; `None` inside = not sendable there.
+    encoded: [OnceLock<Option<Box<[u8]>>>; Version::COUNT],
+}
+
+impl Event {
+    /// Build from one whole upstream frame: routing keys are read now, other
+    /// versions are encoded when first asked for.
+    pub fn new(seq: u64, version: Version, frame: Box<[u8]>) -> Result<Event, DecodeError> {
+        let keys = routing::extract(&frame, version)?;
+        Ok(Event {
+            seq,
+            received: Instant::now(),
+            version,
+            frame,
+            keys,
+            encoded: Default::default(),
+        })
+    }
+
+    pub fn message_type(&self) -> u32 {
+        self.keys.message_type
+    }
+
+    /// The frame encoded at `version`, or `None` when that version cannot
+    /// carry this message type (design.md §4.1: it is not sent).
+    pub fn bytes_at(&self, version: Version) -> Option<&[u8]> {
+        if version == self.version {
+            return Some(&self.frame);
+        }
+        self.encoded[version.index()]
+            .get_or_init(|| {
+                let mut out = Vec::with_capacity(self.frame.len() + 32);
+                match transcode(&self.frame, self.version, version, &mut out) {
+                    Ok(Transcoded::Written(_)) => Some(out.into_boxed_slice()),
+                    // Keys were extracted from this frame, so it parsed; a
+                    // body the typed decoder rejects is not sent at other versions.
+                    Ok(Transcoded::NotInVersion) | Err(_) => None,
+                }
+            })
+            .as_deref()
+    }
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("seq", &self.seq)
+            .field("type", &self.keys.message_type)
+            .field("len", &self.frame.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::msg::{AgentStateEvent, CallAgentGreetingEvent};
+    use crate::proto::Message;
+
+    fn v(n: u32) -> Version {
+        Version::new(n).unwrap()
+    }
+
+    #[test]
+    fn other_versions_are_encoded_once_and_reused() {
+        let frame = Message::from(AgentStateEvent {
+            agent_state: 3,
+            ..Default::default()
+        })
+        .to_frame(v(24))
+        .unwrap();
+        let event = Event::new(1, v(24), frame.clone().into_boxed_slice()).unwrap();
+        assert_eq!(event.bytes_at(v(24)).unwrap(), &frame[..]);
+        let at14 = event.bytes_at(v(14)).unwrap().as_ptr();
+        assert_eq!(event.bytes_at(v(14)).unwrap().as_ptr(), at14);
+        assert_eq!(event.bytes_at(v(14)).unwrap().len(), frame.len() - 4);
+    }
+
+    #[test]
+    fn types_a_version_lacks_are_not_sent() {
+        let frame = Message::from(CallAgentGreetingEvent::default())
+            .to_frame(v(24))
+            .unwrap();
+        let event = Event::new(1, v(24), frame.into_boxed_slice()).unwrap();
+        assert!(event.bytes_at(v(14)).is_none());
+        assert!(event.bytes_at(v(15)).is_some());
+    }
+}

@@ -1,0 +1,243 @@
+//! Starting and stopping the router: one pinned glommio executor for ingest
+//! and one per shard, the rings between them, and the shared listen port.
+//! A pin that fails is an error, not a warning.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::ingest::{self, IngestSetup, ToIngest};
+use crate::metrics::Metrics;
+use crate::ring;
+use crate::shard::{self, ShardSetup, ToShard};
+
+/// Why the router could not start or stop cleanly.
+#[derive(Debug)]
+pub struct RouterError(pub String);
+
+impl std::fmt::Display for RouterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouterError {}
+
+fn err(context: &str, e: impl std::fmt::Display) -> RouterError {
+    RouterError(format!("{context}: {e}"))
+}
+
+/// A running router.
+pub struct Router {
+    /// The address shards listen on (the real port when the config said 0).
+    pub local_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    executors: Vec<ExecutorJoinHandle<()>>,
+}
+
+/// Which core each executor runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placements {
+    pub ingest: Option<usize>,
+    pub shards: Vec<Option<usize>>,
+}
+
+/// Number of CPUs this process may run on.
+pub fn nr_cores() -> usize {
+    core_affinity::get_core_ids()
+        .map_or(1, |ids| ids.len())
+        .max(1)
+}
+
+/// Cores for ingest and each shard from the runtime config: explicit cores
+/// must exist; the default puts ingest on core 0 and shards on the cores
+/// after it, wrapping around when there are more shards than cores.
+pub fn placements(config: &Config, nr_cores: usize) -> Result<Placements, RouterError> {
+    let rt = &config.runtime;
+    let nr_shards = match (rt.shards, &rt.shard_cores) {
+        (0, Some(cores)) if !cores.is_empty() => cores.len(),
+        (0, _) => nr_cores.saturating_sub(1).max(1),
+        (n, _) => n,
+    };
+    if !rt.pin {
+        return Ok(Placements {
+            ingest: None,
+            shards: vec![None; nr_shards],
+        });
+    }
+    let ingest = rt.ingest_core.unwrap_or(0);
+    let shards: Vec<usize> = match &rt.shard_cores {
+        Some(cores) if !cores.is_empty() => {
+            (0..nr_shards).map(|i| cores[i % cores.len()]).collect()
+        }
+        _ => (0..nr_shards)
+            .map(|i| (ingest + 1 + i) % nr_cores)
+            .collect(),
+    };
+    for &core in std::iter::once(&ingest).chain(&shards) {
+        if core >= nr_cores {
+            return Err(RouterError(format!(
+                "core {core} does not exist: this machine has {nr_cores} cores (0..={})",
+                nr_cores - 1
+            )));
+        }
+    }
+    Ok(Placements {
+        ingest: Some(ingest),
+        shards: shards.into_iter().map(Some).collect(),
+    })
+}
+
+fn builder(name: &str, core: Option<usize>, config: &Config) -> LocalExecutorBuilder {
+    let placement = match core {
+        Some(core) => Placement::Fixed(core),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(config.runtime.io_memory_bytes)
+        .spin_before_park(config.runtime.spin_before_park())
+}
+
+/// Reserve the listen address (resolving port 0) without listening on it, so
+/// every shard binds the same port with SO_REUSEPORT.
+fn reserve(listen: SocketAddr) -> Result<(socket2::Socket, SocketAddr), RouterError> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(listen), Type::STREAM, None)
+        .map_err(|e| err("socket", e))?;
+    socket
+        .set_reuse_port(true)
+        .map_err(|e| err("SO_REUSEPORT", e))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| err("SO_REUSEADDR", e))?;
+    socket
+        .bind(&listen.into())
+        .map_err(|e| err(&format!("bind {listen}"), e))?;
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| RouterError("listen address has no port".into()))?;
+    Ok((socket, addr))
+}
+
+impl Router {
+    /// Start ingest and the shards; returns once every shard listens.
+    pub fn start(config: Config) -> Result<Router, RouterError> {
+        let places = placements(&config, nr_cores())?;
+        let (reservation, local_addr) = reserve(config.listen)?;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let capacity = config.runtime.ring_capacity;
+
+        let mut to_shards = Vec::new();
+        let mut from_shards = Vec::new();
+        let mut executors = Vec::new();
+        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
+        for (index, core) in places.shards.iter().enumerate() {
+            let (event_tx, event_rx) = ring::ring::<ToShard>(capacity);
+            let (ctl_tx, ctl_rx) = ring::ring::<ToIngest>(capacity);
+            to_shards.push(event_tx);
+            from_shards.push(ctl_rx);
+            let setup = ShardSetup {
+                index,
+                listen: local_addr,
+                config: config.clone(),
+                metrics: metrics.clone(),
+                from_ingest: event_rx,
+                to_ingest: ctl_tx,
+            };
+            let bound = bound_tx.clone();
+            let handle = builder(&format!("shard-{index}"), *core, &config)
+                .spawn(move || async move {
+                    match shard::bind(setup.listen) {
+                        Ok(listener) => {
+                            let _ = bound.send(Ok(()));
+                            shard::run(setup, listener).await;
+                        }
+                        Err(e) => {
+                            let _ = bound.send(Err(format!("shard {index}: bind: {e}")));
+                        }
+                    }
+                })
+                .map_err(|e| err(&format!("start shard {index} on core {core:?}"), e))?;
+            executors.push(handle);
+        }
+        for _ in 0..places.shards.len() {
+            match bound_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(RouterError(e)),
+                Err(e) => return Err(err("shard startup", e)),
+            }
+        }
+        drop(reservation);
+
+        let setup = IngestSetup {
+            config: config.clone(),
+            metrics: metrics.clone(),
+            to_shards,
+            from_shards,
+            stop: stop.clone(),
+        };
+        let handle = builder("ingest", places.ingest, &config)
+            .spawn(move || ingest::run(setup))
+            .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
+        executors.push(handle);
+        Ok(Router {
+            local_addr,
+            metrics,
+            stop,
+            executors,
+        })
+    }
+
+    /// Ask the router to stop; [`Router::join`] waits for it.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop and wait until every executor has finished.
+    pub fn shutdown(self) -> Result<(), RouterError> {
+        self.request_stop();
+        self.join()
+    }
+
+    /// Wait until every executor has finished.
+    pub fn join(self) -> Result<(), RouterError> {
+        for handle in self.executors {
+            handle.join().map_err(|e| err("executor", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_placement_wraps_shards_over_the_cores_after_ingest() {
+        let mut config = Config::default();
+        config.runtime.shards = 3;
+        let p = placements(&config, 2).unwrap();
+        assert_eq!(p.ingest, Some(0));
+        assert_eq!(p.shards, vec![Some(1), Some(0), Some(1)]);
+        config.runtime.shards = 0;
+        assert_eq!(placements(&config, 4).unwrap().shards.len(), 3);
+        assert_eq!(placements(&config, 1).unwrap().shards, vec![Some(0)]);
+    }
+
+    #[test]
+    fn cores_the_machine_lacks_are_refused() {
+        let mut config = Config::default();
+        config.runtime.shard_cores = Some(vec![1, 7]);
+        let e = placements(&config, 2).unwrap_err();
+        assert!(e.0.contains("core 7 does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,235 @@
+//! One client connection on a shard: the read task (frames in, through the
+//! session state machine) and the write task (the output buffer out, one
+//! write per wake-up), raced against a kill switch. The output buffer is
+//! double-buffered so events keep appending while a write is in flight.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::rc::Rc;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use super::notify::Notify;
+use super::session::{CloseReason, Context, Outcome, Phase, Session};
+use super::{Shard, CLOSE_FLUSH_GRACE};
+use crate::config::RuntimeConfig;
+use crate::metrics::Metrics;
+use crate::proto::frame;
+use crate::proto::DecodeError;
+
+/// Read buffer: always holds at least one whole frame (12,500 bytes max).
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A connection's mutable state (only ever borrowed briefly, never across an await).
+pub struct ConnState {
+    pub session: Session,
+    /// Bytes queued for the client, not yet handed to the socket.
+    pub out: Vec<u8>,
+    /// Bytes handed to the socket and not yet written.
+    pub inflight: usize,
+    /// Already in the shard's dirty list for this batch.
+    pub dirty: bool,
+    /// The session reached Open (so its close is reported).
+    pub was_open: bool,
+}
+
+/// A connection, shared by its tasks and the shard's dispatch.
+pub struct Conn {
+    pub id: u32,
+    pub state: RefCell<ConnState>,
+    /// Output is waiting: wake the writer.
+    pub write_ready: Notify,
+    /// Drop the socket now (a slow consumer cut mid-write).
+    pub kill: Notify,
+}
+
+impl Conn {
+    pub fn new(id: u32, peer: SocketAddr, now: Instant) -> Conn {
+        Conn {
+            id,
+            state: RefCell::new(ConnState {
+                session: Session::new(id, peer, now),
+                out: Vec::with_capacity(4096),
+                inflight: 0,
+                dirty: false,
+                was_open: false,
+            }),
+            write_ready: Notify::default(),
+            kill: Notify::default(),
+        }
+    }
+
+    /// End the session with a FAILURE_EVENT (idle timeout, shutdown) after
+    /// what is queued; sessions not yet open are just closed.
+    pub fn end(&self, reason: CloseReason) {
+        let mut st = self.state.borrow_mut();
+        let ConnState { session, out, .. } = &mut *st;
+        match session.phase {
+            Phase::Open => session.end_with_failure_event(reason, out),
+            Phase::AwaitingOpen => session.phase = Phase::Closing(reason),
+            Phase::Closing(_) => return,
+        }
+        drop(st);
+        self.write_ready.notify();
+    }
+
+    fn closing_reason(&self) -> Option<CloseReason> {
+        match self.state.borrow().session.phase {
+            Phase::Closing(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Serve one connection until it ends, then remove it from the shard.
+pub async fn serve(shard: Rc<Shard>, conn: Rc<Conn>, stream: TcpStream) {
+    let (reader, writer) = futures_lite::io::split(stream);
+    let killed = async {
+        conn.kill.wait().await;
+        conn.closing_reason().unwrap_or(CloseReason::SlowConsumer)
+    };
+    let reason = futures_lite::future::or(
+        futures_lite::future::or(
+            read_loop(&shard, &conn, reader),
+            write_loop(&shard, &conn, writer),
+        ),
+        killed,
+    )
+    .await;
+    shard.remove(&conn, reason);
+}
+
+/// Read frames until the peer goes away; once the session is closing, stop
+/// reading and leave the end to the writer.
+async fn read_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut reader: futures_lite::io::ReadHalf<TcpStream>,
+) -> CloseReason {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut filled = 0;
+    loop {
+        let n = match reader.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        filled += n;
+        let used = handle_frames(shard, conn, &buf[..filled]);
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if conn.closing_reason().is_some() {
+            break;
+        }
+    }
+    match conn.closing_reason() {
+        // Closing already: let the writer flush and finish.
+        Some(_) => futures_lite::future::pending().await,
+        None => CloseReason::Disconnected,
+    }
+}
+
+/// Run every whole frame in `bytes` through the session; returns bytes used.
+fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
+    let mut used = 0;
+    loop {
+        if conn.closing_reason().is_some() {
+            break;
+        }
+        match frame::parse(&bytes[used..]) {
+            Ok((frame, len)) => {
+                used += len;
+                let outcome = {
+                    let status = shard.status.borrow();
+                    let ctx = Context {
+                        config: &shard.config,
+                        status: &status,
+                    };
+                    let mut st = conn.state.borrow_mut();
+                    let ConnState { session, out, .. } = &mut *st;
+                    session.on_frame(frame, &ctx, Instant::now(), out)
+                };
+                if outcome == Outcome::Opened {
+                    conn.state.borrow_mut().was_open = true;
+                    shard.register(conn);
+                }
+            }
+            Err(DecodeError::Incomplete) => break,
+            Err(DecodeError::Invalid(_)) => {
+                // Only an oversize length breaks framing at this stage.
+                Metrics::add(&shard.metrics.nr_bad_client_frames, 1);
+                let mut st = conn.state.borrow_mut();
+                let ConnState { session, out, .. } = &mut *st;
+                session.on_framing_error(out);
+                used = bytes.len();
+                break;
+            }
+        }
+    }
+    conn.write_ready.notify();
+    used
+}
+
+/// Write the output buffer whenever notified; after the session starts
+/// closing, flush what is left (within a grace period) and end.
+async fn write_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut writer: futures_lite::io::WriteHalf<TcpStream>,
+) -> CloseReason {
+    let mut spare: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        conn.write_ready.wait().await;
+        loop {
+            {
+                let mut st = conn.state.borrow_mut();
+                if st.out.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut st.out, &mut spare);
+                st.inflight = spare.len();
+            }
+            let written = match conn.closing_reason() {
+                None => writer.write_all(&spare).await.is_ok(),
+                Some(_) => {
+                    futures_lite::future::or(
+                        async { writer.write_all(&spare).await.is_ok() },
+                        async {
+                            glommio::timer::sleep(CLOSE_FLUSH_GRACE).await;
+                            false
+                        },
+                    )
+                    .await
+                }
+            };
+            Metrics::add(&shard.metrics.nr_writes, 1);
+            spare.clear();
+            conn.state.borrow_mut().inflight = 0;
+            if !written {
+                return conn.closing_reason().unwrap_or(CloseReason::Disconnected);
+            }
+        }
+        if let Some(reason) = conn.closing_reason() {
+            let _ = writer.flush().await;
+            return reason;
+        }
+    }
+}
+
+/// Apply the configured kernel socket buffer sizes (0 = leave the default).
+pub fn apply_socket_buffers(stream: &TcpStream, runtime: &RuntimeConfig) {
+    if runtime.socket_send_buffer == 0 && runtime.socket_recv_buffer == 0 {
+        return;
+    }
+    // SAFETY: the fd belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let sock = socket2::SockRef::from(&fd);
+    if runtime.socket_send_buffer > 0 {
+        let _ = sock.set_send_buffer_size(runtime.socket_send_buffer);
+    }
+    if runtime.socket_recv_buffer > 0 {
+        let _ = sock.set_recv_buffer_size(runtime.socket_recv_buffer);
+    }
+}

@@ -1,0 +1,139 @@
+//! Shard dispatch: drain a batch from the ingest ring, append each event's
+//! bytes (at the session's version) to every session that wants it, enforce
+//! the output bound, and at the end of the batch wake each dirty session's
+//! writer once — one socket write per dirty session per batch.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::conn::Conn;
+use super::session::{failure_event, CloseReason, Phase};
+use super::{Shard, ToShard};
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::proto::constants::{msg, status};
+use crate::ring;
+
+/// Most ring items handled before the batch's writes are issued: bounds the
+/// latency the first event of a long burst waits for its write.
+const MAX_BATCH: usize = 256;
+
+/// How often a shard folds its latency histogram into the shared metrics.
+const LATENCY_MERGE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Dispatch ring batches until ingest says shut down.
+pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
+    let mut shutdown = false;
+    let mut latency = crate::metrics::latency_histogram();
+    let mut received: Vec<Instant> = Vec::with_capacity(MAX_BATCH);
+    let mut last_merge = Instant::now();
+    while !shutdown {
+        from_ingest.ready().await;
+        let mut nr_deliveries = 0u64;
+        from_ingest.drain(MAX_BATCH, |item| match item {
+            ToShard::Event(event) => {
+                received.push(event.received);
+                nr_deliveries += deliver(shard, &event);
+            }
+            ToShard::Status(status) => *shard.status.borrow_mut() = status,
+            ToShard::Shutdown => shutdown = true,
+        });
+        Metrics::add(&shard.metrics.nr_deliveries, nr_deliveries);
+        flush_dirty(shard);
+        let now = Instant::now();
+        for at in received.drain(..) {
+            let _ = latency.record(now.saturating_duration_since(at).as_nanos().max(1) as u64);
+        }
+        if shutdown || now.duration_since(last_merge) >= LATENCY_MERGE_INTERVAL {
+            shard.metrics.merge_latency(&mut latency);
+            last_merge = now;
+        }
+        shard.to_ingest.borrow_mut().try_flush();
+        // Let connection tasks run between batches.
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// Append one event to every session that wants it; returns the copies made.
+fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
+    let mut copies = 0;
+    if event.message_type() == msg::SYSTEM_EVENT {
+        // SYSTEM_EVENT reaches every open session, whatever its services.
+        for conn in shard.conns.borrow().values() {
+            copies += append(shard, conn, event) as u64;
+        }
+        return copies;
+    }
+    for conn in shard.all_events.borrow().iter() {
+        let wants = conn.state.borrow().session.wants_all_events(&event.keys);
+        if wants {
+            copies += append(shard, conn, event) as u64;
+        }
+    }
+    copies
+}
+
+/// Append the event at the session's version; cut the session if that would
+/// pass its output bound (design.md §4.13). Returns whether a copy was queued.
+fn append(shard: &Shard, conn: &Rc<Conn>, event: &Event) -> bool {
+    let mut st = conn.state.borrow_mut();
+    if st.session.phase != Phase::Open {
+        return false;
+    }
+    let Some(bytes) = event.bytes_at(st.session.version) else {
+        return false;
+    };
+    if st.out.len() + st.inflight + bytes.len() > shard.config.limits.output_bound_bytes {
+        drop(st);
+        cut_slow_consumer(shard, conn);
+        return false;
+    }
+    st.out.extend_from_slice(bytes);
+    if !st.dirty {
+        st.dirty = true;
+        shard.dirty.borrow_mut().push(conn.clone());
+    }
+    true
+}
+
+/// The session fell too far behind: drop its queue, send FAILURE_EVENT(25)
+/// if the socket is not mid-write (it fits), and close. Nobody else waits.
+fn cut_slow_consumer(shard: &Shard, conn: &Rc<Conn>) {
+    Metrics::add(&shard.metrics.nr_slow_consumer_cuts, 1);
+    let mut st = conn.state.borrow_mut();
+    st.out.clear();
+    let version = st.session.version;
+    st.session.phase = Phase::Closing(CloseReason::SlowConsumer);
+    let mid_write = st.inflight > 0;
+    if !mid_write {
+        failure_event(&mut st.out, version, status::E_CTI_BAD_MESSAGE_FORMAT);
+    }
+    drop(st);
+    tracing::info!(
+        shard = shard.index,
+        session = conn.id,
+        "slow consumer cut at its output bound"
+    );
+    if mid_write {
+        conn.kill.notify();
+    } else {
+        conn.write_ready.notify();
+    }
+}
+
+/// Wake the writer of every session that got output in this batch.
+fn flush_dirty(shard: &Shard) {
+    let dirty = std::mem::take(&mut *shard.dirty.borrow_mut());
+    for conn in &dirty {
+        conn.state.borrow_mut().dirty = false;
+        conn.write_ready.notify();
+    }
+    // Keep the allocation for the next batch.
+    let mut slot = shard.dirty.borrow_mut();
+    if slot.is_empty() {
+        let mut dirty = dirty;
+        dirty.clear();
+        *slot = dirty;
+    }
+}

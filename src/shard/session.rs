@@ -1,0 +1,401 @@
+//! One downstream session's protocol state machine, sans I/O: version
+//! negotiation, the before-OPEN rule, OPEN_REQ checks, OPEN_CONF and the
+//! SYSTEM_EVENTs after it, heartbeat, close, bad input and the All Events
+//! filter (design.md §4 items 1–8). It reads frames and appends the frames it
+//! answers with to an output buffer; the connection task does the I/O.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::proto::constants::{agent_mask, call_mask};
+use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
+use crate::proto::msg::{
+    CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf, HeartbeatReq, OpenConf, OpenReq,
+};
+use crate::proto::routing::RoutingKeys;
+use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Version};
+use crate::status::{unix_time, PgStatus};
+
+/// The services this build of the router serves (grants).
+pub const SERVED_SERVICES: u32 = service::ALL_EVENTS;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connected; only OPEN_REQ is accepted.
+    AwaitingOpen,
+    Open,
+    /// Ending: what is queued is flushed, then the socket closes.
+    Closing(CloseReason),
+}
+
+/// Why a session ended; decides CLIENT_SESSION_CLOSED_EVENT's Status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// CLOSE_REQ (status 0).
+    ClientClose,
+    /// The OPEN_REQ was refused.
+    OpenRejected(u32),
+    /// Unrecoverable framing (frame over the size limit).
+    BadFraming,
+    /// No message for IdleTimeout seconds (status 16).
+    IdleTimeout,
+    /// Unsent output over the bound (status 25).
+    SlowConsumer,
+    /// The router is shutting down (status 15).
+    Shutdown,
+    /// TCP dropped without CLOSE_REQ (status 37).
+    Disconnected,
+}
+
+impl CloseReason {
+    /// CLIENT_SESSION_CLOSED_EVENT Status (design.md §4.6).
+    pub fn status(self) -> u32 {
+        match self {
+            CloseReason::ClientClose => status::E_CTI_NO_ERROR,
+            CloseReason::OpenRejected(code) => code,
+            CloseReason::BadFraming | CloseReason::SlowConsumer => status::E_CTI_BAD_MESSAGE_FORMAT,
+            CloseReason::IdleTimeout => status::E_CTI_TIMEOUT,
+            CloseReason::Shutdown => status::E_CTI_CTI_SERVER_OFFLINE,
+            CloseReason::Disconnected => status::E_CTI_CLIENT_DISCONNECTED,
+        }
+    }
+}
+
+/// What the router knows about a session's client (Client Monitor, logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: CtiString,
+    pub client_signature: CtiString,
+    pub agent_extension: Option<CtiString>,
+    pub agent_id: Option<CtiString>,
+    pub agent_instrument: Option<CtiString>,
+    pub peripheral_id: u32,
+}
+
+/// What a frame did to the session, beyond the bytes it queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// The session just opened (register it for events).
+    Opened,
+    /// Flush what is queued, then close.
+    Close(CloseReason),
+}
+
+/// Shared, read-only inputs of the state machine.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub status: &'a PgStatus,
+}
+
+/// One session's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    pub id: u32,
+    pub peer: SocketAddr,
+    pub phase: Phase,
+    /// Negotiated version (MAX until OPEN).
+    pub version: Version,
+    pub services: u32,
+    pub call_mask: u32,
+    pub agent_mask: u32,
+    /// `None`: idle check disabled (0xFFFFFFFF).
+    pub idle_timeout: Option<Duration>,
+    pub last_input: Instant,
+    pub client: ClientInfo,
+}
+
+/// InvokeID of a request: its first field, 0 when the body is too short.
+fn invoke_id(body: &[u8]) -> u32 {
+    OpenReq::peek_invoke_id(body).unwrap_or(0)
+}
+
+fn push(out: &mut Vec<u8>, version: Version, message: Message) {
+    // Responses are fixed-size or tiny: they always fit and exist at every version.
+    let _ = message.encode(version, out);
+}
+
+/// Append FAILURE_CONF(InvokeID, status).
+pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: u32, status: u32) {
+    push(
+        out,
+        version,
+        FailureConf {
+            invoke_id,
+            status,
+            text: None,
+        }
+        .into(),
+    );
+}
+
+/// Append FAILURE_EVENT(status).
+pub fn failure_event(out: &mut Vec<u8>, version: Version, status: u32) {
+    push(out, version, FailureEvent { status, text: None }.into());
+}
+
+impl Session {
+    pub fn new(id: u32, peer: SocketAddr, now: Instant) -> Session {
+        Session {
+            id,
+            peer,
+            phase: Phase::AwaitingOpen,
+            version: Version::MAX,
+            services: 0,
+            call_mask: 0,
+            agent_mask: 0,
+            idle_timeout: None,
+            last_input: now,
+            client: ClientInfo::default(),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Handle one whole frame from the client, appending any answer to `out`.
+    pub fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        ctx: &Context<'_>,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        self.last_input = now;
+        let outcome = match self.phase {
+            Phase::Closing(_) => Outcome::Continue,
+            Phase::AwaitingOpen if frame.message_type == msg::OPEN_REQ => {
+                self.on_open_req(frame.body, ctx, out)
+            }
+            Phase::AwaitingOpen => {
+                failure_conf(
+                    out,
+                    self.version,
+                    invoke_id(frame.body),
+                    status::E_CTI_SESSION_NOT_OPEN,
+                );
+                Outcome::Continue
+            }
+            Phase::Open => self.on_request(frame, out),
+        };
+        if let Outcome::Close(reason) = outcome {
+            self.phase = Phase::Closing(reason);
+        }
+        outcome
+    }
+
+    /// The stream broke framing (a frame over the size limit): FAILURE_EVENT(25), close.
+    pub fn on_framing_error(&mut self, out: &mut Vec<u8>) -> Outcome {
+        failure_event(out, self.version, status::E_CTI_BAD_MESSAGE_FORMAT);
+        self.phase = Phase::Closing(CloseReason::BadFraming);
+        Outcome::Close(CloseReason::BadFraming)
+    }
+
+    /// Whether the idle timeout has run out at `now`.
+    pub fn idle_expired(&self, now: Instant) -> bool {
+        match self.idle_timeout {
+            Some(limit) => {
+                self.phase == Phase::Open && now.duration_since(self.last_input) >= limit
+            }
+            None => false,
+        }
+    }
+
+    /// Queue the session's end with a FAILURE_EVENT(status) (idle timeout, shutdown).
+    pub fn end_with_failure_event(&mut self, reason: CloseReason, out: &mut Vec<u8>) {
+        failure_event(out, self.version, reason.status());
+        self.phase = Phase::Closing(reason);
+    }
+
+    fn reject(&mut self, out: &mut Vec<u8>, invoke: u32, code: u32) -> Outcome {
+        failure_conf(out, self.version, invoke, code);
+        Outcome::Close(CloseReason::OpenRejected(code))
+    }
+
+    fn on_open_req(&mut self, body: &[u8], ctx: &Context<'_>, out: &mut Vec<u8>) -> Outcome {
+        let invoke = invoke_id(body);
+        let Some(requested) = OpenReq::peek_version(body) else {
+            failure_conf(out, self.version, invoke, status::E_CTI_BAD_MESSAGE_FORMAT);
+            return Outcome::Continue;
+        };
+        let Some(version) = Version::new(requested) else {
+            return self.reject(out, invoke, status::E_CTI_INVALID_VERSION);
+        };
+        self.version = version;
+        let req = match OpenReq::decode_body(body, version, DecodeOptions::STRICT) {
+            Ok(req) => req,
+            Err(_) => {
+                failure_conf(out, version, invoke, status::E_CTI_BAD_MESSAGE_FORMAT);
+                return Outcome::Continue;
+            }
+        };
+        if let Err(code) = check_open_req(&req, ctx.config) {
+            return self.reject(out, invoke, code);
+        }
+        self.accept_open(req, ctx, out)
+    }
+
+    fn accept_open(&mut self, req: OpenReq, ctx: &Context<'_>, out: &mut Vec<u8>) -> Outcome {
+        let client_id = req.client_id.clone().unwrap_or_default();
+        let allowed = ctx
+            .config
+            .client(client_id.as_bytes())
+            .map_or(u32::MAX, |c| c.allowed_services());
+        self.services = req.services_requested & SERVED_SERVICES & allowed;
+        self.call_mask = req.call_msg_mask;
+        self.agent_mask = req.agent_state_mask;
+        self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)
+            .then(|| Duration::from_secs(req.idle_timeout as u64));
+        self.client = ClientInfo {
+            client_signature: req
+                .client_signature
+                .clone()
+                .unwrap_or_else(|| client_id.clone()),
+            client_id,
+            agent_extension: req.agent_extension.clone(),
+            agent_id: req.agent_id.clone(),
+            agent_instrument: req.agent_instrument.clone(),
+            peripheral_id: req.peripheral_id,
+        };
+        self.phase = Phase::Open;
+        let now = unix_time();
+        push(
+            out,
+            self.version,
+            open_conf(&req, self.services, ctx.status, now).into(),
+        );
+        if self.services & service::ALL_EVENTS != 0 {
+            for event in ctx.status.peripheral_events(now) {
+                push(out, self.version, event);
+            }
+        }
+        Outcome::Opened
+    }
+
+    fn on_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
+        let body = frame.body;
+        let invoke = invoke_id(body);
+        let v = self.version;
+        match frame.message_type {
+            msg::HEARTBEAT_REQ => match HeartbeatReq::decode_body(body, v, DecodeOptions::STRICT) {
+                Ok(req) => push(
+                    out,
+                    v,
+                    HeartbeatConf {
+                        invoke_id: req.invoke_id,
+                    }
+                    .into(),
+                ),
+                Err(_) => failure_conf(out, v, invoke, status::E_CTI_BAD_MESSAGE_FORMAT),
+            },
+            msg::CLOSE_REQ => match CloseReq::decode_body(body, v, DecodeOptions::STRICT) {
+                Ok(req) => {
+                    push(
+                        out,
+                        v,
+                        CloseConf {
+                            invoke_id: req.invoke_id,
+                        }
+                        .into(),
+                    );
+                    return Outcome::Close(CloseReason::ClientClose);
+                }
+                Err(_) => failure_conf(out, v, invoke, status::E_CTI_BAD_MESSAGE_FORMAT),
+            },
+            msg::OPEN_REQ => {
+                failure_conf(out, v, invoke, status::E_CTI_SESSION_ALREADY_OPEN);
+                return Outcome::Close(CloseReason::OpenRejected(
+                    status::E_CTI_SESSION_ALREADY_OPEN,
+                ));
+            }
+            1..=msg::MAX_KNOWN_V24 => {
+                failure_conf(out, v, invoke, status::E_CTI_FUNCTION_NOT_AVAILABLE)
+            }
+            _ => failure_conf(out, v, invoke, status::E_CTI_INVALID_MESSAGE_TYPE),
+        }
+        Outcome::Continue
+    }
+
+    /// The All Events filter (design.md §4.8): every call and agent event,
+    /// CallMsgMask by event type, AgentStateMask by AgentState;
+    /// CALL_TRANSLATION_ROUTE_EVENT unmasked. (SYSTEM_EVENT goes to every
+    /// open session and is not decided here.)
+    pub fn wants_all_events(&self, keys: &RoutingKeys) -> bool {
+        if self.services & service::ALL_EVENTS == 0 {
+            return false;
+        }
+        match keys.message_type {
+            msg::CALL_TRANSLATION_ROUTE_EVENT => true,
+            msg::AGENT_STATE_EVENT => {
+                let state = keys.agent_state.unwrap_or(u16::MAX);
+                self.agent_mask & agent_mask::bit_for(state) != 0
+            }
+            t => {
+                let bit = call_mask::bit_for(t);
+                bit == 0 || self.call_mask & bit != 0
+            }
+        }
+    }
+}
+
+/// The OPEN_REQ checks of design.md §4.3 (after the version check).
+fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
+    let Some(client_id) = req.client_id.as_ref().filter(|id| !id.is_empty()) else {
+        return Err(status::E_CTI_REQUIRED_DATA_MISSING);
+    };
+    if !config.clients.is_empty() {
+        let password = req
+            .client_password
+            .as_ref()
+            .map(|p| crate::proto::values::strip_nul(&p.0));
+        let ok = config
+            .client(client_id.as_bytes())
+            .is_some_and(|c| c.password.as_bytes() == password.unwrap_or_default());
+        if !ok {
+            return Err(status::E_CTI_INVALID_PASSWORD);
+        }
+    }
+    if req.idle_timeout < MIN_IDLE_TIMEOUT_SECS && req.idle_timeout != IDLE_TIMEOUT_DISABLED {
+        return Err(status::E_CTI_INVALID_TIMEOUT);
+    }
+    let names_agent = [&req.agent_extension, &req.agent_id, &req.agent_instrument]
+        .iter()
+        .any(|f| f.as_ref().is_some_and(|s| !s.is_empty()));
+    if req.services_requested & service::CLIENT_EVENTS != 0 && !names_agent {
+        return Err(status::E_CTI_REQUIRED_DATA_MISSING);
+    }
+    Ok(())
+}
+
+fn open_conf(req: &OpenReq, granted: u32, status: &PgStatus, now: u32) -> OpenConf {
+    let peripherals = status
+        .peripherals
+        .iter()
+        .map(|&(id, _)| crate::proto::group::PeripheralEntry {
+            peripheral_id: Some(id),
+            multiline_agent_control: Some(0),
+        })
+        .collect::<Vec<_>>();
+    OpenConf {
+        invoke_id: req.invoke_id,
+        services_granted: granted,
+        monitor_id: 0,
+        pg_status: status.pg_status,
+        icm_central_controller_time: now,
+        peripheral_online: status.all_online() as u16,
+        peripheral_type: status.peripheral_type,
+        agent_state: 0,
+        department_id: 0,
+        // 1 = active: the router always serves (protocol.md §4.1).
+        session_type: 1,
+        num_peripherals: Some(peripherals.len() as u16),
+        peripherals,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Unit tests of the session state machine, frame in, frames out.
+
+use super::*;
+use crate::proto::constants::system_event;
+use crate::proto::msg::SystemEvent;
+use crate::proto::Unspec;
+
+fn v(n: u32) -> Version {
+    Version::new(n).unwrap()
+}
+
+fn status() -> PgStatus {
+    PgStatus {
+        pg_status: 0,
+        peripherals: vec![(5000, true), (5001, false)],
+        peripheral_type: 17,
+    }
+}
+
+fn open_req(version: u32) -> OpenReq {
+    OpenReq {
+        invoke_id: 7,
+        version_number: version,
+        idle_timeout: 60,
+        peripheral_id: u32::MAX,
+        services_requested: service::ALL_EVENTS,
+        call_msg_mask: u32::MAX,
+        agent_state_mask: 0x3fff,
+        client_id: Some("desk".into()),
+        client_password: Some(Unspec(vec![])),
+        ..Default::default()
+    }
+}
+
+/// Feed a message (encoded at `at`) and decode what came back at the session's version.
+fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, Vec<Message>) {
+    let bytes = m.to_frame(at).unwrap();
+    let (frame, _) = crate::proto::frame::parse(&bytes).unwrap();
+    let st = status();
+    let mut out = Vec::new();
+    let outcome = s.on_frame(
+        frame,
+        &Context {
+            config,
+            status: &st,
+        },
+        Instant::now(),
+        &mut out,
+    );
+    let mut replies = Vec::new();
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        let (m, used) = crate::proto::decode_frame(rest, s.version, DecodeOptions::STRICT).unwrap();
+        replies.push(m);
+        rest = &rest[used..];
+    }
+    (outcome, replies)
+}
+
+fn session() -> Session {
+    Session::new(1, "127.0.0.1:1".parse().unwrap(), Instant::now())
+}
+
+fn failure(status: u32, invoke_id: u32) -> Message {
+    FailureConf {
+        invoke_id,
+        status,
+        text: None,
+    }
+    .into()
+}
+
+#[test]
+fn open_conf_then_one_system_event_per_peripheral() {
+    let config = Config::default();
+    let mut s = session();
+    let (outcome, replies) = feed(&mut s, &config, open_req(19).into(), v(19));
+    assert_eq!(outcome, Outcome::Opened);
+    assert_eq!(s.version, v(19));
+    let Message::OpenConf(conf) = &replies[0] else {
+        panic!("{replies:?}")
+    };
+    assert_eq!(
+        (conf.invoke_id, conf.services_granted, conf.monitor_id),
+        (7, service::ALL_EVENTS, 0)
+    );
+    let ids: Vec<(u32, u32)> = replies[1..]
+        .iter()
+        .map(|m| match m {
+            Message::SystemEvent(SystemEvent {
+                system_event_id,
+                system_event_arg1,
+                ..
+            }) => (*system_event_id, *system_event_arg1),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (system_event::PERIPHERAL_ONLINE, 5000),
+            (system_event::PERIPHERAL_OFFLINE, 5001)
+        ]
+    );
+}
+
+#[test]
+fn unsupported_version_is_refused_and_closed() {
+    let mut s = session();
+    let (outcome, replies) = feed(&mut s, &Config::default(), open_req(12).into(), v(13));
+    assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(1)));
+    assert_eq!(replies, vec![failure(1, 7)]);
+}
+
+#[test]
+fn requests_before_open_get_session_not_open_and_stay() {
+    let mut s = session();
+    let (outcome, replies) = feed(
+        &mut s,
+        &Config::default(),
+        HeartbeatReq { invoke_id: 9 }.into(),
+        v(24),
+    );
+    assert_eq!(outcome, Outcome::Continue);
+    assert_eq!(replies, vec![failure(4, 9)]);
+    assert_eq!(s.phase, Phase::AwaitingOpen);
+}
+
+#[test]
+fn open_checks_follow_the_contract() {
+    let config = Config::parse(
+        "[[clients]]\nclient_id = \"desk\"\npassword = \"pw\"\nservices = [\"all-events\"]\n",
+    )
+    .unwrap();
+    let mut no_id = open_req(24);
+    no_id.client_id = None;
+    let mut bad_pw = open_req(24);
+    bad_pw.client_password = Some(Unspec(b"nope".to_vec()));
+    let mut short_idle = open_req(24);
+    short_idle.client_password = Some(Unspec(b"pw".to_vec()));
+    short_idle.idle_timeout = 19;
+    let mut client_events = open_req(24);
+    client_events.client_password = Some(Unspec(b"pw\0".to_vec()));
+    client_events.services_requested = service::CLIENT_EVENTS;
+    for (req, code) in [
+        (no_id, 6),
+        (bad_pw, 36),
+        (short_idle, 18),
+        (client_events, 6),
+    ] {
+        let mut s = session();
+        let (outcome, replies) = feed(&mut s, &config, req.into(), v(24));
+        assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(code)));
+        assert_eq!(replies, vec![failure(code, 7)]);
+    }
+}
+
+#[test]
+fn heartbeat_close_and_second_open() {
+    let config = Config::default();
+    let mut s = session();
+    feed(&mut s, &config, open_req(24).into(), v(24));
+    let (_, replies) = feed(&mut s, &config, HeartbeatReq { invoke_id: 3 }.into(), v(24));
+    assert_eq!(replies, vec![HeartbeatConf { invoke_id: 3 }.into()]);
+    let (outcome, replies) = feed(&mut s, &config, open_req(24).into(), v(24));
+    assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(5)));
+    assert_eq!(replies, vec![failure(5, 7)]);
+
+    let mut s = session();
+    feed(&mut s, &config, open_req(24).into(), v(24));
+    let (outcome, replies) = feed(
+        &mut s,
+        &config,
+        CloseReq {
+            invoke_id: 4,
+            status: 0,
+        }
+        .into(),
+        v(24),
+    );
+    assert_eq!(outcome, Outcome::Close(CloseReason::ClientClose));
+    assert_eq!(replies, vec![CloseConf { invoke_id: 4 }.into()]);
+}
+
+#[test]
+fn malformed_unknown_and_unserved_requests_get_their_codes() {
+    let config = Config::default();
+    let mut s = session();
+    feed(&mut s, &config, open_req(24).into(), v(24));
+    let short_heartbeat = Message::Raw(crate::proto::RawMessage {
+        message_type: 5,
+        body: vec![0, 1],
+    });
+    let (outcome, replies) = feed(&mut s, &config, short_heartbeat, v(24));
+    assert_eq!(
+        (outcome, replies),
+        (Outcome::Continue, vec![failure(25, 0)])
+    );
+    let unknown = Message::Raw(crate::proto::RawMessage {
+        message_type: 9999,
+        body: vec![0, 0, 0, 8],
+    });
+    let (_, replies) = feed(&mut s, &config, unknown, v(24));
+    assert_eq!(replies, vec![failure(2, 8)]);
+    let make_call = Message::Raw(crate::proto::RawMessage {
+        message_type: 56,
+        body: vec![0, 0, 0, 9],
+    });
+    let (_, replies) = feed(&mut s, &config, make_call, v(24));
+    assert_eq!(replies, vec![failure(12, 9)]);
+    assert!(s.is_open());
+}
+
+#[test]
+fn idle_timeout_counts_from_the_last_input() {
+    let config = Config::default();
+    let mut s = session();
+    feed(&mut s, &config, open_req(24).into(), v(24));
+    let later = s.last_input + Duration::from_secs(61);
+    assert!(s.idle_expired(later));
+    let mut disabled = open_req(24);
+    disabled.idle_timeout = IDLE_TIMEOUT_DISABLED;
+    let mut s = session();
+    feed(&mut s, &config, disabled.into(), v(24));
+    assert!(!s.idle_expired(s.last_input + Duration::from_secs(1_000_000)));
+}
