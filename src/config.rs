@@ -23,6 +23,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Upstream CTI Server; absent means the built-in simulated PG.
     pub upstream: Option<UpstreamConfig>,
+    /// A recorded stream to serve instead of an upstream (`serve --replay`).
+    pub replay: Option<ReplayConfig>,
     /// The built-in PG simulator (used when there is no upstream).
     pub simulator: SimConfig,
     /// Pace of the simulator: simulated seconds per real second; 0 = as fast
@@ -39,6 +41,7 @@ impl Default for Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             upstream: None,
+            replay: None,
             simulator: SimConfig::default(),
             sim_speed: 1.0,
             clients: Vec::new(),
@@ -71,6 +74,20 @@ impl Default for UpstreamConfig {
             heartbeat_secs: 5,
         }
     }
+}
+
+/// A recorded stream file and how fast to play it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    pub path: std::path::PathBuf,
+    /// 1 = real time, 0 = as fast as possible.
+    #[serde(default = "one")]
+    pub speed: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// One entry of the client allow-list.

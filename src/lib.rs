@@ -33,3 +33,4 @@ pub mod shard;
 #[path = "simstub.rs"]
 pub mod sim;
 pub mod status;
+pub mod tools;

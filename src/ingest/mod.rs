@@ -3,9 +3,17 @@
 //! `Event` once (routing keys + bytes), stages it for every shard and flushes
 //! each ring once per batch; and drains the shards' control rings.
 //!
-//! * `source` — the simulated PG as an event source, paced or at full speed
+//! * `fanout` — staging events per shard, flushing once per batch
+//! * `sim_source` — the simulated PG as an event source, paced or at full speed
+//! * `upstream` — the CTI Server session (side A/B failover, heartbeats)
+//! * `replay` — a recorded stream file as an event source
 
-pub mod source;
+pub mod fanout;
+pub mod replay;
+pub mod sim_source;
+pub mod upstream;
+
+pub use fanout::Fanout;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -14,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::proto::Version;
 use crate::ring::{self, RingRx, RingTx};
@@ -53,45 +60,6 @@ pub struct IngestSetup {
 /// How often ingest looks at the stop flag when it has nothing else to do.
 pub const STOP_POLL: Duration = Duration::from_millis(20);
 
-/// Fan-out side of ingest: one staged batch per shard.
-pub struct Fanout {
-    shards: Vec<ring::Sender<ToShard>>,
-    batch_size: usize,
-    metrics: Arc<Metrics>,
-    nr_unflushed_events: u64,
-}
-
-impl Fanout {
-    /// Stage an event for every shard; flush when the batch is full.
-    pub async fn push(&mut self, event: Event) {
-        let event = Arc::new(event);
-        for shard in &mut self.shards {
-            shard.stage(ToShard::Event(event.clone()));
-        }
-        self.nr_unflushed_events += 1;
-        if self.nr_unflushed_events as usize >= self.batch_size {
-            self.flush().await;
-        }
-    }
-
-    /// Send a non-event item to every shard (status, shutdown) in order.
-    pub async fn broadcast(&mut self, item: impl Fn() -> ToShard) {
-        for shard in &mut self.shards {
-            shard.stage(item());
-        }
-        self.flush().await;
-    }
-
-    /// Publish every shard's staged batch (waiting while a ring is full).
-    pub async fn flush(&mut self) {
-        for shard in &mut self.shards {
-            shard.flush().await;
-        }
-        Metrics::add(&self.metrics.nr_events, self.nr_unflushed_events);
-        self.nr_unflushed_events = 0;
-    }
-}
-
 /// Run ingest until the stop flag is set, then shut the shards down.
 pub async fn run(setup: IngestSetup) {
     let mut shards = Vec::new();
@@ -103,17 +71,18 @@ pub async fn run(setup: IngestSetup) {
         let rx = rx.connect(spin).await;
         glommio::spawn_local(control_loop(rx)).detach();
     }
-    let mut fanout = Fanout {
-        shards,
-        batch_size: setup.config.runtime.batch_size.max(1),
-        metrics: setup.metrics.clone(),
-        nr_unflushed_events: 0,
-    };
+    let mut fanout = Fanout::new(shards, setup.config.runtime.batch_size, setup.metrics.clone());
     let stop = setup.stop.clone();
-    let mut sim = source::SimSource::new(&setup.config);
-    let status = Arc::new(sim.status());
-    fanout.broadcast(|| ToShard::Status(status.clone())).await;
-    sim.run(&mut fanout, &stop).await;
+    let config = &setup.config;
+    if let Some(replay) = &config.replay {
+        replay::ReplaySource::new(replay).run(&mut fanout, &stop).await;
+    } else if let Some(upstream) = &config.upstream {
+        upstream::UpstreamSource::new(upstream).run(&mut fanout, &stop).await;
+    } else {
+        let mut sim = sim_source::SimSource::new(config);
+        fanout.set_status(sim.status()).await;
+        sim.run(&mut fanout, &stop).await;
+    }
     fanout.broadcast(|| ToShard::Shutdown).await;
 }
 

@@ -37,6 +37,7 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
                 nr_deliveries += deliver(shard, &event);
             }
             ToShard::Status(status) => *shard.status.borrow_mut() = status,
+            ToShard::UpstreamLost => {}
             ToShard::Shutdown => shutdown = true,
         });
         Metrics::add(&shard.metrics.nr_deliveries, nr_deliveries);

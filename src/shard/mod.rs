@@ -37,6 +37,8 @@ pub enum ToShard {
     Event(Arc<Event>),
     /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
     Status(Arc<PgStatus>),
+    /// The upstream was lost: call state is unknown now (design.md §4.12).
+    UpstreamLost,
     /// Stop accepting, tell every session, flush, exit.
     Shutdown,
 }

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::{online_status, stopping, Fanout, STOP_POLL};
 use crate::config::Config;
-use crate::event::Event;
-use crate::metrics::Metrics;
 use crate::proto::{Message, Version};
 use crate::sim::Simulator;
 use crate::status::PgStatus;
@@ -58,12 +56,8 @@ impl SimSource {
                 continue;
             }
             seq += 1;
-            match Event::new(seq, self.version, frame.as_slice().into()) {
-                Ok(event) => fanout.push(event).await,
-                Err(e) => {
-                    Metrics::add(&fanout.metrics.nr_bad_upstream_frames, 1);
-                    tracing::warn!(error = %e, "simulated event failed to decode");
-                }
+            if let Err(e) = fanout.push_frame(self.version, &frame).await {
+                tracing::warn!(error = %e, "simulated event failed to decode");
             }
             if seq % 1024 == 0 {
                 // At full speed: let the control tasks run now and then.
