@@ -30,6 +30,9 @@ pub struct Config {
     /// Pace of the simulator: simulated seconds per real second; 0 = as fast
     /// as the router takes events (benchmarks).
     pub sim_speed: f64,
+    /// Stop the simulator after this many events (tests, benchmarks); the
+    /// router keeps serving sessions until it is stopped.
+    pub sim_max_events: Option<u64>,
     /// Optional allow-list; empty means anyone may open any service.
     pub clients: Vec<ClientEntry>,
     pub limits: Limits,
@@ -44,6 +47,7 @@ impl Default for Config {
             replay: None,
             simulator: SimConfig::default(),
             sim_speed: 1.0,
+            sim_max_events: None,
             clients: Vec::new(),
             limits: Limits::default(),
             runtime: RuntimeConfig::default(),
@@ -54,14 +58,22 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Side A and optionally side B, `host:port`.
+    /// Side A and optionally side B, `host:port`; tried alternately.
     pub sides: Vec<String>,
-    /// Protocol version the router opens upstream with.
+    /// Protocol version the router opens upstream with (13..=24).
     pub version: u32,
     pub client_id: String,
     pub password: String,
     /// Seconds between heartbeats; 3 missed confirmations = upstream lost.
+    /// IdleTimeout in OPEN_REQ is 4× this, at least 20 s (protocol.md §6.3).
     pub heartbeat_secs: u64,
+    /// Milliseconds between heartbeats, overriding `heartbeat_secs` when set
+    /// (sub-second periods for tests; real CTI Servers want ≥ 5 s).
+    pub heartbeat_ms: Option<u64>,
+    /// First wait before reconnecting after a loss; doubles per failed try.
+    pub reconnect_min_ms: u64,
+    /// Longest wait between reconnect attempts (plus up to 25% jitter).
+    pub reconnect_max_ms: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -72,7 +84,50 @@ impl Default for UpstreamConfig {
             client_id: "ctirouter".into(),
             password: String::new(),
             heartbeat_secs: 5,
+            heartbeat_ms: None,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5_000,
         }
+    }
+}
+
+impl UpstreamConfig {
+    /// The heartbeat period.
+    pub fn heartbeat(&self) -> Duration {
+        match self.heartbeat_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::from_secs(self.heartbeat_secs),
+        }
+    }
+
+    /// Side A and B as given, and the limits of each setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sides.is_empty() || self.sides.len() > 2 {
+            return Err(ConfigError(format!(
+                "upstream: give side A and optionally side B (got {} sides)",
+                self.sides.len()
+            )));
+        }
+        if self.sides.iter().any(|s| s.trim().is_empty()) {
+            return Err(ConfigError("upstream: a side address is empty".into()));
+        }
+        if crate::proto::Version::new(self.version).is_none() {
+            return Err(ConfigError(format!(
+                "upstream: version {} is not one of 13..=24",
+                self.version
+            )));
+        }
+        if self.heartbeat().is_zero() {
+            return Err(ConfigError(
+                "upstream: the heartbeat period must be > 0".into(),
+            ));
+        }
+        if self.reconnect_min_ms > self.reconnect_max_ms {
+            return Err(ConfigError(
+                "upstream: reconnect_min_ms is above reconnect_max_ms".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -84,6 +139,10 @@ pub struct ReplayConfig {
     /// 1 = real time, 0 = as fast as possible.
     #[serde(default = "one")]
     pub speed: f64,
+    /// Hold the replay until this many downstream sessions are open (0 =
+    /// start at once), so a fast replay is not over before anyone listens.
+    #[serde(default)]
+    pub wait_for_sessions: usize,
 }
 
 fn one() -> f64 {
@@ -147,11 +206,14 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Unsent bytes per session before the slow-consumer close.
     pub output_bound_bytes: usize,
+    /// Seconds after which a call that never saw its end is forgotten.
+    pub call_max_age_secs: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            call_max_age_secs: 4 * 3600,
             max_sessions: 10_000,
             output_bound_bytes: DEFAULT_OUTPUT_BOUND,
         }

@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::keys::Targets;
 use crate::proto::routing::{self, RoutingKeys};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{DecodeError, Version};
@@ -21,6 +22,8 @@ pub struct Event {
     /// The whole frame as the upstream sent it.
     pub frame: Box<[u8]>,
     pub keys: RoutingKeys,
+    /// Every key the event must reach (set by ingest's call-party tracker).
+    pub targets: Targets,
     /// The frame at each other version; `None` inside = not sendable there.
     encoded: [OnceLock<Option<Box<[u8]>>>; Version::COUNT],
 }
@@ -36,6 +39,7 @@ impl Event {
             version,
             frame,
             keys,
+            targets: Targets::default(),
             encoded: Default::default(),
         })
     }

@@ -24,13 +24,13 @@
 pub mod config;
 pub mod event;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod proto;
 pub mod ring;
 pub mod router;
 pub mod shard;
 
-#[path = "simstub.rs"]
 pub mod sim;
 pub mod status;
 pub mod tools;

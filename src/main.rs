@@ -79,6 +79,9 @@ struct ServeArgs {
     /// Simulated seconds per real second (0 = as fast as possible).
     #[arg(long)]
     sim_speed: Option<f64>,
+    /// Stop the simulator after this many events (the router keeps serving).
+    #[arg(long)]
+    sim_max_events: Option<u64>,
     /// Per-session bound on unsent output, bytes.
     #[arg(long)]
     output_bound: Option<usize>,
@@ -127,6 +130,9 @@ impl ServeArgs {
         }
         if let Some(speed) = self.sim_speed {
             config.sim_speed = speed;
+        }
+        if let Some(max) = self.sim_max_events {
+            config.sim_max_events = Some(max);
         }
         if let Some(bound) = self.output_bound {
             config.limits.output_bound_bytes = bound;

@@ -1,50 +1,96 @@
-//! The ingest core: takes events from the source (the built-in simulator
-//! here; the upstream CTI Server and replay plug in the same way), builds each
-//! `Event` once (routing keys + bytes), stages it for every shard and flushes
-//! each ring once per batch; and drains the shards' control rings.
+//! The ingest core: takes events from the source (the built-in simulator,
+//! the upstream CTI Server, or a recorded stream), builds each `Event` once
+//! (routing keys, targets, bytes), sends it only to the shards that need it,
+//! flushing each ring once per batch; and answers the shards' control rings.
 //!
-//! * `fanout` — staging events per shard, flushing once per batch
+//! * `fanout` — ingest's core state and its side of the rings
+//! * `control` — session opens/closes, monitor starts, interest, from shards
+//! * `tracker` — call-party tracker and agent directory (event targets)
+//! * `interest` — which shards need which keys and services
+//! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats)
+//!   (`upstream_client` sans-IO protocol, `upstream_frames` reassembly,
+//!   `upstream_backoff` retry timing, `upstream_status` PG status)
 //! * `replay` — a recorded stream file as an event source
 
+pub mod control;
 pub mod fanout;
+pub mod interest;
+pub mod registry;
 pub mod replay;
 pub mod sim_source;
+pub mod tracker;
 pub mod upstream;
-
-pub use fanout::Fanout;
+pub mod upstream_backoff;
+pub mod upstream_client;
+pub mod upstream_frames;
+pub mod upstream_status;
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use fanout::Fanout;
+pub use interest::InterestKey;
+
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proto::Version;
-use crate::ring::{self, RingRx, RingTx};
+use crate::ring::{RingRx, RingTx};
 use crate::shard::session::ClientInfo;
 use crate::shard::ToShard;
 use crate::status::PgStatus;
 
-/// What a shard tells ingest (control ring).
+/// What a shard tells ingest (control ring), in the shard's order.
 #[derive(Debug)]
 pub enum ToIngest {
+    /// A session passed its OPEN_REQ checks; ingest answers `OpenAck`.
     SessionOpened {
         shard: usize,
         id: u32,
         peer: SocketAddr,
         version: Version,
         services: u32,
+        call_mask: u32,
+        agent_mask: u32,
         client: ClientInfo,
+        /// Keys whose count on this shard went 0 → 1 (Client Events).
+        interest_up: Vec<InterestKey>,
     },
+    /// A session ended (after `SessionOpened`).
     SessionClosed {
         shard: usize,
         id: u32,
         status: u32,
+        services: u32,
+        /// Keys whose count on this shard went back to 0.
+        interest_down: Vec<InterestKey>,
     },
+    /// MONITOR_START_REQ; ingest validates a call monitor's call and answers
+    /// `MonitorStartResult` at the point of the stream from which it applies.
+    MonitorStart {
+        shard: usize,
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        key: InterestKey,
+        /// The shard's count for `key` went 0 → 1 with this request.
+        first: bool,
+    },
+    /// A shard's count for a key went back to 0.
+    InterestDown { shard: usize, key: InterestKey },
+    /// SESSION_MONITOR_START_REQ for a session that may live on another shard.
+    SessionMonitorStart {
+        shard: usize,
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        target: u32,
+    },
+    /// A session monitor was stopped by its owner.
+    SessionMonitorStop { monitor_id: u32 },
 }
 
 /// The ring ends and settings ingest starts with (all `Send`).
@@ -66,41 +112,40 @@ pub async fn run(setup: IngestSetup) {
     for tx in setup.to_shards {
         shards.push(tx.connect().await);
     }
-    let spin = setup.config.runtime.spin_before_park();
+    let config = &setup.config;
+    let mut fanout = Fanout::new(
+        shards,
+        config.runtime.batch_size,
+        setup.metrics.clone(),
+        Duration::from_secs(config.limits.call_max_age_secs),
+    );
+    let spin = config.runtime.spin_before_park();
+    let mut control_tasks = Vec::new();
     for rx in setup.from_shards {
         let rx = rx.connect(spin).await;
-        glommio::spawn_local(control_loop(rx)).detach();
+        control_tasks.push(glommio::spawn_local(control::run(rx, fanout.clone())));
     }
-    let mut fanout = Fanout::new(shards, setup.config.runtime.batch_size, setup.metrics.clone());
     let stop = setup.stop.clone();
-    let config = &setup.config;
     if let Some(replay) = &config.replay {
-        replay::ReplaySource::new(replay).run(&mut fanout, &stop).await;
+        replay::ReplaySource::new(replay)
+            .run(&mut fanout, &stop)
+            .await;
     } else if let Some(upstream) = &config.upstream {
-        upstream::UpstreamSource::new(upstream).run(&mut fanout, &stop).await;
+        upstream::UpstreamSource::new(upstream)
+            .run(&mut fanout, &stop)
+            .await;
     } else {
         let mut sim = sim_source::SimSource::new(config);
         fanout.set_status(sim.status()).await;
         sim.run(&mut fanout, &stop).await;
     }
+    // A source that ends early (replay) keeps serving control until stopped.
+    while !stopping(&stop) {
+        glommio::timer::sleep(STOP_POLL).await;
+    }
     fanout.broadcast(|| ToShard::Shutdown).await;
-}
-
-/// Drain one shard's control ring.
-async fn control_loop(mut rx: ring::Receiver<ToIngest>) {
-    let registry = Rc::new(std::cell::RefCell::new(std::collections::HashMap::new()));
-    loop {
-        rx.ready().await;
-        rx.drain(256, |item| match item {
-            ToIngest::SessionOpened { id, client, .. } => {
-                tracing::debug!(session = id, client = %client.client_id, "session opened");
-                registry.borrow_mut().insert(id, client);
-            }
-            ToIngest::SessionClosed { id, status, .. } => {
-                tracing::debug!(session = id, status, "session closed");
-                registry.borrow_mut().remove(&id);
-            }
-        });
+    for task in control_tasks {
+        drop(task.cancel());
     }
 }
 

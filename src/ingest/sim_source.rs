@@ -17,6 +17,8 @@ pub struct SimSource {
     /// Simulated seconds per real second; 0 = no pacing.
     speed: f64,
     version: Version,
+    /// Events to produce before stopping (`None`: forever).
+    max_events: Option<u64>,
 }
 
 impl SimSource {
@@ -24,6 +26,7 @@ impl SimSource {
         SimSource {
             sim: Simulator::new(config.simulator.clone()),
             speed: config.sim_speed,
+            max_events: config.sim_max_events,
             version: Version::MAX,
         }
     }
@@ -38,7 +41,7 @@ impl SimSource {
         let mut seq = 0u64;
         let mut next: Option<(Duration, Message)> = None;
         let mut frame = Vec::with_capacity(512);
-        while !stopping(stop) {
+        while !stopping(stop) && self.max_events.is_none_or(|max| seq < max) {
             let (due, message) = next.take().unwrap_or_else(|| self.sim.next_event());
             if self.speed > 0.0 {
                 let at = start + due.div_f64(self.speed);

@@ -34,6 +34,14 @@ pub struct ConnState {
     pub dirty: bool,
     /// The session reached Open (so its close is reported).
     pub was_open: bool,
+    /// Output is held until ingest registers the session (so nothing the
+    /// session gets can precede its OPEN_CONF, and events start exactly
+    /// where ingest registered it).
+    pub held: bool,
+    /// The Client Events monitor created by OPEN_REQ, if any.
+    pub client_events: Option<super::monitors::Monitor>,
+    /// Session monitors this session owns: (MonitorID, watched session).
+    pub session_monitors: Vec<(u32, u32)>,
 }
 
 /// A connection, shared by its tasks and the shard's dispatch.
@@ -56,6 +64,9 @@ impl Conn {
                 inflight: 0,
                 dirty: false,
                 was_open: false,
+                held: false,
+                client_events: None,
+                session_monitors: Vec::new(),
             }),
             write_ready: Notify::default(),
             kill: Notify::default(),
@@ -146,14 +157,16 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                     let ctx = Context {
                         config: &shard.config,
                         status: &status,
+                        next_monitor_id: &super::next_monitor_id,
                     };
                     let mut st = conn.state.borrow_mut();
                     let ConnState { session, out, .. } = &mut *st;
                     session.on_frame(frame, &ctx, Instant::now(), out)
                 };
-                if outcome == Outcome::Opened {
-                    conn.state.borrow_mut().was_open = true;
-                    shard.register(conn);
+                match outcome {
+                    Outcome::Opened => shard.opened(conn),
+                    Outcome::Request(request) => super::requests::handle(shard, conn, request),
+                    Outcome::Continue | Outcome::Close(_) => {}
                 }
             }
             Err(DecodeError::Incomplete) => break,
@@ -185,7 +198,8 @@ async fn write_loop(
         loop {
             {
                 let mut st = conn.state.borrow_mut();
-                if st.out.is_empty() {
+                let closing = matches!(st.session.phase, Phase::Closing(_));
+                if st.out.is_empty() || (st.held && !closing) {
                     break;
                 }
                 std::mem::swap(&mut st.out, &mut spare);

@@ -1,18 +1,25 @@
 //! Shard dispatch: drain a batch from the ingest ring, append each event's
-//! bytes (at the session's version) to every session that wants it, enforce
-//! the output bound, and at the end of the batch wake each dirty session's
-//! writer once — one socket write per dirty session per batch.
+//! bytes (at the session's version) to every session that wants it — All
+//! Events sessions once, then one copy per matching monitor with its MonitorID
+//! patched in and its own masks applied — enforce the output bound, and at
+//! the end of the batch wake each dirty session's writer once: one socket
+//! write per dirty session per batch.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::conn::Conn;
-use super::session::{failure_event, CloseReason, Phase};
+use super::requests;
+use super::session::{failure_event, CloseReason, Phase, Session};
 use super::{Shard, ToShard};
 use crate::event::Event;
+use crate::ingest::ToIngest;
 use crate::metrics::Metrics;
 use crate::proto::constants::{msg, status};
+use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::ring;
 
 /// Most ring items handled before the batch's writes are issued: bounds the
@@ -37,7 +44,30 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
                 nr_deliveries += deliver(shard, &event);
             }
             ToShard::Status(status) => *shard.status.borrow_mut() = status,
-            ToShard::UpstreamLost => {}
+            ToShard::UpstreamLost => {
+                shard.monitors.borrow_mut().drop_call_monitors();
+            }
+            ToShard::OpenAck { session, snapshot } => {
+                if let Some(conn) = shard.conn(session) {
+                    shard.activate(&conn, snapshot);
+                }
+            }
+            ToShard::MonitorStartResult {
+                session,
+                invoke_id,
+                monitor_id,
+                result,
+            } => requests::on_monitor_start_result(shard, session, invoke_id, monitor_id, result),
+            ToShard::SessionMonitorResult {
+                session,
+                invoke_id,
+                monitor_id,
+                result,
+            } => requests::on_session_monitor_result(shard, session, invoke_id, monitor_id, result),
+            ToShard::SessionMonitorEnded {
+                session,
+                monitor_id,
+            } => requests::on_session_monitor_ended(shard, session, monitor_id),
             ToShard::Shutdown => shutdown = true,
         });
         Metrics::add(&shard.metrics.nr_deliveries, nr_deliveries);
@@ -59,27 +89,95 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
 /// Append one event to every session that wants it; returns the copies made.
 fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
     let mut copies = 0;
-    if event.message_type() == msg::SYSTEM_EVENT {
+    match event.message_type() {
         // SYSTEM_EVENT reaches every open session, whatever its services.
-        for conn in shard.conns.borrow().values() {
-            copies += append(shard, conn, event) as u64;
+        msg::SYSTEM_EVENT => {
+            for conn in shard.conns.borrow().values() {
+                copies += append(shard, conn, event, None) as u64;
+            }
+            return copies;
         }
-        return copies;
+        msg::CLIENT_SESSION_OPENED_EVENT | msg::CLIENT_SESSION_CLOSED_EVENT => {
+            for conn in shard.client_monitor.borrow().iter() {
+                copies += append(shard, conn, event, None) as u64;
+            }
+            return copies;
+        }
+        // Once to every All Events and every Peripheral Monitor session.
+        msg::CALL_TRANSLATION_ROUTE_EVENT => {
+            let ae = shard.all_events.borrow();
+            let pm = shard.peripheral_monitor.borrow();
+            for conn in ae
+                .iter()
+                .chain(pm.iter().filter(|c| !ae.iter().any(|a| a.id == c.id)))
+            {
+                copies += append(shard, conn, event, None) as u64;
+            }
+            return copies;
+        }
+        _ => {}
     }
     for conn in shard.all_events.borrow().iter() {
         let wants = conn.state.borrow().session.wants_all_events(&event.keys);
         if wants {
-            copies += append(shard, conn, event) as u64;
+            copies += append(shard, conn, event, None) as u64;
+        }
+    }
+    copies + deliver_to_monitors(shard, event)
+}
+
+/// One copy per matching monitor, MonitorID ascending, each through its own
+/// masks; then call monitors follow merges and end with their call.
+fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>) -> u64 {
+    let mut copies = 0;
+    let mut matched: SmallVec<[u32; 8]> = SmallVec::new();
+    {
+        let index = shard.monitors.borrow();
+        if index.is_empty() {
+            return 0;
+        }
+        index.matches(&event.targets, &mut matched);
+        for &id in &matched {
+            let Some(m) = index.get(id) else { continue };
+            if !Session::passes_masks(&event.keys, m.call_mask, m.agent_mask) {
+                continue;
+            }
+            let Some(conn) = shard.conns.borrow().get(&m.session).cloned() else {
+                continue;
+            };
+            let session_id = m.client_events.then_some(m.session);
+            copies += append(shard, &conn, event, Some((m.id, session_id))) as u64;
+        }
+    }
+    if let Some((from, to)) = event.targets.merged {
+        shard.monitors.borrow_mut().merge_call(from, to);
+    }
+    for &call in &event.targets.ended_calls {
+        let ended = shard.monitors.borrow_mut().end_call(call);
+        for (_, gone) in ended {
+            for key in gone {
+                shard.send_to_ingest(ToIngest::InterestDown {
+                    shard: shard.index,
+                    key,
+                });
+            }
         }
     }
     copies
 }
 
-/// Append the event at the session's version; cut the session if that would
-/// pass its output bound (design.md §4.13). Returns whether a copy was queued.
-fn append(shard: &Shard, conn: &Rc<Conn>, event: &Event) -> bool {
+/// Append the event at the session's version — for a monitor copy with its
+/// MonitorID (and, for Client Events, its SessionID) patched in — and cut
+/// the session if that would pass its output bound (design.md §4.13).
+/// Returns whether a copy was queued.
+fn append(
+    shard: &Shard,
+    conn: &Rc<Conn>,
+    event: &Event,
+    monitor: Option<(u32, Option<u32>)>,
+) -> bool {
     let mut st = conn.state.borrow_mut();
-    if st.session.phase != Phase::Open {
+    if st.session.phase != Phase::Open || st.held {
         return false;
     }
     let Some(bytes) = event.bytes_at(st.session.version) else {
@@ -90,7 +188,15 @@ fn append(shard: &Shard, conn: &Rc<Conn>, event: &Event) -> bool {
         cut_slow_consumer(shard, conn);
         return false;
     }
+    let start = st.out.len();
     st.out.extend_from_slice(bytes);
+    if let Some((monitor_id, session_id)) = monitor {
+        let copy = &mut st.out[start..];
+        patch_monitor_id(copy, monitor_id);
+        if let Some(session_id) = session_id {
+            patch_agent_session_id(copy, session_id);
+        }
+    }
     if !st.dirty {
         st.dirty = true;
         shard.dirty.borrow_mut().push(conn.clone());

@@ -6,10 +6,14 @@
 //! * `session` — the protocol state machine (sans I/O)
 //! * `conn` — one connection's read and write tasks
 //! * `dispatch` — matching events to sessions, output bound, flush
+//! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
+//! * `requests` — monitor and session-monitor requests, ingest's answers
 
 pub mod conn;
 pub mod dispatch;
+pub mod monitors;
 pub mod notify;
+pub mod requests;
 pub mod session;
 
 use std::cell::{Cell, RefCell};
@@ -35,6 +39,31 @@ use session::CloseReason;
 /// What ingest sends a shard, in stream order.
 pub enum ToShard {
     Event(Arc<Event>),
+    /// Ingest registered the session: from here on it gets events; a Client
+    /// Monitor session first gets `snapshot` (OPENED for each open session).
+    OpenAck {
+        session: u32,
+        snapshot: Vec<Arc<Event>>,
+    },
+    /// Ingest's answer to a MONITOR_START_REQ (`Err` = FAILURE_CONF status).
+    MonitorStartResult {
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        result: Result<(), u32>,
+    },
+    /// Ingest's answer to a SESSION_MONITOR_START_REQ.
+    SessionMonitorResult {
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        result: Result<(), u32>,
+    },
+    /// The session a session monitor watched has ended.
+    SessionMonitorEnded {
+        session: u32,
+        monitor_id: u32,
+    },
     /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
     Status(Arc<PgStatus>),
     /// The upstream was lost: call state is unknown now (design.md §4.12).
@@ -45,9 +74,21 @@ pub enum ToShard {
 
 /// Session ids are unique across the router (Client Monitor names sessions by them).
 static NEXT_SESSION_ID: AtomicU32 = AtomicU32::new(1);
+/// MonitorIDs are unique across the router (design.md §4.9); 0 means none.
+static NEXT_MONITOR_ID: AtomicU32 = AtomicU32::new(1);
 
 fn next_session_id() -> u32 {
     NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh MonitorID, never 0.
+pub fn next_monitor_id() -> u32 {
+    loop {
+        let id = NEXT_MONITOR_ID.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
 }
 
 /// How long a closing session may take to flush its last bytes before its
@@ -77,8 +118,16 @@ pub struct Shard {
     pub status: RefCell<Arc<PgStatus>>,
     /// Every connected session, by id.
     pub conns: RefCell<HashMap<u32, Rc<Conn>>>,
-    /// Open sessions granted All Events (dispatch walks this).
+    /// Active sessions granted All Events (dispatch walks this).
     pub all_events: RefCell<Vec<Rc<Conn>>>,
+    /// Active sessions granted Peripheral Monitor (CALL_TRANSLATION_ROUTE_EVENT).
+    pub peripheral_monitor: RefCell<Vec<Rc<Conn>>>,
+    /// Active sessions granted Client Monitor.
+    pub client_monitor: RefCell<Vec<Rc<Conn>>>,
+    /// Monitors of this shard's sessions.
+    pub monitors: RefCell<monitors::MonitorIndex>,
+    /// MONITOR_START_REQs waiting for ingest's answer, by MonitorID.
+    pub pending_monitors: RefCell<HashMap<u32, monitors::Monitor>>,
     /// Sessions with output appended in the current batch.
     pub dirty: RefCell<Vec<Rc<Conn>>>,
     pub to_ingest: RefCell<ring::Sender<ToIngest>>,
@@ -108,6 +157,10 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         status: RefCell::new(Arc::new(PgStatus::offline())),
         conns: RefCell::new(HashMap::new()),
         all_events: RefCell::new(Vec::new()),
+        peripheral_monitor: RefCell::new(Vec::new()),
+        client_monitor: RefCell::new(Vec::new()),
+        monitors: RefCell::new(monitors::MonitorIndex::default()),
+        pending_monitors: RefCell::new(HashMap::new()),
         dirty: RefCell::new(Vec::new()),
         to_ingest: RefCell::new(to_ingest),
         accepting: Cell::new(true),
@@ -191,37 +244,105 @@ async fn shutdown(shard: &Rc<Shard>) {
 }
 
 impl Shard {
-    /// A session just opened: make it reachable for events and tell ingest.
-    pub fn register(&self, conn: &Rc<Conn>) {
-        let st = conn.state.borrow();
-        if st.session.services & crate::proto::constants::service::ALL_EVENTS != 0 {
-            self.all_events.borrow_mut().push(conn.clone());
+    /// A session passed its OPEN_REQ checks: hold its output, count its
+    /// Client Events keys, and ask ingest to register it (`OpenAck` follows).
+    pub fn opened(&self, conn: &Rc<Conn>) {
+        let mut st = conn.state.borrow_mut();
+        st.was_open = true;
+        st.held = true;
+        let session = &st.session;
+        let mut interest_up = Vec::new();
+        if let Some(monitor) = requests::client_events_monitor(session) {
+            let mut index = self.monitors.borrow_mut();
+            for key in monitor.watch.keys() {
+                if index.count_up(key) {
+                    interest_up.push(key);
+                }
+            }
+            st.client_events = Some(monitor);
         }
-        self.to_ingest.borrow_mut().stage(ToIngest::SessionOpened {
+        let session = &st.session;
+        self.send_to_ingest(ToIngest::SessionOpened {
             shard: self.index,
             id: conn.id,
-            peer: st.session.peer,
-            version: st.session.version,
-            services: st.session.services,
-            client: st.session.client.clone(),
+            peer: session.peer,
+            version: session.version,
+            services: session.services,
+            call_mask: session.call_mask,
+            agent_mask: session.agent_mask,
+            client: session.client.clone(),
+            interest_up,
         });
-        self.to_ingest.borrow_mut().try_flush();
     }
 
-    /// A session ended: forget it everywhere and tell ingest.
+    /// Ingest registered the session: make it reachable for events, release
+    /// its held output (OPEN_CONF, …) and queue the Client Monitor snapshot.
+    pub fn activate(&self, conn: &Rc<Conn>, snapshot: Vec<Arc<Event>>) {
+        use crate::proto::constants::service;
+        let mut st = conn.state.borrow_mut();
+        if !st.held {
+            return;
+        }
+        st.held = false;
+        let services = st.session.services;
+        if let Some(monitor) = st.client_events.clone() {
+            self.monitors.borrow_mut().insert(monitor);
+        }
+        let version = st.session.version;
+        for event in &snapshot {
+            if let Some(bytes) = event.bytes_at(version) {
+                st.out.extend_from_slice(bytes);
+            }
+        }
+        drop(st);
+        if services & service::ALL_EVENTS != 0 {
+            self.all_events.borrow_mut().push(conn.clone());
+        }
+        if services & service::PERIPHERAL_MONITOR != 0 {
+            self.peripheral_monitor.borrow_mut().push(conn.clone());
+        }
+        if services & service::CLIENT_MONITOR != 0 {
+            self.client_monitor.borrow_mut().push(conn.clone());
+        }
+        conn.write_ready.notify();
+    }
+
+    /// A session ended: drop its monitors, forget it everywhere, tell ingest.
     pub fn remove(&self, conn: &Rc<Conn>, reason: CloseReason) {
         self.conns.borrow_mut().remove(&conn.id);
-        self.all_events.borrow_mut().retain(|c| c.id != conn.id);
+        for list in [
+            &self.all_events,
+            &self.peripheral_monitor,
+            &self.client_monitor,
+        ] {
+            list.borrow_mut().retain(|c| c.id != conn.id);
+        }
         Metrics::add_signed(&self.metrics.nr_connected, -1);
-        if conn.state.borrow().was_open {
-            self.to_ingest.borrow_mut().stage(ToIngest::SessionClosed {
+        let interest_down = requests::drop_session_monitors(self, conn);
+        let st = conn.state.borrow();
+        if st.was_open {
+            self.send_to_ingest(ToIngest::SessionClosed {
                 shard: self.index,
                 id: conn.id,
                 status: reason.status(),
+                services: st.session.services,
+                interest_down,
             });
-            self.to_ingest.borrow_mut().try_flush();
         }
+        drop(st);
         self.session_removed.notify();
+    }
+
+    /// Queue a control message for ingest (flushed at once; a full ring is
+    /// flushed again at the end of the next batch).
+    pub fn send_to_ingest(&self, item: ToIngest) {
+        let mut tx = self.to_ingest.borrow_mut();
+        tx.stage(item);
+        tx.try_flush();
+    }
+
+    pub fn conn(&self, id: u32) -> Option<Rc<Conn>> {
+        self.conns.borrow().get(&id).cloned()
     }
 
     pub fn is_accepting(&self) -> bool {

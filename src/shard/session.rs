@@ -1,24 +1,30 @@
 //! One downstream session's protocol state machine, sans I/O: version
 //! negotiation, the before-OPEN rule, OPEN_REQ checks, OPEN_CONF and the
-//! SYSTEM_EVENTs after it, heartbeat, close, bad input and the All Events
-//! filter (design.md §4 items 1–8). It reads frames and appends the frames it
+//! SYSTEM_EVENTs after it, heartbeat, close, bad input, the event masks, and
+//! the decoding and checking of monitor requests (design.md §4 items 1–11). It reads frames and appends the frames it
 //! answers with to an output buffer; the connection task does the I/O.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::proto::constants::{agent_mask, call_mask};
+use crate::keys::{CallKey, DeviceKey, DeviceKind};
+use crate::proto::constants::{agent_mask, call_mask, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
-    CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf, HeartbeatReq, OpenConf, OpenReq,
+    ChangeMonitorMaskReq, CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf,
+    HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq, SessionMonitorStartReq,
+    SessionMonitorStopReq,
 };
 use crate::proto::routing::RoutingKeys;
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Version};
 use crate::status::{unix_time, PgStatus};
 
-/// The services this build of the router serves (grants).
-pub const SERVED_SERVICES: u32 = service::ALL_EVENTS;
+/// The services the router serves (grants).
+pub const SERVED_SERVICES: u32 = service::ALL_EVENTS
+    | service::CLIENT_EVENTS
+    | service::PERIPHERAL_MONITOR
+    | service::CLIENT_MONITOR;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +88,52 @@ pub enum Outcome {
     Opened,
     /// Flush what is queued, then close.
     Close(CloseReason),
+    /// A monitor request the shard must carry out (it answers the client).
+    Request(Request),
 }
 
-/// Shared, read-only inputs of the state machine.
+/// What a MONITOR_START_REQ asks to watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorTarget {
+    Call(CallKey),
+    Device(DeviceKey),
+}
+
+/// Requests a shard carries out for a session (design.md §4 items 9, 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    MonitorStart {
+        invoke_id: u32,
+        target: MonitorTarget,
+        call_mask: u32,
+        agent_mask: u32,
+    },
+    MonitorStop {
+        invoke_id: u32,
+        monitor_id: u32,
+    },
+    ChangeMonitorMask {
+        invoke_id: u32,
+        monitor_id: u32,
+        call_mask: u32,
+        agent_mask: u32,
+    },
+    SessionMonitorStart {
+        invoke_id: u32,
+        session_id: u32,
+    },
+    SessionMonitorStop {
+        invoke_id: u32,
+        monitor_id: u32,
+    },
+}
+
+/// Shared inputs of the state machine.
 pub struct Context<'a> {
     pub config: &'a Config,
     pub status: &'a PgStatus,
+    /// Allocates a MonitorID unique across the router.
+    pub next_monitor_id: &'a dyn Fn() -> u32,
 }
 
 /// One session's protocol state.
@@ -103,6 +149,8 @@ pub struct Session {
     pub agent_mask: u32,
     /// `None`: idle check disabled (0xFFFFFFFF).
     pub idle_timeout: Option<Duration>,
+    /// The Client Events monitor created by OPEN_REQ (0 if none).
+    pub client_events_monitor: u32,
     pub last_input: Instant,
     pub client: ClientInfo,
 }
@@ -115,6 +163,11 @@ fn invoke_id(body: &[u8]) -> u32 {
 fn push(out: &mut Vec<u8>, version: Version, message: Message) {
     // Responses are fixed-size or tiny: they always fit and exist at every version.
     let _ = message.encode(version, out);
+}
+
+/// Append any message at `version` (confirmations the shard sends).
+pub fn reply(out: &mut Vec<u8>, version: Version, message: Message) {
+    push(out, version, message);
 }
 
 /// Append FAILURE_CONF(InvokeID, status).
@@ -147,6 +200,7 @@ impl Session {
             call_mask: 0,
             agent_mask: 0,
             idle_timeout: None,
+            client_events_monitor: 0,
             last_input: now,
             client: ClientInfo::default(),
         }
@@ -261,12 +315,18 @@ impl Session {
             peripheral_id: req.peripheral_id,
         };
         self.phase = Phase::Open;
+        if self.services & service::CLIENT_EVENTS != 0 {
+            self.client_events_monitor = (ctx.next_monitor_id)();
+        }
         let now = unix_time();
-        push(
-            out,
-            self.version,
-            open_conf(&req, self.services, ctx.status, now).into(),
+        let conf = open_conf(
+            &req,
+            self.services,
+            self.client_events_monitor,
+            ctx.status,
+            now,
         );
+        push(out, self.version, conf.into());
         if self.services & service::ALL_EVENTS != 0 {
             for event in ctx.status.peripheral_events(now) {
                 push(out, self.version, event);
@@ -279,6 +339,9 @@ impl Session {
         let body = frame.body;
         let invoke = invoke_id(body);
         let v = self.version;
+        if let Some(outcome) = self.on_monitor_request(frame, out) {
+            return outcome;
+        }
         match frame.message_type {
             msg::HEARTBEAT_REQ => match HeartbeatReq::decode_body(body, v, DecodeOptions::STRICT) {
                 Ok(req) => push(
@@ -319,25 +382,58 @@ impl Session {
         Outcome::Continue
     }
 
+    /// Monitor and session-monitor requests: decoded and checked here, carried
+    /// out by the shard. `None` for other message types.
+    fn on_monitor_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Option<Outcome> {
+        let (body, v) = (frame.body, self.version);
+        let invoke = invoke_id(body);
+        let needs = match frame.message_type {
+            msg::MONITOR_START_REQ | msg::MONITOR_STOP_REQ | msg::CHANGE_MONITOR_MASK_REQ => {
+                service::PERIPHERAL_MONITOR
+            }
+            msg::SESSION_MONITOR_START_REQ | msg::SESSION_MONITOR_STOP_REQ => {
+                service::CLIENT_MONITOR
+            }
+            _ => return None,
+        };
+        if self.services & needs == 0 {
+            failure_conf(out, v, invoke, status::E_CTI_FUNCTION_NOT_AVAILABLE);
+            return Some(Outcome::Continue);
+        }
+        let request = match decode_request(frame, v) {
+            Ok(request) => request,
+            Err(code) => {
+                failure_conf(out, v, invoke, code);
+                return Some(Outcome::Continue);
+            }
+        };
+        Some(Outcome::Request(request))
+    }
+
+    /// The event filter of one monitor or session: CallMsgMask by event type,
+    /// AgentStateMask by AgentState (design.md §4.8);
+    /// CALL_TRANSLATION_ROUTE_EVENT is not masked.
+    pub fn passes_masks(keys: &RoutingKeys, call_mask: u32, agent_mask: u32) -> bool {
+        match keys.message_type {
+            msg::CALL_TRANSLATION_ROUTE_EVENT => true,
+            msg::AGENT_STATE_EVENT => {
+                let state = keys.agent_state.unwrap_or(u16::MAX);
+                agent_mask & agent_mask::bit_for(state) != 0
+            }
+            t => {
+                let bit = call_mask::bit_for(t);
+                bit == 0 || call_mask & bit != 0
+            }
+        }
+    }
+
     /// The All Events filter (design.md §4.8): every call and agent event,
     /// CallMsgMask by event type, AgentStateMask by AgentState;
     /// CALL_TRANSLATION_ROUTE_EVENT unmasked. (SYSTEM_EVENT goes to every
     /// open session and is not decided here.)
     pub fn wants_all_events(&self, keys: &RoutingKeys) -> bool {
-        if self.services & service::ALL_EVENTS == 0 {
-            return false;
-        }
-        match keys.message_type {
-            msg::CALL_TRANSLATION_ROUTE_EVENT => true,
-            msg::AGENT_STATE_EVENT => {
-                let state = keys.agent_state.unwrap_or(u16::MAX);
-                self.agent_mask & agent_mask::bit_for(state) != 0
-            }
-            t => {
-                let bit = call_mask::bit_for(t);
-                bit == 0 || self.call_mask & bit != 0
-            }
-        }
+        self.services & service::ALL_EVENTS != 0
+            && Self::passes_masks(keys, self.call_mask, self.agent_mask)
     }
 }
 
@@ -370,7 +466,79 @@ fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
     Ok(())
 }
 
-fn open_conf(req: &OpenReq, granted: u32, status: &PgStatus, now: u32) -> OpenConf {
+/// Decode a monitor request; `Err` is the FAILURE_CONF status.
+fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, u32> {
+    let bad = |_| status::E_CTI_BAD_MESSAGE_FORMAT;
+    let opts = DecodeOptions::STRICT;
+    Ok(match frame.message_type {
+        msg::MONITOR_START_REQ => {
+            let r = MonitorStartReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let call = r.connection_device_id.as_ref().filter(|d| !d.is_empty());
+            let device = r.monitored_device_id.as_ref().filter(|d| !d.is_empty());
+            let target = match (call, device) {
+                (Some(_), Some(_)) => return Err(status::E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES),
+                (None, None) => return Err(status::E_CTI_REQUIRED_DATA_MISSING),
+                (Some(call), None) => MonitorTarget::Call(CallKey::new(
+                    r.connection_call_id,
+                    r.connection_device_id_type,
+                    call.as_bytes(),
+                )),
+                (None, Some(device)) => {
+                    let kind = match r.monitored_device_type {
+                        device_type::TRUNK => DeviceKind::Trunk,
+                        device_type::TRUNK_GROUP => DeviceKind::TrunkGroup,
+                        _ => DeviceKind::Device,
+                    };
+                    MonitorTarget::Device(DeviceKey::new(kind, device.as_bytes()))
+                }
+            };
+            Request::MonitorStart {
+                invoke_id: r.invoke_id,
+                target,
+                call_mask: r.call_msg_mask,
+                agent_mask: r.agent_state_mask,
+            }
+        }
+        msg::MONITOR_STOP_REQ => {
+            let r = MonitorStopReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            Request::MonitorStop {
+                invoke_id: r.invoke_id,
+                monitor_id: r.monitor_id,
+            }
+        }
+        msg::CHANGE_MONITOR_MASK_REQ => {
+            let r = ChangeMonitorMaskReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            Request::ChangeMonitorMask {
+                invoke_id: r.invoke_id,
+                monitor_id: r.monitor_id,
+                call_mask: r.call_msg_mask,
+                agent_mask: r.agent_state_mask,
+            }
+        }
+        msg::SESSION_MONITOR_START_REQ => {
+            let r = SessionMonitorStartReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            Request::SessionMonitorStart {
+                invoke_id: r.invoke_id,
+                session_id: r.session_id,
+            }
+        }
+        _ => {
+            let r = SessionMonitorStopReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            Request::SessionMonitorStop {
+                invoke_id: r.invoke_id,
+                monitor_id: r.monitor_id,
+            }
+        }
+    })
+}
+
+fn open_conf(
+    req: &OpenReq,
+    granted: u32,
+    monitor_id: u32,
+    status: &PgStatus,
+    now: u32,
+) -> OpenConf {
     let peripherals = status
         .peripherals
         .iter()
@@ -382,7 +550,7 @@ fn open_conf(req: &OpenReq, granted: u32, status: &PgStatus, now: u32) -> OpenCo
     OpenConf {
         invoke_id: req.invoke_id,
         services_granted: granted,
-        monitor_id: 0,
+        monitor_id,
         pg_status: status.pg_status,
         icm_central_controller_time: now,
         peripheral_online: status.all_online() as u16,

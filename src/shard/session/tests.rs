@@ -38,15 +38,17 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
     let (frame, _) = crate::proto::frame::parse(&bytes).unwrap();
     let st = status();
     let mut out = Vec::new();
-    let outcome = s.on_frame(
-        frame,
-        &Context {
-            config,
-            status: &st,
-        },
-        Instant::now(),
-        &mut out,
-    );
+    let ids = std::cell::Cell::new(100);
+    let next = || {
+        ids.set(ids.get() + 1);
+        ids.get()
+    };
+    let ctx = Context {
+        config,
+        status: &st,
+        next_monitor_id: &next,
+    };
+    let outcome = s.on_frame(frame, &ctx, Instant::now(), &mut out);
     let mut replies = Vec::new();
     let mut rest = &out[..];
     while !rest.is_empty() {
@@ -223,4 +225,77 @@ fn idle_timeout_counts_from_the_last_input() {
     let mut s = session();
     feed(&mut s, &config, disabled.into(), v(24));
     assert!(!s.idle_expired(s.last_input + Duration::from_secs(1_000_000)));
+}
+
+fn monitor_session() -> (Session, Config) {
+    let config = Config::default();
+    let mut s = session();
+    let mut req = open_req(24);
+    req.services_requested = service::PERIPHERAL_MONITOR | service::CLIENT_MONITOR;
+    feed(&mut s, &config, req.into(), v(24));
+    (s, config)
+}
+
+#[test]
+fn monitor_start_names_a_call_xor_a_device() {
+    use crate::proto::msg::MonitorStartReq;
+    let (mut s, config) = monitor_session();
+    let both = MonitorStartReq {
+        invoke_id: 1,
+        connection_device_id: Some("T1".into()),
+        monitored_device_id: Some("3001".into()),
+        ..Default::default()
+    };
+    let (outcome, replies) = feed(&mut s, &config, both.into(), v(24));
+    assert_eq!(
+        (outcome, replies),
+        (Outcome::Continue, vec![failure(54, 1)])
+    );
+    let neither = MonitorStartReq {
+        invoke_id: 2,
+        ..Default::default()
+    };
+    let (_, replies) = feed(&mut s, &config, neither.into(), v(24));
+    assert_eq!(replies, vec![failure(6, 2)]);
+    let trunk = MonitorStartReq {
+        invoke_id: 3,
+        monitored_device_type: crate::proto::constants::device_type::TRUNK,
+        monitored_device_id: Some("12".into()),
+        call_msg_mask: 5,
+        ..Default::default()
+    };
+    let (outcome, replies) = feed(&mut s, &config, trunk.into(), v(24));
+    assert!(replies.is_empty());
+    let expected = MonitorTarget::Device(DeviceKey::number(DeviceKind::Trunk, 12));
+    assert_eq!(
+        outcome,
+        Outcome::Request(Request::MonitorStart {
+            invoke_id: 3,
+            target: expected,
+            call_mask: 5,
+            agent_mask: 0
+        })
+    );
+}
+
+#[test]
+fn client_events_open_conf_carries_a_fresh_monitor_id() {
+    let config = Config::default();
+    let mut s = session();
+    let mut req = open_req(24);
+    req.services_requested = service::CLIENT_EVENTS;
+    req.agent_id = Some("1001".into());
+    let (outcome, replies) = feed(&mut s, &config, req.into(), v(24));
+    assert_eq!(outcome, Outcome::Opened);
+    let Message::OpenConf(conf) = &replies[0] else {
+        panic!("{replies:?}")
+    };
+    assert_eq!(conf.services_granted, service::CLIENT_EVENTS);
+    assert_ne!(conf.monitor_id, 0);
+    assert_eq!(conf.monitor_id, s.client_events_monitor);
+    assert_eq!(
+        replies.len(),
+        1,
+        "no peripheral SYSTEM_EVENTs without All Events"
+    );
 }

@@ -1,0 +1,161 @@
+//! Unit tests of the call-party tracker.
+
+use super::*;
+use crate::proto::msg::*;
+use crate::proto::{routing, Message, Version};
+
+fn observe(t: &mut CallTracker, m: impl Into<Message>) -> Targets {
+    let frame = m.into().to_frame(Version::MAX).unwrap();
+    let keys = routing::extract(&frame, Version::MAX).unwrap();
+    t.observe(&frame, &keys, Instant::now())
+}
+
+fn tracker() -> CallTracker {
+    CallTracker::new(Duration::from_secs(3600))
+}
+
+fn dev(s: &str) -> DeviceKey {
+    DeviceKey::device(s.as_bytes())
+}
+
+fn call() -> CallKey {
+    CallKey::new(7, 1, b"T100")
+}
+
+fn delivered(alerting: &str) -> CallDeliveredEvent {
+    CallDeliveredEvent {
+        connection_device_id_type: 1,
+        connection_call_id: 7,
+        connection_device_id: Some("T100".into()),
+        alerting_device_id: Some(alerting.into()),
+        ..Default::default()
+    }
+}
+
+fn cleared() -> CallClearedEvent {
+    CallClearedEvent {
+        connection_device_id_type: 1,
+        connection_call_id: 7,
+        connection_device_id: Some("T100".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_event_naming_only_its_call_reaches_the_call_devices() {
+    let mut t = tracker();
+    observe(&mut t, delivered("3001"));
+    let targets = observe(&mut t, cleared());
+    assert_eq!(targets.calls.as_slice(), &[call()]);
+    assert!(targets.devices.contains(&dev("3001")));
+    assert_eq!(targets.ended_calls.as_slice(), &[call()]);
+    assert_eq!(t.nr_calls(), 0);
+}
+
+#[test]
+fn connection_cleared_is_the_last_event_for_the_released_device() {
+    let mut t = tracker();
+    observe(&mut t, delivered("3001"));
+    let last = observe(
+        &mut t,
+        CallConnectionClearedEvent {
+            connection_device_id_type: 1,
+            connection_call_id: 7,
+            connection_device_id: Some("T100".into()),
+            releasing_device_id: Some("3001".into()),
+            ..Default::default()
+        },
+    );
+    assert!(last.devices.contains(&dev("3001")));
+    let after = observe(&mut t, cleared());
+    assert!(!after.devices.contains(&dev("3001")));
+    assert!(after.devices.contains(&dev("T100")));
+}
+
+#[test]
+fn conference_merges_the_secondary_call_into_the_primary() {
+    let mut t = tracker();
+    observe(&mut t, delivered("3001"));
+    let consult = CallKey::new(8, 1, b"3001");
+    observe(
+        &mut t,
+        CallEstablishedEvent {
+            connection_device_id_type: 1,
+            connection_call_id: 8,
+            connection_device_id: Some("3001".into()),
+            answering_device_id: Some("3002".into()),
+            ..Default::default()
+        },
+    );
+    let conf = observe(
+        &mut t,
+        CallConferencedEvent {
+            primary_device_id_type: 1,
+            primary_call_id: 7,
+            primary_device_id: Some("T100".into()),
+            secondary_device_id_type: 1,
+            secondary_call_id: 8,
+            secondary_device_id: Some("3001".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(conf.merged, Some((consult, call())));
+    assert!(!t.knows_call(consult));
+    let later = observe(&mut t, cleared());
+    assert!(
+        later.devices.contains(&dev("3002")),
+        "consulted agent is now a party"
+    );
+}
+
+#[test]
+fn call_events_of_a_known_instrument_carry_the_agent_keys() {
+    let mut t = tracker();
+    observe(
+        &mut t,
+        AgentStateEvent {
+            agent_state: 3,
+            agent_id: Some("1001".into()),
+            agent_extension: Some("3001".into()),
+            agent_instrument: Some("3001".into()),
+            ..Default::default()
+        },
+    );
+    let targets = observe(&mut t, delivered("3001"));
+    assert!(targets
+        .agents
+        .contains(&AgentKey::new(AgentField::Id, b"1001")));
+    let other = observe(&mut t, delivered("3999"));
+    assert!(
+        other
+            .agents
+            .contains(&AgentKey::new(AgentField::Id, b"1001")),
+        "3001 is still in the call"
+    );
+}
+
+#[test]
+fn trunks_are_devices_in_decimal() {
+    let mut t = tracker();
+    let mut m = delivered("3001");
+    m.trunk_number = Some(1234);
+    m.trunk_group_number = Some(9);
+    let targets = observe(&mut t, m);
+    assert!(targets
+        .devices
+        .contains(&DeviceKey::number(DeviceKind::Trunk, 1234)));
+    assert!(targets
+        .devices
+        .contains(&DeviceKey::new(DeviceKind::TrunkGroup, b"9")));
+}
+
+#[test]
+fn calls_that_never_end_are_aged_out() {
+    let mut t = CallTracker::new(Duration::from_millis(1));
+    observe(&mut t, delivered("3001"));
+    t.last_sweep = Instant::now() - SWEEP_INTERVAL * 2;
+    std::thread::sleep(Duration::from_millis(5));
+    observe(&mut t, AgentStateEvent::default());
+    assert_eq!(t.nr_calls(), 0);
+    assert_eq!(t.nr_aged_out, 1);
+}

@@ -1,0 +1,363 @@
+//! The call state machine: what each scheduled step of a call sends, which
+//! agent gets which call, and when the next step is due. Each call has at most
+//! one pending timer; scheduling a new one makes any older one stale.
+
+use super::build::{self, call_type, cause, direction};
+use super::world::{secs, Call, Plan, DATA_GAP, NO_AGENT, ROUTE_GAP};
+use super::Simulator;
+use crate::proto::constants::{agent_state::*, device_type};
+
+/// Steps of a call, in the order they usually happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStep {
+    /// CALL_DATA_UPDATE after the trunk seizure.
+    Data,
+    /// Out of the IVR: queue to the skill group (or straight to an agent).
+    Queue,
+    /// Patience ran out in queue.
+    Abandon,
+    /// Ring the reserved agent.
+    Alert,
+    Answer,
+    Hold,
+    Retrieve,
+    /// Hold the customer and pick a consult target.
+    ConsultStart,
+    ConsultDial,
+    ConsultAlert,
+    ConsultAnswer,
+    /// Transfer or conference.
+    ConsultComplete,
+    /// The consulting agent leaves the conference.
+    ConferenceDrop,
+    Hangup,
+}
+
+/// Share of calls per [`Plan`]: plain, hold, transfer, conference.
+const PLANS: [f64; 4] = [0.78, 0.10, 0.08, 0.04];
+/// Share of calls where the caller hangs up first.
+const CALLER_HANGS_UP: f64 = 0.7;
+
+impl Simulator {
+    /// A new inbound call seizes a trunk (none free: the network gives busy,
+    /// and the PG never sees the call).
+    pub(super) fn arrival(&mut self) {
+        if let Some(mean) = self.world.timing.arrival_mean {
+            let gap = (self.rng.exp(mean) * 1e9) as u64;
+            self.push(self.out.now.saturating_add(gap), super::Action::Arrival);
+        }
+        let Some(trunk) = self.free_trunks.pop_front() else {
+            return;
+        };
+        let rng = &mut self.rng;
+        let group = rng.below(self.world.groups.len() as u32) as u16;
+        let language = rng.pick(&[0.7, 0.25, 0.05]) as u8;
+        let intent = rng.below(4) as u8;
+        let tier = rng.below(3) as u8;
+        let named_intent = rng.chance(0.5);
+        let plan = [Plan::Plain, Plan::Hold, Plan::Transfer, Plan::Conference][rng.pick(&PLANS)];
+        let ani = format!("{}", rng.range(2_012_000_000, 9_899_999_999));
+        let account = format!("{:08}", rng.below(100_000_000));
+        let serial = self.next_call.wrapping_add(1);
+        let call = Call {
+            serial,
+            id: self.next_call_id(),
+            trunk,
+            group,
+            ani: ani.into(),
+            account: account.into(),
+            language,
+            intent,
+            tier,
+            named_intent,
+            plan,
+            agent: NO_AGENT,
+            other: NO_AGENT,
+            consult_id: 0,
+            talk_left: 0,
+            timer: 0,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.calls[slot as usize] = Some(call);
+                slot
+            }
+            None => {
+                self.calls.push(Some(call));
+                self.calls.len() as u32 - 1
+            }
+        };
+        self.live_calls += 1;
+        let (pid, day) = (self.config.peripheral_id, self.day());
+        let call = self.calls[slot as usize].as_ref().expect("just stored");
+        let c = call.primary(&self.world);
+        self.out.push(build::trunk_seized(pid, &self.world, call));
+        self.out.push(build::begin_call(
+            pid,
+            c,
+            call_type::PREROUTE_ACD_IN,
+            Some((&self.world, call)),
+            day,
+        ));
+        let gap = self.world.timing.gap(DATA_GAP);
+        self.schedule_call(slot, gap, CallStep::Data);
+    }
+
+    pub(super) fn call_step(&mut self, slot: u32, step: CallStep) {
+        let (pid, day) = (self.config.peripheral_id, self.day());
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let (a, b) = (call.agent, call.other);
+        match step {
+            CallStep::Data => {
+                self.out.push(build::call_data(pid, world, call, day));
+                let ivr = world.timing.draw(&mut self.rng, secs::IVR);
+                self.schedule_call(slot, ivr, CallStep::Queue);
+            }
+            CallStep::Queue => self.queue(slot),
+            CallStep::Abandon => {
+                let queue = &mut self.world.groups[call.group as usize].queue;
+                if let Some(at) = queue.iter().position(|&s| s == slot) {
+                    queue.remove(at);
+                    self.queued -= 1;
+                }
+                let left = queue.len();
+                let (world, c) = (&self.world, call.primary(&self.world));
+                self.out.push(build::dequeued(pid, world, call, left));
+                self.out.push(build::connection_cleared(
+                    pid,
+                    c,
+                    device_type::TRUNK,
+                    c.dev,
+                    cause::NONE,
+                ));
+                self.out
+                    .push(build::cleared(pid, c, cause::ABAND_LOCAL_QUEUE));
+                self.out.push(build::end_call(pid, c));
+                self.free_call(slot);
+            }
+            CallStep::Alert => {
+                self.out.push(build::offered(pid, world, call));
+                let ring = world.timing.draw(&mut self.rng, secs::RING);
+                self.schedule_call(slot, ring, CallStep::Answer);
+            }
+            CallStep::Answer => {
+                let talk = world.timing.draw(&mut self.rng, secs::TALK);
+                let (first, next) = match call.plan {
+                    Plan::Plain => (talk, CallStep::Hangup),
+                    Plan::Hold => (talk * 2 / 5, CallStep::Hold),
+                    Plan::Transfer | Plan::Conference => (talk / 2, CallStep::ConsultStart),
+                };
+                call.talk_left = talk - first;
+                self.out.push(build::answered(pid, world, call));
+                self.set_state(a, TALKING, 0, Some(direction::IN));
+                self.schedule_call(slot, first, next);
+            }
+            CallStep::Hold => {
+                self.out.push(build::held(
+                    pid,
+                    call.primary(world),
+                    &world.agents[a as usize],
+                ));
+                self.set_state(a, HOLD, 0, Some(direction::IN));
+                let hold = self.world.timing.draw(&mut self.rng, secs::HOLD);
+                self.schedule_call(slot, hold, CallStep::Retrieve);
+            }
+            CallStep::Retrieve => {
+                let left = call.talk_left;
+                let agent = &world.agents[a as usize];
+                self.out
+                    .push(build::retrieved(pid, call.primary(world), agent));
+                self.set_state(a, TALKING, 0, Some(direction::IN));
+                self.schedule_call(slot, left, CallStep::Hangup);
+            }
+            CallStep::ConsultStart => self.consult_start(slot),
+            CallStep::ConsultDial => {
+                let c = call.consult(world);
+                let (from, to) = (&world.agents[a as usize], &world.agents[b as usize]);
+                self.out.push(build::consult_initiated(pid, c, from));
+                self.out.push(build::agent_state(
+                    pid,
+                    world,
+                    a,
+                    TALKING,
+                    0,
+                    Some(direction::OTHER_OUT),
+                ));
+                self.out
+                    .push(build::begin_call(pid, c, call_type::CONSULT, None, day));
+                self.out.push(build::consult_originated(pid, c, from, to));
+                self.world.agents[a as usize].state = TALKING;
+                self.set_state(b, RESERVED, 0, Some(direction::OTHER_IN));
+                let gap = self.world.timing.gap(ROUTE_GAP);
+                self.schedule_call(slot, gap, CallStep::ConsultAlert);
+            }
+            CallStep::ConsultAlert => {
+                self.out.push(build::consult_offered(
+                    pid,
+                    world,
+                    call.consult(world),
+                    a,
+                    b,
+                ));
+                let ring = world.timing.draw(&mut self.rng, secs::RING);
+                self.schedule_call(slot, ring, CallStep::ConsultAnswer);
+            }
+            CallStep::ConsultAnswer => {
+                self.out.push(build::consult_answered(
+                    pid,
+                    world,
+                    call.consult(world),
+                    a,
+                    b,
+                ));
+                self.set_state(b, TALKING, 0, Some(direction::OTHER_IN));
+                let talk = self.world.timing.draw(&mut self.rng, secs::CONSULT_TALK);
+                self.schedule_call(slot, talk, CallStep::ConsultComplete);
+            }
+            CallStep::ConsultComplete => self.consult_complete(slot),
+            CallStep::ConferenceDrop => {
+                let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
+                let kind = device_type::DEVICE_IDENTIFIER;
+                self.out
+                    .push(build::connection_cleared(pid, p, kind, ext, cause::NONE));
+                call.agent = b;
+                call.other = NO_AGENT;
+                let left = call.talk_left;
+                self.after_call(a);
+                self.schedule_call(slot, left, CallStep::Hangup);
+            }
+            CallStep::Hangup => {
+                let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
+                let trunk = (device_type::TRUNK, p.dev);
+                let phone = (device_type::DEVICE_IDENTIFIER, ext);
+                let order = if self.rng.chance(CALLER_HANGS_UP) {
+                    [trunk, phone]
+                } else {
+                    [phone, trunk]
+                };
+                for (kind, dev) in order {
+                    self.out
+                        .push(build::connection_cleared(pid, p, kind, dev, cause::NONE));
+                }
+                self.out.push(build::cleared(pid, p, cause::NONE));
+                self.out.push(build::end_call(pid, p));
+                self.free_call(slot);
+                self.after_call(a);
+            }
+        }
+    }
+
+    /// Out of the IVR: queue the call; reserve an agent at once if one is
+    /// available; overflow when the queues are full.
+    fn queue(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let call = self.calls[slot as usize].as_ref().expect("live call");
+        let g = call.group;
+        let waiting = self.world.groups[g as usize].queue.len();
+        if let Some(a) = self.world.take_available(g) {
+            self.out
+                .push(build::queued(pid, &self.world, call, waiting + 1));
+            self.offer(slot, a);
+        } else if self.queued >= self.world.max_queued {
+            let c = call.primary(&self.world);
+            let kind = device_type::TRUNK;
+            self.out
+                .push(build::connection_cleared(pid, c, kind, c.dev, cause::NONE));
+            self.out
+                .push(build::cleared(pid, c, cause::MAX_QUEUE_EXCEEDED));
+            self.out.push(build::end_call(pid, c));
+            self.free_call(slot);
+        } else {
+            self.world.groups[g as usize].queue.push_back(slot);
+            self.queued += 1;
+            self.out
+                .push(build::queued(pid, &self.world, call, waiting + 1));
+            let patience = self.world.timing.draw(&mut self.rng, secs::PATIENCE);
+            self.schedule_call(slot, patience, CallStep::Abandon);
+        }
+    }
+
+    /// Reserves agent `a` for the call in `slot` and takes the call out of queue.
+    pub(super) fn offer(&mut self, slot: u32, a: u32) {
+        let pid = self.config.peripheral_id;
+        self.set_state(a, RESERVED, 0, Some(direction::IN));
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        call.agent = a;
+        let left = self.world.groups[call.group as usize].queue.len();
+        self.out.push(build::dequeued(pid, &self.world, call, left));
+        let gap = self.world.timing.gap(ROUTE_GAP);
+        self.schedule_call(slot, gap, CallStep::Alert);
+    }
+
+    /// Holds the customer and claims a consult target, or carries on talking
+    /// when nobody is available.
+    fn consult_start(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let call = self.calls[slot as usize].as_ref().expect("live call");
+        let (a, first, left) = (call.agent, call.group, call.talk_left);
+        let nr_groups = self.world.groups.len() as u16;
+        let target =
+            (0..nr_groups).find_map(|k| self.world.take_available((first + k) % nr_groups));
+        let Some(b) = target else {
+            self.schedule_call(slot, left, CallStep::Hangup);
+            return;
+        };
+        let consult_id = self.next_call_id();
+        let claimed = &mut self.world.agents[b as usize];
+        claimed.state = RESERVED;
+        claimed.timer = 0;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        call.other = b;
+        call.consult_id = consult_id;
+        let agent = &self.world.agents[a as usize];
+        self.out
+            .push(build::held(pid, call.primary(&self.world), agent));
+        self.set_state(a, HOLD, 0, Some(direction::IN));
+        let dial = self.world.timing.draw(&mut self.rng, secs::CONSULT_DIAL);
+        self.schedule_call(slot, dial, CallStep::ConsultDial);
+    }
+
+    /// Completes the consult as a transfer or a conference.
+    fn consult_complete(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let (a, b) = (call.agent, call.other);
+        let (p, c) = (call.primary(world), call.consult(world));
+        let transfer = call.plan == Plan::Transfer;
+        self.out.push(build::merged(pid, world, call, transfer));
+        if transfer {
+            let ext = &world.agents[a as usize].ext;
+            let kind = device_type::DEVICE_IDENTIFIER;
+            self.out.push(build::connection_cleared(
+                pid,
+                p,
+                kind,
+                ext,
+                cause::TRANSFER,
+            ));
+            self.out.push(build::cleared(pid, c, cause::TRANSFER));
+            self.out.push(build::end_call(pid, c));
+            call.agent = b;
+            call.other = NO_AGENT;
+            let left = call.talk_left;
+            self.after_call(a);
+            self.schedule_call(slot, left, CallStep::Hangup);
+        } else {
+            self.out.push(build::cleared(pid, c, cause::KEY_CONFERENCE));
+            self.out.push(build::end_call(pid, c));
+            let talk = self.world.timing.draw(&mut self.rng, secs::CONFERENCE_TALK);
+            self.schedule_call(slot, talk, CallStep::ConferenceDrop);
+        }
+    }
+
+    /// Ends a call's life: its trunk and slot go back to the pools.
+    fn free_call(&mut self, slot: u32) {
+        if let Some(call) = self.calls[slot as usize].take() {
+            self.free_trunks.push_back(call.trunk);
+            self.free_slots.push(slot);
+            self.live_calls -= 1;
+        }
+    }
+}
