@@ -36,6 +36,8 @@ pub struct Metrics {
     pub nr_connected: CachePadded<AtomicU64>,
     /// Client frames that were malformed.
     pub nr_bad_client_frames: CachePadded<AtomicU64>,
+    /// Calls the tracker forgot because they never ended (aged out).
+    pub nr_calls_aged_out: CachePadded<AtomicU64>,
     /// Fan-out latency: ingest received the event → its shard issued the
     /// batch's writes. Shards merge their local histograms in every ~100 ms.
     pub fanout_latency: Mutex<Option<Histogram<u64>>>,
@@ -53,6 +55,7 @@ pub struct Snapshot {
     pub nr_refused: u64,
     pub nr_connected: u64,
     pub nr_bad_client_frames: u64,
+    pub nr_calls_aged_out: u64,
 }
 
 impl Metrics {
@@ -79,6 +82,7 @@ impl Metrics {
             nr_refused: get(&self.nr_refused),
             nr_connected: get(&self.nr_connected),
             nr_bad_client_frames: get(&self.nr_bad_client_frames),
+            nr_calls_aged_out: get(&self.nr_calls_aged_out),
         }
     }
 
@@ -119,6 +123,7 @@ impl Metrics {
             ("ctirouter_refused_total", s.nr_refused),
             ("ctirouter_connected", s.nr_connected),
             ("ctirouter_bad_client_frames_total", s.nr_bad_client_frames),
+            ("ctirouter_calls_aged_out_total", s.nr_calls_aged_out),
         ];
         rows.iter()
             .map(|(name, value)| format!("{name} {value}\n"))

@@ -135,6 +135,8 @@ pub struct Shard {
     stop_accepting: Notify,
     /// Notified whenever a session is removed (shutdown waits on it).
     session_removed: Notify,
+    /// Control messages are waiting for room in the ring to ingest.
+    control_backlog: Notify,
 }
 
 /// Bind the shard's listener (SO_REUSEPORT is set by glommio). Called on the
@@ -166,12 +168,15 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         accepting: Cell::new(true),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
+        control_backlog: Notify::default(),
     });
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let idle = glommio::spawn_local(idle_loop(shard.clone()));
+    let backlog = glommio::spawn_local(control_backlog_loop(shard.clone()));
     dispatch::run(&shard, &mut from_ingest).await;
     shutdown(&shard).await;
     drop(idle.cancel());
+    drop(backlog.cancel());
     acceptor.await;
 }
 
@@ -225,6 +230,17 @@ async fn idle_loop(shard: Rc<Shard>) {
             .collect();
         for conn in expired {
             conn.end(CloseReason::IdleTimeout);
+        }
+    }
+}
+
+/// Publishes control messages that did not fit in the ring to ingest when
+/// they were sent (the ring was full); the full-ring policy is to wait.
+async fn control_backlog_loop(shard: Rc<Shard>) {
+    loop {
+        shard.control_backlog.wait().await;
+        while shard.to_ingest.borrow_mut().try_flush() > 0 {
+            glommio::timer::sleep(Duration::from_micros(50)).await;
         }
     }
 }
@@ -338,7 +354,9 @@ impl Shard {
     pub fn send_to_ingest(&self, item: ToIngest) {
         let mut tx = self.to_ingest.borrow_mut();
         tx.stage(item);
-        tx.try_flush();
+        if tx.try_flush() > 0 {
+            self.control_backlog.notify();
+        }
     }
 
     pub fn conn(&self, id: u32) -> Option<Rc<Conn>> {
