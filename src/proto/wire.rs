@@ -175,11 +175,11 @@ pub fn put_field_header(out: &mut Vec<u8>, version: Version, tag: u16, len: usiz
         return false;
     }
     if version.tag_width() == 2 {
-        out.extend_from_slice(&tag.to_be_bytes());
-        out.extend_from_slice(&(len as u16).to_be_bytes());
+        let [t0, t1] = tag.to_be_bytes();
+        let [l0, l1] = (len as u16).to_be_bytes();
+        out.extend_from_slice(&[t0, t1, l0, l1]);
     } else {
-        out.push(tag as u8);
-        out.push(len as u8);
+        out.extend_from_slice(&[tag as u8, len as u8]);
     }
     true
 }
