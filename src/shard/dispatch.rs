@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use super::conn::Conn;
 use super::requests;
-use super::session::{failure_event, CloseReason, Phase, Session};
+use super::session::{failure_event, CloseReason, MaskBit, Phase};
 use super::{Shard, ToShard};
 use crate::event::Event;
 use crate::ingest::ToIngest;
@@ -117,18 +117,19 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
         }
         _ => {}
     }
+    let bit = MaskBit::of(&event.keys);
     for conn in shard.all_events.borrow().iter() {
-        let wants = conn.state.borrow().session.wants_all_events(&event.keys);
+        let wants = conn.state.borrow().session.wants_all_events_bit(bit);
         if wants {
             copies += append(shard, conn, event, None) as u64;
         }
     }
-    copies + deliver_to_monitors(shard, event)
+    copies + deliver_to_monitors(shard, event, bit)
 }
 
 /// One copy per matching monitor, MonitorID ascending, each through its own
 /// masks; then call monitors follow merges and end with their call.
-fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>) -> u64 {
+fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
     let mut copies = 0;
     let mut matched: SmallVec<[u32; 8]> = SmallVec::new();
     {
@@ -139,7 +140,7 @@ fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>) -> u64 {
         index.matches(&event.targets, &mut matched);
         for &id in &matched {
             let Some(m) = index.get(id) else { continue };
-            if !Session::passes_masks(&event.keys, m.call_mask, m.agent_mask) {
+            if !bit.passes(m.call_mask, m.agent_mask) {
                 continue;
             }
             let Some(conn) = shard.conns.borrow().get(&m.session).cloned() else {

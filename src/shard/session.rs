@@ -414,17 +414,7 @@ impl Session {
     /// AgentStateMask by AgentState (design.md §4.8);
     /// CALL_TRANSLATION_ROUTE_EVENT is not masked.
     pub fn passes_masks(keys: &RoutingKeys, call_mask: u32, agent_mask: u32) -> bool {
-        match keys.message_type {
-            msg::CALL_TRANSLATION_ROUTE_EVENT => true,
-            msg::AGENT_STATE_EVENT => {
-                let state = keys.agent_state.unwrap_or(u16::MAX);
-                agent_mask & agent_mask::bit_for(state) != 0
-            }
-            t => {
-                let bit = call_mask::bit_for(t);
-                bit == 0 || call_mask & bit != 0
-            }
-        }
+        MaskBit::of(keys).passes(call_mask, agent_mask)
     }
 
     /// The All Events filter (design.md §4.8): every call and agent event,
@@ -432,8 +422,14 @@ impl Session {
     /// CALL_TRANSLATION_ROUTE_EVENT unmasked. (SYSTEM_EVENT goes to every
     /// open session and is not decided here.)
     pub fn wants_all_events(&self, keys: &RoutingKeys) -> bool {
-        self.services & service::ALL_EVENTS != 0
-            && Self::passes_masks(keys, self.call_mask, self.agent_mask)
+        self.wants_all_events_bit(MaskBit::of(keys))
+    }
+
+    /// [`Session::wants_all_events`] with the event's mask bit computed once
+    /// per event rather than once per session.
+    #[inline]
+    pub fn wants_all_events_bit(&self, bit: MaskBit) -> bool {
+        self.services & service::ALL_EVENTS != 0 && bit.passes(self.call_mask, self.agent_mask)
     }
 }
 
@@ -464,6 +460,42 @@ fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
         return Err(status::E_CTI_REQUIRED_DATA_MISSING);
     }
     Ok(())
+}
+
+/// Which mask bit decides whether an event passes a session's or monitor's
+/// masks; computed once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskBit {
+    /// Not masked (CALL_TRANSLATION_ROUTE_EVENT, types without a CallMsgMask bit).
+    Always,
+    /// A CallMsgMask bit (protocol.md §5.2).
+    Call(u32),
+    /// An AgentStateMask bit (protocol.md §5.3); 0 for states without one.
+    Agent(u32),
+}
+
+impl MaskBit {
+    pub fn of(keys: &RoutingKeys) -> MaskBit {
+        match keys.message_type {
+            msg::CALL_TRANSLATION_ROUTE_EVENT => MaskBit::Always,
+            msg::AGENT_STATE_EVENT => {
+                MaskBit::Agent(agent_mask::bit_for(keys.agent_state.unwrap_or(u16::MAX)))
+            }
+            t => match call_mask::bit_for(t) {
+                0 => MaskBit::Always,
+                bit => MaskBit::Call(bit),
+            },
+        }
+    }
+
+    #[inline]
+    pub fn passes(self, call_mask: u32, agent_mask: u32) -> bool {
+        match self {
+            MaskBit::Always => true,
+            MaskBit::Call(bit) => call_mask & bit != 0,
+            MaskBit::Agent(bit) => agent_mask & bit != 0,
+        }
+    }
 }
 
 /// Decode a monitor request; `Err` is the FAILURE_CONF status.
