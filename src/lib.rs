@@ -34,3 +34,4 @@ pub mod shard;
 pub mod sim;
 pub mod status;
 pub mod tools;
+pub mod tuning;

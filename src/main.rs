@@ -3,9 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use ctirouter::config::Config;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use ctirouter::config::{Config, ReplayConfig, UpstreamConfig};
+use ctirouter::proto::Version;
 use ctirouter::router::Router;
+use ctirouter::tools;
 
 #[derive(Parser)]
 #[command(
@@ -22,12 +28,12 @@ struct Cli {
 enum Command {
     /// Serve downstream CTI clients (on the built-in simulated PG unless --upstream).
     Serve(Box<ServeArgs>),
-    /// Standalone simulated CTI Server.
-    SimPg,
-    /// Command-line CTI client that prints events.
-    Watch,
-    /// Record an upstream stream to a file.
-    Record,
+    /// Standalone simulated CTI Server (one thread, any number of clients).
+    SimPg(SimPgArgs),
+    /// Command-line CTI client that prints events, one per line.
+    Watch(WatchArgs),
+    /// Record an upstream stream to a file (replay it with `serve --replay`).
+    Record(RecordArgs),
     /// Write a core-pinning tuning file for this host.
     Tune,
 }
@@ -43,8 +49,8 @@ struct ServeArgs {
     /// Upstream CTI Server side A[,B].
     #[arg(long)]
     upstream: Option<String>,
-    /// Protocol version opened upstream.
-    #[arg(long)]
+    /// Protocol version opened upstream (13..=24, default 24).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(13..=24))]
     upstream_version: Option<u32>,
     /// Use the built-in simulated PG (the default without --upstream).
     #[arg(long)]
@@ -88,6 +94,59 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--upstream`, `--upstream-version`, `--replay`, `--speed`, `--simulate`.
+    fn apply_source(&self, config: &mut Config) -> Result<(), String> {
+        if self.simulate && (self.upstream.is_some() || self.replay.is_some()) {
+            return Err("--simulate excludes --upstream and --replay".into());
+        }
+        if self.upstream.is_some() && self.replay.is_some() {
+            return Err("--upstream and --replay exclude each other".into());
+        }
+        if self.simulate {
+            config.upstream = None;
+            config.replay = None;
+        }
+        if let Some(sides) = &self.upstream {
+            config
+                .upstream
+                .get_or_insert_with(UpstreamConfig::default)
+                .sides = split_sides(sides);
+            config.replay = None;
+        }
+        if let Some(version) = self.upstream_version {
+            let upstream = config
+                .upstream
+                .as_mut()
+                .ok_or("--upstream-version needs --upstream (or [upstream] in the config)")?;
+            upstream.version = version;
+        }
+        if let Some(path) = &self.replay {
+            config.replay = Some(ReplayConfig {
+                path: path.clone(),
+                speed: 1.0,
+                wait_for_sessions: 0,
+            });
+        }
+        if let Some(speed) = self.speed {
+            let replay = config
+                .replay
+                .as_mut()
+                .ok_or("--speed paces --replay (the simulator has --sim-speed)")?;
+            replay.speed = speed;
+        }
+        if let Some(replay) = &config.replay {
+            if !(replay.speed.is_finite() && replay.speed >= 0.0) {
+                return Err(format!(
+                    "--speed {}: give 0 (as fast as possible) or more",
+                    replay.speed
+                ));
+            }
+        } else if let Some(upstream) = &config.upstream {
+            upstream.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     fn config(&self) -> Result<Config, String> {
         let mut config = match &self.config {
             Some(path) => Config::load(path).map_err(|e| e.to_string())?,
@@ -99,14 +158,7 @@ impl ServeArgs {
                 path.display()
             ));
         }
-        if self.upstream.is_some() || self.replay.is_some() || self.upstream_version.is_some() {
-            return Err(
-                "--upstream/--replay are not built yet; run without them to serve the \
-                        built-in simulated PG"
-                    .into(),
-            );
-        }
-        let _ = (self.simulate, self.speed);
+        self.apply_source(&mut config)?;
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
@@ -141,14 +193,31 @@ impl ServeArgs {
     }
 }
 
+/// The first log line says where events come from.
+fn log_source(config: &Config) {
+    match (&config.replay, &config.upstream) {
+        (Some(replay), _) => tracing::info!(
+            path = %replay.path.display(),
+            speed = replay.speed,
+            "ctirouter serving a recorded stream (--replay)"
+        ),
+        (None, Some(upstream)) => tracing::info!(
+            sides = ?upstream.sides,
+            version = upstream.version,
+            "ctirouter serving the upstream CTI Server (side A first)"
+        ),
+        (None, None) => tracing::info!(
+            agents = config.simulator.agents,
+            calls_per_sec = config.simulator.calls_per_sec,
+            seed = config.simulator.seed,
+            "ctirouter serving the built-in simulated PG (no --upstream given)"
+        ),
+    }
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
-    tracing::info!(
-        agents = config.simulator.agents,
-        calls_per_sec = config.simulator.calls_per_sec,
-        seed = config.simulator.seed,
-        "ctirouter serving the built-in simulated PG (no --upstream given)"
-    );
+    log_source(&config);
     let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("signal handlers: {e}"))?;
     let router = Router::start(config).map_err(|e| e.to_string())?;
@@ -164,6 +233,179 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     router.shutdown().map_err(|e| e.to_string())?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Args)]
+struct SimPgArgs {
+    /// Listen address (port 0 picks a free port; printed as `listening ADDR`).
+    #[arg(long, default_value = tools::sim_pg::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// Simulated agents.
+    #[arg(long, default_value_t = 50)]
+    agents: u32,
+    /// Simulated inbound calls per second.
+    #[arg(long, default_value_t = 5.0)]
+    calls_per_sec: f64,
+    /// Simulator seed (same seed, same stream).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated seconds per real second (0 = as fast as the clients read).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// PeripheralID of the simulated peripheral.
+    #[arg(long, default_value_t = 5000)]
+    peripheral_id: u32,
+    /// Unsent bytes per client before it is dropped.
+    #[arg(long, default_value_t = ctirouter::config::DEFAULT_OUTPUT_BOUND)]
+    output_bound: usize,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("mode").args(["all_events", "device", "agent"])))]
+struct WatchArgs {
+    /// CTI Server or router address, host:port.
+    #[arg(long)]
+    connect: String,
+    /// Protocol version to open with.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(13..=24))]
+    version: u32,
+    /// All Events: every call and agent event (the default).
+    #[arg(long)]
+    all_events: bool,
+    /// Peripheral Monitor: a device monitor per ID (MonitoredDeviceType 0).
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    device: Vec<String>,
+    /// Client Events for one agent, by AgentID.
+    #[arg(long, value_name = "ID")]
+    agent: Option<String>,
+    /// One JSON object per line ({"type":...,"fields":{...}}), for jq.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "ctirouter-watch")]
+    client_id: String,
+    #[arg(long, default_value = "")]
+    password: String,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_secs: u64,
+    /// PeripheralID for OPEN_REQ and MONITOR_START_REQ (default NULL).
+    #[arg(long)]
+    peripheral_id: Option<u32>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Upstream CTI Server side A[,B].
+    #[arg(long)]
+    upstream: String,
+    /// The recording file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Protocol version opened upstream (13..=24).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(13..=24))]
+    upstream_version: u32,
+    /// TOML config whose [upstream] gives credentials, heartbeat and backoff.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// "A,B" → ["A", "B"].
+fn split_sides(sides: &str) -> Vec<String> {
+    sides.split(',').map(|s| s.trim().to_string()).collect()
+}
+
+/// A flag set by SIGINT/SIGTERM; a second signal ends the process at once.
+fn stop_flag() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+            .map_err(|e| format!("signal handlers: {e}"))?;
+    }
+    Ok(stop)
+}
+
+fn sim_pg(args: SimPgArgs) -> Result<(), String> {
+    if !(args.speed.is_finite() && args.speed >= 0.0) {
+        return Err(format!(
+            "--speed {}: give 0 (as fast as possible) or more",
+            args.speed
+        ));
+    }
+    let stop = stop_flag()?;
+    let options = tools::sim_pg::SimPgOptions {
+        listen: args.listen,
+        sim: ctirouter::sim::SimConfig {
+            seed: args.seed,
+            agents: args.agents,
+            calls_per_sec: args.calls_per_sec,
+            peripheral_id: args.peripheral_id,
+        },
+        speed: args.speed,
+        output_bound: args.output_bound,
+    };
+    tools::sim_pg::run(options, &stop, |addr| {
+        tracing::info!(%addr, "sim-pg listening");
+        // Machine-readable line for scripts and tests.
+        println!("listening {addr}");
+    })
+    .map_err(|e| format!("sim-pg: {e}"))
+}
+
+fn watch(args: WatchArgs) -> Result<(), String> {
+    let stop = stop_flag()?;
+    let mut options = tools::watch::WatchOptions::new(&args.connect);
+    options.version = Version::new(args.version).ok_or("--version: give 13..=24")?;
+    options.mode = match (args.device.is_empty(), args.agent) {
+        (false, _) => tools::watch::WatchMode::Devices(args.device),
+        (true, Some(agent)) => tools::watch::WatchMode::Agent(agent),
+        (true, None) => tools::watch::WatchMode::AllEvents,
+    };
+    options.json = args.json;
+    options.client_id = args.client_id;
+    options.password = args.password;
+    options.heartbeat = Duration::from_secs(args.heartbeat_secs.max(1));
+    if let Some(id) = args.peripheral_id {
+        options.peripheral_id = id;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    tools::watch::run(&options, &stop, &mut out).map_err(|e| format!("watch: {e}"))
+}
+
+fn record(args: RecordArgs) -> Result<(), String> {
+    let mut upstream = match &args.config {
+        Some(path) => Config::load(path)
+            .map_err(|e| e.to_string())?
+            .upstream
+            .unwrap_or_default(),
+        None => UpstreamConfig::default(),
+    };
+    upstream.sides = split_sides(&args.upstream);
+    upstream.version = args.upstream_version;
+    if let Some(id) = args.client_id {
+        upstream.client_id = id;
+    }
+    if let Some(password) = args.password {
+        upstream.password = password;
+    }
+    let stop = stop_flag()?;
+    let options = tools::record::RecordOptions {
+        upstream,
+        out: args.out.clone(),
+    };
+    let summary = tools::record::run(&options, &stop)?;
+    eprintln!(
+        "record: {} frames from {} session(s) written to {}",
+        summary.nr_records,
+        summary.nr_sessions,
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -196,9 +438,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::SimPg | Command::Watch | Command::Record | Command::Tune => {
-            Err("this command is not built yet".into())
-        }
+        Command::SimPg(args) => sim_pg(args),
+        Command::Watch(args) => watch(args),
+        Command::Record(args) => record(args),
+        Command::Tune => Err("this command is not built yet".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

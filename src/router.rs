@@ -140,6 +140,7 @@ impl Router {
         let mut from_shards = Vec::new();
         let mut executors = Vec::new();
         let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<usize>();
         for (index, core) in places.shards.iter().enumerate() {
             let (event_tx, event_rx) = ring::ring::<ToShard>(capacity);
             let (ctl_tx, ctl_rx) = ring::ring::<ToIngest>(capacity);
@@ -152,6 +153,7 @@ impl Router {
                 metrics: metrics.clone(),
                 from_ingest: event_rx,
                 to_ingest: ctl_tx,
+                ready: ready_tx.clone(),
             };
             let bound = bound_tx.clone();
             let handle = builder(&format!("shard-{index}"), *core, &config)
@@ -189,6 +191,12 @@ impl Router {
             .spawn(move || ingest::run(setup))
             .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
         executors.push(handle);
+        // Every shard knows the PG status before the first session is answered.
+        for _ in 0..places.shards.len() {
+            ready_rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .map_err(|e| err("shard readiness", e))?;
+        }
         Ok(Router {
             local_addr,
             metrics,

@@ -126,6 +126,10 @@ pub async fn run(setup: IngestSetup) {
         control_tasks.push(glommio::spawn_local(control::run(rx, fanout.clone())));
     }
     let stop = setup.stop.clone();
+    if config.replay.is_some() || config.upstream.is_some() {
+        // Offline until the upstream answers (or the recording says otherwise).
+        fanout.set_status(PgStatus::offline()).await;
+    }
     if let Some(replay) = &config.replay {
         replay::ReplaySource::new(replay)
             .run(&mut fanout, &stop)

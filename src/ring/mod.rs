@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
 
+/// Longest a parked consumer sleeps without re-checking its queue.
+const PARK_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Counters of one ring, readable from any thread.
 #[derive(Debug, Default)]
 pub struct RingStats {
@@ -189,14 +192,26 @@ impl<T: Send + 'static> Receiver<T> {
             }
         }
         self.bell.parked.store(true, Ordering::SeqCst);
+        // Pairs with the producer's fence: our store is visible before our load.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if !self.consumer.is_empty() {
             self.bell.parked.store(false, Ordering::SeqCst);
             return;
         }
         if self.producer_gone {
             glommio::timer::sleep(Duration::from_millis(10)).await;
-        } else if self.doorbell.recv().await.is_none() {
-            self.producer_gone = true;
+        } else {
+            // The timeout is a safety net against a lost wake-up (a rare one
+            // has been reported in glommio's shared channels, issue #261):
+            // the cost is one idle wake-up per PARK_TIMEOUT.
+            let rang = futures_lite::future::or(async { Some(self.doorbell.recv().await) }, async {
+                glommio::timer::sleep(PARK_TIMEOUT).await;
+                None
+            })
+            .await;
+            if let Some(None) = rang {
+                self.producer_gone = true;
+            }
         }
         self.bell.parked.store(false, Ordering::SeqCst);
     }

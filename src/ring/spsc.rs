@@ -131,10 +131,11 @@ impl<T> Producer<T> {
 }
 
 impl<T> Consumer<T> {
-    /// Items ready, refreshing the cached tail when the cache says empty.
-    fn ready(&mut self) -> usize {
+    /// Items ready (up to `wanted` matters), refreshing the cached tail when
+    /// the cache holds fewer than wanted.
+    fn ready_for(&mut self, wanted: usize) -> usize {
         let mut ready = self.cached_tail - self.head;
-        if ready == 0 {
+        if ready < wanted {
             self.cached_tail = self.shared.tail.load(Ordering::Acquire);
             ready = self.cached_tail - self.head;
         }
@@ -142,7 +143,7 @@ impl<T> Consumer<T> {
     }
 
     pub fn is_empty(&mut self) -> bool {
-        self.ready() == 0
+        self.ready_for(1) == 0
     }
 
     pub fn pop(&mut self) -> Option<T> {
@@ -154,7 +155,7 @@ impl<T> Consumer<T> {
     /// Pop up to `max` items into `f`, releasing their slots with one store.
     /// Returns how many were popped.
     pub fn pop_batch(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
-        let n = self.ready().min(max);
+        let n = self.ready_for(max).min(max);
         for i in 0..n {
             let slot = (self.head + i) & self.shared.mask;
             // SAFETY: slots head..head+n were published by the producer's

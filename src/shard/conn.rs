@@ -158,6 +158,7 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                         config: &shard.config,
                         status: &status,
                         next_monitor_id: &super::next_monitor_id,
+                        served_services: super::session::SERVED_SERVICES,
                     };
                     let mut st = conn.state.borrow_mut();
                     let ConnState { session, out, .. } = &mut *st;

@@ -43,7 +43,7 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
                 received.push(event.received);
                 nr_deliveries += deliver(shard, &event);
             }
-            ToShard::Status(status) => *shard.status.borrow_mut() = status,
+            ToShard::Status(status) => shard.set_status(status),
             ToShard::UpstreamLost => {
                 shard.monitors.borrow_mut().drop_call_monitors();
             }

@@ -108,6 +108,9 @@ pub struct ShardSetup {
     pub metrics: Arc<Metrics>,
     pub from_ingest: RingRx<ToShard>,
     pub to_ingest: RingTx<ToIngest>,
+    /// Told once the shard knows the PG status and accepts sessions (so no
+    /// session is answered with the status the shard starts with).
+    pub ready: std::sync::mpsc::Sender<usize>,
 }
 
 /// One shard's state, shared by its tasks through `Rc`.
@@ -137,6 +140,10 @@ pub struct Shard {
     session_removed: Notify,
     /// Control messages are waiting for room in the ring to ingest.
     control_backlog: Notify,
+    /// Set when the first status arrives from ingest; accepting waits for it.
+    status_known: Cell<bool>,
+    status_ready: Notify,
+    ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
 }
 
 /// Bind the shard's listener (SO_REUSEPORT is set by glommio). Called on the
@@ -169,6 +176,9 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
+        status_known: Cell::new(false),
+        status_ready: Notify::default(),
+        ready: RefCell::new(Some(setup.ready)),
     });
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let idle = glommio::spawn_local(idle_loop(shard.clone()));
@@ -181,6 +191,9 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    while !shard.status_known.get() {
+        shard.status_ready.wait().await;
+    }
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             shard.stop_accepting.wait().await;
@@ -356,6 +369,17 @@ impl Shard {
         tx.stage(item);
         if tx.try_flush() > 0 {
             self.control_backlog.notify();
+        }
+    }
+
+    /// A status snapshot from ingest; the first one opens the doors.
+    pub fn set_status(&self, status: Arc<PgStatus>) {
+        *self.status.borrow_mut() = status;
+        if !self.status_known.replace(true) {
+            self.status_ready.notify();
+            if let Some(ready) = self.ready.borrow_mut().take() {
+                let _ = ready.send(self.index);
+            }
         }
     }
 

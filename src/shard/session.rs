@@ -134,6 +134,9 @@ pub struct Context<'a> {
     pub status: &'a PgStatus,
     /// Allocates a MonitorID unique across the router.
     pub next_monitor_id: &'a dyn Fn() -> u32,
+    /// The services this server grants ([`SERVED_SERVICES`] for the router;
+    /// `sim-pg` serves All Events only).
+    pub served_services: u32,
 }
 
 /// One session's protocol state.
@@ -298,7 +301,7 @@ impl Session {
             .config
             .client(client_id.as_bytes())
             .map_or(u32::MAX, |c| c.allowed_services());
-        self.services = req.services_requested & SERVED_SERVICES & allowed;
+        self.services = req.services_requested & ctx.served_services & allowed;
         self.call_mask = req.call_msg_mask;
         self.agent_mask = req.agent_state_mask;
         self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)

@@ -1,3 +1,17 @@
 //! Tools around the router that are not the router: the standalone simulated
 //! CTI Server (`sim-pg`), the `watch` client, and record/replay files. They
 //! use mio, not glommio, so they never share the router's runtime.
+//!
+//! * `sim_pg` (+ `sim_pg_client`) — `ctirouter sim-pg`, one thread, mio
+//! * `link` — a CTI client connection (OPEN, heartbeats, close) for the tools
+//! * `watch` (+ `watch_format`) — `ctirouter watch`, events as lines or JSON
+//! * `record` — `ctirouter record`, an upstream stream into a file
+//! * `recording` — the recording file format (reader and writer)
+
+pub mod link;
+pub mod record;
+pub mod recording;
+pub mod sim_pg;
+pub mod sim_pg_client;
+pub mod watch;
+pub mod watch_format;

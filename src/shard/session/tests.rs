@@ -47,6 +47,7 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
         config,
         status: &st,
         next_monitor_id: &next,
+        served_services: SERVED_SERVICES,
     };
     let outcome = s.on_frame(frame, &ctx, Instant::now(), &mut out);
     let mut replies = Vec::new();

@@ -1,0 +1,430 @@
+//! The driver thread (mio): the one publisher. For the router it is the
+//! upstream CTI Server (it listens, the router connects, `cti_server` answers
+//! OPEN and heartbeats); for a peer it is a NATS or Redis publisher. It plays
+//! the current plan: events at a fixed rate (with bursts), or as fast as the
+//! window of in-flight deliveries allows, each stamped just before its write.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::now_ns;
+use crate::cti_server::{CtiServer, Upstream};
+use crate::events::{EventKind, Templates};
+use crate::nats::NatsPub;
+use crate::pacer::{window_open, Pacer};
+use crate::redis::RedisPub;
+use crate::rng::Rng;
+use crate::scenario::{Load, Phase};
+use crate::shared::Shared;
+
+const LISTENER: Token = Token(0);
+const CONN: Token = Token(1);
+/// Unsent bytes past which the driver stops producing until the socket drains.
+const HIGH_WATER: usize = 256 * 1024;
+/// Most events produced per loop turn (reads and plan changes run between).
+const MAX_BATCH: u64 = 2048;
+/// An event produced this late after its due time counts as "behind".
+const LATE_NS: u64 = 2_000_000;
+/// Waits shorter than this are slept (nanosleep) rather than polled: epoll
+/// timeouts are whole milliseconds, which would send a 10k/s stream in
+/// 1 ms clumps of 10.
+const FINE_WAIT: Duration = Duration::from_millis(1);
+
+/// The publisher's protocol.
+pub enum PubWire {
+    Cti(CtiServer),
+    Nats(NatsPub),
+    Redis(RedisPub),
+}
+
+impl PubWire {
+    fn ready(&self) -> bool {
+        match self {
+            PubWire::Cti(s) => s.state == Upstream::Open,
+            PubWire::Nats(p) => p.ready,
+            PubWire::Redis(_) => true,
+        }
+    }
+
+    fn hello(&mut self, out: &mut Vec<u8>) {
+        if let PubWire::Nats(p) = self {
+            p.hello(out)
+        }
+    }
+
+    fn on_input(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+        match self {
+            PubWire::Cti(s) => s.on_input(input, out),
+            PubWire::Nats(p) => p.on_input(input, out),
+            PubWire::Redis(p) => p.on_input(input),
+        }
+    }
+
+    fn heartbeats(&self) -> u64 {
+        match self {
+            PubWire::Cti(s) => s.nr_heartbeats,
+            _ => 0,
+        }
+    }
+}
+
+/// Where the driver's one connection comes from.
+pub enum Endpoint {
+    /// The router connects to this listener (its `--upstream`).
+    Listen(TcpListener),
+    /// The driver connects to a peer server.
+    Connect(SocketAddr),
+}
+
+/// Who each agent's events reach, so the driver can count expected
+/// deliveries (for the window) and log the seqs of targeted agents.
+pub struct Targeting {
+    /// Deliveries one event naming agent `k` should make.
+    pub recipients: Vec<u32>,
+    /// Agents some Client Events or Peripheral Monitor session names.
+    pub logged: Vec<bool>,
+    /// Per agent: the seqs of the events that named it (logged agents only).
+    pub log: Arc<Mutex<Vec<Vec<u64>>>>,
+}
+
+/// One socket and its buffers.
+struct Conn {
+    stream: TcpStream,
+    out: Vec<u8>,
+    out_at: usize,
+    input: Vec<u8>,
+    connected: bool,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, connected: bool) -> Conn {
+        Conn {
+            stream,
+            out: Vec::with_capacity(HIGH_WATER * 2),
+            out_at: 0,
+            input: Vec::with_capacity(64 * 1024),
+            connected,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len() - self.out_at
+    }
+
+    /// Write until the socket takes no more.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.out_at < self.out.len() {
+            match self.stream.write(&self.out[self.out_at..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_at += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_at == self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        } else if self.out_at > HIGH_WATER {
+            self.out.drain(..self.out_at);
+            self.out_at = 0;
+        }
+        Ok(())
+    }
+
+    /// Read what is there; false once the peer closed.
+    fn fill(&mut self) -> io::Result<bool> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The phase being played, and how far it got.
+struct Playing {
+    phase: Phase,
+    pacer: Pacer,
+    sent: u64,
+    /// Events already counted as late (each is counted once).
+    late_counted: u64,
+    window_deliveries: u64,
+}
+
+pub struct Driver {
+    endpoint: Endpoint,
+    wire: PubWire,
+    templates: Templates,
+    load: Load,
+    targeting: Targeting,
+    shared: Arc<Shared>,
+    rng: Rng,
+    /// Average deliveries per event (the window is in events per session).
+    avg_recipients: f64,
+}
+
+impl Driver {
+    pub fn new(
+        endpoint: Endpoint,
+        wire: PubWire,
+        load: Load,
+        targeting: Targeting,
+        shared: Arc<Shared>,
+    ) -> Driver {
+        let templates = Templates::new(load.agents);
+        let total: u64 = targeting.recipients.iter().map(|&r| r as u64).sum();
+        let avg_recipients = (total as f64 / load.agents.max(1) as f64).max(1.0);
+        Driver {
+            rng: Rng::new(load.seed),
+            endpoint,
+            wire,
+            templates,
+            load,
+            targeting,
+            shared,
+            avg_recipients,
+        }
+    }
+
+    pub fn spawn(self) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("perf-driver".into())
+            .spawn(move || {
+                let shared = self.shared.clone();
+                if let Err(e) = self.run() {
+                    *shared.driver_error.lock().expect("error lock") = Some(e);
+                }
+            })
+            .expect("spawn driver thread")
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        let mut poll = Poll::new().map_err(|e| e.to_string())?;
+        let mut events = Events::with_capacity(64);
+        let mut listener = None;
+        let mut conn = None;
+        match std::mem::replace(
+            &mut self.endpoint,
+            Endpoint::Connect(([0, 0, 0, 0], 0).into()),
+        ) {
+            Endpoint::Listen(mut l) => {
+                poll.registry()
+                    .register(&mut l, LISTENER, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                listener = Some(l);
+            }
+            Endpoint::Connect(addr) => {
+                let mut stream = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+                poll.registry()
+                    .register(&mut stream, CONN, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(|e| e.to_string())?;
+                conn = Some(Conn::new(stream, false));
+            }
+        }
+        let mut playing: Option<Playing> = None;
+        let mut plan_seen = 0;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            self.follow_plan(&mut plan_seen, &mut playing);
+            let mut timeout = Duration::from_millis(20);
+            if let Some(c) = conn.as_mut().filter(|c| c.connected) {
+                if self.wire.ready() {
+                    self.shared.upstream_ready.store(true, Ordering::Relaxed);
+                    if let Some(p) = playing.as_mut() {
+                        timeout = self.produce(p, c);
+                    }
+                }
+                c.flush().map_err(|e| format!("driver write: {e}"))?;
+                let flat_out = playing.as_ref().is_some_and(|p| p.phase.rate.is_max());
+                if flat_out && c.pending() < HIGH_WATER {
+                    timeout = Duration::ZERO;
+                }
+            }
+            if !timeout.is_zero() && timeout < FINE_WAIT {
+                std::thread::sleep(timeout);
+                timeout = Duration::ZERO;
+            }
+            poll.poll(&mut events, Some(timeout))
+                .map_err(|e| e.to_string())?;
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => {
+                        if let Some(c) = self.accept(&poll, listener.as_ref())? {
+                            self.wire = PubWire::Cti(CtiServer::default());
+                            conn = Some(c);
+                        }
+                    }
+                    _ => {
+                        let Some(c) = conn.as_mut() else { continue };
+                        if ev.is_writable() && !c.connected {
+                            c.connected = true;
+                            let _ = c.stream.set_nodelay(true);
+                            self.wire.hello(&mut c.out);
+                        }
+                        if ev.is_readable() && !self.read(c)? {
+                            self.shared.upstream_ready.store(false, Ordering::Relaxed);
+                            conn = None;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the newest plan: a new pacer from now, or paused.
+    fn follow_plan(&mut self, seen: &mut u64, playing: &mut Option<Playing>) {
+        let gen = self.shared.plan_gen.load(Ordering::SeqCst);
+        if gen == *seen {
+            return;
+        }
+        let plan = self.shared.plan.lock().expect("plan lock").clone();
+        *playing = plan.phase.map(|phase| {
+            let rate = match phase.rate {
+                crate::scenario::Rate::PerSec(r) => r,
+                crate::scenario::Rate::Max(_) => 0.0,
+            };
+            Playing {
+                pacer: Pacer {
+                    rate,
+                    burst_every: phase.burst_every_secs,
+                    burst_len: phase.burst_secs,
+                    burst_factor: phase.burst_factor,
+                    start_ns: now_ns(),
+                },
+                sent: 0,
+                late_counted: 0,
+                window_deliveries: (phase.window_events as f64 * self.avg_recipients) as u64,
+                phase,
+            }
+        });
+        *seen = gen;
+        self.shared.plan_ack.store(gen, Ordering::SeqCst);
+    }
+
+    /// Produce what is due (or what the window allows); returns how long to poll.
+    fn produce(&mut self, p: &mut Playing, c: &mut Conn) -> Duration {
+        let now = now_ns();
+        let max = p.phase.rate.is_max();
+        let mut n = if max {
+            MAX_BATCH
+        } else {
+            let due = p.pacer.target(now).saturating_sub(p.sent);
+            // Count each event that is more than LATE_NS overdue once.
+            let overdue = p.pacer.target(now.saturating_sub(LATE_NS));
+            let newly_late = overdue.saturating_sub(p.sent.max(p.late_counted));
+            p.late_counted = p.late_counted.max(overdue);
+            self.shared
+                .driver_behind
+                .fetch_add(newly_late, Ordering::Relaxed);
+            due.min(MAX_BATCH)
+        };
+        let log_arc = Arc::clone(&self.targeting.log);
+        let mut log = None;
+        let mut produced = 0;
+        while n > 0 && c.pending() < HIGH_WATER {
+            if max {
+                let expected = self.shared.expected.load(Ordering::Relaxed);
+                let delivered = self.shared.delivered.load(Ordering::Relaxed);
+                if !window_open(expected, delivered, p.window_deliveries) {
+                    break;
+                }
+            }
+            self.one_event(now, c, &log_arc, &mut log);
+            produced += 1;
+            n -= 1;
+        }
+        p.sent += produced;
+        self.shared.nr_events.fetch_add(produced, Ordering::Relaxed);
+        self.shared
+            .upstream_heartbeats
+            .store(self.wire.heartbeats(), Ordering::Relaxed);
+        if max {
+            if c.pending() >= HIGH_WATER {
+                // The router is not reading: its next read wakes the poll.
+                return Duration::from_millis(1);
+            }
+            // Window closed: look again very soon.
+            if produced == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(p.pacer.wait_ns(now_ns(), p.sent))
+        }
+    }
+
+    /// Append one event for a random agent, stamped `ts`.
+    #[inline]
+    fn one_event<'a>(
+        &mut self,
+        ts: u64,
+        c: &mut Conn,
+        log_arc: &'a Mutex<Vec<Vec<u64>>>,
+        log: &mut Option<std::sync::MutexGuard<'a, Vec<Vec<u64>>>>,
+    ) {
+        let k = self.rng.below(self.load.agents as u64) as u32;
+        let kind = if self.rng.unit() < self.load.agent_state_share {
+            EventKind::AgentState
+        } else {
+            EventKind::CallDelivered
+        };
+        let seq = self.shared.sent_seq.load(Ordering::Relaxed) + 1;
+        let len = self.templates.frame_len(kind, k);
+        match &self.wire {
+            PubWire::Nats(p) => p.begin(len, &mut c.out),
+            PubWire::Redis(p) => p.begin(len, &mut c.out),
+            PubWire::Cti(_) => {}
+        }
+        self.templates.append(kind, k, seq, ts, &mut c.out);
+        match &self.wire {
+            PubWire::Nats(p) => p.end(&mut c.out),
+            PubWire::Redis(p) => p.end(&mut c.out),
+            PubWire::Cti(_) => {}
+        }
+        if self.targeting.logged[k as usize] {
+            let guard = log.get_or_insert_with(|| log_arc.lock().expect("log lock"));
+            guard[k as usize].push(seq);
+        }
+        self.shared.expected.fetch_add(
+            self.targeting.recipients[k as usize] as u64,
+            Ordering::Relaxed,
+        );
+        self.shared.sent_seq.store(seq, Ordering::Release);
+    }
+
+    fn accept(&self, poll: &Poll, listener: Option<&TcpListener>) -> Result<Option<Conn>, String> {
+        let Some(l) = listener else { return Ok(None) };
+        match l.accept() {
+            Ok((mut stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                poll.registry()
+                    .register(&mut stream, CONN, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(Conn::new(stream, true)))
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(format!("accept: {e}")),
+        }
+    }
+
+    /// Read and answer; false once the other side closed.
+    fn read(&mut self, c: &mut Conn) -> Result<bool, String> {
+        let open = c.fill().map_err(|e| format!("driver read: {e}"))?;
+        let used = self.wire.on_input(&c.input, &mut c.out)?;
+        c.input.drain(..used);
+        Ok(open)
+    }
+}

@@ -1,0 +1,168 @@
+//! What a person reads: the summary table (printed and in markdown), the
+//! target verdicts, and the header every committed result carries (machine,
+//! kernel, commit, command). Runs `lscpu`, `uname` and `git` for the header.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::results::PhaseResult;
+
+/// Machine, kernel and commit, as markdown lines.
+pub fn header(command: &str) -> String {
+    let model = run("lscpu", &[])
+        .lines()
+        .find_map(|l| l.strip_prefix("Model name:").map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = run("uname", &["-r"]);
+    let commit = run("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = if run("git", &["status", "--porcelain"]).is_empty() {
+        ""
+    } else {
+        " (dirty)"
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "* machine: {model}, {cores} cores\n* kernel: {}\n* commit: {}{dirty}\n* command: `{command}`\n* load average when written (1/5/15 min): {}\n",
+        kernel.trim(),
+        commit.trim(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.3}", us / 1e3)
+}
+
+fn per_delivery(r: &PhaseResult) -> String {
+    if r.deliveries == 0 {
+        "–".into()
+    } else {
+        format!("{:.1}", r.cpu_ns_per_delivery)
+    }
+}
+
+/// One markdown row per phase (all sessions) and per group when there are several.
+pub fn table(results: &[PhaseResult]) -> String {
+    let mut s = String::from(
+        "| server | scenario / phase | group | rate | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU ns/delivery | RSS peak / end MB | lost / dup / reord |\n\
+         |---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        let (l, d, o) = r.lost_dup_reorder();
+        let _ = writeln!(
+            s,
+            "| {} | {} / {} | all | {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {l} / {d} / {o} |",
+            r.server, r.scenario, r.phase, r.rate, r.deliveries_per_sec,
+            ms(r.latency.p50_us), ms(r.latency.p90_us), ms(r.latency.p99_us),
+            ms(r.latency.p999_us), ms(r.latency.max_us), per_delivery(r),
+            r.rss_peak_mb, r.rss_end_mb,
+        );
+        if r.groups.len() < 2 {
+            continue;
+        }
+        for g in &r.groups {
+            let loss = if g.unchecked {
+                "not checked".to_string()
+            } else {
+                format!("{} / {} / {}", g.lost, g.dup, g.reorder)
+            };
+            let _ =
+                writeln!(
+                s,
+                "| | | {} ({} sessions, {} cut) | | {:.0} | {} | {} | {} | {} | {} | | | {loss} |",
+                g.name, g.sessions, g.failure_events + g.closed,
+                g.deliveries as f64 / r.measured_secs,
+                ms(g.latency.p50_us), ms(g.latency.p90_us), ms(g.latency.p99_us),
+                ms(g.latency.p999_us), ms(g.latency.max_us),
+            );
+        }
+    }
+    s
+}
+
+/// The targets of every phase, one line each.
+pub fn targets(results: &[PhaseResult]) -> String {
+    let mut s = String::new();
+    for r in results {
+        for t in &r.targets {
+            let verdict = if t.pass { "PASS" } else { "MISS" };
+            let _ = writeln!(
+                s,
+                "* {} / {}: {} {} — actual {} — **{verdict}** {}",
+                r.scenario, r.phase, t.name, t.target, t.actual, t.note
+            );
+        }
+    }
+    s
+}
+
+/// Extra facts per phase: events/s, CPU cores, opens, driver lag.
+pub fn details(results: &[PhaseResult]) -> String {
+    let mut s = String::new();
+    for r in results {
+        let _ = writeln!(
+            s,
+            "* {} / {}: {:.0} events/s over {:.1} s, {} deliveries, server CPU {:.2} cores, harness CPU {:.2} cores, driver behind {} events, upstream heartbeats {}, unmarked {}, opens {} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, span {:.0} ms), plot `{}`",
+            r.scenario, r.phase, r.events_per_sec, r.measured_secs, r.deliveries, r.cpu_cores,
+            r.harness_cpu_cores,
+            r.driver_behind, r.upstream_heartbeats, r.unmarked_events, r.open.opened,
+            r.open.p50_ms, r.open.p99_ms, r.open.max_ms, r.open.span_ms, r.plot
+        );
+    }
+    s
+}
+
+/// The whole summary document of a run.
+pub fn summary_md(title: &str, command: &str, results: &[PhaseResult]) -> String {
+    format!(
+        "# {title}\n\n{}\n## Results\n\n{}\n## Targets\n\n{}\n## Details\n\n{}",
+        header(command),
+        table(results),
+        targets(results),
+        details(results)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{at_most, GroupResult};
+
+    #[test]
+    fn table_has_a_row_per_phase_and_group() {
+        let r = PhaseResult {
+            server: "ctirouter".into(),
+            scenario: "s".into(),
+            phase: "p".into(),
+            measured_secs: 1.0,
+            groups: vec![
+                GroupResult {
+                    name: "a".into(),
+                    ..Default::default()
+                },
+                GroupResult {
+                    name: "b".into(),
+                    unchecked: true,
+                    ..Default::default()
+                },
+            ],
+            targets: vec![at_most("p99", 2.0, 1.0, "ms")],
+            ..Default::default()
+        };
+        let t = table(std::slice::from_ref(&r));
+        assert_eq!(t.lines().count(), 5);
+        assert!(t.contains("not checked"));
+        assert!(targets(&[r]).contains("**MISS** missed by 100%"));
+    }
+}

@@ -1,0 +1,184 @@
+//! What one measured phase produced, as plain data (serialized to JSON): rates,
+//! server cost, latency percentiles per group, delivery accounting, session
+//! opens, and each target with its verdict. Building blocks only; no I/O here.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles, microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
+        Percentiles {
+            count: h.len(),
+            p50_us: us(0.50),
+            p90_us: us(0.90),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            max_us: h.max() as f64 / 1_000.0,
+        }
+    }
+}
+
+/// One group of sessions in a phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupResult {
+    pub name: String,
+    pub service: String,
+    pub sessions: u32,
+    pub opened: u32,
+    /// Sessions that got FAILURE_EVENT (the router cut them).
+    pub failure_events: u32,
+    /// Sessions closed without FAILURE_EVENT, refused, or in error.
+    pub closed: u32,
+    pub refused: u32,
+    pub deliveries: u64,
+    pub expected: u64,
+    pub lost: u64,
+    pub dup: u64,
+    pub reorder: u64,
+    /// Deliveries the session was never owed (a routing error).
+    pub extra: u64,
+    /// Accounting skipped (a stalled group).
+    pub unchecked: bool,
+    pub latency: Percentiles,
+}
+
+/// Opening sessions during the phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenResult {
+    pub opened: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// First connect to last OPEN (storms).
+    pub span_ms: f64,
+}
+
+/// A target of the issue and how the phase did against it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub name: String,
+    pub target: String,
+    pub actual: String,
+    pub pass: bool,
+    /// "by how much" when missed.
+    pub note: String,
+}
+
+/// Everything one phase measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseResult {
+    pub scenario: String,
+    pub phase: String,
+    /// `ctirouter`, `nats` or `redis`.
+    pub server: String,
+    pub rate: String,
+    pub measured_secs: f64,
+    pub events: u64,
+    pub events_per_sec: f64,
+    pub deliveries: u64,
+    pub deliveries_per_sec: f64,
+    /// Server CPU (all threads, user + system) over the window / deliveries.
+    pub cpu_ns_per_delivery: f64,
+    /// Server CPU over the window in cores (1.0 = one core busy).
+    pub cpu_cores: f64,
+    /// The harness's own CPU over the window, in cores (it shares the machine).
+    pub harness_cpu_cores: f64,
+    pub rss_peak_mb: f64,
+    pub rss_end_mb: f64,
+    /// Events the driver sent more than 1 ms after their due time.
+    pub driver_behind: u64,
+    pub upstream_heartbeats: u64,
+    pub unmarked_events: u64,
+    pub latency: Percentiles,
+    pub groups: Vec<GroupResult>,
+    pub open: OpenResult,
+    pub targets: Vec<TargetCheck>,
+    /// The CDF plot written for this phase (file name in the out dir).
+    pub plot: String,
+}
+
+impl PhaseResult {
+    pub fn lost_dup_reorder(&self) -> (u64, u64, u64) {
+        self.groups
+            .iter()
+            .filter(|g| !g.unchecked)
+            .fold((0, 0, 0), |(l, d, r), g| {
+                (l + g.lost, d + g.dup, r + g.reorder)
+            })
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupResult> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// `actual` against an upper bound `limit`: the check and, if missed, by how much.
+pub fn at_most(name: &str, actual: f64, limit: f64, unit: &str) -> TargetCheck {
+    let pass = actual <= limit;
+    let note = if pass || limit <= 0.0 {
+        String::new()
+    } else {
+        format!(
+            "missed by {:.0}% ({:.3} {unit} over)",
+            (actual / limit - 1.0) * 100.0,
+            actual - limit
+        )
+    };
+    TargetCheck {
+        name: name.into(),
+        target: format!("≤ {limit} {unit}"),
+        actual: format!("{actual:.3} {unit}"),
+        pass,
+        note,
+    }
+}
+
+/// A yes/no target.
+pub fn holds(name: &str, pass: bool, actual: String) -> TargetCheck {
+    TargetCheck {
+        name: name.into(),
+        target: "yes".into(),
+        actual,
+        pass,
+        note: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_bound_says_by_how_much() {
+        let c = at_most("p99", 1.2, 1.0, "ms");
+        assert!(!c.pass);
+        assert!(c.note.starts_with("missed by 20%"), "{}", c.note);
+        assert!(at_most("p99", 0.5, 1.0, "ms").pass);
+    }
+
+    #[test]
+    fn percentiles_are_in_microseconds() {
+        let mut h = crate::swarm::histogram();
+        for v in 1..=1000u64 {
+            h.record(v * 1_000).unwrap();
+        }
+        let p = Percentiles::of(&h);
+        assert!((p.p50_us - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.max_us - 1000.0).abs() < 1.0, "{p:?}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The router under test as a child process: `ctirouter serve --listen
+//! 127.0.0.1:0 --upstream 127.0.0.1:PORT ...`, its `listening ADDR` line, its
+//! log in the out dir, and SIGTERM (then SIGKILL) when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::scenario::RouterFlags;
+
+/// How long the router may take to print `listening ADDR`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct RouterProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub args: Vec<String>,
+}
+
+impl RouterProcess {
+    pub fn start(
+        bin: &Path,
+        upstream: SocketAddr,
+        flags: &RouterFlags,
+        log: &Path,
+    ) -> Result<RouterProcess, String> {
+        let args = serve_args(upstream, flags);
+        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut child = Command::new(bin)
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (build it with `cargo build --release`)",
+                    bin.display()
+                )
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let mut router = RouterProcess {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+            args,
+        };
+        let line = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            format!(
+                "the router printed no `listening ADDR` line; see {}",
+                log.display()
+            )
+        })?;
+        router.addr = line.parse().map_err(|e| format!("listening {line}: {e}"))?;
+        Ok(router)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Still running?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; it is not reaped yet, so the
+        // pid cannot have been reused.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `serve` arguments: loopback only, the driver as upstream, the flags.
+pub fn serve_args(upstream: SocketAddr, flags: &RouterFlags) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--upstream".into(),
+        upstream.to_string(),
+        "--shards".into(),
+        flags.shards.to_string(),
+        "--spin-us".into(),
+        flags.spin_us.to_string(),
+    ];
+    if let Some(bound) = flags.output_bound {
+        args.push("--output-bound".into());
+        args.push(bound.to_string());
+    }
+    args.extend(flags.args.iter().cloned());
+    args
+}
+
+/// `target/release/ctirouter` of the workspace this harness was built in.
+pub fn default_router_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("release")
+        .join("ctirouter")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_args_bind_loopback_and_name_the_driver() {
+        let flags = RouterFlags {
+            output_bound: Some(1024),
+            ..Default::default()
+        };
+        let args = serve_args("127.0.0.1:9".parse().unwrap(), &flags);
+        let line = args.join(" ");
+        assert!(line.starts_with("serve --listen 127.0.0.1:0 --upstream 127.0.0.1:9"));
+        assert!(line.contains("--shards 1 --spin-us 0 --output-bound 1024"));
+    }
+}

@@ -1,0 +1,475 @@
+//! Runs a scenario end to end against one server (the router, started here,
+//! or a peer already running): starts the driver and the router, the swarm,
+//! opens the sessions, plays each phase (warm-up, measured window, drain),
+//! prints a progress line a second, and turns each phase's snapshot into a
+//! `PhaseResult` with its targets checked. Stops everything it started.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+
+use crate::clock::now_ns;
+use crate::cti_server::CtiServer;
+use crate::driver::{Driver, Endpoint, PubWire, Targeting};
+use crate::nats::NatsPub;
+use crate::plan;
+use crate::procstat;
+use crate::redis::RedisPub;
+use crate::router_proc::RouterProcess;
+use crate::scenario::{Phase, Scenario};
+use crate::shared::Shared;
+use crate::summary::{phase_result, PhaseInputs};
+use crate::swarm::{Cmd, Protocol, Snapshot, Swarm};
+
+/// The server under test.
+#[derive(Debug, Clone)]
+pub enum Server {
+    /// Start `ctirouter serve` from this binary with the driver as its upstream.
+    Router { bin: PathBuf },
+    /// A running NATS or Redis server (its pid for CPU and RSS).
+    Peer {
+        protocol: Protocol,
+        addr: SocketAddr,
+        pid: u32,
+    },
+}
+
+impl Server {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Server::Router { .. } => "ctirouter",
+            Server::Peer {
+                protocol: Protocol::Nats,
+                ..
+            } => "nats",
+            Server::Peer { .. } => "redis",
+        }
+    }
+}
+
+/// What a run needs besides the scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub server: Server,
+    pub out_dir: PathBuf,
+    /// Overrides every phase's `duration_secs`.
+    pub duration: Option<f64>,
+    /// Only these phases (all when empty).
+    pub only_phases: Vec<String>,
+}
+
+/// A run's results and what made them.
+pub struct RunOutcome {
+    pub phases: Vec<crate::results::PhaseResult>,
+    /// The router's `serve` arguments (empty for peers).
+    pub router_args: Vec<String>,
+}
+
+/// Everything that lives for the run; dropping it stops the router.
+struct Live {
+    shared: Arc<Shared>,
+    cmds: Sender<Cmd>,
+    pid: u32,
+    router: Option<RouterProcess>,
+    log: Arc<Mutex<Vec<Vec<u64>>>>,
+    rss_peak: u64,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    swarm: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(s) = self.swarm.take() {
+            let _ = s.join();
+        }
+        self.router.take();
+    }
+}
+
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
+    procstat::raise_nofile();
+    warn_if_busy();
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
+    let specs = plan::session_specs(scenario);
+    let shared = Shared::new();
+    let log = Arc::new(Mutex::new(vec![Vec::new(); scenario.load.agents as usize]));
+    let targeting = Targeting {
+        recipients: plan::recipients(scenario, &specs),
+        logged: plan::logged_agents(scenario, &specs),
+        log: log.clone(),
+    };
+    let (endpoint, wire, protocol, upstream) = publisher(&opts.server)?;
+    let driver = Driver::new(
+        endpoint,
+        wire,
+        scenario.load.clone(),
+        targeting,
+        shared.clone(),
+    );
+    let (tx, rx) = mpsc::channel();
+    let mut live = Live {
+        shared: shared.clone(),
+        cmds: tx,
+        pid: 0,
+        router: None,
+        log,
+        rss_peak: 0,
+        threads: vec![driver.spawn()],
+        swarm: None,
+    };
+    let server_addr = match &opts.server {
+        Server::Router { bin } => {
+            let log_path = opts.out_dir.join(format!("{}-router.log", scenario.name));
+            let router = RouterProcess::start(bin, upstream, &scenario.router, &log_path)?;
+            eprintln!(
+                "router pid {} listening {} (log {})",
+                router.pid(),
+                router.addr,
+                log_path.display()
+            );
+            live.pid = router.pid();
+            let addr = router.addr;
+            live.router = Some(router);
+            addr
+        }
+        Server::Peer { addr, pid, .. } => {
+            live.pid = *pid;
+            *addr
+        }
+    };
+    wait_for(
+        "upstream session open",
+        Duration::from_secs(30),
+        &mut live,
+        |l| l.shared.upstream_ready.load(Ordering::Relaxed),
+    )?;
+    let swarm = Swarm::new(
+        server_addr,
+        protocol,
+        specs,
+        scenario.groups.len(),
+        shared.clone(),
+        rx,
+    )
+    .map_err(|e| format!("swarm: {e}"))?;
+    live.swarm = Some(swarm.spawn());
+    open_initial_groups(scenario, &mut live)?;
+    let mut results = Vec::new();
+    for phase in &scenario.phases {
+        if !opts.only_phases.is_empty() && !opts.only_phases.contains(&phase.name) {
+            continue;
+        }
+        let mut phase = phase.clone();
+        if let Some(d) = opts.duration {
+            phase.duration_secs = d;
+        }
+        let result = run_phase(scenario, &phase, opts, &mut live, &results)?;
+        results.push(result);
+    }
+    let router_args = live
+        .router
+        .as_ref()
+        .map(|r| r.args.clone())
+        .unwrap_or_default();
+    Ok(RunOutcome {
+        phases: results,
+        router_args,
+    })
+}
+
+/// The harness shares the machine with the server: anything else running
+/// shows up in both latency and CPU. Say so before measuring.
+fn warn_if_busy() {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if load > 0.5 * cores {
+        eprintln!(
+            "warning: load average {load:.2} on {cores} cores before the run: other work will skew latency and CPU"
+        );
+    }
+}
+
+/// The driver's endpoint and protocol, the swarm's protocol, and the
+/// upstream address the router is given.
+fn publisher(server: &Server) -> Result<(Endpoint, PubWire, Protocol, SocketAddr), String> {
+    match server {
+        Server::Router { .. } => {
+            let std = StdListener::bind("127.0.0.1:0").map_err(|e| format!("driver bind: {e}"))?;
+            std.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let addr = std.local_addr().map_err(|e| e.to_string())?;
+            let l = TcpListener::from_std(std);
+            Ok((
+                Endpoint::Listen(l),
+                PubWire::Cti(CtiServer::default()),
+                Protocol::Cti,
+                addr,
+            ))
+        }
+        Server::Peer { protocol, addr, .. } => {
+            let wire = match protocol {
+                Protocol::Nats => PubWire::Nats(NatsPub::default()),
+                _ => PubWire::Redis(RedisPub::default()),
+            };
+            Ok((Endpoint::Connect(*addr), wire, *protocol, *addr))
+        }
+    }
+}
+
+fn open_initial_groups(scenario: &Scenario, live: &mut Live) -> Result<(), String> {
+    let mut want = 0;
+    for (gi, g) in scenario.groups.iter().enumerate() {
+        if g.open_in_phase.is_none() {
+            want += g.count as u64;
+            let within_ns = (g.open_within_secs * 1e9) as u64;
+            send(
+                live,
+                Cmd::Open {
+                    group: gi,
+                    start_ns: now_ns(),
+                    within_ns,
+                },
+            )?;
+        }
+    }
+    let timeout = Duration::from_secs(60 + want / 100);
+    let started = Instant::now();
+    wait_for("initial sessions open", timeout, live, |l| {
+        let open = l.shared.nr_open.load(Ordering::Relaxed);
+        if started.elapsed().as_millis() % 1000 < 10 {
+            eprintln!(
+                "opening: {open}/{want} open, {} failed",
+                l.shared.nr_failed.load(Ordering::Relaxed)
+            );
+        }
+        open >= want
+    })?;
+    eprintln!(
+        "{want} sessions open in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn send(live: &Live, cmd: Cmd) -> Result<(), String> {
+    live.cmds
+        .send(cmd)
+        .map_err(|_| "the swarm thread is gone".to_string())
+}
+
+/// Poll `done` every 10 ms until it holds; fails on timeout or if the router died.
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    live: &mut Live,
+    mut done: impl FnMut(&Live) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done(live) {
+            return Ok(());
+        }
+        check_alive(live)?;
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn check_alive(live: &mut Live) -> Result<(), String> {
+    if let Some(e) = live.shared.driver_error.lock().expect("error lock").clone() {
+        return Err(format!("driver: {e}"));
+    }
+    if let Some(r) = live.router.as_mut() {
+        if !r.is_running() {
+            return Err("the router exited; see its log".into());
+        }
+    }
+    if live.swarm.as_ref().is_some_and(|s| s.is_finished()) {
+        let e = live.swarm.take().expect("checked").join();
+        return Err(format!("the swarm stopped: {e:?}"));
+    }
+    Ok(())
+}
+
+/// What the once-a-second line shows and the window needs.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu_ns: u64,
+    /// This harness's own CPU (driver + swarm + main).
+    harness_cpu_ns: u64,
+    delivered: u64,
+    events: u64,
+    behind: u64,
+}
+
+fn sample(live: &Live) -> Result<Sample, String> {
+    Ok(Sample {
+        at: Instant::now(),
+        cpu_ns: procstat::cpu_ns(live.pid)?,
+        harness_cpu_ns: procstat::cpu_ns(std::process::id())?,
+        delivered: live.shared.delivered.load(Ordering::Relaxed),
+        events: live.shared.nr_events.load(Ordering::Relaxed),
+        behind: live.shared.driver_behind.load(Ordering::Relaxed),
+    })
+}
+
+/// Run for `secs`, printing a progress line each second and tracking peak RSS.
+fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut last = sample(live)?;
+    let started = Instant::now();
+    while Instant::now() < end {
+        let step = (end - Instant::now()).min(Duration::from_secs(1));
+        std::thread::sleep(step);
+        check_alive(live)?;
+        let now = sample(live)?;
+        let rss = procstat::rss_bytes(live.pid).unwrap_or(0);
+        live.rss_peak = live.rss_peak.max(rss);
+        let dt = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
+        let s = &live.shared;
+        eprintln!(
+            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {}",
+            started.elapsed().as_secs_f64(),
+            (now.events - last.events) as f64 / dt,
+            (now.delivered - last.delivered) as f64 / dt,
+            s.interval_p99_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            s.interval_max_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            (now.cpu_ns - last.cpu_ns) as f64 / 1e9 / dt,
+            (now.harness_cpu_ns - last.harness_cpu_ns) as f64 / 1e9 / dt,
+            rss as f64 / 1e6,
+            s.nr_open.load(Ordering::Relaxed),
+            s.nr_failed.load(Ordering::Relaxed),
+            now.behind,
+        );
+        last = now;
+    }
+    Ok(())
+}
+
+fn run_phase(
+    scenario: &Scenario,
+    phase: &Phase,
+    opts: &RunOptions,
+    live: &mut Live,
+    earlier: &[crate::results::PhaseResult],
+) -> Result<crate::results::PhaseResult, String> {
+    let label = format!("{}/{}", scenario.name, phase.name);
+    eprintln!(
+        "== {label}: rate {} warm-up {} s, measure {} s",
+        phase.rate.label(),
+        phase.warmup_secs,
+        phase.duration_secs
+    );
+    let measure_at = now_ns() + (phase.warmup_secs * 1e9) as u64;
+    for (gi, g) in scenario.groups.iter().enumerate() {
+        if g.open_in_phase.as_deref() == Some(phase.name.as_str()) {
+            let start_ns = measure_at + (g.open_after_secs * 1e9) as u64;
+            let within_ns = (g.open_within_secs * 1e9) as u64;
+            send(
+                live,
+                Cmd::Open {
+                    group: gi,
+                    start_ns,
+                    within_ns,
+                },
+            )?;
+        }
+    }
+    live.shared.set_plan(Some(phase.clone()))?;
+    live.rss_peak = 0;
+    progress(live, &format!("{label} warm-up"), phase.warmup_secs)?;
+    send(live, Cmd::Measure)?;
+    let stalled: Vec<usize> = (0..scenario.groups.len())
+        .filter(|&gi| scenario.groups[gi].stall_in_phase.as_deref() == Some(phase.name.as_str()))
+        .collect();
+    for &gi in &stalled {
+        send(live, Cmd::Stall(gi))?;
+    }
+    let before = sample(live)?;
+    let upstream_hb = live.shared.upstream_heartbeats.load(Ordering::Relaxed);
+    progress(live, &label, phase.duration_secs)?;
+    let after = sample(live)?;
+    live.shared.set_plan(None)?;
+    let to_seq = live.shared.sent_seq.load(Ordering::SeqCst);
+    send(live, Cmd::EndMeasure { to_seq })?;
+    drain(live)?;
+    for &gi in &stalled {
+        send(live, Cmd::Unstall(gi))?;
+    }
+    if !stalled.is_empty() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let snapshot = take_snapshot(live)?;
+    let rss_end = procstat::rss_bytes(live.pid).unwrap_or(0);
+    live.rss_peak = live.rss_peak.max(rss_end);
+    let log = live.log.lock().expect("log lock").clone();
+    let inputs = PhaseInputs {
+        scenario,
+        phase,
+        server: opts.server.name(),
+        secs: after.at.duration_since(before.at).as_secs_f64(),
+        events: after.events - before.events,
+        deliveries: after.delivered - before.delivered,
+        cpu_ns: after.cpu_ns - before.cpu_ns,
+        harness_cpu_ns: after.harness_cpu_ns - before.harness_cpu_ns,
+        rss_peak: live.rss_peak,
+        rss_end,
+        driver_behind: after.behind - before.behind,
+        upstream_heartbeats: live.shared.upstream_heartbeats.load(Ordering::Relaxed) - upstream_hb,
+        from_seq: snapshot.from_seq,
+        to_seq,
+        stalled: &stalled,
+        log: &log,
+        snapshot: &snapshot,
+        earlier,
+        out_dir: &opts.out_dir,
+    };
+    phase_result(&inputs)
+}
+
+/// Wait until every delivery the driver's events owe has arrived, or until
+/// none has arrived for 2 s (a stalled or cut session never catches up), at
+/// most 30 s. A short quiet spell alone is not enough: on a busy machine the
+/// router or the swarm can go unscheduled for half a second.
+fn drain(live: &mut Live) -> Result<(), String> {
+    const QUIET: Duration = Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = live.shared.delivered.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    while Instant::now() < deadline && last_change.elapsed() < QUIET {
+        let owed = live.shared.expected.load(Ordering::Relaxed);
+        if last >= owed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        check_alive(live)?;
+        let now = live.shared.delivered.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+fn take_snapshot(live: &Live) -> Result<Snapshot, String> {
+    let (tx, rx) = mpsc::channel();
+    send(live, Cmd::Snapshot(tx))?;
+    rx.recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "the swarm sent no snapshot".to_string())
+}

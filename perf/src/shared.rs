@@ -1,0 +1,69 @@
+//! What the harness threads share: counters the driver and the swarm bump and
+//! the main thread reads once a second, and the driver's plan. Atomics and
+//! one cold mutex; no I/O here.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::scenario::Phase;
+
+/// What the driver plays until told otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// `None`: paused.
+    pub phase: Option<Phase>,
+}
+
+/// Counters and the plan, shared by driver, swarm and main thread.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Last sequence number sent (events are numbered from 1).
+    pub sent_seq: AtomicU64,
+    /// Deliveries the events sent so far should make (window accounting).
+    pub expected: AtomicU64,
+    /// Event deliveries read by the swarm.
+    pub delivered: AtomicU64,
+    /// The upstream session (or the peer connection) is ready for events.
+    pub upstream_ready: AtomicBool,
+    pub upstream_heartbeats: AtomicU64,
+    /// Events the driver could not send on time (fell behind its schedule).
+    pub driver_behind: AtomicU64,
+    /// Events the driver sent.
+    pub nr_events: AtomicU64,
+    /// Bumped on every new plan; the driver echoes it once it follows it.
+    pub plan_gen: AtomicU64,
+    pub plan_ack: AtomicU64,
+    pub plan: Mutex<Plan>,
+    /// Sessions open / refused or cut, for the progress line.
+    pub nr_open: AtomicU64,
+    pub nr_failed: AtomicU64,
+    /// p99 and max of the last second's deliveries, ns (progress line).
+    pub interval_p99_ns: AtomicU64,
+    pub interval_max_ns: AtomicU64,
+    pub stop: AtomicBool,
+    /// Why the driver stopped, if it did on its own.
+    pub driver_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared::default())
+    }
+
+    /// Hand the driver a new plan and wait (up to 5 s) until it follows it.
+    pub fn set_plan(&self, phase: Option<Phase>) -> Result<(), String> {
+        *self.plan.lock().expect("plan lock") = Plan { phase };
+        let gen = self.plan_gen.fetch_add(1, Ordering::SeqCst) + 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.plan_ack.load(Ordering::SeqCst) < gen {
+            if std::time::Instant::now() > deadline {
+                return Err("the driver did not take its new plan within 5 s".into());
+            }
+            if let Some(e) = self.driver_error.lock().expect("error lock").clone() {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! A phase's snapshot and counters → `PhaseResult`: latency per group, the
+//! loss accounting against the driver's log, server cost, targets checked;
+//! then its JSON and CDF plot written to the out dir.
+
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+
+use crate::results::{at_most, holds, GroupResult, OpenResult, Percentiles, PhaseResult};
+use crate::scenario::{Phase, Scenario, Service};
+use crate::svg;
+use crate::swarm::{histogram, End, SessionReport, Snapshot};
+use crate::tally::{expected_all, expected_logged, lost_and_extra};
+
+/// Everything measured about one phase.
+pub struct PhaseInputs<'a> {
+    pub scenario: &'a Scenario,
+    pub phase: &'a Phase,
+    pub server: &'a str,
+    pub secs: f64,
+    pub events: u64,
+    pub deliveries: u64,
+    pub cpu_ns: u64,
+    pub harness_cpu_ns: u64,
+    pub rss_peak: u64,
+    pub rss_end: u64,
+    pub driver_behind: u64,
+    pub upstream_heartbeats: u64,
+    /// Seqs of the measured window.
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// Groups that stopped reading in this phase.
+    pub stalled: &'a [usize],
+    /// Per agent: seqs of events that named it.
+    pub log: &'a [Vec<u64>],
+    pub snapshot: &'a Snapshot,
+    pub earlier: &'a [PhaseResult],
+    pub out_dir: &'a Path,
+}
+
+pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
+    let mut merged = histogram();
+    let mut groups = Vec::new();
+    for (gi, g) in i.scenario.groups.iter().enumerate() {
+        let stalled = i.stalled.contains(&gi);
+        let members: Vec<&SessionReport> = i
+            .snapshot
+            .sessions
+            .iter()
+            .filter(|s| s.group == gi)
+            .collect();
+        let mut r = account(&members, i, stalled);
+        r.name = g.name.clone();
+        r.service = format!("{:?}", g.service);
+        r.sessions = g.count;
+        r.latency = Percentiles::of(&i.snapshot.latency[gi]);
+        if !stalled {
+            merged
+                .add(&i.snapshot.latency[gi])
+                .map_err(|e| e.to_string())?;
+        }
+        groups.push(r);
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    let ol = &i.snapshot.open_latency;
+    let ms = |q: f64| {
+        if ol.is_empty() {
+            0.0
+        } else {
+            ol.value_at_quantile(q) as f64 / 1e6
+        }
+    };
+    let mut result = PhaseResult {
+        scenario: i.scenario.name.clone(),
+        phase: i.phase.name.clone(),
+        server: i.server.into(),
+        rate: i.phase.rate.label(),
+        measured_secs: i.secs,
+        events: i.events,
+        events_per_sec: i.events as f64 / i.secs,
+        deliveries: i.deliveries,
+        deliveries_per_sec: i.deliveries as f64 / i.secs,
+        // No deliveries (an idle phase): no per-delivery cost.
+        cpu_ns_per_delivery: if i.deliveries == 0 {
+            0.0
+        } else {
+            i.cpu_ns as f64 / i.deliveries as f64
+        },
+        cpu_cores: i.cpu_ns as f64 / 1e9 / i.secs,
+        harness_cpu_cores: i.harness_cpu_ns as f64 / 1e9 / i.secs,
+        rss_peak_mb: mb(i.rss_peak),
+        rss_end_mb: mb(i.rss_end),
+        driver_behind: i.driver_behind,
+        upstream_heartbeats: i.upstream_heartbeats,
+        unmarked_events: i.snapshot.nr_unmarked,
+        latency: Percentiles::of(&merged),
+        groups,
+        open: OpenResult {
+            opened: ol.len(),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            max_ms: if ol.is_empty() {
+                0.0
+            } else {
+                ol.max() as f64 / 1e6
+            },
+            span_ms: i.snapshot.open_span_ns as f64 / 1e6,
+        },
+        targets: Vec::new(),
+        plot: String::new(),
+    };
+    result.targets = check_targets(i, &result);
+    write_files(i, &mut result, &merged)?;
+    Ok(result)
+}
+
+/// Deliveries, losses and session ends of one group.
+fn account(members: &[&SessionReport], i: &PhaseInputs<'_>, stalled: bool) -> GroupResult {
+    let mut r = GroupResult {
+        unchecked: stalled,
+        ..Default::default()
+    };
+    for s in members {
+        r.opened += s.opened as u32;
+        match &s.end {
+            Some(End::FailureEvent(_)) => r.failure_events += 1,
+            Some(End::Refused(_)) => r.refused += 1,
+            Some(End::Closed) | Some(End::Error(_)) => r.closed += 1,
+            None => {}
+        }
+        r.deliveries += s.tally.received;
+        r.dup += s.tally.dup;
+        r.reorder += s.tally.reorder;
+        if stalled || !s.opened {
+            continue;
+        }
+        let lower = i.from_seq.max(s.open_seq + 1);
+        let expected = match s.service {
+            Service::AllEvents => expected_all(lower, i.to_seq),
+            _ => s
+                .agents
+                .iter()
+                .map(|&k| expected_logged(&i.log[k as usize], lower, i.to_seq))
+                .sum(),
+        };
+        let (lost, extra) = lost_and_extra(expected, &s.tally);
+        r.expected += expected;
+        r.lost += lost;
+        r.extra += extra;
+    }
+    r
+}
+
+fn check_targets(i: &PhaseInputs<'_>, r: &PhaseResult) -> Vec<crate::results::TargetCheck> {
+    let t = &i.phase.targets;
+    let mut checks = Vec::new();
+    if let Some(limit) = t.p99_ms {
+        checks.push(at_most("p99", r.latency.p99_us / 1e3, limit, "ms"));
+    }
+    if let Some(limit) = t.p999_ms {
+        checks.push(at_most("p99.9", r.latency.p999_us / 1e3, limit, "ms"));
+    }
+    if let Some(limit) = t.cpu_ns_per_delivery {
+        checks.push(at_most(
+            "router CPU/delivery",
+            r.cpu_ns_per_delivery,
+            limit,
+            "ns",
+        ));
+    }
+    if let Some(limit) = t.rss_mb {
+        checks.push(at_most("router RSS peak", r.rss_peak_mb, limit, "MB"));
+    }
+    if t.zero_loss {
+        let (l, d, o) = r.lost_dup_reorder();
+        let extra: u64 = r.groups.iter().map(|g| g.extra).sum();
+        let actual = format!("lost {l}, dup {d}, reordered {o}, extra {extra}");
+        checks.push(holds(
+            "zero lost/dup/reordered",
+            l + d + o + extra == 0,
+            actual,
+        ));
+    }
+    if t.stalled_cut {
+        let cut = i.stalled.iter().all(|&gi| {
+            let g = &r.groups[gi];
+            g.failure_events + g.closed == g.sessions
+        });
+        let actual: Vec<String> = i
+            .stalled
+            .iter()
+            .map(|&gi| {
+                let g = &r.groups[gi];
+                format!(
+                    "{}: {} FAILURE_EVENT, {} closed",
+                    g.name, g.failure_events, g.closed
+                )
+            })
+            .collect();
+        checks.push(holds(
+            "stalled client cut",
+            cut && !i.stalled.is_empty(),
+            actual.join("; "),
+        ));
+    }
+    if let Some(limit) = t.rss_growth_mb {
+        let base = i.earlier.last().map(|p| p.rss_peak_mb).unwrap_or(0.0);
+        checks.push(at_most(
+            "RSS growth over previous phase",
+            r.rss_peak_mb - base,
+            limit,
+            "MB",
+        ));
+    }
+    if let Some(rel) = &t.p99_within_pct_of {
+        let base = i
+            .earlier
+            .iter()
+            .find(|p| p.phase == rel.phase)
+            .and_then(|p| p.group(&rel.group))
+            .map(|g| g.latency.p99_us);
+        let now = r.group(&rel.group).map(|g| g.latency.p99_us);
+        if let (Some(base), Some(now)) = (base, now) {
+            let limit = base * (1.0 + rel.pct / 100.0) / 1e3;
+            let mut c = at_most(
+                &format!("{} p99 vs {}", rel.group, rel.phase),
+                now / 1e3,
+                limit,
+                "ms",
+            );
+            c.target = format!(
+                "≤ {limit:.3} ms ({} p99 {:.3} ms + {}%)",
+                rel.phase,
+                base / 1e3,
+                rel.pct
+            );
+            checks.push(c);
+        }
+    }
+    if t.all_open {
+        let open: u32 = r
+            .groups
+            .iter()
+            .map(|g| g.opened - g.failure_events - g.closed)
+            .sum();
+        let want: u32 = r.groups.iter().map(|g| g.sessions).sum();
+        checks.push(holds(
+            "every session open",
+            open == want,
+            format!("{open}/{want} open"),
+        ));
+    }
+    if let Some(limit) = t.open_span_ms {
+        checks.push(at_most("connect → all open", r.open.span_ms, limit, "ms"));
+    }
+    if let Some(ratio) = t.nats_ratio {
+        checks.push(crate::results::TargetCheck {
+            name: "deliveries/s vs NATS".into(),
+            target: format!("≥ {ratio}×"),
+            actual: "see `ctirouter-perf compare`".into(),
+            pass: true,
+            note: "checked by compare".into(),
+        });
+    }
+    checks
+}
+
+fn write_files(
+    i: &PhaseInputs<'_>,
+    r: &mut PhaseResult,
+    merged: &Histogram<u64>,
+) -> Result<(), String> {
+    let stem = file_stem(i.server, &i.scenario.name, &i.phase.name);
+    let mut series = vec![("all sessions".to_string(), svg::cdf_points(merged))];
+    if i.scenario.groups.len() > 1 {
+        for (gi, g) in i.scenario.groups.iter().enumerate() {
+            let h = &i.snapshot.latency[gi];
+            if !h.is_empty() {
+                series.push((g.name.clone(), svg::cdf_points(h)));
+            }
+        }
+    }
+    let title = format!(
+        "{} {} / {} ({}): p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
+        i.server,
+        i.scenario.name,
+        i.phase.name,
+        r.rate,
+        r.latency.p50_us / 1e3,
+        r.latency.p99_us / 1e3,
+        r.latency.p999_us / 1e3
+    );
+    r.plot = format!("{stem}-cdf.svg");
+    write(&i.out_dir.join(&r.plot), &svg::cdf_svg(&title, &series))?;
+    let json = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    write(&i.out_dir.join(format!("{stem}.json")), &json)
+}
+
+/// `fanout-100-max-rate`, or `nats-fanout-100-max-rate` for peers.
+pub fn file_stem(server: &str, scenario: &str, phase: &str) -> String {
+    if server == "ctirouter" {
+        format!("{scenario}-{phase}")
+    } else {
+        format!("{server}-{scenario}-{phase}")
+    }
+}
+
+pub fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}

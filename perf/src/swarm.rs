@@ -1,0 +1,599 @@
+//! The client swarm (one mio thread): opens the scenario's sessions when told,
+//! reads them, and for each event delivery takes the marker (seq, send time)
+//! and records the end-to-end latency (one clock read per socket read) and
+//! the session's tally. Sessions speak GED-188 to the router, or NATS / Redis
+//! to a peer; the measuring is the same.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ctirouter::proto::frame;
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::now_ns;
+use crate::cti_client::{CtiClient, Seen};
+use crate::marker;
+use crate::nats::NatsSub;
+use crate::redis::RedisSub;
+use crate::scenario::Service;
+use crate::shared::Shared;
+use crate::tally::Tally;
+
+/// Sessions connecting or opening at once (a storm is spread, not refused).
+const MAX_OPENING: usize = 1024;
+/// Seconds between a CTI session's HEARTBEAT_REQs (protocol.md §6.3: 5 s
+/// minimum; desktops use more).
+const HEARTBEAT_NS: u64 = 10_000_000_000;
+/// One read's buffer (shared by every session of the thread).
+const SCRATCH: usize = 256 * 1024;
+/// Reads of one session per wake-up before the others get a turn.
+const READS_PER_TURN: usize = 4;
+
+/// Latency histograms cover 1 ns .. 100 s with 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Which protocol the sessions speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Cti,
+    Nats,
+    Redis,
+}
+
+/// One session to open.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub group: usize,
+    pub service: Service,
+    /// Its agent (Client Events) or monitored agents' instruments (Peripheral Monitor).
+    pub agents: Vec<u32>,
+    pub rcvbuf: Option<usize>,
+}
+
+/// Main thread → swarm.
+pub enum Cmd {
+    /// Connect the group's sessions, spread evenly over `within_ns` from `start_ns`.
+    Open {
+        group: usize,
+        start_ns: u64,
+        within_ns: u64,
+    },
+    Stall(usize),
+    Unstall(usize),
+    /// Count deliveries of seqs sent from now on (resets tallies and
+    /// histograms; the first seq is taken when the swarm sees the command, so
+    /// nothing counted before the reset belongs to the window).
+    Measure,
+    /// Stop counting seqs above `to_seq`.
+    EndMeasure {
+        to_seq: u64,
+    },
+    Snapshot(Sender<Snapshot>),
+}
+
+/// How a session ended, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// FAILURE_CONF to OPEN_REQ or MONITOR_START_REQ.
+    Refused(u32),
+    /// FAILURE_EVENT (25: cut as a slow consumer), then close.
+    FailureEvent(u32),
+    Closed,
+    Error(String),
+}
+
+/// One session at a snapshot.
+#[derive(Debug, Clone)]
+pub struct SessionReport {
+    pub group: usize,
+    pub service: Service,
+    pub agents: Vec<u32>,
+    pub opened: bool,
+    /// `sent_seq` when it opened: later seqs are owed to it.
+    pub open_seq: u64,
+    pub end: Option<End>,
+    pub tally: Tally,
+}
+
+/// Everything measured since the last `Measure`.
+pub struct Snapshot {
+    pub sessions: Vec<SessionReport>,
+    /// Per group: latency of in-window deliveries, ns.
+    pub latency: Vec<Histogram<u64>>,
+    /// Connect → open (OPEN_CONF, or the last MONITOR_START_CONF), ns.
+    pub open_latency: Histogram<u64>,
+    /// First connect → last open of the sessions opened in the window, ns.
+    pub open_span_ns: u64,
+    /// Event frames without a marker (should stay 0).
+    pub nr_unmarked: u64,
+    /// First seq of the measured window.
+    pub from_seq: u64,
+}
+
+enum Wire {
+    Cti(CtiClient),
+    Nats(NatsSub),
+    Redis(RedisSub),
+}
+
+impl Wire {
+    fn hello(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Wire::Cti(c) => c.hello(out),
+            Wire::Nats(n) => n.hello(out),
+            Wire::Redis(r) => r.hello(out),
+        }
+    }
+
+    #[inline]
+    fn next<'a>(&mut self, buf: &'a [u8], out: &mut Vec<u8>) -> Option<(Seen<'a>, usize)> {
+        match self {
+            Wire::Cti(c) => match frame::check(buf) {
+                Ok(len) => Some((c.on_frame(&buf[..len], out), len)),
+                Err(e) if e.breaks_framing() => Some((Seen::Ended(u32::MAX), buf.len())),
+                Err(_) => None,
+            },
+            Wire::Nats(n) => n.next(buf, out),
+            Wire::Redis(r) => r.next(buf, out),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Scheduled(u64),
+    Connecting,
+    Opening,
+    Open,
+    Gone,
+}
+
+struct Session {
+    spec: SessionSpec,
+    wire: Wire,
+    stream: Option<TcpStream>,
+    state: State,
+    /// A partial message from the last read.
+    carry: Vec<u8>,
+    out: Vec<u8>,
+    connect_ns: u64,
+    open_seq: u64,
+    opened: bool,
+    stalled: bool,
+    end: Option<End>,
+    tally: Tally,
+    last_heartbeat_ns: u64,
+}
+
+/// The swarm's thread state.
+pub struct Swarm {
+    addr: SocketAddr,
+    sessions: Vec<Session>,
+    shared: Arc<Shared>,
+    cmds: Receiver<Cmd>,
+    poll: Poll,
+    scratch: Vec<u8>,
+    from_seq: u64,
+    to_seq: u64,
+    latency: Vec<Histogram<u64>>,
+    interval: Histogram<u64>,
+    open_latency: Histogram<u64>,
+    first_connect_ns: u64,
+    last_open_ns: u64,
+    nr_opening: usize,
+    nr_unmarked: u64,
+    /// Sessions with unread input left after their turn.
+    again: Vec<usize>,
+}
+
+impl Swarm {
+    pub fn new(
+        addr: SocketAddr,
+        protocol: Protocol,
+        specs: Vec<SessionSpec>,
+        nr_groups: usize,
+        shared: Arc<Shared>,
+        cmds: Receiver<Cmd>,
+    ) -> io::Result<Swarm> {
+        let sessions = specs
+            .into_iter()
+            .map(|spec| Session {
+                wire: match protocol {
+                    Protocol::Cti => Wire::Cti(CtiClient::new(spec.service, spec.agents.clone())),
+                    Protocol::Nats => Wire::Nats(NatsSub::default()),
+                    Protocol::Redis => Wire::Redis(RedisSub),
+                },
+                spec,
+                stream: None,
+                state: State::Idle,
+                carry: Vec::new(),
+                out: Vec::new(),
+                connect_ns: 0,
+                open_seq: 0,
+                opened: false,
+                stalled: false,
+                end: None,
+                tally: Tally::default(),
+                last_heartbeat_ns: 0,
+            })
+            .collect();
+        Ok(Swarm {
+            addr,
+            sessions,
+            shared,
+            cmds,
+            poll: Poll::new()?,
+            scratch: vec![0; SCRATCH],
+            from_seq: u64::MAX,
+            to_seq: u64::MAX,
+            latency: (0..nr_groups).map(|_| histogram()).collect(),
+            interval: histogram(),
+            open_latency: histogram(),
+            first_connect_ns: 0,
+            last_open_ns: 0,
+            nr_opening: 0,
+            nr_unmarked: 0,
+            again: Vec::new(),
+        })
+    }
+
+    pub fn spawn(self) -> JoinHandle<Result<(), String>> {
+        std::thread::Builder::new()
+            .name("perf-swarm".into())
+            .spawn(move || self.run().map_err(|e| format!("swarm: {e}")))
+            .expect("spawn swarm thread")
+    }
+
+    fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = now_ns();
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            while let Ok(cmd) = self.cmds.try_recv() {
+                self.command(cmd);
+            }
+            let now = now_ns();
+            self.connect_due(now);
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = now + 1_000_000_000;
+            }
+            let timeout = if self.again.is_empty() {
+                Duration::from_millis(1)
+            } else {
+                Duration::ZERO
+            };
+            self.poll.poll(&mut events, Some(timeout))?;
+            for ev in events.iter() {
+                let i = ev.token().0;
+                if ev.is_writable() {
+                    self.writable(i);
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(i);
+                }
+            }
+            for i in std::mem::take(&mut self.again) {
+                self.read(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Open {
+                group,
+                start_ns,
+                within_ns,
+            } => {
+                let members: Vec<usize> = (0..self.sessions.len())
+                    .filter(|&i| self.sessions[i].spec.group == group)
+                    .collect();
+                let step = within_ns / members.len().max(1) as u64;
+                for (n, i) in members.into_iter().enumerate() {
+                    self.sessions[i].state = State::Scheduled(start_ns + step * n as u64);
+                }
+                self.first_connect_ns = 0;
+            }
+            Cmd::Stall(group) => self.set_stalled(group, true),
+            Cmd::Unstall(group) => self.set_stalled(group, false),
+            Cmd::Measure => {
+                self.from_seq = self.shared.sent_seq.load(Ordering::SeqCst) + 1;
+                self.to_seq = u64::MAX;
+                self.latency.iter_mut().for_each(|h| h.reset());
+                self.open_latency.reset();
+                self.first_connect_ns = 0;
+                self.last_open_ns = 0;
+                self.nr_unmarked = 0;
+                self.sessions
+                    .iter_mut()
+                    .for_each(|s| s.tally = Tally::default());
+            }
+            Cmd::EndMeasure { to_seq } => self.to_seq = to_seq,
+            Cmd::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    fn set_stalled(&mut self, group: usize, stalled: bool) {
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].spec.group == group {
+                self.sessions[i].stalled = stalled;
+                if !stalled {
+                    self.again.push(i);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            sessions: self
+                .sessions
+                .iter()
+                .map(|s| SessionReport {
+                    group: s.spec.group,
+                    service: s.spec.service,
+                    agents: s.spec.agents.clone(),
+                    opened: s.opened,
+                    open_seq: s.open_seq,
+                    end: s.end.clone(),
+                    tally: s.tally,
+                })
+                .collect(),
+            latency: self.latency.clone(),
+            open_latency: self.open_latency.clone(),
+            open_span_ns: self.last_open_ns.saturating_sub(self.first_connect_ns),
+            nr_unmarked: self.nr_unmarked,
+            from_seq: self.from_seq,
+        }
+    }
+
+    /// Connect scheduled sessions whose time has come, within MAX_OPENING.
+    fn connect_due(&mut self, now: u64) {
+        for i in 0..self.sessions.len() {
+            if self.nr_opening >= MAX_OPENING {
+                return;
+            }
+            if let State::Scheduled(at) = self.sessions[i].state {
+                if at <= now {
+                    self.connect(i, now);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, now: u64) {
+        let s = &mut self.sessions[i];
+        match connect_socket(self.addr, s.spec.rcvbuf) {
+            Ok(mut stream) => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) = self
+                    .poll
+                    .registry()
+                    .register(&mut stream, Token(i), interest)
+                {
+                    s.end = Some(End::Error(e.to_string()));
+                    s.state = State::Gone;
+                    return;
+                }
+                s.stream = Some(stream);
+                s.state = State::Connecting;
+                s.connect_ns = now;
+                if self.first_connect_ns == 0 {
+                    self.first_connect_ns = now;
+                }
+                self.nr_opening += 1;
+            }
+            Err(e) => {
+                s.end = Some(End::Error(format!("connect: {e}")));
+                s.state = State::Gone;
+                self.shared.nr_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn writable(&mut self, i: usize) {
+        let s = &mut self.sessions[i];
+        if s.state == State::Connecting {
+            let connected = s.stream.as_ref().is_some_and(|st| st.peer_addr().is_ok());
+            if !connected {
+                return;
+            }
+            s.state = State::Opening;
+            s.wire.hello(&mut s.out);
+        }
+        self.flush(i);
+    }
+
+    fn flush(&mut self, i: usize) {
+        let s = &mut self.sessions[i];
+        let Some(stream) = s.stream.as_mut() else {
+            return;
+        };
+        while !s.out.is_empty() {
+            match stream.write(&s.out) {
+                Ok(n) => {
+                    s.out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return, // the read side sees the close
+            }
+        }
+    }
+
+    /// Once a second: heartbeats, and the progress counters.
+    fn tick(&mut self, now: u64) {
+        for i in 0..self.sessions.len() {
+            let s = &mut self.sessions[i];
+            if s.state != State::Open || s.stalled {
+                continue;
+            }
+            if let Wire::Cti(c) = &mut s.wire {
+                if now.saturating_sub(s.last_heartbeat_ns) >= HEARTBEAT_NS {
+                    s.last_heartbeat_ns = now;
+                    c.heartbeat(&mut s.out);
+                    self.flush(i);
+                }
+            }
+        }
+        let p99 = if self.interval.is_empty() {
+            0
+        } else {
+            self.interval.value_at_quantile(0.99)
+        };
+        self.shared.interval_p99_ns.store(p99, Ordering::Relaxed);
+        self.shared
+            .interval_max_ns
+            .store(self.interval.max(), Ordering::Relaxed);
+        self.interval.reset();
+    }
+
+    /// Read a session for a turn and handle every whole message.
+    fn read(&mut self, i: usize) {
+        if self.sessions[i].stalled || self.sessions[i].stream.is_none() {
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for turn in 0..READS_PER_TURN {
+            let s = &mut self.sessions[i];
+            let carried = s.carry.len().min(SCRATCH / 2);
+            scratch[..carried].copy_from_slice(&s.carry[..carried]);
+            let stream = s.stream.as_mut().expect("checked above");
+            match stream.read(&mut scratch[carried..]) {
+                Ok(0) => {
+                    self.gone(i, None);
+                    break;
+                }
+                Ok(n) => {
+                    let now = now_ns();
+                    let used = self.handle(i, &scratch[..carried + n], now);
+                    let s = &mut self.sessions[i];
+                    s.carry.clear();
+                    s.carry.extend_from_slice(&scratch[used..carried + n]);
+                    if !s.out.is_empty() {
+                        self.flush(i);
+                    }
+                    if carried + n < SCRATCH {
+                        break; // a short read: the socket is drained
+                    }
+                    if turn + 1 == READS_PER_TURN {
+                        self.again.push(i);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.gone(i, Some(End::Error(e.to_string())));
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Every whole message in `buf`; returns the bytes used.
+    #[inline]
+    fn handle(&mut self, i: usize, buf: &[u8], now: u64) -> usize {
+        let mut at = 0;
+        let mut nr_events = 0;
+        let group = self.sessions[i].spec.group;
+        loop {
+            let s = &mut self.sessions[i];
+            let Some((seen, used)) = s.wire.next(&buf[at..], &mut s.out) else {
+                break;
+            };
+            at += used;
+            match seen {
+                Seen::Event(bytes) => {
+                    nr_events += 1;
+                    let Some((seq, ts)) = marker::find_in_frame(bytes) else {
+                        self.nr_unmarked += 1;
+                        continue;
+                    };
+                    if seq >= self.from_seq && seq <= self.to_seq && seq > s.open_seq {
+                        s.tally.record(seq);
+                        let latency = now.saturating_sub(ts).max(1);
+                        let _ = self.latency[group].record(latency);
+                        let _ = self.interval.record(latency);
+                    }
+                }
+                Seen::Opened => self.opened(i, now),
+                Seen::Refused(status) if s.state != State::Open => {
+                    s.end = Some(End::Refused(status));
+                }
+                Seen::Ended(status) => s.end = Some(End::FailureEvent(status)),
+                Seen::Refused(_) | Seen::Other => {}
+            }
+        }
+        if nr_events > 0 {
+            self.shared
+                .delivered
+                .fetch_add(nr_events, Ordering::Relaxed);
+        }
+        at
+    }
+
+    fn opened(&mut self, i: usize, now: u64) {
+        let s = &mut self.sessions[i];
+        if s.opened {
+            return;
+        }
+        s.opened = true;
+        s.state = State::Open;
+        s.open_seq = self.shared.sent_seq.load(Ordering::Acquire);
+        s.last_heartbeat_ns = now;
+        let _ = self
+            .open_latency
+            .record(now.saturating_sub(s.connect_ns).max(1));
+        self.last_open_ns = now;
+        self.nr_opening = self.nr_opening.saturating_sub(1);
+        self.shared.nr_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn gone(&mut self, i: usize, why: Option<End>) {
+        let s = &mut self.sessions[i];
+        if let Some(mut stream) = s.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        if s.end.is_none() {
+            s.end = Some(why.unwrap_or(End::Closed));
+        }
+        if s.state == State::Open {
+            self.shared.nr_open.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.nr_opening = self.nr_opening.saturating_sub(1);
+        }
+        s.state = State::Gone;
+        self.shared.nr_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A non-blocking connect with TCP_NODELAY and, if asked, a small receive buffer.
+fn connect_socket(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol as IpProto, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(IpProto::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    if let Some(bytes) = rcvbuf {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+}
