@@ -34,8 +34,8 @@ enum Command {
     Watch(WatchArgs),
     /// Record an upstream stream to a file (replay it with `serve --replay`).
     Record(RecordArgs),
-    /// Write a core-pinning tuning file for this host.
-    Tune,
+    /// Write a core-pinning tuning file for this host (stdout, or --write FILE).
+    Tune(TuneArgs),
 }
 
 #[derive(Args)]
@@ -153,10 +153,11 @@ impl ServeArgs {
             None => Config::default(),
         };
         if let Some(path) = &self.tuning {
-            return Err(format!(
-                "--tuning {}: tuning files are not built yet",
-                path.display()
-            ));
+            // Over the config file, under the flags below (--shards, --spin-us, ...).
+            let tuning = ctirouter::tuning::Tuning::load(path).map_err(|e| e.to_string())?;
+            tuning
+                .apply(&mut config, ctirouter::router::nr_cores())
+                .map_err(|e| e.to_string())?;
         }
         self.apply_source(&mut config)?;
         if let Some(listen) = self.listen {
@@ -426,6 +427,28 @@ fn raise_open_file_limit() {
     }
 }
 
+#[derive(Args)]
+struct TuneArgs {
+    /// Write the tuning file here instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+}
+
+/// Print (or write) a tuning file for this host from its topology.
+fn tune(args: TuneArgs) -> Result<(), String> {
+    let text = ctirouter::tuning::Tuning::for_host().to_toml();
+    let Some(path) = args.write else {
+        print!("{text}");
+        return Ok(());
+    };
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "tune: wrote {0}; use it with `ctirouter serve --tuning {0}`",
+        path.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     raise_open_file_limit();
     tracing_subscriber::fmt()
@@ -441,7 +464,7 @@ fn main() -> ExitCode {
         Command::SimPg(args) => sim_pg(args),
         Command::Watch(args) => watch(args),
         Command::Record(args) => record(args),
-        Command::Tune => Err("this command is not built yet".into()),
+        Command::Tune(args) => tune(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

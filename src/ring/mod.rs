@@ -204,11 +204,12 @@ impl<T: Send + 'static> Receiver<T> {
             // The timeout is a safety net against a lost wake-up (a rare one
             // has been reported in glommio's shared channels, issue #261):
             // the cost is one idle wake-up per PARK_TIMEOUT.
-            let rang = futures_lite::future::or(async { Some(self.doorbell.recv().await) }, async {
-                glommio::timer::sleep(PARK_TIMEOUT).await;
-                None
-            })
-            .await;
+            let rang =
+                futures_lite::future::or(async { Some(self.doorbell.recv().await) }, async {
+                    glommio::timer::sleep(PARK_TIMEOUT).await;
+                    None
+                })
+                .await;
             if let Some(None) = rang {
                 self.producer_gone = true;
             }
