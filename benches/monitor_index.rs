@@ -5,7 +5,8 @@
 //! agent registration per 20).
 //!
 //! * `match/{hit,miss}/N` — `MonitorIndex::matches` and a lookup of each
-//!   matched monitor (what dispatch does before its mask check) for targets
+//!   matched monitor (what dispatch does before its mask check; the
+//!   `*_ids_only` variants leave the lookups out) for targets
 //!   shaped like a real CALL_DELIVERED_EVENT's: 6 device keys, 2 call keys,
 //!   3 agent keys. Hit: one device key and one call key are watched (2
 //!   monitors match); miss: nothing is watched. A pool of 4096 different
@@ -165,6 +166,15 @@ fn bench_match(c: &mut Criterion) {
                 b.iter(|| {
                     i = (i + 1) & (POOL - 1);
                     black_box(find(&index, &pool[i], &mut out))
+                })
+            });
+            // `matches` alone (the ids, without looking the monitors up).
+            let name = if hit { "hit_ids_only" } else { "miss_ids_only" };
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    i = (i + 1) & (POOL - 1);
+                    index.matches(&pool[i], &mut out);
+                    black_box(out.len())
                 })
             });
         }

@@ -77,6 +77,16 @@ impl Registry {
     }
 }
 
+/// PeripheralID of CLIENT_SESSION_*_EVENT: the ACD a Client Events session
+/// named, otherwise NULL_PERIPHERAL_ID (protocol.md §4.4).
+fn peripheral_of(r: &SessionRecord) -> u32 {
+    if r.services & crate::proto::constants::service::CLIENT_EVENTS != 0 {
+        r.client.peripheral_id
+    } else {
+        crate::proto::constants::NULL_PERIPHERAL_ID
+    }
+}
+
 fn address(peer: &SocketAddr) -> Option<CtiString> {
     Some(peer.ip().to_string().into())
 }
@@ -84,7 +94,7 @@ fn address(peer: &SocketAddr) -> Option<CtiString> {
 pub fn opened_event(id: u32, r: &SessionRecord) -> Message {
     ClientSessionOpenedEvent {
         session_id: id,
-        peripheral_id: r.client.peripheral_id,
+        peripheral_id: peripheral_of(r),
         services_granted: r.services,
         call_msg_mask: r.call_mask,
         agent_state_mask: r.agent_mask,
@@ -103,7 +113,7 @@ pub fn opened_event(id: u32, r: &SessionRecord) -> Message {
 pub fn closed_event(id: u32, r: &SessionRecord, status: u32) -> Message {
     ClientSessionClosedEvent {
         session_id: id,
-        peripheral_id: r.client.peripheral_id,
+        peripheral_id: peripheral_of(r),
         status,
         client_port: r.peer.port() as u32,
         client_address: address(&r.peer),
