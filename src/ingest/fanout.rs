@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::interest::{Interest, ShardMask};
 use super::registry::Registry;
@@ -97,10 +97,6 @@ impl Core {
         }
         left
     }
-
-    fn nr_staged(&self) -> usize {
-        self.shards.iter().map(|s| s.nr_staged()).sum()
-    }
 }
 
 /// Handle on ingest's core, for the source and the control tasks.
@@ -180,11 +176,6 @@ impl Fanout {
         }
     }
 
-    /// Whether anything is staged and not yet published.
-    pub fn has_staged(&self) -> bool {
-        self.core.borrow().nr_staged() > 0
-    }
-
     /// Send a non-event item to every shard in stream order, then flush.
     pub async fn broadcast(&mut self, item: impl Fn() -> ToShard) {
         {
@@ -239,10 +230,5 @@ impl Fanout {
     pub async fn upstream_back(&mut self, status: PgStatus) {
         self.set_status(status).await;
         self.system_event(system_event::CTI_SERVER_ONLINE).await;
-    }
-
-    /// When the event source last pushed (for idle flushing of control replies).
-    pub fn now() -> Instant {
-        Instant::now()
     }
 }

@@ -134,7 +134,6 @@ pub struct Shard {
     /// Sessions with output appended in the current batch.
     pub dirty: RefCell<Vec<Rc<Conn>>>,
     pub to_ingest: RefCell<ring::Sender<ToIngest>>,
-    accepting: Cell<bool>,
     stop_accepting: Notify,
     /// Notified whenever a session is removed (shutdown waits on it).
     session_removed: Notify,
@@ -172,7 +171,6 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         pending_monitors: RefCell::new(HashMap::new()),
         dirty: RefCell::new(Vec::new()),
         to_ingest: RefCell::new(to_ingest),
-        accepting: Cell::new(true),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
@@ -259,7 +257,6 @@ async fn control_backlog_loop(shard: Rc<Shard>) {
 }
 
 async fn shutdown(shard: &Rc<Shard>) {
-    shard.accepting.set(false);
     shard.stop_accepting.notify();
     let conns: Vec<Rc<Conn>> = shard.conns.borrow().values().cloned().collect();
     for conn in conns {
@@ -385,9 +382,5 @@ impl Shard {
 
     pub fn conn(&self, id: u32) -> Option<Rc<Conn>> {
         self.conns.borrow().get(&id).cloned()
-    }
-
-    pub fn is_accepting(&self) -> bool {
-        self.accepting.get()
     }
 }
