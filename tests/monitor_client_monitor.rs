@@ -454,3 +454,40 @@ fn session_monitor_ends_with_the_watched_session() {
     }
     o.heartbeat();
 }
+
+/// A session whose OPEN_REQ is refused never opened: Client Monitor
+/// observers hear nothing of it (no OPENED, no CLOSED).
+#[test]
+fn refused_opens_are_not_reported() {
+    let h = Harness::new();
+    let mut o = observer(&h);
+    let mut refused = h.connect();
+    let refused_port = refused.port as u32;
+    // Client Events without an agent → 6, then the router closes.
+    assert_eq!(
+        refused.open_refused(&OpenSpec::services(service::CLIENT_EVENTS)),
+        status::E_CTI_REQUIRED_DATA_MISSING
+    );
+    refused.expect_closed(WAIT);
+    let mut idle = h.connect();
+    let mut spec = OpenSpec::services(service::ALL_EVENTS);
+    spec.idle_timeout = 5; // below 20 → 18
+    assert_eq!(idle.open_refused(&spec), status::E_CTI_INVALID_TIMEOUT);
+    let idle_port = idle.port as u32;
+    // A good session afterwards marks the point in the observers' stream.
+    let mut good = h.connect();
+    good.open(&OpenSpec::services(service::ALL_EVENTS));
+    opened_of(&mut o, good.port);
+    for f in &o.log {
+        let port = match decode(f) {
+            Message::ClientSessionOpenedEvent(e) => e.client_port,
+            Message::ClientSessionClosedEvent(e) => e.client_port,
+            _ => continue,
+        };
+        assert!(
+            port != refused_port && port != idle_port,
+            "a refused session was reported: {}",
+            describe(f)
+        );
+    }
+}

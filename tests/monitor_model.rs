@@ -453,6 +453,38 @@ fn random_request(rng: &mut Rng, drvs: &mut [Drv], i: usize, agents: u32) {
     }
 }
 
+/// A request with its device / call ids as text.
+fn show_request(r: &Request) -> String {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match r {
+        Request::StartDevice {
+            dev,
+            call_mask,
+            agent_mask,
+        } => format!(
+            "MONITOR_START device {:?} {:?} masks {call_mask:#x}/{agent_mask:#x}",
+            dev.0,
+            text(&dev.1)
+        ),
+        Request::StartCall {
+            call,
+            call_mask,
+            agent_mask,
+        } => format!(
+            "MONITOR_START call {}/{}/{:?} masks {call_mask:#x}/{agent_mask:#x}",
+            call.0,
+            call.1,
+            text(&call.2)
+        ),
+        Request::Stop { monitor_id } => format!("MONITOR_STOP {monitor_id}"),
+        Request::Change {
+            monitor_id,
+            call_mask,
+            agent_mask,
+        } => format!("CHANGE_MONITOR_MASK {monitor_id} to {call_mask:#x}/{agent_mask:#x}"),
+    }
+}
+
 fn describe_expected(stream: &Stream, e: &Expected, d: &Drv) -> String {
     match e {
         Expected::AllEvents(i) => format!(
@@ -463,7 +495,10 @@ fn describe_expected(stream: &Stream, e: &Expected, d: &Drv) -> String {
             "copy for monitor {monitor_id} of #{event} {}",
             describe(&stream.events[*event].frame)
         ),
-        Expected::Reply(n) => format!("reply to request #{n} {:?}", d.requests[*n].request),
+        Expected::Reply(n) => format!(
+            "reply to request #{n} {}",
+            show_request(&d.requests[*n].request)
+        ),
     }
 }
 
@@ -596,8 +631,8 @@ fn check_session(stream: &Stream, k: usize, d: &Drv, session_id: u32) -> Result<
             report.push_str("requests:\n");
             for (n, r) in d.requests.iter().enumerate() {
                 report.push_str(&format!(
-                    "  #{n} {:?} → {:?} (at stream #{})\n",
-                    r.request,
+                    "  #{n} {} → {:?} (at stream #{})\n",
+                    show_request(&r.request),
                     r.reply.as_ref().map(|x| &x.1),
                     r.reply.as_ref().map(|x| index_of(x.0)).unwrap_or(0)
                 ));

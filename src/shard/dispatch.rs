@@ -174,14 +174,15 @@ fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
 fn append(
     shard: &Shard,
     conn: &Rc<Conn>,
-    event: &Event,
+    event: &Arc<Event>,
     monitor: Option<(u32, Option<u32>)>,
 ) -> bool {
     let mut st = conn.state.borrow_mut();
     if st.session.phase != Phase::Open || st.held {
         return false;
     }
-    let Some(bytes) = event.bytes_at(st.session.version) else {
+    let version = st.session.version;
+    let Some(bytes) = event.bytes_at(version) else {
         return false;
     };
     if st.out.len() + st.inflight + bytes.len() > shard.config.limits.output_bound_bytes {
@@ -189,13 +190,19 @@ fn append(
         cut_slow_consumer(shard, conn);
         return false;
     }
-    let start = st.out.len();
-    st.out.extend_from_slice(bytes);
-    if let Some((monitor_id, session_id)) = monitor {
-        let copy = &mut st.out[start..];
-        patch_monitor_id(copy, monitor_id);
-        if let Some(session_id) = session_id {
-            patch_agent_session_id(copy, session_id);
+    match monitor {
+        // Unchanged: queue a reference, the kernel copies from the event.
+        None => st.out.push_shared(event, version, bytes.len()),
+        // A monitor copy carries its own MonitorID (and SessionID).
+        Some((monitor_id, session_id)) => {
+            let local = &mut st.out.local;
+            let start = local.len();
+            local.extend_from_slice(bytes);
+            let copy = &mut local[start..];
+            patch_monitor_id(copy, monitor_id);
+            if let Some(session_id) = session_id {
+                patch_agent_session_id(copy, session_id);
+            }
         }
     }
     if !st.dirty {
@@ -215,7 +222,7 @@ fn cut_slow_consumer(shard: &Shard, conn: &Rc<Conn>) {
     st.session.phase = Phase::Closing(CloseReason::SlowConsumer);
     let mid_write = st.inflight > 0;
     if !mid_write {
-        failure_event(&mut st.out, version, status::E_CTI_BAD_MESSAGE_FORMAT);
+        failure_event(&mut st.out.local, version, status::E_CTI_BAD_MESSAGE_FORMAT);
     }
     drop(st);
     tracing::info!(

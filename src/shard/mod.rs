@@ -13,6 +13,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod monitors;
 pub mod notify;
+pub mod outbox;
 pub mod requests;
 pub mod session;
 
@@ -317,7 +318,8 @@ impl Shard {
         let version = st.session.version;
         for event in &snapshot {
             if let Some(bytes) = event.bytes_at(version) {
-                st.out.extend_from_slice(bytes);
+                let len = bytes.len();
+                st.out.push_shared(event, version, len);
             }
         }
         drop(st);

@@ -20,7 +20,7 @@ use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
 fn answer(conn: &Conn, f: impl FnOnce(&mut Vec<u8>, crate::proto::Version)) {
     let mut st = conn.state.borrow_mut();
     let version = st.session.version;
-    f(&mut st.out, version);
+    f(&mut st.out.local, version);
     drop(st);
     conn.write_ready.notify();
 }
