@@ -13,6 +13,11 @@ use ctirouter::proto::Version;
 use ctirouter::router::Router;
 use ctirouter::tools;
 
+/// mimalloc: events are allocated on the ingest core and freed on shard
+/// cores; glibc malloc pays for every cross-thread free (perf/results/profiles/).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ctirouter",

@@ -1,21 +1,20 @@
-//! Shard dispatch: drain a batch from the ingest ring, append each event's
-//! bytes (at the session's version) to every session that wants it — All
-//! Events sessions once, then one copy per matching monitor with its MonitorID
-//! patched in and its own masks applied — enforce the output bound, and at
-//! the end of the batch wake each dirty session's writer once: one socket
-//! write per dirty session per batch.
+//! Shard dispatch: drain a batch from the ingest ring and queue each event
+//! (at the session's version) for every session that wants it — All Events
+//! sessions once, by reference, then one copy per matching monitor with its
+//! MonitorID patched in and its own masks applied — enforce the output bound,
+//! and at the end of the batch wake each dirty session's writer once: one
+//! vectored socket write per dirty session per batch.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
 use super::conn::Conn;
+use super::outbox::ShardEvent;
 use super::requests;
 use super::session::{failure_event, CloseReason, MaskBit, Phase};
 use super::{Shard, ToShard};
-use crate::event::Event;
 use crate::ingest::ToIngest;
 use crate::metrics::Metrics;
 use crate::proto::constants::{msg, status};
@@ -41,7 +40,7 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
         from_ingest.drain(MAX_BATCH, |item| match item {
             ToShard::Event(event) => {
                 received.push(event.received);
-                nr_deliveries += deliver(shard, &event);
+                nr_deliveries += deliver(shard, &Rc::new(event));
             }
             ToShard::Status(status) => shard.set_status(status),
             ToShard::UpstreamLost => {
@@ -87,7 +86,7 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
 }
 
 /// Append one event to every session that wants it; returns the copies made.
-fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
+fn deliver(shard: &Shard, event: &ShardEvent) -> u64 {
     let mut copies = 0;
     match event.message_type() {
         // SYSTEM_EVENT reaches every open session, whatever its services.
@@ -129,7 +128,7 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
 
 /// One copy per matching monitor, MonitorID ascending, each through its own
 /// masks; then call monitors follow merges and end with their call.
-fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
+fn deliver_to_monitors(shard: &Shard, event: &ShardEvent, bit: MaskBit) -> u64 {
     let mut copies = 0;
     let mut matched: SmallVec<[u32; 8]> = SmallVec::new();
     {
@@ -174,7 +173,7 @@ fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
 fn append(
     shard: &Shard,
     conn: &Rc<Conn>,
-    event: &Arc<Event>,
+    event: &ShardEvent,
     monitor: Option<(u32, Option<u32>)>,
 ) -> bool {
     let mut st = conn.state.borrow_mut();

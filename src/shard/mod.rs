@@ -316,10 +316,9 @@ impl Shard {
             self.monitors.borrow_mut().insert(monitor);
         }
         let version = st.session.version;
-        for event in &snapshot {
-            if let Some(bytes) = event.bytes_at(version) {
-                let len = bytes.len();
-                st.out.push_shared(event, version, len);
+        for event in snapshot {
+            if let Some(len) = event.bytes_at(version).map(<[u8]>::len) {
+                st.out.push_shared(&Rc::new(event), version, len);
             }
         }
         drop(st);
