@@ -32,10 +32,21 @@ impl Event {
     /// Build from one whole upstream frame: routing keys are read now, other
     /// versions are encoded when first asked for.
     pub fn new(seq: u64, version: Version, frame: Box<[u8]>) -> Result<Event, DecodeError> {
+        Event::received_at(seq, version, frame, Instant::now())
+    }
+
+    /// As [`Event::new`], for a frame read at `received` (one clock read per
+    /// socket read, not per frame).
+    pub fn received_at(
+        seq: u64,
+        version: Version,
+        frame: Box<[u8]>,
+        received: Instant,
+    ) -> Result<Event, DecodeError> {
         let keys = routing::extract(&frame, version)?;
         Ok(Event {
             seq,
-            received: Instant::now(),
+            received,
             version,
             frame,
             keys,

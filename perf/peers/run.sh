@@ -5,8 +5,10 @@
 #   [PERF_OUT=DIR] perf/peers/run.sh [--duration S] [--subscribers 10,100,1000] [more compare flags]
 #
 # Installs nats-server and redis-server from Debian if absent, starts each on
-# 127.0.0.1 on a free port, pinned to the same cores as the router (0-1),
-# stops them by PID on exit. Results: perf/results/compare/compare.md (+ .json,
+# 127.0.0.1 on a free port, pinned to the same core as the router (core 0,
+# tuning/2-core-bench.toml; SERVER_CORES overrides), leaves the harness free
+# to use both (HARNESS_CORES pins it: at 1 M deliveries/s one core is too
+# little for driver and swarm), stops the servers by PID on exit. Results: perf/results/compare/compare.md (+ .json,
 # one CDF plot per run).
 set -euo pipefail
 
@@ -48,8 +50,13 @@ wait_port() {
     return 1
 }
 
-# The router is pinned to cores 0 (ingest) and 1 (shard); the peers get the same two.
-cores="0-1"
+# The router runs on core 0 (ingest and shard, the scenarios' tuning file);
+# the peers get the same core; the harness floats unless HARNESS_CORES is set.
+cores="${SERVER_CORES:-0}"
+harness=()
+if [ -n "${HARNESS_CORES:-}" ]; then
+    harness=(--harness-cores "$HARNESS_CORES")
+fi
 
 nats_port="$(free_port)"
 # max_pending: a subscriber may lag as far as the router's --output-bound in
@@ -79,7 +86,7 @@ cd "$root"
 cargo build --release -p ctirouter -p ctirouter-perf
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$out"
-"$root/target/release/ctirouter-perf" compare \
+"$root/target/release/ctirouter-perf" "${harness[@]}" compare \
     --nats "127.0.0.1:$nats_port" --nats-pid "$nats_pid" \
     --redis "127.0.0.1:$redis_port" --redis-pid "$redis_pid" \
     --out "$out" "$@"

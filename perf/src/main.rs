@@ -54,6 +54,11 @@ use crate::swarm::Protocol;
     about = "End-to-end benchmark harness for ctirouter"
 )]
 struct Cli {
+    /// Pin the harness (driver, swarm) to these cores, e.g. `1` on a 2-core
+    /// machine whose core 0 runs the server (tuning/2-core-bench.toml); the
+    /// router child then pins its own executors where its tuning says.
+    #[arg(long, global = true, value_delimiter = ',')]
+    harness_cores: Vec<usize>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -175,7 +180,33 @@ fn print_results(title: &str, out: &Path, results: &[results::PhaseResult]) -> R
     Ok(())
 }
 
+/// Restrict this process (and the threads it starts later) to `cores`.
+fn pin_harness(cores: &[usize]) -> Result<(), String> {
+    if cores.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &core in cores {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(format!("--harness-cores: no core {core}"));
+        }
+        // SAFETY: `core` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
+    // SAFETY: pid 0 = this thread (called before any other thread starts).
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "--harness-cores {cores:?}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
+    pin_harness(&cli.harness_cores)?;
     match cli.command {
         Cmd::Run {
             scenario,

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -29,7 +30,24 @@ impl RouterProcess {
     ) -> Result<RouterProcess, String> {
         let args = serve_args(upstream, flags);
         let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        // The harness may be pinned (--harness-cores); the router places its
+        // executors itself, so it starts free to use every core.
+        // SAFETY: the closure only makes async-signal-safe syscalls.
+        unsafe {
+            command.pre_exec(|| {
+                let mut all: libc::cpu_set_t = std::mem::zeroed();
+                for core in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(core, &mut all);
+                }
+                // The kernel keeps the cores that exist; failing leaves the mask.
+                libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all);
+                Ok(())
+            });
+        }
+        let mut child = command
+            // Relative paths in a scenario's router args are the workspace's.
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .args(&args)
             .env(
                 "RUST_LOG",

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::interest::{Interest, ShardMask};
 use super::registry::Registry;
@@ -49,9 +49,14 @@ impl Core {
 
     /// Build an event from a whole frame, compute its targets and stage it
     /// for the shards that need it. Returns whether the batch is full.
-    pub fn push_frame(&mut self, version: Version, frame: &[u8]) -> Result<bool, DecodeError> {
+    pub fn push_frame(
+        &mut self,
+        version: Version,
+        frame: &[u8],
+        received: Instant,
+    ) -> Result<bool, DecodeError> {
         self.seq += 1;
-        let mut event = match Event::new(self.seq, version, frame.into()) {
+        let mut event = match Event::received_at(self.seq, version, frame.into(), received) {
             Ok(event) => event,
             Err(e) => {
                 Metrics::add(&self.metrics.nr_bad_upstream_frames, 1);
@@ -76,7 +81,7 @@ impl Core {
         let frame = message
             .to_frame(Version::MAX)
             .expect("router-made messages encode at v24");
-        let _ = self.push_frame(Version::MAX, &frame);
+        let _ = self.push_frame(Version::MAX, &frame, Instant::now());
     }
 
     fn stage_event(&mut self, event: Arc<Event>, mask: ShardMask) {
@@ -146,11 +151,16 @@ impl Fanout {
         self.core.borrow().status.clone()
     }
 
-    /// Build an event from one whole upstream frame and send it where it is
-    /// needed; a frame whose routing keys cannot be read is counted and
-    /// returned as an error.
-    pub async fn push_frame(&mut self, version: Version, frame: &[u8]) -> Result<(), DecodeError> {
-        let full = self.core.borrow_mut().push_frame(version, frame)?;
+    /// Build an event from one whole upstream frame (read at `received`) and
+    /// send it where it is needed; a frame whose routing keys cannot be read
+    /// is counted and returned as an error.
+    pub async fn push_frame(
+        &mut self,
+        version: Version,
+        frame: &[u8],
+        received: Instant,
+    ) -> Result<(), DecodeError> {
+        let full = self.core.borrow_mut().push_frame(version, frame, received)?;
         if full {
             self.flush().await;
         }

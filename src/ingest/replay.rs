@@ -143,7 +143,7 @@ impl ReplaySource {
                 {
                     fanout.set_status(status.clone()).await;
                 }
-                if let Err(e) = fanout.push_frame(version, whole).await {
+                if let Err(e) = fanout.push_frame(version, whole, Instant::now()).await {
                     tracing::warn!(error = %e, message_type = parsed.message_type, "replay: recorded frame skipped");
                 }
             }

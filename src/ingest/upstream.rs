@@ -260,7 +260,7 @@ impl UpstreamSource {
                     {
                         fanout.set_status(link.status.clone()).await;
                     }
-                    if let Err(e) = fanout.push_frame(version, frame).await {
+                    if let Err(e) = fanout.push_frame(version, frame, now).await {
                         // push_frame counted it.
                         tracing::warn!(error = %e, message_type = frame_type(frame), "malformed upstream frame");
                         return Err(format!("malformed upstream frame: {e}"));
