@@ -52,6 +52,28 @@ fn an_event_naming_only_its_call_reaches_the_call_devices() {
     assert_eq!(t.nr_calls(), 0);
 }
 
+/// A call ends with its CALL_CLEARED_EVENT (that event included): an
+/// END_CALL_EVENT after it reaches the devices it names, not the parties the
+/// call had (design.md §4.9 "until that call ends").
+#[test]
+fn end_call_after_call_cleared_names_only_its_own_devices() {
+    let mut t = tracker();
+    observe(&mut t, delivered("3001"));
+    observe(&mut t, cleared());
+    let end = observe(
+        &mut t,
+        EndCallEvent {
+            connection_device_id_type: 1,
+            connection_call_id: 7,
+            connection_device_id: Some("T100".into()),
+            ..Default::default()
+        },
+    );
+    assert!(end.devices.contains(&dev("T100")));
+    assert!(!end.devices.contains(&dev("3001")));
+    assert_eq!(t.nr_calls(), 0);
+}
+
 #[test]
 fn connection_cleared_is_the_last_event_for_the_released_device() {
     let mut t = tracker();
