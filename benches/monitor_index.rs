@@ -4,9 +4,10 @@
 //! registrations in proportion: one call monitor per 10 device monitors, one
 //! agent registration per 20).
 //!
-//! * `match/{hit,miss}/N` — `MonitorIndex::matches` and a lookup of each
-//!   matched monitor (what dispatch does before its mask check; the
-//!   `*_ids_only` variants leave the lookups out) for targets
+//! * `match/{hit,miss}/N` — `MonitorIndex::matching` (the matched monitors
+//!   themselves, in one pass over the slab, reading each one's masks: what
+//!   dispatch does; the `*_ids_only` variants run `MonitorIndex::matches`,
+//!   the ids alone) for targets
 //!   shaped like a real CALL_DELIVERED_EVENT's: 6 device keys, 2 call keys,
 //!   3 agent keys. Hit: one device key and one call key are watched (2
 //!   monitors match); miss: nothing is watched. A pool of 4096 different
@@ -28,7 +29,7 @@ use smallvec::SmallVec;
 
 use ctirouter::ingest::InterestKey;
 use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey, Targets};
-use ctirouter::shard::monitors::{Monitor, MonitorIndex, Watch};
+use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const POOL: usize = 4096;
@@ -135,15 +136,12 @@ fn targets(rng: &mut Rng, n: usize, hit: bool) -> Targets {
     t
 }
 
-/// Find the matches and look each one up (as dispatch does).
+/// Find the matching monitors and read each one's masks (as dispatch does).
 #[inline]
-fn find(index: &MonitorIndex, t: &Targets, out: &mut SmallVec<[u32; 8]>) -> u32 {
-    index.matches(t, out);
+fn find(index: &MonitorIndex, t: &Targets, scratch: &mut MatchScratch) -> u32 {
     let mut masks = 0;
-    for &id in out.iter() {
-        if let Some(m) = index.get(id) {
-            masks ^= m.call_mask;
-        }
+    for m in index.matching(t, scratch) {
+        masks ^= m.call_mask;
     }
     masks
 }
@@ -157,15 +155,18 @@ fn bench_match(c: &mut Criterion) {
             let mut rng = Rng(n as u64 * 7 + hit as u64);
             let pool: Vec<Targets> = (0..POOL).map(|_| targets(&mut rng, n, hit)).collect();
             let mut out = SmallVec::new();
+            let mut scratch = MatchScratch::new();
             // Sanity: hits find their two monitors, misses none.
             index.matches(&pool[0], &mut out);
             assert_eq!(out.len(), if hit { 2 } else { 0 }, "n {n} hit {hit}");
+            let found = index.matching(&pool[0], &mut scratch).count();
+            assert_eq!(found, out.len(), "n {n} hit {hit}");
             let name = if hit { "hit" } else { "miss" };
             let mut i = 0;
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
                 b.iter(|| {
                     i = (i + 1) & (POOL - 1);
-                    black_box(find(&index, &pool[i], &mut out))
+                    black_box(find(&index, &pool[i], &mut scratch))
                 })
             });
             // `matches` alone (the ids, without looking the monitors up).
@@ -245,7 +246,7 @@ fn bench_churn(c: &mut Criterion) {
         let pool: Vec<Targets> = (0..POOL).map(|_| targets(&mut rng, n, true)).collect();
         let mut live: VecDeque<u32> = VecDeque::new();
         let mut next = first_free;
-        let mut out = SmallVec::new();
+        let mut scratch = MatchScratch::new();
         let mut i = 0;
         // One iteration = start one monitor + match one event + stop the
         // oldest churned monitor (64 stay live).
@@ -258,7 +259,7 @@ fn bench_churn(c: &mut Criterion) {
                 live.push_back(next);
                 next += 1;
                 i = (i + 1) & (POOL - 1);
-                let r = find(&index, &pool[i], &mut out);
+                let r = find(&index, &pool[i], &mut scratch);
                 if live.len() > 64 {
                     let old = live.pop_front().unwrap();
                     black_box(index.remove(old));

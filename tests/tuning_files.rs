@@ -43,7 +43,8 @@ fn every_shipped_tuning_file_applies_on_a_16_core_machine() {
             path.display()
         );
         assert_eq!(
-            places.ingest, tuning.runtime.ingest_core,
+            places.ingest,
+            tuning.runtime.ingest_core,
             "{}: ingest where the file says",
             path.display()
         );

@@ -160,7 +160,10 @@ impl Fanout {
         frame: &[u8],
         received: Instant,
     ) -> Result<(), DecodeError> {
-        let full = self.core.borrow_mut().push_frame(version, frame, received)?;
+        let full = self
+            .core
+            .borrow_mut()
+            .push_frame(version, frame, received)?;
         if full {
             self.flush().await;
         }

@@ -59,7 +59,10 @@ impl SimSource {
                 continue;
             }
             seq += 1;
-            if let Err(e) = fanout.push_frame(self.version, &frame, Instant::now()).await {
+            if let Err(e) = fanout
+                .push_frame(self.version, &frame, Instant::now())
+                .await
+            {
                 tracing::warn!(error = %e, "simulated event failed to decode");
             }
             if seq % 1024 == 0 {

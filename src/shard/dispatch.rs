@@ -8,9 +8,8 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use smallvec::SmallVec;
-
 use super::conn::Conn;
+use super::monitors::MatchScratch;
 use super::outbox::ShardEvent;
 use super::requests;
 use super::session::{failure_event, CloseReason, MaskBit, Phase};
@@ -130,15 +129,13 @@ fn deliver(shard: &Shard, event: &ShardEvent) -> u64 {
 /// masks; then call monitors follow merges and end with their call.
 fn deliver_to_monitors(shard: &Shard, event: &ShardEvent, bit: MaskBit) -> u64 {
     let mut copies = 0;
-    let mut matched: SmallVec<[u32; 8]> = SmallVec::new();
+    let mut scratch = MatchScratch::new();
     {
         let index = shard.monitors.borrow();
         if index.is_empty() {
             return 0;
         }
-        index.matches(&event.targets, &mut matched);
-        for &id in &matched {
-            let Some(m) = index.get(id) else { continue };
+        for m in index.matching(&event.targets, &mut scratch) {
             if !bit.passes(m.call_mask, m.agent_mask) {
                 continue;
             }

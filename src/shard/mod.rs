@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
+use rustc_hash::FxHashMap;
 
 use crate::config::Config;
 use crate::event::Event;
@@ -121,7 +122,7 @@ pub struct Shard {
     pub metrics: Arc<Metrics>,
     pub status: RefCell<Arc<PgStatus>>,
     /// Every connected session, by id.
-    pub conns: RefCell<HashMap<u32, Rc<Conn>>>,
+    pub conns: RefCell<FxHashMap<u32, Rc<Conn>>>,
     /// Active sessions granted All Events (dispatch walks this).
     pub all_events: RefCell<Vec<Rc<Conn>>>,
     /// Active sessions granted Peripheral Monitor (CALL_TRANSLATION_ROUTE_EVENT).
@@ -164,7 +165,7 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         config: setup.config,
         metrics: setup.metrics,
         status: RefCell::new(Arc::new(PgStatus::offline())),
-        conns: RefCell::new(HashMap::new()),
+        conns: RefCell::new(FxHashMap::default()),
         all_events: RefCell::new(Vec::new()),
         peripheral_monitor: RefCell::new(Vec::new()),
         client_monitor: RefCell::new(Vec::new()),

@@ -3,9 +3,16 @@
 //! `by_device`, `by_call` and `by_agent`, plus the per-key counts behind the
 //! shard's interest (a key is reported to ingest only when its count goes
 //! 0 → 1 or back to 0). No I/O here.
+//!
+//! The monitors live in a slab (`slots`, freed slots reused); the per-key
+//! lists hold each monitor's id *and* slot, so the event path goes from an
+//! event's keys to its monitors without a lookup by MonitorID. That lookup
+//! (`slot_of`) is for the control path only: MONITOR_STOP,
+//! CHANGE_MONITOR_MASK, ownership checks.
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::ingest::InterestKey;
@@ -54,20 +61,43 @@ pub struct Monitor {
     pub client_events: bool,
 }
 
+/// A monitor as the per-key lists name it: its MonitorID (what copies are
+/// ordered by) and its slot. Ordered by id first; while a monitor is active
+/// its id and slot go together, so equal ids are equal entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    id: u32,
+    slot: u32,
+}
+
+/// Scratch space for [`MonitorIndex::matching`]; keep one and reuse it.
+pub type MatchScratch = SmallVec<[Entry; 8]>;
+
+type Entries = SmallVec<[Entry; 2]>;
+
 #[derive(Default)]
 pub struct MonitorIndex {
-    monitors: HashMap<u32, Monitor>,
-    by_device: KeyMap<DeviceKey, SmallVec<[u32; 2]>>,
-    by_call: KeyMap<CallKey, SmallVec<[u32; 2]>>,
-    by_agent: KeyMap<AgentKey, SmallVec<[u32; 2]>>,
+    /// The active monitors; a removed monitor's slot goes on `free` and is
+    /// reused by the next insert.
+    slots: Vec<Option<Monitor>>,
+    free: Vec<u32>,
+    /// MonitorID → slot, for the control path (the event path has the slot).
+    slot_of: FxHashMap<u32, u32>,
+    by_device: KeyMap<DeviceKey, Entries>,
+    by_call: KeyMap<CallKey, Entries>,
+    by_agent: KeyMap<AgentKey, Entries>,
     /// Monitors (active or awaiting ingest's answer) per interest key.
     counts: HashMap<InterestKey, u32>,
 }
 
-fn unlink<K: std::hash::Hash + Eq>(map: &mut KeyMap<K, SmallVec<[u32; 2]>>, key: K, id: u32) {
-    if let Some(ids) = map.get_mut(&key) {
-        ids.retain(|m| *m != id);
-        if ids.is_empty() {
+fn link<K: std::hash::Hash + Eq>(map: &mut KeyMap<K, Entries>, key: K, entry: Entry) {
+    map.entry(key).or_default().push(entry);
+}
+
+fn unlink<K: std::hash::Hash + Eq>(map: &mut KeyMap<K, Entries>, key: K, entry: Entry) {
+    if let Some(entries) = map.get_mut(&key) {
+        entries.retain(|e| *e != entry);
+        if entries.is_empty() {
             map.remove(&key);
         }
     }
@@ -75,19 +105,40 @@ fn unlink<K: std::hash::Hash + Eq>(map: &mut KeyMap<K, SmallVec<[u32; 2]>>, key:
 
 impl MonitorIndex {
     pub fn len(&self) -> usize {
-        self.monitors.len()
+        self.slot_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.monitors.is_empty()
+        self.slot_of.is_empty()
     }
 
     pub fn get(&self, id: u32) -> Option<&Monitor> {
-        self.monitors.get(&id)
+        let slot = *self.slot_of.get(&id)?;
+        self.slots[slot as usize].as_ref()
     }
 
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Monitor> {
-        self.monitors.get_mut(&id)
+        let slot = *self.slot_of.get(&id)?;
+        self.slots[slot as usize].as_mut()
+    }
+
+    /// The monitor an entry names, if it is still the one in that slot.
+    fn at(&self, entry: Entry) -> Option<&Monitor> {
+        self.slots
+            .get(entry.slot as usize)?
+            .as_ref()
+            .filter(|m| m.id == entry.id)
+    }
+
+    /// Empty an entry's slot (if it still holds that monitor) and free it.
+    fn vacate(&mut self, entry: Entry) -> Option<Monitor> {
+        let slot = self.slots.get_mut(entry.slot as usize)?;
+        if slot.as_ref()?.id != entry.id {
+            return None;
+        }
+        let monitor = slot.take();
+        self.free.push(entry.slot);
+        monitor
     }
 
     /// Count a key up; true when it went 0 → 1 (tell ingest).
@@ -112,35 +163,63 @@ impl MonitorIndex {
         }
     }
 
-    /// Make a monitor active (its keys were counted when it was requested).
-    pub fn insert(&mut self, monitor: Monitor) {
-        let id = monitor.id;
-        match monitor.watch {
-            Watch::Device(d) => self.by_device.entry(d).or_default().push(id),
-            Watch::Call(c) => self.by_call.entry(c).or_default().push(id),
+    fn link(&mut self, entry: Entry, watch: &Watch) {
+        match *watch {
+            Watch::Device(d) => link(&mut self.by_device, d, entry),
+            Watch::Call(c) => link(&mut self.by_call, c, entry),
             Watch::Agent { agent, instrument } => {
-                self.by_agent.entry(agent).or_default().push(id);
+                link(&mut self.by_agent, agent, entry);
                 if let Some(d) = instrument {
-                    self.by_device.entry(d).or_default().push(id);
+                    link(&mut self.by_device, d, entry);
                 }
             }
         }
-        self.monitors.insert(id, monitor);
+    }
+
+    fn unlink(&mut self, entry: Entry, watch: &Watch) {
+        match *watch {
+            Watch::Device(d) => unlink(&mut self.by_device, d, entry),
+            Watch::Call(c) => unlink(&mut self.by_call, c, entry),
+            Watch::Agent { agent, instrument } => {
+                unlink(&mut self.by_agent, agent, entry);
+                if let Some(d) = instrument {
+                    unlink(&mut self.by_device, d, entry);
+                }
+            }
+        }
+    }
+
+    /// Make a monitor active (its keys were counted when it was requested).
+    /// An active monitor with the same id (MonitorIDs are unique, so only a
+    /// caller's bug) is replaced, its keys' counts left as they are.
+    pub fn insert(&mut self, monitor: Monitor) {
+        let id = monitor.id;
+        let slot = match self.slot_of.get(&id) {
+            Some(&slot) => {
+                if let Some(old) = self.slots[slot as usize].take() {
+                    self.unlink(Entry { id, slot }, &old.watch);
+                }
+                slot
+            }
+            None => {
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 monitors")
+                });
+                self.slot_of.insert(id, slot);
+                slot
+            }
+        };
+        self.link(Entry { id, slot }, &monitor.watch);
+        self.slots[slot as usize] = Some(monitor);
     }
 
     /// Remove a monitor; returns it and the keys whose count went back to 0.
     pub fn remove(&mut self, id: u32) -> Option<(Monitor, SmallVec<[InterestKey; 2]>)> {
-        let monitor = self.monitors.remove(&id)?;
-        match monitor.watch {
-            Watch::Device(d) => unlink(&mut self.by_device, d, id),
-            Watch::Call(c) => unlink(&mut self.by_call, c, id),
-            Watch::Agent { agent, instrument } => {
-                unlink(&mut self.by_agent, agent, id);
-                if let Some(d) = instrument {
-                    unlink(&mut self.by_device, d, id);
-                }
-            }
-        }
+        let slot = self.slot_of.remove(&id)?;
+        let entry = Entry { id, slot };
+        let monitor = self.vacate(entry)?;
+        self.unlink(entry, &monitor.watch);
         let gone = monitor
             .watch
             .keys()
@@ -150,24 +229,46 @@ impl MonitorIndex {
         Some((monitor, gone))
     }
 
-    /// Ids of the monitors an event with `targets` reaches, ascending, once each.
-    pub fn matches(&self, targets: &Targets, out: &mut SmallVec<[u32; 8]>) {
-        out.clear();
+    /// Hand `push` the entry list of every key in `targets` that has one.
+    #[inline]
+    fn lists<'a>(&'a self, targets: &Targets, mut push: impl FnMut(&'a [Entry])) {
         for k in &targets.calls {
-            if let Some(ids) = self.by_call.get(k) {
-                out.extend_from_slice(ids);
+            if let Some(entries) = self.by_call.get(k) {
+                push(entries);
             }
         }
         for k in &targets.devices {
-            if let Some(ids) = self.by_device.get(k) {
-                out.extend_from_slice(ids);
+            if let Some(entries) = self.by_device.get(k) {
+                push(entries);
             }
         }
         for k in &targets.agents {
-            if let Some(ids) = self.by_agent.get(k) {
-                out.extend_from_slice(ids);
+            if let Some(entries) = self.by_agent.get(k) {
+                push(entries);
             }
         }
+    }
+
+    /// The monitors an event with `targets` reaches, MonitorID ascending,
+    /// once each: one pass, no lookup by id (the event path).
+    pub fn matching<'a>(
+        &'a self,
+        targets: &Targets,
+        scratch: &'a mut MatchScratch,
+    ) -> impl Iterator<Item = &'a Monitor> + 'a {
+        scratch.clear();
+        self.lists(targets, |entries| scratch.extend_from_slice(entries));
+        if scratch.len() > 1 {
+            scratch.sort_unstable();
+            scratch.dedup();
+        }
+        scratch.iter().filter_map(|e| self.at(*e))
+    }
+
+    /// Ids of the monitors an event with `targets` reaches, ascending, once each.
+    pub fn matches(&self, targets: &Targets, out: &mut SmallVec<[u32; 8]>) {
+        out.clear();
+        self.lists(targets, |entries| out.extend(entries.iter().map(|e| e.id)));
         if out.len() > 1 {
             out.sort_unstable();
             out.dedup();
@@ -177,15 +278,15 @@ impl MonitorIndex {
     /// Call `from` folded into `to`: its call monitors now watch `to`
     /// (ingest applied the same change to its interest table).
     pub fn merge_call(&mut self, from: CallKey, to: CallKey) {
-        let Some(ids) = self.by_call.remove(&from) else {
+        let Some(entries) = self.by_call.remove(&from) else {
             return;
         };
-        for &id in &ids {
-            if let Some(m) = self.monitors.get_mut(&id) {
+        for &e in &entries {
+            if let Some(Some(m)) = self.slots.get_mut(e.slot as usize) {
                 m.watch = Watch::Call(to);
             }
         }
-        self.by_call.entry(to).or_default().extend(ids);
+        self.by_call.entry(to).or_default().extend(entries);
         if let Some(n) = self.counts.remove(&InterestKey::Call(from)) {
             *self.counts.entry(InterestKey::Call(to)).or_insert(0) += n;
         }
@@ -194,26 +295,34 @@ impl MonitorIndex {
     /// Call monitors of a call that just ended: removed, with the keys whose
     /// count went back to 0.
     pub fn end_call(&mut self, call: CallKey) -> Vec<(Monitor, SmallVec<[InterestKey; 2]>)> {
-        let ids = self.by_call.get(&call).cloned().unwrap_or_default();
-        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+        let entries = self.by_call.get(&call).cloned().unwrap_or_default();
+        entries
+            .into_iter()
+            .filter_map(|e| self.remove(e.id))
+            .collect()
     }
 
     /// The upstream was lost: every call monitor is dropped; ingest cleared
     /// its call interest at the same point, so no key goes back to it.
     pub fn drop_call_monitors(&mut self) -> Vec<Monitor> {
-        let ids: Vec<u32> = self.by_call.values().flatten().copied().collect();
+        let entries: Vec<Entry> = self.by_call.values().flatten().copied().collect();
         self.by_call.clear();
         self.counts
             .retain(|k, _| !matches!(k, InterestKey::Call(_)));
-        ids.into_iter()
-            .filter_map(|id| self.monitors.remove(&id))
+        entries
+            .into_iter()
+            .filter_map(|e| {
+                self.slot_of.remove(&e.id)?;
+                self.vacate(e)
+            })
             .collect()
     }
 
     /// Every monitor a session owns.
     pub fn of_session(&self, session: u32) -> Vec<u32> {
-        self.monitors
-            .values()
+        self.slots
+            .iter()
+            .flatten()
             .filter(|m| m.session == session)
             .map(|m| m.id)
             .collect()
@@ -282,5 +391,182 @@ mod tests {
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].1.as_slice(), &[InterestKey::Call(b)]);
         assert!(index.is_empty());
+    }
+
+    fn start(index: &mut MonitorIndex, m: Monitor) {
+        for k in m.watch.keys() {
+            index.count_up(k);
+        }
+        index.insert(m);
+    }
+
+    fn on_devices(devices: &[&[u8]]) -> Targets {
+        let mut targets = Targets::default();
+        for d in devices {
+            targets.devices.push(DeviceKey::device(d));
+        }
+        targets
+    }
+
+    /// What `matching` yields, as ids; checked against `matches`.
+    fn matching_ids(index: &MonitorIndex, targets: &Targets) -> Vec<u32> {
+        let mut scratch = MatchScratch::new();
+        let ids: Vec<u32> = index
+            .matching(targets, &mut scratch)
+            .map(|m| m.id)
+            .collect();
+        let mut out = SmallVec::new();
+        index.matches(targets, &mut out);
+        assert_eq!(ids.as_slice(), out.as_slice(), "matching and matches agree");
+        ids
+    }
+
+    #[test]
+    fn matching_yields_monitors_ascending_once_each() {
+        let mut index = MonitorIndex::default();
+        start(&mut index, device_monitor(9, b"3001"));
+        start(&mut index, device_monitor(4, b"3001"));
+        start(&mut index, device_monitor(5, b"3002"));
+        // A Client Events monitor reached by its agent and its instrument.
+        let agent = AgentKey::new(crate::keys::AgentField::Id, b"1001");
+        start(
+            &mut index,
+            Monitor {
+                watch: Watch::Agent {
+                    agent,
+                    instrument: Some(DeviceKey::device(b"3001")),
+                },
+                client_events: true,
+                ..device_monitor(7, b"")
+            },
+        );
+        let mut targets = on_devices(&[b"3001", b"3001"]);
+        targets.agents.push(agent);
+        let mut scratch = MatchScratch::new();
+        let got: Vec<&Monitor> = index.matching(&targets, &mut scratch).collect();
+        assert_eq!(
+            got.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [4, 7, 9],
+            "ascending, once each"
+        );
+        assert!(got[1].client_events);
+        assert_eq!(got[2], index.get(9).unwrap());
+        assert!(matching_ids(&index, &on_devices(&[b"nobody"])).is_empty());
+    }
+
+    #[test]
+    fn stop_then_start_reuses_the_slot() {
+        let mut index = MonitorIndex::default();
+        for id in [10, 11, 12] {
+            start(&mut index, device_monitor(id, b"x"));
+        }
+        let slot = index.slot_of[&10];
+        index.remove(10).unwrap();
+        start(&mut index, device_monitor(13, b"x"));
+        assert_eq!(index.slot_of[&13], slot, "the freed slot is reused");
+        assert_eq!(index.slots.len(), 3, "no slot added");
+        assert_eq!(index.len(), 3);
+        // Slot order is now 13, 11, 12; copies still go out by MonitorID.
+        assert_eq!(matching_ids(&index, &on_devices(&[b"x"])), [11, 12, 13]);
+        assert_eq!(index.get(13).unwrap().id, 13);
+    }
+
+    #[test]
+    fn stale_ids_are_not_returned() {
+        let mut index = MonitorIndex::default();
+        start(&mut index, device_monitor(1, b"x"));
+        let stale = Entry {
+            id: 1,
+            slot: index.slot_of[&1],
+        };
+        index.remove(1).unwrap();
+        assert!(index.at(stale).is_none(), "a freed slot");
+        start(&mut index, device_monitor(2, b"y"));
+        assert_eq!(index.slot_of[&2], stale.slot);
+        assert!(index.at(stale).is_none(), "a reused slot");
+        assert!(index.get(1).is_none());
+        assert!(index.get_mut(1).is_none());
+        assert!(index.remove(1).is_none());
+        assert!(matching_ids(&index, &on_devices(&[b"x"])).is_empty());
+        assert_eq!(matching_ids(&index, &on_devices(&[b"x", b"y"])), [2]);
+        assert_eq!(index.of_session(1), [2]);
+    }
+
+    #[test]
+    fn ascending_after_merge_into_reused_slots() {
+        let mut index = MonitorIndex::default();
+        let (a, b) = (CallKey::new(1, 0, b"a"), CallKey::new(2, 0, b"b"));
+        let call_monitor = |id, call| Monitor {
+            watch: Watch::Call(call),
+            ..device_monitor(id, b"")
+        };
+        // Slots 0..3; free slots 0 and 1, then refill them with higher ids.
+        start(&mut index, device_monitor(1, b"x"));
+        start(&mut index, device_monitor(2, b"x"));
+        start(&mut index, call_monitor(3, b));
+        start(&mut index, call_monitor(4, a));
+        index.remove(1).unwrap();
+        index.remove(2).unwrap();
+        start(&mut index, call_monitor(5, a));
+        start(&mut index, call_monitor(6, b));
+        index.merge_call(a, b);
+        let mut targets = Targets::default();
+        targets.calls.push(b);
+        assert_eq!(matching_ids(&index, &targets), [3, 4, 5, 6]);
+        assert!(!index.by_call.contains_key(&a));
+        let mut scratch = MatchScratch::new();
+        assert!(index
+            .matching(&targets, &mut scratch)
+            .all(|m| m.watch == Watch::Call(b)));
+        assert!(
+            !index.count_up(InterestKey::Call(b)),
+            "a's count moved to b"
+        );
+        index.count_down(InterestKey::Call(b));
+        let ended = index.end_call(b);
+        assert_eq!(
+            ended.iter().map(|(m, _)| m.id).collect::<Vec<_>>(),
+            [3, 6, 4, 5],
+            "b's monitors, then a's"
+        );
+        assert_eq!(ended[3].1.as_slice(), &[InterestKey::Call(b)]);
+        assert!(index.is_empty());
+        assert_eq!(index.free.len(), 4);
+    }
+
+    #[test]
+    fn dropped_call_monitors_free_their_slots() {
+        let mut index = MonitorIndex::default();
+        let call = CallKey::new(1, 0, b"a");
+        start(&mut index, device_monitor(1, b"x"));
+        start(
+            &mut index,
+            Monitor {
+                watch: Watch::Call(call),
+                ..device_monitor(2, b"")
+            },
+        );
+        let dropped = index.drop_call_monitors();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].id, 2);
+        assert!(index.get(2).is_none());
+        assert_eq!(index.len(), 1);
+        assert!(
+            index.count_up(InterestKey::Call(call)),
+            "call counts cleared"
+        );
+        start(&mut index, device_monitor(3, b"x"));
+        assert_eq!(index.slots.len(), 2, "the call monitor's slot is reused");
+        assert_eq!(matching_ids(&index, &on_devices(&[b"x"])), [1, 3]);
+    }
+
+    #[test]
+    fn inserting_an_active_id_again_replaces_it() {
+        let mut index = MonitorIndex::default();
+        start(&mut index, device_monitor(1, b"x"));
+        index.insert(device_monitor(1, b"y"));
+        assert_eq!(index.len(), 1);
+        assert!(matching_ids(&index, &on_devices(&[b"x"])).is_empty());
+        assert_eq!(matching_ids(&index, &on_devices(&[b"y"])), [1]);
     }
 }
