@@ -1,19 +1,21 @@
 //! Shard dispatch: drain a batch from the ingest ring and queue each event
 //! (at the session's version) for every session that wants it — All Events
-//! sessions once, by reference, then one copy per matching monitor with its
-//! MonitorID patched in and its own masks applied — enforce the output bound,
-//! and at the end of the batch wake each dirty session's writer once: one
-//! vectored socket write per dirty session per batch.
+//! sessions once, as a range of the batch's arena (`outbox`), then one copy
+//! per matching monitor with its MonitorID patched in and its own masks
+//! applied — enforce the output bound, and at the end of the batch wake each
+//! dirty session's writer once: one vectored socket write per dirty session
+//! per batch.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 use super::monitors::MatchScratch;
-use super::outbox::ShardEvent;
 use super::requests;
 use super::session::{failure_event, CloseReason, MaskBit, Phase};
 use super::{Shard, ToShard};
+use crate::event::Event;
 use crate::ingest::ToIngest;
 use crate::metrics::Metrics;
 use crate::proto::constants::{msg, status};
@@ -39,7 +41,7 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
         from_ingest.drain(MAX_BATCH, |item| match item {
             ToShard::Event(event) => {
                 received.push(event.received);
-                nr_deliveries += deliver(shard, &Rc::new(event));
+                nr_deliveries += deliver(shard, &event);
             }
             ToShard::Status(status) => shard.set_status(status),
             ToShard::UpstreamLost => {
@@ -85,7 +87,8 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
 }
 
 /// Append one event to every session that wants it; returns the copies made.
-fn deliver(shard: &Shard, event: &ShardEvent) -> u64 {
+fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
+    shard.arenas.borrow_mut().next_event();
     let mut copies = 0;
     match event.message_type() {
         // SYSTEM_EVENT reaches every open session, whatever its services.
@@ -127,7 +130,7 @@ fn deliver(shard: &Shard, event: &ShardEvent) -> u64 {
 
 /// One copy per matching monitor, MonitorID ascending, each through its own
 /// masks; then call monitors follow merges and end with their call.
-fn deliver_to_monitors(shard: &Shard, event: &ShardEvent, bit: MaskBit) -> u64 {
+fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
     let mut copies = 0;
     let mut scratch = MatchScratch::new();
     {
@@ -170,7 +173,7 @@ fn deliver_to_monitors(shard: &Shard, event: &ShardEvent, bit: MaskBit) -> u64 {
 fn append(
     shard: &Shard,
     conn: &Rc<Conn>,
-    event: &ShardEvent,
+    event: &Arc<Event>,
     monitor: Option<(u32, Option<u32>)>,
 ) -> bool {
     let mut st = conn.state.borrow_mut();
@@ -187,8 +190,13 @@ fn append(
         return false;
     }
     match monitor {
-        // Unchanged: queue a reference, the kernel copies from the event.
-        None => st.out.push_shared(event, version, bytes.len()),
+        // Unchanged: queue a range of the batch's arena (the event is copied
+        // there once per version), the kernel copies from it.
+        None => {
+            let mut arenas = shard.arenas.borrow_mut();
+            let (arena, start, end) = arenas.place(version, bytes);
+            st.out.push_run(arena, start, end);
+        }
         // A monitor copy carries its own MonitorID (and SessionID).
         Some((monitor_id, session_id)) => {
             let local = &mut st.out.local;
@@ -233,12 +241,26 @@ fn cut_slow_consumer(shard: &Shard, conn: &Rc<Conn>) {
     }
 }
 
-/// Wake the writer of every session that got output in this batch.
+/// End the batch: freeze its arenas, charge each dirty session for the
+/// arena it now holds (cutting it if that passes its bound), and wake the
+/// writer of every session that got output.
 fn flush_dirty(shard: &Shard) {
+    let arena_lens = shard.arenas.borrow_mut().freeze();
+    let bound = shard.config.limits.output_bound_bytes;
     let dirty = std::mem::take(&mut *shard.dirty.borrow_mut());
     for conn in &dirty {
-        conn.state.borrow_mut().dirty = false;
-        conn.write_ready.notify();
+        let over = {
+            let mut st = conn.state.borrow_mut();
+            st.dirty = false;
+            let version = st.session.version;
+            st.out.settle_batch(arena_lens[version.index()]);
+            st.session.phase == Phase::Open && st.out.len() + st.inflight > bound
+        };
+        if over {
+            cut_slow_consumer(shard, conn);
+        } else {
+            conn.write_ready.notify();
+        }
     }
     // Keep the allocation for the next batch.
     let mut slot = shard.dirty.borrow_mut();

@@ -135,6 +135,9 @@ pub struct Shard {
     pub pending_monitors: RefCell<HashMap<u32, monitors::Monitor>>,
     /// Sessions with output appended in the current batch.
     pub dirty: RefCell<Vec<Rc<Conn>>>,
+    /// The current batch's events, once per version (sessions' outboxes
+    /// point into them).
+    pub arenas: RefCell<outbox::Arenas>,
     pub to_ingest: RefCell<ring::Sender<ToIngest>>,
     stop_accepting: Notify,
     /// Notified whenever a session is removed (shutdown waits on it).
@@ -172,6 +175,7 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
         monitors: RefCell::new(monitors::MonitorIndex::default()),
         pending_monitors: RefCell::new(HashMap::new()),
         dirty: RefCell::new(Vec::new()),
+        arenas: RefCell::new(outbox::Arenas::default()),
         to_ingest: RefCell::new(to_ingest),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
@@ -318,8 +322,8 @@ impl Shard {
         }
         let version = st.session.version;
         for event in snapshot {
-            if let Some(len) = event.bytes_at(version).map(<[u8]>::len) {
-                st.out.push_shared(&Rc::new(event), version, len);
+            if let Some(bytes) = event.bytes_at(version) {
+                st.out.local.extend_from_slice(bytes);
             }
         }
         drop(st);
