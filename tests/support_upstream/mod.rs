@@ -66,6 +66,8 @@ pub struct Proc {
     stdout: mpsc::Receiver<String>,
     /// Every stderr line so far (colours stripped).
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Set when stderr reached its end (the process and its pipe are gone).
+    stderr_done: Arc<AtomicBool>,
     /// The address from the `listening ADDR` line, once seen.
     pub addr: Option<SocketAddr>,
     /// A config file to remove on drop.
@@ -115,6 +117,8 @@ impl Proc {
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = stderr.clone();
+        let stderr_done = Arc::new(AtomicBool::new(false));
+        let done = stderr_done.clone();
         let echo = std::env::var_os("CTIROUTER_TEST_STDERR").is_some();
         let name = args.first().copied().unwrap_or("").to_string();
         std::thread::spawn(move || {
@@ -125,12 +129,14 @@ impl Proc {
                 }
                 sink.lock().unwrap().push(line);
             }
+            done.store(true, Ordering::SeqCst);
         });
         Proc {
             child,
             exited: None,
             stdout: rx,
             stderr,
+            stderr_done,
             addr: None,
             _config: None,
         }
@@ -214,6 +220,11 @@ impl Proc {
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.exited = Some(status);
+                // Its last words may still be in the pipe: read them first.
+                let drained = Instant::now() + Duration::from_secs(2);
+                while !self.stderr_done.load(Ordering::SeqCst) && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status;
             }
             assert!(
