@@ -92,6 +92,9 @@ pub fn placements(config: &Config, nr_cores: usize) -> Result<Placements, Router
     })
 }
 
+/// How long `Router::start` waits for every shard to know the PG status.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn builder(name: &str, core: Option<usize>, config: &Config) -> LocalExecutorBuilder {
     let placement = match core {
         Some(core) => Placement::Fixed(core),
@@ -192,10 +195,28 @@ impl Router {
             .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
         executors.push(handle);
         // Every shard knows the PG status before the first session is answered.
-        for _ in 0..places.shards.len() {
-            ready_rx
-                .recv_timeout(std::time::Duration::from_secs(10))
-                .map_err(|e| err("shard readiness", e))?;
+        drop(ready_tx);
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        let mut ready = vec![false; places.shards.len()];
+        while ready.contains(&false) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok(index) => {
+                    if let Some(shard) = ready.get_mut(index) {
+                        *shard = true;
+                    }
+                }
+                Err(e) => {
+                    let missing: Vec<usize> = ready
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(shard, &is_ready)| (!is_ready).then_some(shard))
+                        .collect();
+                    return Err(RouterError(format!(
+                        "shard readiness: shards {missing:?} not ready within {READY_TIMEOUT:?}: {e}"
+                    )));
+                }
+            }
         }
         Ok(Router {
             local_addr,

@@ -5,18 +5,62 @@
 //! costs ~20–25 µs on the target VMs, design.md §5). The endpoints become
 //! `!Send` once connected inside their executor, so they stay on their core.
 //! Full-ring policy: the producer waits (never drops) and counts the waits.
+//!
+//! # glommio 0.9 can strand a woken task
+//! `LocalExecutor::run` treats "preempted before any task queue ran" as
+//! "nothing to run": when the latency ring holds a completion (typically the
+//! preemption timer, when the thread was descheduled across it) at the first
+//! `need_preempt()` check of `run_task_queues`, the executor parks with the
+//! woken task still queued, and it stays queued until some later reactor event
+//! (I/O, a timer, a remote notification). Any task can be stranded so; the
+//! ring guards its own two waits against it:
+//!
+//! * A parked consumer woken by the doorbell: the producer rang once and will
+//!   not ring again until the consumer parks again, so nothing would come —
+//!   the lost wake-up seen under heavy load, bounded only by the park
+//!   timeout. The consumer keeps spare registrations on the doorbell
+//!   ([`SPARE_DOORBELL_WAKERS`]): glommio wakes one per reactor pass while
+//!   the token is unread, and a pass that wakes one does not park, so a
+//!   stranded consumer runs on the next pass instead of sleeping.
+//! * Connecting: glommio's shared-channel connect re-polls on every reactor
+//!   pass and has no timer, so a connect stranded before any timer exists on
+//!   the executor never recovers and its peer's connect waits forever (this
+//!   was `Router::start`'s shard-readiness timeout). [`guarded`] keeps a timer
+//!   pending beside it.
+//!
+//! `tests/ring_wakeup.rs` provokes the strand with a 200 µs preemption timer.
+//! The upstream fix (glommio/glommio, "do not park the executor while a task
+//! queue is still runnable") is not in glommio 0.9.0. Until it is in, keep
+//! [`PARK_TIMEOUT`]: besides being the ring's safety net, the parked
+//! consumers' timers are what bound a strand of any other task on the shard
+//! and ingest executors.
 
 pub mod spsc;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use futures_lite::Stream;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
 
-/// Longest a parked consumer sleeps without re-checking its queue.
-const PARK_TIMEOUT: Duration = Duration::from_millis(100);
+/// Longest a parked consumer sleeps without re-checking its queue (the
+/// default of [`Receiver::set_park_timeout`]).
+pub const PARK_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Doorbell registrations a parked consumer holds beyond the one it needs:
+/// each is one more reactor pass that cannot park while the doorbell token
+/// is unread, i.e. one more chance for a stranded consumer to run. Strands
+/// can come in a row (the consumer's own syscalls wake the producer, which
+/// then preempts it): with a 200 µs preemption timer on a loaded CPU, 16 were
+/// enough in tests/ring_wakeup.rs and 0 fail every run. At glommio's default
+/// 100 ms each one takes the thread being off the CPU for 100 ms in a window
+/// of microseconds. Each costs a pointer-sized clone and nothing per park.
+const SPARE_DOORBELL_WAKERS: usize = 32;
 
 /// Counters of one ring, readable from any thread.
 #[derive(Debug, Default)]
@@ -29,6 +73,11 @@ pub struct RingStats {
     pub nr_full_waits: AtomicU64,
     /// Doorbells rung (the consumer had parked).
     pub nr_doorbells: AtomicU64,
+    /// Parks that ended by the park timeout rather than the doorbell.
+    pub nr_park_timeouts: AtomicU64,
+    /// Park timeouts that found items waiting: a wake-up that did not arrive
+    /// within the park timeout (0 unless something is wrong).
+    pub nr_late_wakeups: AtomicU64,
 }
 
 struct Bell {
@@ -80,7 +129,7 @@ impl<T: Send + 'static> RingTx<T> {
         Sender {
             producer: self.producer,
             bell: self.bell,
-            doorbell: Rc::new(self.doorbell.connect().await),
+            doorbell: Rc::new(guarded(self.doorbell.connect()).await),
             staged: Vec::new(),
         }
     }
@@ -92,11 +141,29 @@ impl<T: Send + 'static> RingRx<T> {
         Receiver {
             consumer: self.consumer,
             bell: self.bell,
-            doorbell: self.doorbell.connect().await,
+            doorbell: guarded(self.doorbell.connect()).await,
+            doorbell_waker: Arc::new(DoorbellWaker::default()),
             spin,
+            park_timeout: Some(PARK_TIMEOUT),
             producer_gone: false,
         }
     }
+}
+
+/// How often a task waiting in [`guarded`] is woken regardless.
+const CONNECT_GUARD: Duration = Duration::from_millis(5);
+
+/// Await `f` with a timer always pending beside it. glommio's shared-channel
+/// connect waits by re-polling on every reactor pass and has no timer of its
+/// own, so a connecting task stranded by glommio (module docs) would strand
+/// for good and its peer would wait for it forever; the timer wakes it.
+async fn guarded<F: Future>(f: F) -> F::Output {
+    futures_lite::future::or(f, async {
+        loop {
+            glommio::timer::sleep(CONNECT_GUARD).await;
+        }
+    })
+    .await
 }
 
 /// Connected producer: stage, then flush once per batch.
@@ -165,7 +232,11 @@ pub struct Receiver<T: Send + 'static> {
     consumer: spsc::Consumer<T>,
     bell: Arc<Bell>,
     doorbell: ConnectedReceiver<()>,
+    /// What the consumer registers on the doorbell (counts registrations).
+    doorbell_waker: Arc<DoorbellWaker>,
     spin: Duration,
+    /// Longest a park lasts without the doorbell (`None`: until it rings).
+    park_timeout: Option<Duration>,
     /// The producer is gone: never park on the doorbell again.
     producer_gone: bool,
 }
@@ -174,6 +245,13 @@ impl<T: Send + 'static> Receiver<T> {
     /// Pop up to `max` items into `f`; returns how many.
     pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
         self.consumer.pop_batch(max, f)
+    }
+
+    /// Longest a park lasts without the doorbell before the queue is checked
+    /// again ([`PARK_TIMEOUT`] unless set); `None` waits for the doorbell
+    /// only (tests use it to catch lost wake-ups).
+    pub fn set_park_timeout(&mut self, timeout: Option<Duration>) {
+        self.park_timeout = timeout;
     }
 
     /// Wait until items are ready: spin (yielding to other tasks) for the
@@ -201,17 +279,29 @@ impl<T: Send + 'static> Receiver<T> {
         if self.producer_gone {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         } else {
-            // The timeout is a safety net against a lost wake-up (a rare one
-            // has been reported in glommio's shared channels, issue #261):
-            // the cost is one idle wake-up per PARK_TIMEOUT.
-            let rang =
-                futures_lite::future::or(async { Some(self.doorbell.recv().await) }, async {
-                    glommio::timer::sleep(PARK_TIMEOUT).await;
-                    None
-                })
-                .await;
-            if let Some(None) = rang {
-                self.producer_gone = true;
+            // The timeout is a safety net against a wake-up that does not
+            // arrive: the cost is one idle wake-up per park timeout.
+            let mut net = self.park_timeout.map(glommio::timer::Timer::new);
+            let woke = futures_lite::future::poll_fn(|cx| {
+                if let Poll::Ready(rang) = self.poll_doorbell(cx) {
+                    return Poll::Ready(Some(rang));
+                }
+                match net.as_mut().map(|net| Pin::new(net).poll(cx)) {
+                    Some(Poll::Ready(_)) => Poll::Ready(None),
+                    _ => Poll::Pending,
+                }
+            })
+            .await;
+            match woke {
+                Some(Some(())) => {}
+                Some(None) => self.producer_gone = true,
+                None => {
+                    let stats = &self.bell.stats;
+                    stats.nr_park_timeouts.fetch_add(1, Ordering::Relaxed);
+                    if !self.consumer.is_empty() {
+                        stats.nr_late_wakeups.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
         self.bell.parked.store(false, Ordering::SeqCst);
@@ -219,5 +309,71 @@ impl<T: Send + 'static> Receiver<T> {
 
     pub fn stats(&self) -> &RingStats {
         &self.bell.stats
+    }
+
+    /// Poll the doorbell: `Ready(Some(()))` when it rang, `Ready(None)` when
+    /// the producer is gone. While pending, keep `1 + SPARE_DOORBELL_WAKERS`
+    /// registrations with glommio (each pending poll adds one, each wake by
+    /// glommio removes one), so a pass of glommio's reactor that finds the
+    /// token unread always has one to wake and does not park (module docs).
+    /// With that many registered, the doorbell is not polled at all: a token
+    /// (or the producer leaving) makes glommio wake one, and then it is.
+    ///
+    /// The cap matters on its own: glommio drops a registration only when it
+    /// wakes it, and wakes one per pass only while a token is unread, so
+    /// polling once per park left one behind per park that timed out — a
+    /// clone of the task's waker, whose reference count is an `i16` in
+    /// glommio: an idle consumer panicked its executor ("Waker invariant
+    /// broken") after some 16 000 timed-out parks, under half an hour.
+    fn poll_doorbell(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.doorbell_waker.set_task(cx.waker());
+        let waker = Waker::from(self.doorbell_waker.clone());
+        let mut doorbell_cx = Context::from_waker(&waker);
+        while self.doorbell_waker.registered.load(Ordering::Relaxed) <= SPARE_DOORBELL_WAKERS {
+            match Pin::new(&mut self.doorbell).poll_next(&mut doorbell_cx) {
+                Poll::Ready(rang) => return Poll::Ready(rang),
+                Poll::Pending => {
+                    self.doorbell_waker
+                        .registered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The waker a consumer registers on its doorbell: wakes the parked task and
+/// counts the registrations glommio holds. glommio wakes (by value) exactly
+/// the registrations it drops, all on the consumer's executor.
+#[derive(Default)]
+struct DoorbellWaker {
+    /// Registrations glommio holds and has not woken yet.
+    registered: AtomicUsize,
+    task: parking_lot::Mutex<Option<Waker>>,
+}
+
+impl DoorbellWaker {
+    fn set_task(&self, waker: &Waker) {
+        let mut task = self.task.lock();
+        if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
+            *task = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for DoorbellWaker {
+    fn wake(self: Arc<Self>) {
+        // Saturating: never below zero, whatever glommio does.
+        let _ = self
+            .registered
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(task) = self.task.lock().as_ref() {
+            task.wake_by_ref();
+        }
     }
 }
