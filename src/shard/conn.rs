@@ -1,7 +1,7 @@
 //! One client connection on a shard: the read task (frames in, through the
 //! session state machine) and the write task (the outbox out: vectored sends
-//! straight from the queued events, one per wake-up while the socket takes
-//! them), raced against a kill switch. The outbox is double-buffered so
+//! straight from the batch arenas and the session's own bytes, one per
+//! wake-up while the socket takes them), raced against a kill switch. The outbox is double-buffered so
 //! events keep queueing while a write is in flight.
 
 use std::cell::RefCell;
@@ -58,6 +58,14 @@ pub struct Conn {
     pub write_ready: Notify,
     /// Drop the socket now (a slow consumer cut mid-write).
     pub kill: Notify,
+}
+
+impl ConnState {
+    /// What the session owes its client, counted against its output bound:
+    /// queued (arenas whole) plus handed to the socket and not yet written.
+    pub fn owed(&self) -> usize {
+        self.out.len() + self.inflight
+    }
 }
 
 impl Conn {
@@ -245,7 +253,7 @@ async fn write_loop(
 }
 
 /// Write all of `out` with vectored non-blocking sends straight from the
-/// queued events; when the socket is full, wait for room through glommio
+/// arenas it points into; when the socket is full, wait for room through glommio
 /// (one plain write of the current chunk) and go on. False = the peer is gone.
 async fn write_out(
     shard: &Shard,

@@ -184,7 +184,7 @@ fn append(
     let Some(bytes) = event.bytes_at(version) else {
         return false;
     };
-    if st.out.len() + st.inflight + bytes.len() > shard.config.limits.output_bound_bytes {
+    if st.owed() + bytes.len() > shard.config.limits.output_bound_bytes {
         drop(st);
         cut_slow_consumer(shard, conn);
         return false;
@@ -254,7 +254,7 @@ fn flush_dirty(shard: &Shard) {
             st.dirty = false;
             let version = st.session.version;
             st.out.settle_batch(arena_lens[version.index()]);
-            st.session.phase == Phase::Open && st.out.len() + st.inflight > bound
+            st.session.phase == Phase::Open && st.owed() > bound
         };
         if over {
             cut_slow_consumer(shard, conn);
