@@ -1,7 +1,9 @@
-//! An upstream event as it crosses cores: its routing keys and its wire bytes
-//! at the upstream version, re-encoded lazily — once per protocol version that
-//! some session uses, shared by every shard — and never mutated after that.
-//! Shards receive `Arc<Event>`.
+//! An upstream event as it crosses cores: what shards route it by (its type,
+//! mask bit and targets) and its wire bytes at the upstream version,
+//! re-encoded lazily — once per protocol version that some session uses,
+//! shared by every shard — and never mutated after that. Shards receive
+//! `Arc<Event>`. The full routing keys stay on the ingest core: shards never
+//! read them, and leaving them out keeps the event small to build and move.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -10,6 +12,10 @@ use crate::keys::Targets;
 use crate::proto::routing::{self, RoutingKeys};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{DecodeError, Version};
+use crate::shard::session::MaskBit;
+
+/// The frame at each protocol version; `None` inside = not sendable there.
+type Encodings = [OnceLock<Option<Box<[u8]>>>; Version::COUNT];
 
 /// One event from the PG.
 pub struct Event {
@@ -21,42 +27,57 @@ pub struct Event {
     pub version: Version,
     /// The whole frame as the upstream sent it.
     pub frame: Box<[u8]>,
-    pub keys: RoutingKeys,
+    message_type: u32,
+    /// The mask bit that decides whether a session's masks pass it.
+    pub mask_bit: MaskBit,
     /// Every key the event must reach (set by ingest's call-party tracker).
     pub targets: Targets,
     /// The frame at each other version; `None` inside = not sendable there.
-    encoded: [OnceLock<Option<Box<[u8]>>>; Version::COUNT],
+    /// Allocated when a first session needs another version (most events
+    /// never are), so the event stays small to build and move.
+    encoded: OnceLock<Box<Encodings>>,
 }
 
 impl Event {
     /// Build from one whole upstream frame: routing keys are read now, other
     /// versions are encoded when first asked for.
     pub fn new(seq: u64, version: Version, frame: Box<[u8]>) -> Result<Event, DecodeError> {
-        Event::received_at(seq, version, frame, Instant::now())
+        let keys = routing::extract(&frame, version)?;
+        Ok(Event::routed(
+            seq,
+            version,
+            frame,
+            Instant::now(),
+            &keys,
+            Targets::default(),
+        ))
     }
 
     /// As [`Event::new`], for a frame read at `received` (one clock read per
-    /// socket read, not per frame).
-    pub fn received_at(
+    /// socket read, not per frame) whose routing `keys` were read and whose
+    /// `targets` were computed by ingest.
+    pub fn routed(
         seq: u64,
         version: Version,
         frame: Box<[u8]>,
         received: Instant,
-    ) -> Result<Event, DecodeError> {
-        let keys = routing::extract(&frame, version)?;
-        Ok(Event {
+        keys: &RoutingKeys,
+        targets: Targets,
+    ) -> Event {
+        Event {
             seq,
             received,
             version,
             frame,
-            keys,
-            targets: Targets::default(),
-            encoded: Default::default(),
-        })
+            message_type: keys.message_type,
+            mask_bit: MaskBit::of(keys),
+            targets,
+            encoded: OnceLock::new(),
+        }
     }
 
     pub fn message_type(&self) -> u32 {
-        self.keys.message_type
+        self.message_type
     }
 
     /// The frame encoded at `version`, or `None` when that version cannot
@@ -65,7 +86,7 @@ impl Event {
         if version == self.version {
             return Some(&self.frame);
         }
-        self.encoded[version.index()]
+        self.encoded.get_or_init(Default::default)[version.index()]
             .get_or_init(|| {
                 let mut out = Vec::with_capacity(self.frame.len() + 32);
                 match transcode(&self.frame, self.version, version, &mut out) {
@@ -83,7 +104,7 @@ impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Event")
             .field("seq", &self.seq)
-            .field("type", &self.keys.message_type)
+            .field("type", &self.message_type)
             .field("len", &self.frame.len())
             .finish()
     }

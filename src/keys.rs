@@ -46,26 +46,53 @@ fn mix(h: u64, word: u64) -> u64 {
     (h.rotate_left(5) ^ word).wrapping_mul(SEED)
 }
 
-/// A fast, deterministic hash of a tag and some bytes (FxHash-style).
+/// A fast, deterministic hash of a tag and some bytes (FxHash-style). Words
+/// are read whole: a tail is read as the last 8 (or 4 + 4) bytes, overlapping
+/// the word before, never copied byte by byte into a buffer (that store-then-
+/// load stalled the tracker's hot path). The length is mixed in, so the
+/// overlap cannot make two lengths agree.
 fn hash_bytes(tag: u64, bytes: &[u8]) -> u64 {
     let mut h = mix(0, tag);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    let n = bytes.len();
+    if n >= 8 {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            h = mix(h, u64_at(word));
+        }
+        if !words.remainder().is_empty() {
+            h = mix(h, u64_at(&bytes[n - 8..]));
+        }
+    } else if n >= 4 {
+        let (lo, hi) = (u32_at(bytes), u32_at(&bytes[n - 4..]));
+        h = mix(h, (hi as u64) << 32 | lo as u64);
+    } else if n > 0 {
         h = mix(
             h,
-            u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")),
+            bytes[0] as u64 | (bytes[n / 2] as u64) << 8 | (bytes[n - 1] as u64) << 16,
         );
     }
-    let rest = chunks.remainder();
-    let mut last = [0u8; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    h = mix(h, u64::from_le_bytes(last));
     // Finalise (murmur3 fmix64) so low bits spread well in hash tables.
-    h = mix(h, bytes.len() as u64);
+    h = mix(h, n as u64);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
     h
+}
+
+/// The little-endian u64 of the first 8 bytes (callers pass at least 8).
+#[inline(always)]
+fn u64_at(bytes: &[u8]) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+/// The little-endian u32 of the first 4 bytes (callers pass at least 4).
+#[inline(always)]
+fn u32_at(bytes: &[u8]) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
 }
 
 impl DeviceKey {
@@ -182,6 +209,26 @@ mod tests {
         assert_ne!(a, CallKey::new(7, 1, b"5000"));
         assert_ne!(a, CallKey::new(7, 0, b"5001"));
         assert_eq!(a, CallKey::new(7, 0, b"5000"));
+    }
+
+    #[test]
+    fn every_byte_and_the_length_count() {
+        // Every length up to three words, so each tail path (1–3, 4–7,
+        // overlapping last word) is covered; changing any one byte, or
+        // appending a zero, changes the key.
+        let text: Vec<u8> = (b'0'..=b'9').cycle().take(24).collect();
+        for n in 0..=text.len() {
+            let id = &text[..n];
+            let key = DeviceKey::device(id);
+            for i in 0..n {
+                let mut other = id.to_vec();
+                other[i] ^= 0x40;
+                assert_ne!(key, DeviceKey::device(&other), "len {n}, byte {i}");
+            }
+            let mut longer = id.to_vec();
+            longer.push(0);
+            assert_ne!(key, DeviceKey::device(&longer), "len {n} + NUL");
+        }
     }
 
     #[test]

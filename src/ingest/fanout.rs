@@ -20,7 +20,7 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::proto::constants::{device_type, pg_status, system_event};
 use crate::proto::msg::SystemEvent;
-use crate::proto::{DecodeError, Message, Version};
+use crate::proto::{routing, DecodeError, Message, Version};
 use crate::ring;
 use crate::shard::ToShard;
 use crate::status::{unix_time, PgStatus};
@@ -56,23 +56,22 @@ impl Core {
         received: Instant,
     ) -> Result<bool, DecodeError> {
         self.seq += 1;
-        let mut event = match Event::received_at(self.seq, version, frame.into(), received) {
-            Ok(event) => event,
+        let built = build_event(
+            &mut self.tracker,
+            &mut self.interest,
+            self.seq,
+            version,
+            frame,
+            received,
+        );
+        let (event, mask) = match built {
+            Ok(built) => built,
             Err(e) => {
                 Metrics::add(&self.metrics.nr_bad_upstream_frames, 1);
                 return Err(e);
             }
         };
-        event.targets = self
-            .tracker
-            .observe(&event.frame, &event.keys, event.received);
-        if let Some((from, to)) = event.targets.merged {
-            self.interest.merge_call(from, to);
-        }
-        let mask = self
-            .interest
-            .shards_for(event.message_type(), &event.targets);
-        self.stage_event(Arc::new(event), mask);
+        self.stage_event(event, mask);
         Ok(self.nr_unflushed_events as usize >= self.batch_size)
     }
 
@@ -102,6 +101,27 @@ impl Core {
         }
         left
     }
+}
+
+/// Ingest's work per event, apart from the rings: read the frame's routing
+/// keys, compute its targets (updating the call tracker and, for merged
+/// calls, the interest table) and the shards that need it.
+pub fn build_event(
+    tracker: &mut CallTracker,
+    interest: &mut Interest,
+    seq: u64,
+    version: Version,
+    frame: &[u8],
+    received: Instant,
+) -> Result<(Arc<Event>, ShardMask), DecodeError> {
+    let keys = routing::extract(frame, version)?;
+    let targets = tracker.observe(frame, &keys, received, interest.is_keyed());
+    if let Some((from, to)) = targets.merged {
+        interest.merge_call(from, to);
+    }
+    let mask = interest.shards_for(keys.message_type, &targets);
+    let event = Event::routed(seq, version, frame.into(), received, &keys, targets);
+    Ok((Arc::new(event), mask))
 }
 
 /// Handle on ingest's core, for the source and the control tasks.

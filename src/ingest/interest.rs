@@ -69,6 +69,12 @@ impl Interest {
         }
     }
 
+    /// Whether any shard holds keyed interest (a device, call or agent key):
+    /// without it no shard reads an event's devices or agents.
+    pub fn is_keyed(&self) -> bool {
+        !(self.devices.is_empty() && self.calls.is_empty() && self.agents.is_empty())
+    }
+
     /// A shard's count for `key` went 0 → 1.
     pub fn up(&mut self, shard: usize, key: InterestKey) {
         let bit = 1u64 << shard;
@@ -148,6 +154,9 @@ impl Interest {
             _ => {}
         }
         let mut mask = mask_of(&self.services.all_events);
+        if mask == self.all_shards() {
+            return mask; // All Events sessions on every shard: no key can add one
+        }
         for k in &targets.calls {
             mask |= self.calls.get(k).copied().unwrap_or(0);
         }
@@ -180,6 +189,26 @@ mod tests {
         i.down(1, InterestKey::Device(d));
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b100);
         assert_eq!(i.shards_for(msg::SYSTEM_EVENT, &Targets::default()), 0b100);
+    }
+
+    #[test]
+    fn all_events_everywhere_needs_no_keys() {
+        let mut i = Interest::new(2);
+        assert!(!i.is_keyed());
+        i.count_session(0, service::ALL_EVENTS, 1);
+        let d = DeviceKey::device(b"3001");
+        i.up(1, InterestKey::Device(d));
+        assert!(i.is_keyed());
+        let mut t = Targets::default();
+        t.devices.push(d);
+        assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b11);
+        i.count_session(1, service::ALL_EVENTS, 1);
+        assert_eq!(
+            i.shards_for(msg::CALL_HELD_EVENT, &Targets::default()),
+            0b11
+        );
+        i.down(1, InterestKey::Device(d));
+        assert!(!i.is_keyed());
     }
 
     #[test]

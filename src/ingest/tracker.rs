@@ -31,6 +31,13 @@
 //!   END_CALL forget the call (reported in `ended_calls`).
 //! * A call not seen for `max_age` is forgotten and counted (calls that never
 //!   see their end must not grow memory forever).
+//! * The tracker's state follows every event; the event's devices and agents
+//!   are computed only when some shard holds keyed interest (a monitor or a
+//!   Client Events session: [`Interest::is_keyed`]) — with All Events
+//!   sessions only, nobody reads them. Calls, ended calls and merges are
+//!   always reported (they re-key call monitors and the interest table).
+//!
+//! [`Interest::is_keyed`]: super::interest::Interest::is_keyed
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +64,7 @@ pub struct CallTracker {
     calls: KeyMap<CallKey, CallState>,
     agents: KeyMap<DeviceKey, AgentIdentity>,
     max_age: Duration,
-    last_sweep: Instant,
+    next_sweep: Instant,
     /// Calls forgotten because they were not seen for `max_age`.
     pub nr_aged_out: u64,
 }
@@ -79,7 +86,7 @@ impl CallTracker {
             calls: KeyMap::default(),
             agents: KeyMap::default(),
             max_age,
-            last_sweep: Instant::now(),
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
             nr_aged_out: 0,
         }
     }
@@ -98,7 +105,15 @@ impl CallTracker {
     }
 
     /// The keys `frame` (with routing `keys`) must reach; updates the tracker.
-    pub fn observe(&mut self, frame: &[u8], keys: &RoutingKeys, now: Instant) -> Targets {
+    /// With `keyed` false (no shard holds keyed interest) the devices and
+    /// agents of the targets are left empty; the tracker's state is the same.
+    pub fn observe(
+        &mut self,
+        frame: &[u8],
+        keys: &RoutingKeys,
+        now: Instant,
+        keyed: bool,
+    ) -> Targets {
         let mut t = Targets::default();
         let primary = keys.call.as_ref().and_then(|c| call_key(frame, c));
         let other = keys
@@ -111,17 +126,21 @@ impl CallTracker {
 
         let named = named_devices(frame, keys);
         self.learn_agent(frame, keys);
-        for call in t.calls.clone() {
-            let state = self.calls.entry(call).or_insert_with(|| CallState {
+        for call in &t.calls {
+            let state = self.calls.entry(*call).or_insert_with(|| CallState {
                 devices: SmallVec::new(),
                 last_seen: now,
             });
             state.last_seen = now;
-            push_all(&mut t.devices, &state.devices);
+            if keyed {
+                push_all(&mut t.devices, &state.devices);
+            }
             push_all(&mut state.devices, &named);
         }
-        push_all(&mut t.devices, &named);
-        self.agent_targets(frame, keys, &mut t);
+        if keyed {
+            push_all(&mut t.devices, &named);
+            self.agent_targets(frame, keys, &mut t);
+        }
         self.apply_removals(frame, keys, primary, other, &mut t);
         self.maybe_sweep(now);
         t
@@ -229,10 +248,10 @@ impl CallTracker {
     }
 
     fn maybe_sweep(&mut self, now: Instant) {
-        if now.duration_since(self.last_sweep) < SWEEP_INTERVAL {
+        if now < self.next_sweep {
             return;
         }
-        self.last_sweep = now;
+        self.next_sweep = now + SWEEP_INTERVAL;
         let before = self.calls.len();
         let max_age = self.max_age;
         self.calls

@@ -118,7 +118,7 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
         }
         _ => {}
     }
-    let bit = MaskBit::of(&event.keys);
+    let bit = event.mask_bit;
     for conn in shard.all_events.borrow().iter() {
         let wants = conn.state.borrow().session.wants_all_events_bit(bit);
         if wants {

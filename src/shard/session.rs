@@ -413,23 +413,11 @@ impl Session {
         Some(Outcome::Request(request))
     }
 
-    /// The event filter of one monitor or session: CallMsgMask by event type,
-    /// AgentStateMask by AgentState (design.md §4.8);
-    /// CALL_TRANSLATION_ROUTE_EVENT is not masked.
-    pub fn passes_masks(keys: &RoutingKeys, call_mask: u32, agent_mask: u32) -> bool {
-        MaskBit::of(keys).passes(call_mask, agent_mask)
-    }
-
     /// The All Events filter (design.md §4.8): every call and agent event,
     /// CallMsgMask by event type, AgentStateMask by AgentState;
     /// CALL_TRANSLATION_ROUTE_EVENT unmasked. (SYSTEM_EVENT goes to every
-    /// open session and is not decided here.)
-    pub fn wants_all_events(&self, keys: &RoutingKeys) -> bool {
-        self.wants_all_events_bit(MaskBit::of(keys))
-    }
-
-    /// [`Session::wants_all_events`] with the event's mask bit computed once
-    /// per event rather than once per session.
+    /// open session and is not decided here.) The event's [`MaskBit`] is
+    /// computed once, by ingest.
     #[inline]
     pub fn wants_all_events_bit(&self, bit: MaskBit) -> bool {
         self.services & service::ALL_EVENTS != 0 && bit.passes(self.call_mask, self.agent_mask)

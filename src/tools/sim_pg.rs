@@ -243,7 +243,7 @@ impl Server {
         let is_system = event.message_type() == msg::SYSTEM_EVENT;
         let bound = self.options.output_bound;
         for client in self.clients.values_mut().filter(|c| c.is_open()) {
-            if !is_system && !client.session.wants_all_events(&event.keys) {
+            if !is_system && !client.session.wants_all_events_bit(event.mask_bit) {
                 continue;
             }
             if let Some(bytes) = event.bytes_at(client.session.version) {

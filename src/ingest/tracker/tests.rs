@@ -7,7 +7,7 @@ use crate::proto::{routing, Message, Version};
 fn observe(t: &mut CallTracker, m: impl Into<Message>) -> Targets {
     let frame = m.into().to_frame(Version::MAX).unwrap();
     let keys = routing::extract(&frame, Version::MAX).unwrap();
-    t.observe(&frame, &keys, Instant::now())
+    t.observe(&frame, &keys, Instant::now(), true)
 }
 
 fn tracker() -> CallTracker {
@@ -50,6 +50,24 @@ fn an_event_naming_only_its_call_reaches_the_call_devices() {
     assert!(targets.devices.contains(&dev("3001")));
     assert_eq!(targets.ended_calls.as_slice(), &[call()]);
     assert_eq!(t.nr_calls(), 0);
+}
+
+/// With no keyed interest anywhere the targets carry calls only, but the
+/// tracker learns the parties all the same: a monitor started later still
+/// reaches the devices of a call already in progress.
+#[test]
+fn unkeyed_events_still_teach_the_tracker() {
+    let mut t = tracker();
+    let frame = Message::from(delivered("3001"))
+        .to_frame(Version::MAX)
+        .unwrap();
+    let keys = routing::extract(&frame, Version::MAX).unwrap();
+    let unkeyed = t.observe(&frame, &keys, Instant::now(), false);
+    assert_eq!(unkeyed.calls.as_slice(), &[call()]);
+    assert!(unkeyed.devices.is_empty() && unkeyed.agents.is_empty());
+    let targets = observe(&mut t, cleared());
+    assert!(targets.devices.contains(&dev("3001")));
+    assert_eq!(targets.ended_calls.as_slice(), &[call()]);
 }
 
 /// A call ends with its CALL_CLEARED_EVENT (that event included): an
@@ -175,7 +193,7 @@ fn trunks_are_devices_in_decimal() {
 fn calls_that_never_end_are_aged_out() {
     let mut t = CallTracker::new(Duration::from_millis(1));
     observe(&mut t, delivered("3001"));
-    t.last_sweep = Instant::now() - SWEEP_INTERVAL * 2;
+    t.next_sweep = Instant::now();
     std::thread::sleep(Duration::from_millis(5));
     observe(&mut t, AgentStateEvent::default());
     assert_eq!(t.nr_calls(), 0);
