@@ -192,6 +192,7 @@ pub struct Swarm {
     last_open_ns: u64,
     nr_opening: usize,
     nr_unmarked: u64,
+    finder: marker::Finder,
     /// Sessions with unread input left after their turn.
     again: Vec<usize>,
 }
@@ -243,6 +244,7 @@ impl Swarm {
             last_open_ns: 0,
             nr_opening: 0,
             nr_unmarked: 0,
+            finder: marker::Finder::default(),
             again: Vec::new(),
         })
     }
@@ -519,7 +521,7 @@ impl Swarm {
             match seen {
                 Seen::Event(bytes) => {
                     nr_events += 1;
-                    let Some((seq, ts)) = marker::find_in_frame(bytes) else {
+                    let Some((seq, ts)) = self.finder.find(bytes) else {
                         self.nr_unmarked += 1;
                         continue;
                     };
