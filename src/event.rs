@@ -32,9 +32,9 @@ pub struct Event {
     pub mask_bit: MaskBit,
     /// Every key the event must reach (set by ingest's call-party tracker).
     pub targets: Targets,
-    /// The frame at each other version; `None` inside = not sendable there.
-    /// Allocated when a first session needs another version (most events
-    /// never are), so the event stays small to build and move.
+    /// The frame at the other versions, allocated when a session first needs
+    /// one (most events are only ever sent at the upstream version), so the
+    /// event stays small to build and move.
     encoded: OnceLock<Box<Encodings>>,
 }
 
