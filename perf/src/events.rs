@@ -159,7 +159,7 @@ mod tests {
         let (m, used) = decode_frame(&out, Version::MAX, DecodeOptions::STRICT).unwrap();
         assert_eq!(used, out.len());
         assert!(matches!(m, Message::CallDeliveredEvent(_)));
-        assert_eq!(marker::find_in_frame(&out), Some((42, 7)));
+        assert_eq!(marker::Finder::default().find(&out), Some((42, 7)));
     }
 
     #[test]
@@ -168,6 +168,6 @@ mod tests {
         let mut out = Vec::new();
         t.append(EventKind::AgentState, 0, 9, 11, &mut out);
         assert!(decode_frame(&out, Version::MAX, DecodeOptions::STRICT).is_ok());
-        assert_eq!(marker::find_in_frame(&out), Some((9, 11)));
+        assert_eq!(marker::Finder::default().find(&out), Some((9, 11)));
     }
 }

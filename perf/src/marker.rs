@@ -93,21 +93,9 @@ pub fn tag_of(message_type: u32) -> Option<u16> {
     }
 }
 
-/// The marker of a whole v24 frame (header included), by walking its
-/// floating fields; `None` for frames that carry none. (The swarm uses a
-/// [`Finder`]; this is its reference.)
-#[cfg(test)]
-pub fn find_in_frame(frame_bytes: &[u8]) -> Option<(u64, u64)> {
-    let message_type = u32::from_be_bytes(frame_bytes.get(4..8)?.try_into().ok()?);
-    marker_at(
-        frame_bytes,
-        marker_field(frame_bytes)?,
-        tag_of(message_type)?,
-    )
-}
-
-/// [`find_in_frame`] with a memory of where the marker sat: the frames of
-/// one message type and length that a generator sends share their layout, so
+/// Finds the marker of a whole v24 frame (header included) by walking its
+/// floating fields, with a memory of where the marker sat: the frames of one
+/// message type and length that a generator sends share their layout, so
 /// the next such frame is looked at there first — its field header (tag and
 /// length) must match exactly and the text must parse — and walked field by
 /// field only when that check fails.
@@ -118,6 +106,7 @@ pub struct Finder {
 }
 
 impl Finder {
+    /// The frame's `(seq, ts)`; `None` for frames that carry no marker.
     #[inline]
     pub fn find(&mut self, frame_bytes: &[u8]) -> Option<(u64, u64)> {
         let message_type = u32::from_be_bytes(frame_bytes.get(4..8)?.try_into().ok()?);
@@ -238,7 +227,7 @@ mod tests {
             Some((6, 60)),
             "walked past a stale hint"
         );
-        assert_eq!(find_in_frame(&moved), Some((6, 60)));
+        assert_eq!(Finder::default().find(&moved), Some((6, 60)));
         // A marker field renamed to another tag is no marker, hint or not.
         let mut renamed = b.clone();
         renamed[marker..marker + 2].copy_from_slice(&tags::CALL_VAR_9.to_be_bytes());

@@ -1,8 +1,9 @@
 //! One client connection on a shard: the read task (frames in, through the
 //! session state machine) and the write task (the outbox out: vectored sends
 //! straight from the batch arenas and the session's own bytes, one per
-//! wake-up while the socket takes them), raced against a kill switch. The outbox is double-buffered so
-//! events keep queueing while a write is in flight.
+//! wake-up while the socket takes them), raced against a kill switch. The
+//! outbox is double-buffered so events keep queueing while a write is in
+//! flight.
 
 use std::cell::RefCell;
 use std::io::IoSlice;
@@ -253,8 +254,9 @@ async fn write_loop(
 }
 
 /// Write all of `out` with vectored non-blocking sends straight from the
-/// arenas it points into; when the socket is full, wait for room through glommio
-/// (one plain write of the current chunk) and go on. False = the peer is gone.
+/// arenas it points into; when the socket is full, wait for room through
+/// glommio (one plain write of the current chunk) and go on. False = the peer
+/// is gone.
 async fn write_out(
     shard: &Shard,
     fd: RawFd,
