@@ -86,7 +86,7 @@ fn ingest<M: Measurement>(c: &mut Criterion<M>, group_name: &str, frames: &[Vec<
         b.iter(|| {
             let frame = s.next();
             let keys = routing::extract(frame, v).expect("sim frames parse");
-            tracker.observe(frame, &keys, now, true)
+            tracker.observe(frame, &keys, v, now, true)
         })
     });
 

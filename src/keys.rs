@@ -159,6 +159,8 @@ pub struct Targets {
     /// A call folded into another (conference, transfer) or renamed (call
     /// data update): monitors and interest move from the first to the second.
     pub merged: Option<(CallKey, CallKey)>,
+    /// Call-bracket facts of the event's call (only with keyed interest).
+    pub bracket: Option<crate::call::Bracket>,
 }
 
 /// A `Hasher` for keys that already are hashes: it passes the u64 through.

@@ -13,6 +13,7 @@
 //! * [`shard`] — listener, sessions, dispatch and flush on each shard core
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
 //! * [`event`] — an event as it crosses cores (`Arc<Event>`)
+//! * [`call`] — a call's data as ingest folds it; call-bracket facts
 //! * [`sim`] — deterministic PG simulator
 //! * [`metrics`] — counters shared by all cores
 //!
@@ -21,6 +22,7 @@
 //! Per-core state is created on its core and never shared; only ring ends,
 //! immutable `Arc<Event>`s and atomic counters cross cores.
 
+pub mod call;
 pub mod config;
 pub mod event;
 pub mod ingest;

@@ -60,3 +60,15 @@ pub fn unix_time() -> u32 {
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0)
 }
+
+/// What OPEN_CONF tells a Client Events session about its agent (design
+/// contract: the agent's current state and fields), from the latest
+/// AGENT_STATE_EVENT ingest saw for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentView {
+    pub agent_state: u16,
+    pub department_id: i32,
+    pub agent_id: Option<crate::proto::CtiString>,
+    pub agent_extension: Option<crate::proto::CtiString>,
+    pub agent_instrument: Option<crate::proto::CtiString>,
+}

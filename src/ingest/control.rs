@@ -49,10 +49,18 @@ fn handle(core: &mut super::fanout::Core, item: ToIngest) {
             } else {
                 Vec::new()
             };
+            let agent = if services & service::CLIENT_EVENTS != 0 {
+                client
+                    .agent_key()
+                    .and_then(|key| core.tracker.agents.view(key))
+            } else {
+                None
+            };
             core.stage(
                 shard,
                 ToShard::OpenAck {
                     session: id,
+                    agent,
                     snapshot,
                 },
             );

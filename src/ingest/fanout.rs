@@ -115,7 +115,7 @@ pub fn build_event(
     received: Instant,
 ) -> Result<(Arc<Event>, ShardMask), DecodeError> {
     let keys = routing::extract(frame, version)?;
-    let targets = tracker.observe(frame, &keys, received, interest.is_keyed());
+    let targets = tracker.observe(frame, &keys, version, received, interest.is_keyed());
     if let Some((from, to)) = targets.merged {
         interest.merge_call(from, to);
     }

@@ -5,7 +5,8 @@
 //!
 //! * `fanout` — ingest's core state and its side of the rings
 //! * `control` — session opens/closes, monitor starts, interest, from shards
-//! * `tracker` — call-party tracker and agent directory (event targets)
+//! * `tracker` — call-party tracker, call data, event targets and brackets
+//! * `agents` — the agent-state table (OPEN_CONF, device → agent)
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
@@ -14,6 +15,7 @@
 //!   `upstream_backoff` retry timing, `upstream_status` PG status)
 //! * `replay` — a recorded stream file as an event source
 
+pub mod agents;
 pub mod control;
 pub mod fanout;
 pub mod interest;

@@ -1,8 +1,11 @@
 //! The call-party tracker: for every live call, the devices taking part in
 //! it, so that an event naming only its call still reaches the monitors of its
-//! devices; plus a directory of agents (device → agent) learned from agent
-//! events. For each event it computes the full set of keys the event must
-//! reach ([`Targets`]). Runs on the ingest core only; no I/O.
+//! devices, and the call's data (`crate::call`); plus the agent table
+//! (device → agent, latest state) learned from agent events. For each event
+//! it computes the full set of keys the event must reach ([`Targets`]) and,
+//! for events of a call, the facts shards bracket the call with (call data
+//! before the event, who leaves, what merges: docs/call-brackets.md). Runs
+//! on the ingest core only; no I/O.
 //!
 //! # The rules (design.md §4 items 9–10, decided here where §4 is silent)
 //! * An event's **calls** are its call identity (ConnectionCallID +
@@ -28,7 +31,11 @@
 //!   CALL_TRANSFERRED merge the Secondary call's devices into the Primary call
 //!   and forget the Secondary (reported as `merged`); a CALL_DATA_UPDATE whose
 //!   new call differs renames the call (also `merged`); CALL_CLEARED and
-//!   END_CALL forget the call (reported in `ended_calls`).
+//!   END_CALL forget the call (reported in `ended_calls`). The device removed
+//!   is reported as leaving the call (its watchers' brackets end).
+//! * A call's data is folded from BEGIN_CALL, CALL_DATA_UPDATE and
+//!   CALL_DELIVERED (docs/call-brackets.md, "The call's data"); a merged call's
+//!   data is reported with the merge, a renamed call keeps its data.
 //! * A call not seen for `max_age` is forgotten and counted (calls that never
 //!   see their end must not grow memory forever).
 //! * The tracker's state follows every event; the event's devices and agents
@@ -39,30 +46,30 @@
 //!
 //! [`Interest::is_keyed`]: super::interest::Interest::is_keyed
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind, KeyMap, Targets};
+use super::agents::{agent_field_keys, AgentTable};
+use crate::call::{Bracket, CallData, CallRecord};
+use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap, Targets};
 use crate::proto::constants::msg;
 use crate::proto::routing::{CallSpan, RoutingKeys};
-use crate::proto::tags;
-
-/// The agent keys of one agent, found by its instrument or extension.
-#[derive(Debug, Clone, Copy)]
-struct AgentIdentity {
-    keys: [Option<AgentKey>; 3],
-}
+use crate::proto::{tags, CtiString, DecodeOptions, Message, Version};
 
 struct CallState {
     devices: SmallVec<[DeviceKey; 8]>,
     last_seen: Instant,
+    /// The call's data as the upstream has told it so far.
+    record: Arc<CallRecord>,
 }
 
-/// Live calls and the devices in them; the agent directory.
+/// Live calls, the devices in them and their data; the agent table.
 pub struct CallTracker {
     calls: KeyMap<CallKey, CallState>,
-    agents: KeyMap<DeviceKey, AgentIdentity>,
+    /// Every agent reported, by id, extension and instrument.
+    pub agents: AgentTable,
     max_age: Duration,
     next_sweep: Instant,
     /// Calls forgotten because they were not seen for `max_age`.
@@ -75,16 +82,55 @@ const NULL_CALL_ID: u32 = 0xFFFF_FFFF;
 /// How often the tracker looks for calls to age out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-fn call_key(frame: &[u8], call: &CallSpan) -> Option<CallKey> {
+/// Body offset of PeripheralType in the common call-event header (§4.5).
+const PERIPHERAL_TYPE_AT: usize = 8;
+
+fn call_key(frame: &[u8], call: &CallSpan) -> CallKey {
     let id = call.device_id.map(|s| s.of(frame)).unwrap_or_default();
-    Some(CallKey::new(call.call_id, call.device_id_type, id))
+    CallKey::new(call.call_id, call.device_id_type, id)
+}
+
+/// A fresh record for a call first seen in this event.
+fn new_record(frame: &[u8], keys: &RoutingKeys, call: &CallSpan) -> Arc<CallRecord> {
+    let peripheral_type = frame
+        .get(crate::proto::frame::HEADER_LEN + PERIPHERAL_TYPE_AT..)
+        .and_then(|b| b.get(..2))
+        .filter(|_| keys.peripheral_id.is_some())
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let mut data = CallData::new(
+        keys.peripheral_id.unwrap_or(0),
+        peripheral_type,
+        call.call_id,
+        call.device_id_type,
+    );
+    data.device_id = CtiString::new(call.device_id.map(|s| s.of(frame)).unwrap_or_default());
+    CallRecord::new(data)
+}
+
+/// Whether an event of this type carries call data to fold.
+fn carries_call_data(message_type: u32) -> bool {
+    matches!(
+        message_type,
+        msg::BEGIN_CALL_EVENT | msg::CALL_DATA_UPDATE_EVENT | msg::CALL_DELIVERED_EVENT
+    )
+}
+
+/// What an event's removals did (after its targets were computed).
+#[derive(Default)]
+struct Removals {
+    /// The device that left the call.
+    leaving: Option<DeviceKey>,
+    /// The Secondary call folded into the primary, with its data.
+    folded: Option<(CallKey, Arc<CallRecord>)>,
+    /// The call's new name.
+    renamed: Option<CallKey>,
 }
 
 impl CallTracker {
     pub fn new(max_age: Duration) -> CallTracker {
         CallTracker {
             calls: KeyMap::default(),
-            agents: KeyMap::default(),
+            agents: AgentTable::default(),
             max_age,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             nr_aged_out: 0,
@@ -99,37 +145,44 @@ impl CallTracker {
         self.calls.contains_key(&call)
     }
 
+    /// The data the upstream has told about a live call.
+    pub fn call_data(&self, call: CallKey) -> Option<&Arc<CallRecord>> {
+        self.calls.get(&call).map(|c| &c.record)
+    }
+
     /// Forget every call (the upstream was lost: the calls' fate is unknown).
     pub fn clear_calls(&mut self) {
         self.calls.clear();
     }
 
-    /// The keys `frame` (with routing `keys`) must reach; updates the tracker.
-    /// With `keyed` false (no shard holds keyed interest) the devices and
-    /// agents of the targets are left empty; the tracker's state is the same.
+    /// The keys `frame` (with routing `keys`, at `version`) must reach;
+    /// updates the tracker. With `keyed` false (no shard holds keyed
+    /// interest) the devices, agents and bracket of the targets are left
+    /// empty; the tracker's state is the same.
     pub fn observe(
         &mut self,
         frame: &[u8],
         keys: &RoutingKeys,
+        version: Version,
         now: Instant,
         keyed: bool,
     ) -> Targets {
         let mut t = Targets::default();
-        let primary = keys.call.as_ref().and_then(|c| call_key(frame, c));
+        let primary = keys.call.as_ref().map(|c| (call_key(frame, c), c));
         let other = keys
             .other_call
             .as_ref()
             .filter(|c| c.call_id != 0 && c.call_id != NULL_CALL_ID)
-            .and_then(|c| call_key(frame, c));
-        t.calls.extend(primary);
-        t.calls.extend(other.filter(|o| Some(*o) != primary));
-
+            .map(|c| (call_key(frame, c), c))
+            .filter(|(o, _)| Some(*o) != primary.map(|p| p.0));
         let named = named_devices(frame, keys);
-        self.learn_agent(frame, keys);
-        for call in &t.calls {
-            let state = self.calls.entry(*call).or_insert_with(|| CallState {
+        self.agents.observe(frame, keys, version);
+        for (call, span) in primary.into_iter().chain(other) {
+            t.calls.push(call);
+            let state = self.calls.entry(call).or_insert_with(|| CallState {
                 devices: SmallVec::new(),
                 last_seen: now,
+                record: new_record(frame, keys, span),
             });
             state.last_seen = now;
             if keyed {
@@ -137,30 +190,72 @@ impl CallTracker {
             }
             push_all(&mut state.devices, &named);
         }
+        let before = primary.and_then(|(call, _)| self.fold_data(call, frame, keys, version));
         if keyed {
             push_all(&mut t.devices, &named);
             self.agent_targets(frame, keys, &mut t);
         }
-        self.apply_removals(frame, keys, primary, other, &mut t);
+        let removals = self.apply_removals(frame, keys, primary, other, &mut t);
+        if let (true, Some((call, _)), Some(before)) = (keyed, primary, before) {
+            t.bracket = Some(self.bracket(keys, call, before, removals));
+        }
         self.maybe_sweep(now);
         t
     }
 
-    fn learn_agent(&mut self, frame: &[u8], keys: &RoutingKeys) {
-        if keys.message_type != msg::AGENT_STATE_EVENT {
-            return;
+    /// Fold the data `frame` carries into its call's record; returns the
+    /// record as it was before.
+    fn fold_data(
+        &mut self,
+        call: CallKey,
+        frame: &[u8],
+        keys: &RoutingKeys,
+        version: Version,
+    ) -> Option<Arc<CallRecord>> {
+        let state = self.calls.get_mut(&call)?;
+        let before = state.record.clone();
+        if !carries_call_data(keys.message_type) {
+            return Some(before);
         }
-        let identity = AgentIdentity {
-            keys: agent_field_keys(frame, keys),
-        };
-        for span in [keys.agent_instrument, keys.agent_extension]
-            .into_iter()
-            .flatten()
-        {
-            let id = span.of(frame);
-            if !id.is_empty() {
-                self.agents.insert(DeviceKey::device(id), identity);
+        let body = frame
+            .get(crate::proto::frame::HEADER_LEN..)
+            .unwrap_or_default();
+        let options = DecodeOptions::COUNTS_UNCHECKED;
+        if let Ok(message) = Message::decode(keys.message_type, body, version, options) {
+            let mut data = before.data.clone();
+            if data.fold(message) {
+                state.record = CallRecord::new(data);
             }
+        }
+        Some(before)
+    }
+
+    fn bracket(
+        &self,
+        keys: &RoutingKeys,
+        call: CallKey,
+        before: Arc<CallRecord>,
+        removals: Removals,
+    ) -> Bracket {
+        let mut leaving_agents = SmallVec::new();
+        if let Some(agent) = removals
+            .leaving
+            .as_ref()
+            .and_then(|d| self.agents.keys_of_device(d))
+        {
+            leaving_agents.extend(agent.iter().flatten().copied());
+        }
+        Bracket {
+            call,
+            before,
+            ends_call: matches!(
+                keys.message_type,
+                msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT
+            ),
+            leaving: removals.leaving.into_iter().collect(),
+            leaving_agents,
+            folded: removals.folded,
+            renamed: removals.renamed,
         }
     }
 
@@ -169,9 +264,9 @@ impl CallTracker {
             push_unique(&mut t.agents, key);
         }
         for device in t.devices.iter() {
-            if let Some(agent) = self.agents.get(device) {
-                for key in agent.keys.into_iter().flatten() {
-                    push_unique(&mut t.agents, key);
+            if let Some(agent) = self.agents.keys_of_device(device) {
+                for key in agent.iter().flatten() {
+                    push_unique(&mut t.agents, *key);
                 }
             }
         }
@@ -181,10 +276,10 @@ impl CallTracker {
         &mut self,
         frame: &[u8],
         keys: &RoutingKeys,
-        primary: Option<CallKey>,
-        other: Option<CallKey>,
+        primary: Option<(CallKey, &CallSpan)>,
+        other: Option<(CallKey, &CallSpan)>,
         t: &mut Targets,
-    ) {
+    ) -> Removals {
         let device_of = |tag: u16| {
             keys.devices()
                 .iter()
@@ -193,15 +288,16 @@ impl CallTracker {
                 .filter(|d| !d.is_empty())
                 .map(DeviceKey::device)
         };
+        let (primary, other) = (primary.map(|p| p.0), other.map(|o| o.0));
+        let mut removals = Removals::default();
         match keys.message_type {
             msg::CALL_CONNECTION_CLEARED_EVENT => {
                 let gone =
                     device_of(tags::RELEASING_DEVID).or_else(|| device_of(tags::CONNECTION_DEVID));
                 if let (Some(call), Some(gone)) = (primary, gone) {
-                    if let Some(state) = self.calls.get_mut(&call) {
-                        state.devices.retain(|d| *d != gone);
-                    }
+                    self.remove_device(call, gone);
                 }
+                removals.leaving = gone;
             }
             msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT => {
                 if let Some(call) = primary {
@@ -210,40 +306,59 @@ impl CallTracker {
                 }
             }
             msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT => {
-                if let (Some(to), Some(from)) = (primary, other.filter(|o| Some(*o) != primary)) {
-                    self.merge(from, to);
+                if let (Some(to), Some(from)) = (primary, other) {
+                    removals.folded = self.merge(from, to).map(|record| (from, record));
                     t.merged = Some((from, to));
                 }
                 if keys.message_type == msg::CALL_TRANSFERRED_EVENT {
-                    if let (Some(call), Some(gone)) = (primary, device_of(tags::TRANSFERRING_DEVID))
-                    {
-                        if let Some(state) = self.calls.get_mut(&call) {
-                            state.devices.retain(|d| *d != gone);
-                        }
+                    let gone = device_of(tags::TRANSFERRING_DEVID);
+                    if let (Some(call), Some(gone)) = (primary, gone) {
+                        self.remove_device(call, gone);
                     }
+                    removals.leaving = gone;
                 }
             }
             msg::CALL_DATA_UPDATE_EVENT => {
                 if let (Some(from), Some(to)) = (primary, other) {
-                    if from != to {
-                        self.merge(from, to);
-                        t.merged = Some((from, to));
-                    }
+                    self.rename(from, to);
+                    t.merged = Some((from, to));
+                    removals.renamed = Some(to);
                 }
             }
             _ => {}
         }
+        removals
     }
 
-    /// Fold call `from`'s devices into call `to` and forget `from`.
-    fn merge(&mut self, from: CallKey, to: CallKey) {
-        if let Some(old) = self.calls.remove(&from) {
-            let now = old.last_seen;
-            let state = self.calls.entry(to).or_insert_with(|| CallState {
-                devices: SmallVec::new(),
-                last_seen: now,
-            });
+    fn remove_device(&mut self, call: CallKey, gone: DeviceKey) {
+        if let Some(state) = self.calls.get_mut(&call) {
+            state.devices.retain(|d| *d != gone);
+        }
+    }
+
+    /// Fold call `from`'s devices into call `to` and forget `from`; returns
+    /// `from`'s data.
+    fn merge(&mut self, from: CallKey, to: CallKey) -> Option<Arc<CallRecord>> {
+        let old = self.calls.remove(&from)?;
+        if let Some(state) = self.calls.get_mut(&to) {
             push_all(&mut state.devices, &old.devices);
+        }
+        Some(old.record)
+    }
+
+    /// Call `from` is now called `to`: its devices and data move there.
+    fn rename(&mut self, from: CallKey, to: CallKey) {
+        let Some(old) = self.calls.remove(&from) else {
+            return;
+        };
+        if let Some(state) = self.calls.get_mut(&to) {
+            push_all(&mut state.devices, &old.devices);
+            let mut data = old.record.data.clone();
+            let name = &state.record.data;
+            data.call_id = name.call_id;
+            data.device_id_type = name.device_id_type;
+            data.device_id = name.device_id.clone();
+            state.record = CallRecord::new(data);
         }
     }
 
@@ -280,20 +395,6 @@ fn named_devices(frame: &[u8], keys: &RoutingKeys) -> SmallVec<[DeviceKey; 16]> 
         push_unique(&mut out, DeviceKey::number(DeviceKind::TrunkGroup, n));
     }
     out
-}
-
-/// AgentKeys of the agent fields the event carries.
-fn agent_field_keys(frame: &[u8], keys: &RoutingKeys) -> [Option<AgentKey>; 3] {
-    let key = |field, span: Option<crate::proto::routing::Span>| {
-        span.map(|s| s.of(frame))
-            .filter(|v| !v.is_empty())
-            .map(|v| AgentKey::new(field, v))
-    };
-    [
-        key(AgentField::Id, keys.agent_id),
-        key(AgentField::Extension, keys.agent_extension),
-        key(AgentField::Instrument, keys.agent_instrument),
-    ]
 }
 
 fn push_unique<T: PartialEq + Copy, const N: usize>(v: &mut SmallVec<[T; N]>, x: T)

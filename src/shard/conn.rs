@@ -59,6 +59,9 @@ pub struct Conn {
     pub write_ready: Notify,
     /// Drop the socket now (a slow consumer cut mid-write).
     pub kill: Notify,
+    /// Ingest registered the session (its OPEN_CONF is queued): the reader
+    /// goes on with the frames that followed the OPEN_REQ.
+    pub activated: Notify,
 }
 
 impl ConnState {
@@ -85,6 +88,7 @@ impl Conn {
             }),
             write_ready: Notify::default(),
             kill: Notify::default(),
+            activated: Notify::default(),
         }
     }
 
@@ -100,6 +104,12 @@ impl Conn {
         }
         drop(st);
         self.write_ready.notify();
+        self.activated.notify();
+    }
+
+    /// Opened but not yet registered by ingest (see `ConnState::held`).
+    fn is_held(&self) -> bool {
+        self.state.borrow().held
     }
 
     fn closing_reason(&self) -> Option<CloseReason> {
@@ -150,9 +160,19 @@ async fn read_loop(
             Ok(n) => n,
         };
         filled += n;
-        let used = handle_frames(shard, conn, &buf[..filled]);
-        buf.copy_within(used..filled, 0);
-        filled -= used;
+        loop {
+            let used = handle_frames(shard, conn, &buf[..filled]);
+            buf.copy_within(used..filled, 0);
+            filled -= used;
+            if conn.closing_reason().is_some() || !conn.is_held() {
+                break;
+            }
+            // The frames after an OPEN_REQ wait until ingest registered the
+            // session: its OPEN_CONF (with the agent's state) comes first.
+            while conn.is_held() && conn.closing_reason().is_none() {
+                conn.activated.wait().await;
+            }
+        }
         if conn.closing_reason().is_some() {
             break;
         }
@@ -187,7 +207,10 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                     session.on_frame(frame, &ctx, Instant::now(), &mut out.local)
                 };
                 match outcome {
-                    Outcome::Opened => shard.opened(conn),
+                    Outcome::Opened => {
+                        shard.opened(conn);
+                        break;
+                    }
                     Outcome::Request(request) => super::requests::handle(shard, conn, request),
                     Outcome::Continue | Outcome::Close(_) => {}
                 }

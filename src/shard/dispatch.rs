@@ -10,15 +10,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::brackets::{self, Steps};
 use super::conn::Conn;
 use super::monitors::MatchScratch;
 use super::requests;
 use super::session::{failure_event, CloseReason, MaskBit, Phase};
 use super::{Shard, ToShard};
+use crate::call::CallRecord;
 use crate::event::Event;
 use crate::ingest::ToIngest;
 use crate::metrics::Metrics;
-use crate::proto::constants::{msg, status};
+use crate::proto::constants::{call_mask, msg, status};
 use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::ring;
 
@@ -47,9 +49,13 @@ pub async fn run(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
             ToShard::UpstreamLost => {
                 shard.monitors.borrow_mut().drop_call_monitors();
             }
-            ToShard::OpenAck { session, snapshot } => {
+            ToShard::OpenAck {
+                session,
+                agent,
+                snapshot,
+            } => {
                 if let Some(conn) = shard.conn(session) {
-                    shard.activate(&conn, snapshot);
+                    shard.activate(&conn, agent, snapshot);
                 }
             }
             ToShard::MonitorStartResult {
@@ -94,13 +100,13 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
         // SYSTEM_EVENT reaches every open session, whatever its services.
         msg::SYSTEM_EVENT => {
             for conn in shard.conns.borrow().values() {
-                copies += append(shard, conn, event, None) as u64;
+                copies += append(shard, conn, Payload::Event(event), None) as u64;
             }
             return copies;
         }
         msg::CLIENT_SESSION_OPENED_EVENT | msg::CLIENT_SESSION_CLOSED_EVENT => {
             for conn in shard.client_monitor.borrow().iter() {
-                copies += append(shard, conn, event, None) as u64;
+                copies += append(shard, conn, Payload::Event(event), None) as u64;
             }
             return copies;
         }
@@ -112,7 +118,7 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
                 .iter()
                 .chain(pm.iter().filter(|c| !ae.iter().any(|a| a.id == c.id)))
             {
-                copies += append(shard, conn, event, None) as u64;
+                copies += append(shard, conn, Payload::Event(event), None) as u64;
             }
             return copies;
         }
@@ -122,31 +128,60 @@ fn deliver(shard: &Shard, event: &Arc<Event>) -> u64 {
     for conn in shard.all_events.borrow().iter() {
         let wants = conn.state.borrow().session.wants_all_events_bit(bit);
         if wants {
-            copies += append(shard, conn, event, None) as u64;
+            copies += append(shard, conn, Payload::Event(event), None) as u64;
         }
     }
     copies + deliver_to_monitors(shard, event, bit)
 }
 
 /// One copy per matching monitor, MonitorID ascending, each through its own
-/// masks; then call monitors follow merges and end with their call.
+/// masks and, for watchers (Client Events agents, device monitors), inside
+/// its call brackets (docs/call-brackets.md); then call monitors follow
+/// merges and end with their call.
 fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
     let mut copies = 0;
     let mut scratch = MatchScratch::new();
     {
-        let index = shard.monitors.borrow();
+        let mut index = shard.monitors.borrow_mut();
         if index.is_empty() {
             return 0;
         }
-        for m in index.matching(&event.targets, &mut scratch) {
-            if !bit.passes(m.call_mask, m.agent_mask) {
-                continue;
-            }
-            let Some(conn) = shard.conns.borrow().get(&m.session).cloned() else {
+        let bracket = event.targets.bracket.as_ref();
+        index.matching_entries(&event.targets, &mut scratch);
+        for &entry in scratch.iter() {
+            let Some(m) = index.at_mut(entry) else {
                 continue;
             };
-            let session_id = m.client_events.then_some(m.session);
-            copies += append(shard, &conn, event, Some((m.id, session_id))) as u64;
+            let steps = match bracket {
+                Some(b) if m.watch.is_bracketed() => {
+                    brackets::step(&mut m.calls, &m.watch, event.message_type(), b)
+                }
+                _ => Steps::EVENT,
+            };
+            let (id, session, masks) = (m.id, m.session, (m.call_mask, m.agent_mask));
+            let session_id = m.client_events.then_some(session);
+            let Some(conn) = shard.conns.borrow().get(&session).cloned() else {
+                continue;
+            };
+            let passes = |bit: MaskBit| bit.passes(masks.0, masks.1);
+            let mut queue = |payload: Payload<'_>, session_id| {
+                copies += append(shard, &conn, payload, Some((id, session_id))) as u64;
+            };
+            if let (true, Some(b)) = (steps.begin && passes(BEGIN_BIT), bracket) {
+                queue(Payload::Begin(&b.before), None);
+            }
+            if steps.event && passes(bit) {
+                queue(Payload::Event(event), session_id);
+            }
+            if let (true, Some((_, folded))) = (
+                steps.end_folded && passes(END_BIT),
+                bracket.and_then(|b| b.folded.as_ref()),
+            ) {
+                queue(Payload::End(folded), None);
+            }
+            if let (true, Some(b)) = (steps.end && passes(END_BIT), bracket) {
+                queue(Payload::End(&b.before), None);
+            }
         }
     }
     if let Some((from, to)) = event.targets.merged {
@@ -166,14 +201,37 @@ fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
     copies
 }
 
-/// Append the event at the session's version — for a monitor copy with its
+/// The mask bits of the BEGIN_CALL and END_CALL a bracket adds.
+const BEGIN_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::BEGIN_CALL_EVENT));
+const END_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::END_CALL_EVENT));
+
+/// What a session is sent: an upstream event, or a bracket built from a
+/// call's data.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Event(&'a Arc<Event>),
+    Begin(&'a CallRecord),
+    End(&'a CallRecord),
+}
+
+impl Payload<'_> {
+    fn bytes_at(&self, version: crate::proto::Version) -> Option<&[u8]> {
+        match self {
+            Payload::Event(event) => event.bytes_at(version),
+            Payload::Begin(call) => call.begin_at(version),
+            Payload::End(call) => call.end_at(version),
+        }
+    }
+}
+
+/// Append a payload at the session's version — for a monitor copy with its
 /// MonitorID (and, for Client Events, its SessionID) patched in — and cut
 /// the session if that would pass its output bound (design.md §4.13).
 /// Returns whether a copy was queued.
 fn append(
     shard: &Shard,
     conn: &Rc<Conn>,
-    event: &Arc<Event>,
+    payload: Payload<'_>,
     monitor: Option<(u32, Option<u32>)>,
 ) -> bool {
     let mut st = conn.state.borrow_mut();
@@ -181,7 +239,7 @@ fn append(
         return false;
     }
     let version = st.session.version;
-    let Some(bytes) = event.bytes_at(version) else {
+    let Some(bytes) = payload.bytes_at(version) else {
         return false;
     };
     if st.owed() + bytes.len() > shard.config.limits.output_bound_bytes {

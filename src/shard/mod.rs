@@ -7,8 +7,10 @@
 //! * `conn` — one connection's read and write tasks
 //! * `dispatch` — matching events to sessions, output bound, flush
 //! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
+//! * `brackets` — BEGIN_CALL/END_CALL around each watcher's calls
 //! * `requests` — monitor and session-monitor requests, ingest's answers
 
+pub mod brackets;
 pub mod conn;
 pub mod dispatch;
 pub mod monitors;
@@ -41,10 +43,13 @@ use session::CloseReason;
 /// What ingest sends a shard, in stream order.
 pub enum ToShard {
     Event(Arc<Event>),
-    /// Ingest registered the session: from here on it gets events; a Client
-    /// Monitor session first gets `snapshot` (OPENED for each open session).
+    /// Ingest registered the session: from here on it gets events. Its
+    /// OPEN_CONF says `agent` (a Client Events session's agent, as ingest
+    /// last saw it); a Client Monitor session then gets `snapshot` (OPENED
+    /// for each open session).
     OpenAck {
         session: u32,
+        agent: Option<crate::status::AgentView>,
         snapshot: Vec<Arc<Event>>,
     },
     /// Ingest's answer to a MONITOR_START_REQ (`Err` = FAILURE_CONF status).
@@ -307,15 +312,25 @@ impl Shard {
         });
     }
 
-    /// Ingest registered the session: make it reachable for events, release
-    /// its held output (OPEN_CONF, …) and queue the Client Monitor snapshot.
-    pub fn activate(&self, conn: &Rc<Conn>, snapshot: Vec<Arc<Event>>) {
+    /// Ingest registered the session: queue its OPEN_CONF (with its agent's
+    /// state) and the Client Monitor snapshot, make it reachable for events,
+    /// release its held output and let its reader go on.
+    pub fn activate(
+        &self,
+        conn: &Rc<Conn>,
+        agent: Option<crate::status::AgentView>,
+        snapshot: Vec<Arc<Event>>,
+    ) {
         use crate::proto::constants::service;
         let mut st = conn.state.borrow_mut();
         if !st.held {
             return;
         }
         st.held = false;
+        if st.session.is_open() {
+            let conn::ConnState { session, out, .. } = &mut *st;
+            session.confirm_open(&self.status.borrow(), agent.as_ref(), &mut out.local);
+        }
         let services = st.session.services;
         if let Some(monitor) = st.client_events.clone() {
             self.monitors.borrow_mut().insert(monitor);
@@ -337,6 +352,7 @@ impl Shard {
             self.client_monitor.borrow_mut().push(conn.clone());
         }
         conn.write_ready.notify();
+        conn.activated.notify();
     }
 
     /// A session ended: drop its monitors, forget it everywhere, tell ingest.

@@ -59,6 +59,8 @@ pub struct Monitor {
     pub agent_mask: u32,
     /// A Client Events monitor: AGENT_STATE_EVENT copies carry the session id.
     pub client_events: bool,
+    /// The calls it is associated with (call brackets; empty for call monitors).
+    pub calls: super::brackets::Associations,
 }
 
 /// A monitor as the per-key lists name it: its MonitorID (what copies are
@@ -265,6 +267,25 @@ impl MonitorIndex {
         scratch.iter().filter_map(|e| self.at(*e))
     }
 
+    /// The entries of the monitors an event with `targets` reaches, in
+    /// `scratch`, MonitorID ascending, once each (see [`Self::at_mut`]).
+    pub fn matching_entries(&self, targets: &Targets, scratch: &mut MatchScratch) {
+        scratch.clear();
+        self.lists(targets, |entries| scratch.extend_from_slice(entries));
+        if scratch.len() > 1 {
+            scratch.sort_unstable();
+            scratch.dedup();
+        }
+    }
+
+    /// The monitor an entry names, if it is still the one in that slot.
+    pub fn at_mut(&mut self, entry: Entry) -> Option<&mut Monitor> {
+        self.slots
+            .get_mut(entry.slot as usize)?
+            .as_mut()
+            .filter(|m| m.id == entry.id)
+    }
+
     /// Ids of the monitors an event with `targets` reaches, ascending, once each.
     pub fn matches(&self, targets: &Targets, out: &mut SmallVec<[u32; 8]>) {
         out.clear();
@@ -302,9 +323,13 @@ impl MonitorIndex {
             .collect()
     }
 
-    /// The upstream was lost: every call monitor is dropped; ingest cleared
-    /// its call interest at the same point, so no key goes back to it.
+    /// The upstream was lost: every call monitor is dropped (ingest cleared
+    /// its call interest at the same point, so no key goes back to it) and
+    /// every call association forgotten (the calls' fate is unknown).
     pub fn drop_call_monitors(&mut self) -> Vec<Monitor> {
+        for monitor in self.slots.iter_mut().flatten() {
+            monitor.calls.clear();
+        }
         let entries: Vec<Entry> = self.by_call.values().flatten().copied().collect();
         self.by_call.clear();
         self.counts
@@ -341,6 +366,7 @@ mod tests {
             call_mask: u32::MAX,
             agent_mask: u32::MAX,
             client_events: false,
+            calls: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::monitors::{Monitor, Watch};
 use super::session::{failure_conf, reply, MonitorTarget, Request, Session};
 use super::{next_monitor_id, Shard};
 use crate::ingest::{InterestKey, ToIngest};
-use crate::keys::{AgentField, AgentKey, DeviceKey};
+use crate::keys::DeviceKey;
 use crate::proto::constants::{service, status};
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
@@ -49,6 +49,7 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
                 call_mask,
                 agent_mask,
                 client_events: false,
+                calls: Default::default(),
             };
             let key = monitor.watch.keys()[0];
             let first = shard.monitors.borrow_mut().count_up(key);
@@ -264,15 +265,7 @@ pub fn client_events_monitor(session: &Session) -> Option<Monitor> {
         return None;
     }
     let c = &session.client;
-    let named = |field, value: &Option<crate::proto::CtiString>| {
-        value
-            .as_ref()
-            .filter(|v| !v.is_empty())
-            .map(|v| AgentKey::new(field, v.as_bytes()))
-    };
-    let agent = named(AgentField::Instrument, &c.agent_instrument)
-        .or_else(|| named(AgentField::Extension, &c.agent_extension))
-        .or_else(|| named(AgentField::Id, &c.agent_id))?;
+    let agent = c.agent_key()?;
     let instrument = c
         .agent_instrument
         .as_ref()
@@ -285,6 +278,7 @@ pub fn client_events_monitor(session: &Session) -> Option<Monitor> {
         call_mask: session.call_mask,
         agent_mask: session.agent_mask,
         client_events: true,
+        calls: Default::default(),
     })
 }
 

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::keys::{CallKey, DeviceKey, DeviceKind};
-use crate::proto::constants::{agent_mask, call_mask, device_type};
+use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
+use crate::proto::constants::{agent_mask, agent_state, call_mask, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
     ChangeMonitorMaskReq, CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf,
@@ -18,7 +18,7 @@ use crate::proto::msg::{
 };
 use crate::proto::routing::RoutingKeys;
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Version};
-use crate::status::{unix_time, PgStatus};
+use crate::status::{unix_time, AgentView, PgStatus};
 
 /// The services the router serves (grants).
 pub const SERVED_SERVICES: u32 = service::ALL_EVENTS
@@ -78,6 +78,22 @@ pub struct ClientInfo {
     pub agent_id: Option<CtiString>,
     pub agent_instrument: Option<CtiString>,
     pub peripheral_id: u32,
+}
+
+impl ClientInfo {
+    /// The key a Client Events session names its agent by: AgentInstrument,
+    /// else AgentExtension, else AgentID.
+    pub fn agent_key(&self) -> Option<AgentKey> {
+        let named = |field, value: &Option<CtiString>| {
+            value
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| AgentKey::new(field, v.as_bytes()))
+        };
+        named(AgentField::Instrument, &self.agent_instrument)
+            .or_else(|| named(AgentField::Extension, &self.agent_extension))
+            .or_else(|| named(AgentField::Id, &self.agent_id))
+    }
 }
 
 /// What a frame did to the session, beyond the bytes it queued.
@@ -156,6 +172,9 @@ pub struct Session {
     pub client_events_monitor: u32,
     pub last_input: Instant,
     pub client: ClientInfo,
+    /// InvokeID of the OPEN_REQ, for the OPEN_CONF sent once the router
+    /// has registered the session ([`Session::confirm_open`]).
+    pub open_invoke_id: u32,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
@@ -206,6 +225,7 @@ impl Session {
             client_events_monitor: 0,
             last_input: now,
             client: ClientInfo::default(),
+            open_invoke_id: 0,
         }
     }
 
@@ -295,47 +315,94 @@ impl Session {
         self.accept_open(req, ctx, out)
     }
 
+    /// The OPEN_REQ passed its checks: the session is open with the
+    /// services it may have (none at all: FAILURE_CONF(12) and close). The
+    /// OPEN_CONF follows from [`Session::confirm_open`], once the router has
+    /// registered the session and knows its agent.
     fn accept_open(&mut self, req: OpenReq, ctx: &Context<'_>, out: &mut Vec<u8>) -> Outcome {
         let client_id = req.client_id.clone().unwrap_or_default();
         let allowed = ctx
             .config
             .client(client_id.as_bytes())
             .map_or(u32::MAX, |c| c.allowed_services());
-        self.services = req.services_requested & ctx.served_services & allowed;
+        let granted = req.services_requested & ctx.served_services & allowed;
+        if granted == 0 {
+            return self.reject(out, req.invoke_id, status::E_CTI_FUNCTION_NOT_AVAILABLE);
+        }
+        self.services = granted;
         self.call_mask = req.call_msg_mask;
         self.agent_mask = req.agent_state_mask;
         self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)
             .then(|| Duration::from_secs(req.idle_timeout as u64));
+        self.open_invoke_id = req.invoke_id;
         self.client = ClientInfo {
-            client_signature: req
-                .client_signature
-                .clone()
-                .unwrap_or_else(|| client_id.clone()),
+            client_signature: req.client_signature.unwrap_or_else(|| client_id.clone()),
             client_id,
-            agent_extension: req.agent_extension.clone(),
-            agent_id: req.agent_id.clone(),
-            agent_instrument: req.agent_instrument.clone(),
+            agent_extension: req.agent_extension,
+            agent_id: req.agent_id,
+            agent_instrument: req.agent_instrument,
             peripheral_id: req.peripheral_id,
         };
         self.phase = Phase::Open;
         if self.services & service::CLIENT_EVENTS != 0 {
             self.client_events_monitor = (ctx.next_monitor_id)();
         }
+        Outcome::Opened
+    }
+
+    /// Append the OPEN_CONF (with `status`, and for a Client Events session
+    /// its agent as the router last saw it, design contract §4.4) and, for
+    /// All Events, one SYSTEM_EVENT per peripheral.
+    pub fn confirm_open(&self, status: &PgStatus, agent: Option<&AgentView>, out: &mut Vec<u8>) {
         let now = unix_time();
-        let conf = open_conf(
-            &req,
-            self.services,
-            self.client_events_monitor,
-            ctx.status,
-            now,
-        );
-        push(out, self.version, conf.into());
+        push(out, self.version, self.open_conf(status, agent, now).into());
         if self.services & service::ALL_EVENTS != 0 {
-            for event in ctx.status.peripheral_events(now) {
+            for event in status.peripheral_events(now) {
                 push(out, self.version, event);
             }
         }
-        Outcome::Opened
+    }
+
+    fn open_conf(&self, status: &PgStatus, agent: Option<&AgentView>, now: u32) -> OpenConf {
+        let peripherals = status
+            .peripherals
+            .iter()
+            .map(|&(id, _)| crate::proto::group::PeripheralEntry {
+                peripheral_id: Some(id),
+                multiline_agent_control: Some(0),
+            })
+            .collect::<Vec<_>>();
+        let mut conf = OpenConf {
+            invoke_id: self.open_invoke_id,
+            services_granted: self.services,
+            monitor_id: self.client_events_monitor,
+            pg_status: status.pg_status,
+            icm_central_controller_time: now,
+            peripheral_online: status.all_online() as u16,
+            peripheral_type: status.peripheral_type,
+            // 1 = active: the router always serves (protocol.md §4.1).
+            session_type: 1,
+            num_peripherals: Some(peripherals.len() as u16),
+            peripherals,
+            ..Default::default()
+        };
+        if self.services & service::CLIENT_EVENTS != 0 {
+            let c = &self.client;
+            let given = AgentView {
+                agent_state: agent_state::LOGOUT,
+                department_id: 0,
+                agent_id: c.agent_id.clone(),
+                agent_extension: c.agent_extension.clone(),
+                agent_instrument: c.agent_instrument.clone(),
+            };
+            let agent = agent.cloned().unwrap_or(given);
+            conf.agent_state = agent.agent_state;
+            conf.department_id = agent.department_id;
+            conf.agent_id = agent.agent_id;
+            conf.agent_extension = agent.agent_extension;
+            conf.agent_instrument = agent.agent_instrument;
+        }
+        conf
     }
 
     fn on_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
@@ -553,39 +620,6 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, u32> {
             }
         }
     })
-}
-
-fn open_conf(
-    req: &OpenReq,
-    granted: u32,
-    monitor_id: u32,
-    status: &PgStatus,
-    now: u32,
-) -> OpenConf {
-    let peripherals = status
-        .peripherals
-        .iter()
-        .map(|&(id, _)| crate::proto::group::PeripheralEntry {
-            peripheral_id: Some(id),
-            multiline_agent_control: Some(0),
-        })
-        .collect::<Vec<_>>();
-    OpenConf {
-        invoke_id: req.invoke_id,
-        services_granted: granted,
-        monitor_id,
-        pg_status: status.pg_status,
-        icm_central_controller_time: now,
-        peripheral_online: status.all_online() as u16,
-        peripheral_type: status.peripheral_type,
-        agent_state: 0,
-        department_id: 0,
-        // 1 = active: the router always serves (protocol.md §4.1).
-        session_type: 1,
-        num_peripherals: Some(peripherals.len() as u16),
-        peripherals,
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

@@ -102,7 +102,8 @@ impl SimClient {
                 return;
             };
             match self.session.on_frame(parsed, ctx, now, &mut self.out) {
-                Outcome::Continue | Outcome::Opened => {}
+                Outcome::Opened => self.session.confirm_open(ctx.status, None, &mut self.out),
+                Outcome::Continue => {}
                 Outcome::Close(_) => self.closing_since = Some(now),
                 Outcome::Request(request) => {
                     // sim-pg serves All Events only: no monitors here.

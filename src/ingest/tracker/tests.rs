@@ -1,13 +1,14 @@
 //! Unit tests of the call-party tracker.
 
 use super::*;
+use crate::keys::{AgentField, AgentKey};
 use crate::proto::msg::*;
 use crate::proto::{routing, Message, Version};
 
 fn observe(t: &mut CallTracker, m: impl Into<Message>) -> Targets {
     let frame = m.into().to_frame(Version::MAX).unwrap();
     let keys = routing::extract(&frame, Version::MAX).unwrap();
-    t.observe(&frame, &keys, Instant::now(), true)
+    t.observe(&frame, &keys, Version::MAX, Instant::now(), true)
 }
 
 fn tracker() -> CallTracker {
@@ -62,7 +63,7 @@ fn unkeyed_events_still_teach_the_tracker() {
         .to_frame(Version::MAX)
         .unwrap();
     let keys = routing::extract(&frame, Version::MAX).unwrap();
-    let unkeyed = t.observe(&frame, &keys, Instant::now(), false);
+    let unkeyed = t.observe(&frame, &keys, Version::MAX, Instant::now(), false);
     assert_eq!(unkeyed.calls.as_slice(), &[call()]);
     assert!(unkeyed.devices.is_empty() && unkeyed.agents.is_empty());
     let targets = observe(&mut t, cleared());

@@ -50,6 +50,9 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
         served_services: SERVED_SERVICES,
     };
     let outcome = s.on_frame(frame, &ctx, Instant::now(), &mut out);
+    if outcome == Outcome::Opened {
+        s.confirm_open(&st, None, &mut out);
+    }
     let mut replies = Vec::new();
     let mut rest = &out[..];
     while !rest.is_empty() {
