@@ -109,11 +109,15 @@ fn client_events_by(how: Named) {
             shapes(events),
             vec![
                 shape(msg::AGENT_STATE_EVENT, m),
+                // The call's bracket opens before its first event here
+                // (docs/call-brackets.md) and closes after the agent leaves.
+                shape(msg::BEGIN_CALL_EVENT, m),
                 shape(msg::CALL_DELIVERED_EVENT, m),
                 shape(msg::CALL_ESTABLISHED_EVENT, m),
                 shape(msg::AGENT_STATE_EVENT, m),
                 shape(msg::CALL_RETRIEVED_EVENT, m),
                 shape(msg::CALL_CONNECTION_CLEARED_EVENT, m),
+                shape(msg::END_CALL_EVENT, m),
                 shape(msg::AGENT_STATE_EVENT, m),
             ],
             "session {k} ({how:?})"
@@ -136,7 +140,7 @@ fn client_events_by(how: Named) {
             .unwrap();
         want[8..12].copy_from_slice(&m.to_be_bytes());
         want[16..20].copy_from_slice(&s.session_id.to_be_bytes());
-        assert_eq!(events[3], want, "session {k}: the TALKING copy");
+        assert_eq!(events[4], want, "session {k}: the TALKING copy");
     }
     // The Client Events MonitorID is not a Peripheral Monitor one to stop.
     for s in sessions.iter_mut() {
@@ -183,8 +187,10 @@ fn client_events_by_instrument_before_the_agent_is_known() {
         assert_eq!(
             shapes(events),
             vec![
+                shape(msg::BEGIN_CALL_EVENT, s.monitor_id),
                 shape(msg::CALL_DELIVERED_EVENT, s.monitor_id),
-                shape(msg::CALL_CLEARED_EVENT, s.monitor_id)
+                shape(msg::CALL_CLEARED_EVENT, s.monitor_id),
+                shape(msg::END_CALL_EVENT, s.monitor_id),
             ]
         );
     }

@@ -12,6 +12,7 @@ mod support_monitor;
 use std::collections::HashSet;
 
 use ctirouter::proto::constants::{device_type, msg, service, status};
+use ctirouter::proto::msg::CallDataUpdateEvent;
 use ctirouter::proto::Message;
 use support_monitor::*;
 
@@ -45,7 +46,11 @@ fn device_monitor_follows_its_calls_until_its_connection_clears_or_the_call_ends
 
     // Call a: 3001 is not in it yet.
     h.send(delivered(a, "T1", "5551000", "8001", Some((1, 200))));
-    h.send(data_update(a));
+    h.send(CallDataUpdateEvent {
+        ani: Some("5551000".into()),
+        call_variable_1: Some("acct-1".into()),
+        ..data_update(a)
+    });
     // 3001 is offered the call: from here on it takes part.
     h.send(delivered(a, "3001", "5551000", "3001", None));
     h.send(established(a, "3001", "5551000"));
@@ -73,14 +78,19 @@ fn device_monitor_follows_its_calls_until_its_connection_clears_or_the_call_ends
         assert_eq!(
             events,
             vec![
+                // Each call is bracketed (docs/call-brackets.md).
+                shape(msg::BEGIN_CALL_EVENT, m),
                 shape(msg::CALL_DELIVERED_EVENT, m),
                 shape(msg::CALL_ESTABLISHED_EVENT, m),
                 shape(msg::CALL_HELD_EVENT, m),
                 shape(msg::CALL_RETRIEVED_EVENT, m),
                 shape(msg::CALL_CONNECTION_CLEARED_EVENT, m),
+                shape(msg::END_CALL_EVENT, m),
+                shape(msg::BEGIN_CALL_EVENT, m),
                 shape(msg::CALL_DELIVERED_EVENT, m),
                 shape(msg::CALL_HELD_EVENT, m),
                 shape(msg::CALL_CLEARED_EVENT, m),
+                shape(msg::END_CALL_EVENT, m),
             ],
             "session {k} (monitor {m})"
         );
@@ -88,7 +98,15 @@ fn device_monitor_follows_its_calls_until_its_connection_clears_or_the_call_ends
         // CALL_RETRIEVED copy is byte for byte the event but for it.
         let mut expected = Message::from(retrieved(a, None)).to_frame(v24()).unwrap();
         expected[8..12].copy_from_slice(&m.to_be_bytes());
-        assert_eq!(got[k][3], expected, "session {k}: CALL_RETRIEVED copy");
+        assert_eq!(got[k][4], expected, "session {k}: CALL_RETRIEVED copy");
+        // The built BEGIN_CALL carries what the upstream said before 3001
+        // joined: the call data update's ANI and call variable.
+        let Message::BeginCallEvent(begin) = decode(&got[k][0]) else {
+            panic!("session {k}: not a BEGIN_CALL first");
+        };
+        assert_eq!(begin.connection_call_id, a.id);
+        assert_eq!(begin.ani, Some("5551000".into()));
+        assert_eq!(begin.call_variable_1, Some("acct-1".into()));
     }
 }
 
@@ -120,8 +138,10 @@ fn device_monitor_matches_agent_fields_and_connection_devices() {
     assert_eq!(
         got[2],
         vec![
+            shape(msg::BEGIN_CALL_EVENT, by_trunk_dev),
             shape(msg::CALL_DELIVERED_EVENT, by_trunk_dev),
-            shape(msg::CALL_CLEARED_EVENT, by_trunk_dev)
+            shape(msg::CALL_CLEARED_EVENT, by_trunk_dev),
+            shape(msg::END_CALL_EVENT, by_trunk_dev),
         ]
     );
 }
@@ -158,12 +178,14 @@ fn trunk_and_trunk_group_monitors_match_numbers_in_decimal() {
         assert_eq!(
             got[k],
             vec![
+                shape(msg::BEGIN_CALL_EVENT, m),
                 shape(msg::CALL_DELIVERED_EVENT, m),
                 shape(msg::CALL_ESTABLISHED_EVENT, m),
                 // The trunk's number is not a device id: its connection
                 // clearing ("T12") does not remove trunk 12 from the call.
                 shape(msg::CALL_CONNECTION_CLEARED_EVENT, m),
                 shape(msg::CALL_CLEARED_EVENT, m),
+                shape(msg::END_CALL_EVENT, m),
             ],
             "session {k}"
         );
@@ -541,7 +563,8 @@ fn change_monitor_mask_changes_what_the_monitor_delivers() {
     };
     burst(&h);
     let before = all_shapes(&h.sync(&mut clis.iter_mut().collect::<Vec<_>>()));
-    assert_eq!(before[0].len(), 5);
+    // Two agent events, the call's BEGIN_CALL and its three events.
+    assert_eq!(before[0].len(), 6);
     // CALL_HELD (0x08) only; AVAILABLE (1 << 3) only.
     assert_eq!(clis[0].change_mask(changed, 0x0000_0008, 0x0008), Ok(()));
     burst(&h);
@@ -564,7 +587,8 @@ fn change_monitor_mask_changes_what_the_monitor_delivers() {
     h.send(cleared(a));
     let last = all_shapes(&h.sync(&mut clis.iter_mut().collect::<Vec<_>>()));
     assert_eq!(last[0], vec![]);
-    assert_eq!(last[1].len(), 6);
+    // The burst, CALL_CLEARED and the bracket's END_CALL.
+    assert_eq!(last[1].len(), 7);
 }
 
 /// MonitorIDs are unique across sessions and shards (Client Events
@@ -640,14 +664,27 @@ fn monitors_matching_one_event_give_one_copy_each_in_ascending_monitor_id() {
     h.send(established(a, "3001", "5556100"));
     let got = h.sync(&mut clis.iter_mut().collect::<Vec<_>>());
     for (k, events) in got.iter().enumerate() {
-        let (d, t, c, g, _x) = ids[k];
-        let mut want = [d, t, c, g];
+        let (d, t, c, g, x) = ids[k];
+        let mut want = [d, t, c, g, x];
         want.sort_unstable();
         let mut expected = vec![shape(msg::CALL_ESTABLISHED_EVENT, 0)];
-        expected.extend(want.iter().map(|&m| shape(msg::CALL_ESTABLISHED_EVENT, m)));
+        for m in want {
+            // Device monitors that never saw the call open its bracket
+            // first (its BEGIN_CALL passes x's mask, the event does not);
+            // a call monitor has none.
+            if m != c {
+                expected.push(shape(msg::BEGIN_CALL_EVENT, m));
+            }
+            if m != x {
+                expected.push(shape(msg::CALL_ESTABLISHED_EVENT, m));
+            }
+        }
         assert_eq!(shapes(events), expected, "session {k}");
         // Same event in every copy: only the MonitorID differs.
-        for e in &events[1..] {
+        let copies = events[1..]
+            .iter()
+            .filter(|e| shapes(&[e.to_vec()])[0].0 == "CALL_ESTABLISHED_EVENT");
+        for e in copies {
             let mut z = e.clone();
             z[8..12].fill(0);
             assert_eq!(z, events[0]);
