@@ -91,7 +91,6 @@ impl Simulator {
         let (pid, day) = (self.config.peripheral_id, self.day());
         let call = self.calls[slot as usize].as_ref().expect("just stored");
         let c = call.primary(&self.world);
-        self.out.push(build::trunk_seized(pid, &self.world, call));
         self.out.push(build::begin_call(
             pid,
             c,
@@ -99,6 +98,7 @@ impl Simulator {
             Some((&self.world, call)),
             day,
         ));
+        self.out.push(build::trunk_seized(pid, &self.world, call));
         let gap = self.world.timing.gap(DATA_GAP);
         self.schedule_call(slot, gap, CallStep::Data);
     }
@@ -175,6 +175,9 @@ impl Simulator {
             CallStep::ConsultDial => {
                 let c = call.consult(world);
                 let (from, to) = (&world.agents[a as usize], &world.agents[b as usize]);
+                // BEGIN_CALL is always a call's first event (as from a CTI Server).
+                self.out
+                    .push(build::begin_call(pid, c, call_type::CONSULT, None, day));
                 self.out.push(build::consult_initiated(pid, c, from));
                 self.out.push(build::agent_state(
                     pid,
@@ -184,8 +187,6 @@ impl Simulator {
                     0,
                     Some(direction::OTHER_OUT),
                 ));
-                self.out
-                    .push(build::begin_call(pid, c, call_type::CONSULT, None, day));
                 self.out.push(build::consult_originated(pid, c, from, to));
                 self.world.agents[a as usize].state = TALKING;
                 self.set_state(b, RESERVED, 0, Some(direction::OTHER_IN));
