@@ -67,6 +67,15 @@ impl ConnState {
     pub fn owed(&self) -> usize {
         self.out.len() + self.inflight
     }
+
+    /// Whether `more` bytes on top of what the session owes would pass
+    /// `bound`: the output bound (design.md §4.13) every writer of the
+    /// session's output answers to — events, replies, OPEN_CONF and its
+    /// SYSTEM_EVENTs, snapshots, FAILURE_CONFs alike, so a client that never
+    /// reads is cut whatever fills its output. A closing session is past it.
+    pub fn passes_bound(&self, more: usize, bound: usize) -> bool {
+        !matches!(self.session.phase, Phase::Closing(_)) && self.owed() + more > bound
+    }
 }
 
 impl Conn {
@@ -191,6 +200,11 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                     Outcome::Request(request) => super::requests::handle(shard, conn, request),
                     Outcome::Continue | Outcome::Close(_) => {}
                 }
+                // Checked per frame: a client that sends and never reads is
+                // cut at its bound, not one read buffer of replies later
+                // (and reading on is not back-pressured, so it cannot sit
+                // just under the bound).
+                super::dispatch::bound_output(shard, conn);
             }
             Err(DecodeError::Incomplete) => break,
             Err(DecodeError::Invalid(_)) => {

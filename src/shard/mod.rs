@@ -327,6 +327,10 @@ impl Shard {
             }
         }
         drop(st);
+        // The snapshot counts against the bound like any other output.
+        if dispatch::bound_output(self, conn) {
+            return;
+        }
         if services & service::ALL_EVENTS != 0 {
             self.all_events.borrow_mut().push(conn.clone());
         }
