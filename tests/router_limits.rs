@@ -264,3 +264,211 @@ fn non_reading_heartbeat_flooders_of_every_service_are_cut_and_memory_stays_boun
     let mut router = router;
     assert!(router.is_running());
 }
+
+/// Connect and send `bytes` (half a header, say); the connection is kept.
+fn half_open(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(bytes).expect("send the half header");
+    s
+}
+
+/// How `stream` ended within `timeout`: `None` if it is still open (nothing
+/// may arrive on a connection that never opened).
+fn wait_closed(stream: &TcpStream, timeout: Duration) -> Option<Instant> {
+    use std::io::Read;
+    let deadline = Instant::now() + timeout;
+    let mut stream = stream;
+    let mut buf = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("read timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(Instant::now()),
+            Ok(n) => panic!(
+                "a connection that never opened got {n} bytes: {}",
+                hex::encode(&buf[..n])
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Some(Instant::now()),
+        }
+    }
+}
+
+/// Defect 2: connections that never sent OPEN_REQ counted against
+/// max_sessions and stayed for ever; a real client was locked out.
+#[test]
+fn a_thousand_half_open_connections_do_not_keep_a_real_client_out() {
+    raise_fd_limit(4096);
+    let toml = "[limits]\nmax_sessions = 100\nmax_pending_opens = 2000\nopen_timeout_secs = 60\n";
+    let router = RouterProcess::start_with_config_probed(toml, SIM, PROBE_CLIENT);
+    let start = Instant::now();
+    let lurkers: Vec<TcpStream> = (0..1000)
+        .map(|_| half_open(router.addr(), &[0, 0, 0, 40]))
+        .collect();
+    eprintln!("1,000 half-open connections in {:?}", start.elapsed());
+    // A real client opens and gets events promptly (the simulator runs 10
+    // calls a second).
+    let opened = Instant::now();
+    let mut c = router.client();
+    c.open_all_events(Version::MAX);
+    let open_took = opened.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut nr_events = 0;
+    while nr_events < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "only {nr_events} events in 10 s beside 1,000 half-open connections"
+        );
+        if let Some((t, frame)) = c.recv_frame(Duration::from_millis(100)) {
+            assert!(is_unsolicited_event(t), "got {}", describe(&frame));
+            nr_events += 1;
+        }
+    }
+    let rtt = c.heartbeat(REPLY_TIMEOUT);
+    eprintln!(
+        "beside 1,000 half-open connections: OPEN took {open_took:?}, 5 events after {:?}, heartbeat {rtt:?}",
+        opened.elapsed()
+    );
+    assert!(open_took < REPLY_TIMEOUT);
+    // The half-open connections were held, not dropped.
+    for s in lurkers.iter().step_by(100) {
+        assert!(
+            wait_closed(s, Duration::from_millis(10)).is_none(),
+            "a half-open connection was closed long before open_timeout_secs"
+        );
+    }
+}
+
+#[test]
+fn connections_that_never_open_are_closed_after_open_timeout_secs() {
+    let toml = "[limits]\nopen_timeout_secs = 1\n";
+    let router = RouterProcess::start_with_config_probed(toml, SIM, PROBE_CLIENT);
+    let mut session = router.client();
+    session.open_all_events_masked(Version::MAX, 0, 0);
+    let start = Instant::now();
+    let mut lurkers: Vec<TcpStream> = (0..20)
+        .map(|_| half_open(router.addr(), &[0, 0, 0, 40]))
+        .collect();
+    // Some that send nothing at all.
+    lurkers.extend((0..5).map(|_| half_open(router.addr(), &[])));
+    for s in &lurkers {
+        let closed = wait_closed(s, Duration::from_secs(10))
+            .expect("a connection that never opened was still open after 10 s");
+        let after = closed.duration_since(start);
+        assert!(
+            after >= Duration::from_millis(900),
+            "closed after only {after:?} (open_timeout_secs = 1)"
+        );
+    }
+    let all_closed = start.elapsed();
+    eprintln!("25 never-opened connections closed within {all_closed:?} (open_timeout_secs = 1)");
+    // The open session is no concern of the open timeout.
+    assert!(start.elapsed() > Duration::from_secs(1));
+    session.heartbeat(REPLY_TIMEOUT);
+}
+
+#[test]
+fn over_max_pending_opens_a_new_connection_is_closed_at_once() {
+    let toml = "[limits]\nmax_pending_opens = 10\nopen_timeout_secs = 60\n";
+    let router = RouterProcess::start_with_config(toml, SIM);
+    let lurkers: Vec<TcpStream> = (0..10).map(|_| half_open(router.addr(), &[0, 0])).collect();
+    // Let the router accept them all (shards accept concurrently).
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let extra = half_open(router.addr(), &[0, 0]);
+        assert!(
+            wait_closed(&extra, Duration::from_secs(5)).is_some(),
+            "a connection over max_pending_opens was not closed"
+        );
+    }
+    // Once they are gone, clients get in again.
+    drop(lurkers);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = router.client();
+        c.send_raw(&open_req_frame(1, service::ALL_EVENTS, "late"));
+        match c.next(REPLY_TIMEOUT) {
+            Recv::Frame(t, _) if t == msg::OPEN_CONF => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "no OPEN_CONF 5 s after the half-open connections left: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Open a quiet session (masks 0, no idle check) and return it.
+fn quiet(router: &RouterProcess) -> Client {
+    let mut c = router.client();
+    c.open(
+        Version::MAX,
+        service::ALL_EVENTS,
+        0,
+        0,
+        NO_IDLE,
+        "quiet",
+        b"",
+    );
+    c
+}
+
+#[test]
+fn over_max_sessions_open_req_gets_failure_conf_17_then_close_and_one_warning() {
+    let toml = "[limits]\nmax_sessions = 2\n";
+    let router = RouterProcess::start_with(
+        StartOptions {
+            config: Some(toml),
+            capture_log: true,
+            ..Default::default()
+        },
+        SIM,
+    );
+    let first = quiet(&router);
+    let _second = quiet(&router);
+    // Connections not yet open do not count: this one is held, not dropped.
+    let lurker = half_open(router.addr(), &[0, 0, 0, 40]);
+    for invoke in [501u32, 502, 503] {
+        let mut c = router.client();
+        c.send_raw(&open_req_frame(invoke, service::ALL_EVENTS, "third"));
+        assert_eq!(
+            c.expect_failure_conf(REPLY_TIMEOUT),
+            (invoke, status::E_CTI_UNSPECIFIED_FAILURE)
+        );
+        c.expect_closed(REPLY_TIMEOUT);
+    }
+    assert!(wait_closed(&lurker, Duration::from_millis(200)).is_none());
+    // A session closes: there is room again.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = router.client();
+        c.send_raw(&open_req_frame(9, service::ALL_EVENTS, "later"));
+        match c.next(REPLY_TIMEOUT) {
+            Recv::Frame(t, _) if t == msg::OPEN_CONF => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "no OPEN_CONF 5 s after a session closed: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = router.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("max_sessions"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one WARN per episode: {warnings:#?}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("INFO") && l.contains("below max_sessions again")),
+        "no INFO when below max_sessions again:\n{log}"
+    );
+}

@@ -215,11 +215,26 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
+/// Take in an accepted connection, unless too many are not open yet: then it
+/// is closed at once (dropped). It counts as a session only once it opens.
 fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     let metrics = &shard.metrics;
     Metrics::add(&metrics.nr_accepted, 1);
-    if metrics.nr_connected.load(Ordering::Relaxed) as usize >= shard.config.limits.max_sessions {
-        Metrics::add(&metrics.nr_refused, 1);
+    let max_pending = shard.config.limits.max_pending_opens as u64;
+    let room = metrics
+        .nr_pending
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max_pending).then_some(n + 1)
+        })
+        .is_ok();
+    if !room {
+        Metrics::add(&metrics.nr_refused_pending, 1);
+        if !metrics.at_pending_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max_pending_opens = max_pending,
+                "at max_pending_opens: new connections are closed at once until some open or time out"
+            );
+        }
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -234,18 +249,33 @@ fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     glommio::spawn_local(conn::serve(shard.clone(), conn, stream)).detach();
 }
 
+/// Ends sessions past their IdleTimeout, and closes connections that did
+/// not open within `open_timeout_secs` of their accept.
 async fn idle_loop(shard: Rc<Shard>) {
+    let open_timeout = match shard.config.limits.open_timeout_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
     loop {
         glommio::timer::sleep(IDLE_CHECK_INTERVAL).await;
         let now = Instant::now();
+        let mut nr_open_timeouts = 0;
         let expired: Vec<Rc<Conn>> = shard
             .conns
             .borrow()
             .values()
-            .filter(|c| c.state.borrow().session.idle_expired(now))
+            .filter(|c| {
+                let st = c.state.borrow();
+                let never_opened = st.session.phase == session::Phase::AwaitingOpen
+                    && open_timeout.is_some_and(|t| now.duration_since(c.connected_at) >= t);
+                nr_open_timeouts += never_opened as u64;
+                never_opened || st.session.idle_expired(now)
+            })
             .cloned()
             .collect();
+        Metrics::add(&shard.metrics.nr_open_timeouts, nr_open_timeouts);
         for conn in expired {
+            // Not open: just closed (the reason is not reported).
             conn.end(CloseReason::IdleTimeout);
         }
     }
@@ -279,6 +309,8 @@ impl Shard {
     /// A session passed its OPEN_REQ checks: hold its output, count its
     /// Client Events keys, and ask ingest to register it (`OpenAck` follows).
     pub fn opened(&self, conn: &Rc<Conn>) {
+        // Its max_sessions slot was taken with the OPEN_REQ (`reserve_session`).
+        self.pending_done();
         let mut st = conn.state.borrow_mut();
         st.was_open = true;
         st.held = true;
@@ -357,6 +389,11 @@ impl Shard {
         let interest_down = requests::drop_session_monitors(self, conn);
         let st = conn.state.borrow();
         if st.was_open {
+            self.release_session();
+        } else {
+            self.pending_done();
+        }
+        if st.was_open {
             self.send_to_ingest(ToIngest::SessionClosed {
                 shard: self.index,
                 id: conn.id,
@@ -367,6 +404,59 @@ impl Shard {
         }
         drop(st);
         self.session_removed.notify();
+    }
+
+    /// Take one of the router's `max_sessions` slots for an OPEN_REQ; false
+    /// when there is none (the first refusal of an episode is logged).
+    pub fn reserve_session(&self) -> bool {
+        let metrics = &self.metrics;
+        let max = self.config.limits.max_sessions as u64;
+        let taken = metrics
+            .nr_sessions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken && !metrics.at_session_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max_sessions = max,
+                "at max_sessions: OPEN_REQs are refused (FAILURE_CONF 17) until sessions close"
+            );
+        }
+        taken
+    }
+
+    /// Give back a `max_sessions` slot (a session closed, or an OPEN_REQ
+    /// that took one did not open).
+    pub fn release_session(&self) {
+        let metrics = &self.metrics;
+        Metrics::add_signed(&metrics.nr_sessions, -1);
+        if metrics.at_session_limit.load(Ordering::Relaxed)
+            && (metrics.nr_sessions.load(Ordering::Relaxed) as usize)
+                < self.config.limits.max_sessions
+            && metrics.at_session_limit.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!(
+                refused_so_far = metrics.nr_refused.load(Ordering::Relaxed),
+                "below max_sessions again"
+            );
+        }
+    }
+
+    /// A connection stopped being one not yet open (it opened, or ended).
+    fn pending_done(&self) {
+        let metrics = &self.metrics;
+        Metrics::add_signed(&metrics.nr_pending, -1);
+        if metrics.at_pending_limit.load(Ordering::Relaxed)
+            && (metrics.nr_pending.load(Ordering::Relaxed) as usize)
+                < self.config.limits.max_pending_opens
+            && metrics.at_pending_limit.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!(
+                refused_so_far = metrics.nr_refused_pending.load(Ordering::Relaxed),
+                "below max_pending_opens again"
+            );
+        }
     }
 
     /// Queue a control message for ingest (flushed at once; a full ring is
