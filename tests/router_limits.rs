@@ -29,15 +29,6 @@ const SIM: &[&str] = &[
     "1",
 ];
 
-/// Sets the flag when dropped (stops helper threads if an assertion fails).
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A whole OPEN_REQ frame at v24 for `services` (Client Events names agent
 /// extension 1001; masks pass everything; no idle check).
 fn open_req_frame(invoke: u32, services: u32, client_id: &str) -> Vec<u8> {
@@ -239,13 +230,14 @@ fn non_reading_heartbeat_flooders_of_every_service_are_cut_and_memory_stays_boun
             floods.push((name, flood));
         }
     }
+    let slowest_cut = floods.iter().map(|(_, f)| f.cut_after).max();
     let rss_after = router.status_kb("VmRSS");
     let hwm = router.status_kb("VmHWM");
     // The normal client kept receiving through all of it.
     std::thread::sleep(Duration::from_secs(1));
     let report = watcher.finish();
     eprintln!(
-        "flooders: {floods:?}; router RSS {rss_before} kB before, {rss_after} kB after, \
+        "flooders: {floods:?} (slowest cut after {slowest_cut:?}); router RSS {rss_before} kB before, {rss_after} kB after, \
          peak {hwm} kB; watcher {report:?}"
     );
     assert!(report.failed.is_none(), "watcher: {report:?}");
@@ -470,5 +462,78 @@ fn over_max_sessions_open_req_gets_failure_conf_17_then_close_and_one_warning() 
         log.lines()
             .any(|l| l.contains("INFO") && l.contains("below max_sessions again")),
         "no INFO when below max_sessions again:\n{log}"
+    );
+}
+
+/// Defect 3: at the descriptor limit clients hung in the accept queue (no
+/// service, no refusal) and the router logged a WARN every 10 ms retry.
+#[test]
+fn at_the_descriptor_limit_new_connections_are_closed_at_once_and_sessions_go_on() {
+    raise_fd_limit(4096);
+    const OPEN_TIMEOUT_SECS: u64 = 3;
+    const NR_EXTRA: usize = 150;
+    const NOFILE: u64 = 64;
+    let toml = format!("[limits]\nopen_timeout_secs = {OPEN_TIMEOUT_SECS}\n");
+    let router = RouterProcess::start_with(
+        StartOptions {
+            config: Some(&toml),
+            nofile: Some(NOFILE),
+            capture_log: true,
+        },
+        SIM,
+    );
+    let mut sessions: Vec<Client> = (0..3).map(|_| quiet(&router)).collect();
+    // Far more connections than the router has descriptors left. The kernel
+    // completes each connect; the router must then serve or close it.
+    let extras: Vec<TcpStream> = (0..NR_EXTRA)
+        .map(|_| half_open(router.addr(), &[0, 0, 0, 40]))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    // Those over the limit were closed at once (long before the open timeout).
+    let nr_closed_at_once = extras
+        .iter()
+        .filter(|s| wait_closed(s, Duration::from_millis(1)).is_some())
+        .count();
+    // The rest were accepted and close at the open timeout: none hangs.
+    let deadline = Instant::now() + Duration::from_secs(OPEN_TIMEOUT_SECS + 10);
+    for s in &extras {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            wait_closed(s, left).is_some(),
+            "an extra connection got neither service nor a close within {}s",
+            OPEN_TIMEOUT_SECS + 10
+        );
+    }
+    // Open sessions never noticed.
+    for c in sessions.iter_mut() {
+        c.heartbeat(REPLY_TIMEOUT);
+    }
+    // Descriptors are free again: a new client gets in.
+    let mut late = quiet(&router);
+    late.heartbeat(REPLY_TIMEOUT);
+    let log = router.log();
+    let fd_warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .filter(|l| l.contains("file descriptors") || l.contains("accept"))
+        .collect();
+    eprintln!(
+        "descriptor limit {NOFILE}: {nr_closed_at_once} of {NR_EXTRA} extra connections closed at \
+         once; warnings: {fd_warnings:#?}"
+    );
+    assert!(
+        nr_closed_at_once >= NR_EXTRA - NOFILE as usize,
+        "only {nr_closed_at_once} of {NR_EXTRA} extra connections were closed at once"
+    );
+    // One per shard per episode (two shards), not one per retry.
+    assert!(
+        !fd_warnings.is_empty() && fd_warnings.len() <= 4,
+        "expected a WARN or two about the descriptor limit, got {}:\n{}",
+        fd_warnings.len(),
+        fd_warnings.join("\n")
+    );
+    assert!(
+        log.contains("open-file limit"),
+        "the router did not log its open-file limit:\n{log}"
     );
 }

@@ -8,9 +8,12 @@
 //! * `dispatch` — matching events to sessions, output bound, flush
 //! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
 //! * `requests` — monitor and session-monitor requests, ingest's answers
+//! * `listener` — the listening socket; closing new connections at once
+//!   when out of file descriptors
 
 pub mod conn;
 pub mod dispatch;
+pub mod listener;
 pub mod monitors;
 pub mod notify;
 pub mod outbox;
@@ -25,7 +28,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
 use rustc_hash::FxHashMap;
 
 use crate::config::Config;
@@ -35,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
 use crate::status::PgStatus;
 use conn::Conn;
+use listener::{FdReserve, Listener};
 use notify::Notify;
 use session::CloseReason;
 
@@ -99,6 +102,8 @@ pub fn next_monitor_id() -> u32 {
 pub const CLOSE_FLUSH_GRACE: Duration = Duration::from_secs(1);
 /// How often idle timeouts are checked (IdleTimeout is whole seconds ≥ 20).
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Pause before accepting again after an accept error nothing could be done about.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// Longest a shard waits for its sessions to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -150,14 +155,14 @@ pub struct Shard {
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
 }
 
-/// Bind the shard's listener (SO_REUSEPORT is set by glommio). Called on the
-/// shard's executor so the socket belongs to it.
-pub fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(listen).map_err(|e| std::io::Error::other(e.to_string()))
+/// Bind the shard's listener (SO_REUSEPORT). Called on the shard's executor
+/// so the socket belongs to it.
+pub fn bind(listen: SocketAddr) -> std::io::Result<Listener> {
+    listener::bind(listen)
 }
 
 /// Run a shard until shutdown. `listener` was bound on this executor.
-pub async fn run(setup: ShardSetup, listener: TcpListener) {
+pub async fn run(setup: ShardSetup, listener: Listener) {
     let spin = setup.config.runtime.spin_before_park();
     // Same order as ingest (its event rings first, then the control rings):
     // each connect waits for the peer's, so a different order deadlocks.
@@ -194,22 +199,44 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
     acceptor.await;
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     while !shard.status_known.get() {
         shard.status_ready.wait().await;
     }
+    // Opened before the descriptors run out (see `listener`).
+    let mut reserve = FdReserve::new();
+    let mut last_error_log: Option<Instant> = None;
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shard.stop_accepting.wait().await;
-            None
-        })
-        .await;
+        let accepted =
+            futures_lite::future::or(async { Some(listener.inner.accept().await) }, async {
+                shard.stop_accepting.wait().await;
+                None
+            })
+            .await;
         match accepted {
             None => return,
-            Some(Ok(stream)) => admit(&shard, stream),
+            Some(Ok(stream)) => {
+                reserve.accepted(shard.index);
+                admit(&shard, stream);
+            }
+            // Out of descriptors: close what waits (with the spare's slot)
+            // rather than leave clients hanging; logged once per episode. The
+            // next accept waits for the next connection: no busy retry.
+            Some(Err(e)) if listener::is_fd_exhaustion(e.raw_os_error()) => {
+                if reserve.drain(shard.index, &listener, &shard.metrics) == 0 {
+                    glommio::timer::sleep(ACCEPT_RETRY).await;
+                }
+            }
             Some(Err(e)) => {
-                tracing::warn!(shard = shard.index, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                // Other accept errors (a connection reset while queued, …)
+                // are per connection; log them at most once a second.
+                let now = Instant::now();
+                if last_error_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+                {
+                    tracing::warn!(shard = shard.index, error = %e, "accept failed");
+                    last_error_log = Some(now);
+                }
+                glommio::timer::sleep(ACCEPT_RETRY).await;
             }
         }
     }
