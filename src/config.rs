@@ -15,6 +15,10 @@ use crate::sim::SimConfig;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42027";
 /// Default per-session bound on unsent output (design.md §4.13).
 pub const DEFAULT_OUTPUT_BOUND: usize = 8 * 1024 * 1024;
+/// Default time a connection has to complete its OPEN (seconds).
+pub const DEFAULT_OPEN_TIMEOUT_SECS: u64 = 10;
+/// Default bound on connections not yet open, router-wide.
+pub const DEFAULT_MAX_PENDING_OPENS: usize = 1_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -202,8 +206,16 @@ impl ClientEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Sessions the router accepts at once; more are closed at accept.
+    /// Open sessions at once, router-wide; an OPEN_REQ over it gets
+    /// FAILURE_CONF(E_CTI_UNSPECIFIED_FAILURE) and a close. Connections not
+    /// yet open do not count (see `max_pending_opens`).
     pub max_sessions: usize,
+    /// Connections not yet open (no OPEN_CONF sent), router-wide; a new
+    /// connection over it is closed at once. Default 1,000.
+    pub max_pending_opens: usize,
+    /// Seconds a connection has to complete its OPEN before it is closed
+    /// (0 = no limit). Default 10.
+    pub open_timeout_secs: u64,
     /// Unsent bytes per session before the slow-consumer close.
     pub output_bound_bytes: usize,
     /// Seconds after which a call that never saw its end is forgotten.
@@ -215,6 +227,8 @@ impl Default for Limits {
         Limits {
             call_max_age_secs: 4 * 3600,
             max_sessions: 10_000,
+            max_pending_opens: DEFAULT_MAX_PENDING_OPENS,
+            open_timeout_secs: DEFAULT_OPEN_TIMEOUT_SECS,
             output_bound_bytes: DEFAULT_OUTPUT_BOUND,
         }
     }
@@ -314,6 +328,8 @@ mod tests {
         let config = Config::parse(text).unwrap();
         assert_eq!(config.clients.len(), 1);
         assert_eq!(config.limits.output_bound_bytes, DEFAULT_OUTPUT_BOUND);
+        assert_eq!(config.limits.open_timeout_secs, DEFAULT_OPEN_TIMEOUT_SECS);
+        assert_eq!(config.limits.max_pending_opens, DEFAULT_MAX_PENDING_OPENS);
     }
 
     #[test]

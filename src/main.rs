@@ -221,9 +221,10 @@ fn log_source(config: &Config) {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     let config = args.config()?;
     log_source(&config);
+    nofile.log();
     let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("signal handlers: {e}"))?;
     let router = Router::start(config).map_err(|e| e.to_string())?;
@@ -415,19 +416,65 @@ fn record(args: RecordArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// RLIMIT_NOFILE before and after [`raise_open_file_limit`] (`None`: getrlimit failed).
+struct OpenFileLimit {
+    before: Option<libc::rlimit>,
+    soft: Option<libc::rlim_t>,
+}
+
+impl OpenFileLimit {
+    /// Say what the router can hold (each session is a descriptor).
+    fn log(&self) {
+        match (self.before, self.soft) {
+            (Some(before), Some(soft)) if soft > before.rlim_cur => tracing::info!(
+                soft,
+                hard = before.rlim_max,
+                "open-file limit raised from {} to {soft} (the hard limit)",
+                before.rlim_cur
+            ),
+            (Some(before), Some(soft)) => tracing::info!(
+                soft,
+                hard = before.rlim_max,
+                "open-file limit {soft} (already the hard limit)"
+            ),
+            (Some(before), None) => tracing::warn!(
+                soft = before.rlim_cur,
+                hard = before.rlim_max,
+                "could not raise the open-file limit to the hard limit"
+            ),
+            (None, _) => tracing::warn!("could not read the open-file limit"),
+        }
+    }
+}
+
 /// Sessions are sockets: lift the soft open-file limit to the hard one so
 /// thousands of clients fit (a no-op where the soft limit is already there).
-fn raise_open_file_limit() {
+fn raise_open_file_limit() -> OpenFileLimit {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return OpenFileLimit {
+                before: None,
+                soft: None,
+            };
+        }
+        let before = limit;
+        if limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return OpenFileLimit {
+                    before: Some(before),
+                    soft: None,
+                };
+            }
+        }
+        OpenFileLimit {
+            before: Some(before),
+            soft: Some(limit.rlim_cur),
         }
     }
 }
@@ -455,7 +502,7 @@ fn tune(args: TuneArgs) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    raise_open_file_limit();
+    let nofile = raise_open_file_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -465,7 +512,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => serve(*args, nofile),
         Command::SimPg(args) => sim_pg(args),
         Command::Watch(args) => watch(args),
         Command::Record(args) => record(args),

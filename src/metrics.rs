@@ -1,7 +1,7 @@
 //! Router-wide counters. Cores add to them once per batch (not per event), so
 //! the shared cache lines stay cold; readers take a snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
@@ -30,14 +30,29 @@ pub struct Metrics {
     pub nr_slow_consumer_cuts: CachePadded<AtomicU64>,
     /// Connections accepted.
     pub nr_accepted: CachePadded<AtomicU64>,
-    /// Connections refused because max_sessions was reached.
+    /// OPEN_REQs refused because max_sessions was reached.
     pub nr_refused: CachePadded<AtomicU64>,
-    /// Sessions currently connected.
+    /// Connections closed at accept: max_pending_opens was reached.
+    pub nr_refused_pending: CachePadded<AtomicU64>,
+    /// Connections closed at accept: the process was out of file descriptors.
+    pub nr_refused_fd_limit: CachePadded<AtomicU64>,
+    /// Connections closed for not completing OPEN within open_timeout_secs.
+    pub nr_open_timeouts: CachePadded<AtomicU64>,
+    /// Connections currently held, open or not.
     pub nr_connected: CachePadded<AtomicU64>,
+    /// Connections currently held that are not open yet (max_pending_opens).
+    pub nr_pending: CachePadded<AtomicU64>,
+    /// Sessions currently open, or being opened (max_sessions).
+    pub nr_sessions: CachePadded<AtomicU64>,
     /// Client frames that were malformed.
     pub nr_bad_client_frames: CachePadded<AtomicU64>,
     /// Calls the tracker forgot because they never ended (aged out).
     pub nr_calls_aged_out: CachePadded<AtomicU64>,
+    /// The router is at `max_sessions` (set when an OPEN_REQ is first
+    /// refused, cleared below it): the limit is logged once per episode.
+    pub at_session_limit: AtomicBool,
+    /// Likewise for `max_pending_opens`.
+    pub at_pending_limit: AtomicBool,
     /// Fan-out latency: ingest received the event → its shard issued the
     /// batch's writes. Shards merge their local histograms in every ~100 ms.
     pub fanout_latency: Mutex<Option<Histogram<u64>>>,
@@ -53,7 +68,12 @@ pub struct Snapshot {
     pub nr_slow_consumer_cuts: u64,
     pub nr_accepted: u64,
     pub nr_refused: u64,
+    pub nr_refused_pending: u64,
+    pub nr_refused_fd_limit: u64,
+    pub nr_open_timeouts: u64,
     pub nr_connected: u64,
+    pub nr_pending: u64,
+    pub nr_sessions: u64,
     pub nr_bad_client_frames: u64,
     pub nr_calls_aged_out: u64,
 }
@@ -80,7 +100,12 @@ impl Metrics {
             nr_slow_consumer_cuts: get(&self.nr_slow_consumer_cuts),
             nr_accepted: get(&self.nr_accepted),
             nr_refused: get(&self.nr_refused),
+            nr_refused_pending: get(&self.nr_refused_pending),
+            nr_refused_fd_limit: get(&self.nr_refused_fd_limit),
+            nr_open_timeouts: get(&self.nr_open_timeouts),
             nr_connected: get(&self.nr_connected),
+            nr_pending: get(&self.nr_pending),
+            nr_sessions: get(&self.nr_sessions),
             nr_bad_client_frames: get(&self.nr_bad_client_frames),
             nr_calls_aged_out: get(&self.nr_calls_aged_out),
         }
@@ -121,7 +146,12 @@ impl Metrics {
             ),
             ("ctirouter_accepted_total", s.nr_accepted),
             ("ctirouter_refused_total", s.nr_refused),
+            ("ctirouter_refused_pending_total", s.nr_refused_pending),
+            ("ctirouter_refused_fd_limit_total", s.nr_refused_fd_limit),
+            ("ctirouter_open_timeouts_total", s.nr_open_timeouts),
             ("ctirouter_connected", s.nr_connected),
+            ("ctirouter_pending_opens", s.nr_pending),
+            ("ctirouter_sessions", s.nr_sessions),
             ("ctirouter_bad_client_frames_total", s.nr_bad_client_frames),
             ("ctirouter_calls_aged_out_total", s.nr_calls_aged_out),
         ];

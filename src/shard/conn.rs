@@ -21,6 +21,7 @@ use super::session::{CloseReason, Context, Outcome, Phase, Session};
 use super::{Shard, CLOSE_FLUSH_GRACE};
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
+use crate::proto::constants::{msg, status};
 use crate::proto::frame;
 use crate::proto::DecodeError;
 
@@ -54,6 +55,8 @@ pub struct ConnState {
 /// A connection, shared by its tasks and the shard's dispatch.
 pub struct Conn {
     pub id: u32,
+    /// When it was accepted: it must open within `open_timeout_secs` of it.
+    pub connected_at: Instant,
     pub state: RefCell<ConnState>,
     /// Output is waiting: wake the writer.
     pub write_ready: Notify,
@@ -70,12 +73,22 @@ impl ConnState {
     pub fn owed(&self) -> usize {
         self.out.len() + self.inflight
     }
+
+    /// Whether `more` bytes on top of what the session owes would pass
+    /// `bound`: the output bound (design.md §4.13) every writer of the
+    /// session's output answers to — events, replies, OPEN_CONF and its
+    /// SYSTEM_EVENTs, snapshots, FAILURE_CONFs alike, so a client that never
+    /// reads is cut whatever fills its output. A closing session is past it.
+    pub fn passes_bound(&self, more: usize, bound: usize) -> bool {
+        !matches!(self.session.phase, Phase::Closing(_)) && self.owed() + more > bound
+    }
 }
 
 impl Conn {
     pub fn new(id: u32, peer: SocketAddr, now: Instant) -> Conn {
         Conn {
             id,
+            connected_at: now,
             state: RefCell::new(ConnState {
                 session: Session::new(id, peer, now),
                 out: Outbox::default(),
@@ -194,6 +207,12 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
         match frame::parse(&bytes[used..]) {
             Ok((frame, len)) => {
                 used += len;
+                // max_sessions is decided here, at OPEN: an OPEN_REQ takes a
+                // slot before the session handles it (and gives it back
+                // unless it opens), so shards never overshoot together.
+                let opening = frame.message_type == msg::OPEN_REQ
+                    && conn.state.borrow().session.phase == Phase::AwaitingOpen;
+                let reserved = opening && shard.reserve_session();
                 let outcome = {
                     let status = shard.status.borrow();
                     let ctx = Context {
@@ -201,11 +220,24 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                         status: &status,
                         next_monitor_id: &super::next_monitor_id,
                         served_services: super::session::SERVED_SERVICES,
+                        at_session_limit: opening && !reserved,
                     };
                     let mut st = conn.state.borrow_mut();
                     let ConnState { session, out, .. } = &mut *st;
                     session.on_frame(frame, &ctx, Instant::now(), &mut out.local)
                 };
+                if reserved && outcome != Outcome::Opened {
+                    shard.release_session();
+                }
+                if opening
+                    && !reserved
+                    && outcome
+                        == Outcome::Close(CloseReason::OpenRejected(
+                            status::E_CTI_UNSPECIFIED_FAILURE,
+                        ))
+                {
+                    Metrics::add(&shard.metrics.nr_refused, 1);
+                }
                 match outcome {
                     Outcome::Opened => {
                         shard.opened(conn);
@@ -214,6 +246,11 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                     Outcome::Request(request) => super::requests::handle(shard, conn, request),
                     Outcome::Continue | Outcome::Close(_) => {}
                 }
+                // Checked per frame: a client that sends and never reads is
+                // cut at its bound, not one read buffer of replies later
+                // (and reading on is not back-pressured, so it cannot sit
+                // just under the bound).
+                super::dispatch::bound_output(shard, conn);
             }
             Err(DecodeError::Incomplete) => break,
             Err(DecodeError::Invalid(_)) => {

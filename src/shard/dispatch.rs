@@ -242,7 +242,7 @@ fn append(
     let Some(bytes) = payload.bytes_at(version) else {
         return false;
     };
-    if st.owed() + bytes.len() > shard.config.limits.output_bound_bytes {
+    if st.passes_bound(bytes.len(), shard.config.limits.output_bound_bytes) {
         drop(st);
         cut_slow_consumer(shard, conn);
         return false;
@@ -272,6 +272,22 @@ fn append(
         shard.dirty.borrow_mut().push(conn.clone());
     }
     true
+}
+
+/// Cut the session if what it owes passes its output bound; returns whether
+/// it was cut. Every writer of a session's output other than [`append`]
+/// (which checks before it queues) calls this after appending: replies
+/// (`conn::handle_frames`, `requests::answer`), the Client Monitor snapshot
+/// (`Shard::activate`), a batch's settled arena charge (`flush_dirty`).
+pub fn bound_output(shard: &Shard, conn: &Rc<Conn>) -> bool {
+    let over = conn
+        .state
+        .borrow()
+        .passes_bound(0, shard.config.limits.output_bound_bytes);
+    if over {
+        cut_slow_consumer(shard, conn);
+    }
+    over
 }
 
 /// The session fell too far behind: drop its queue, send FAILURE_EVENT(25)
@@ -304,19 +320,15 @@ fn cut_slow_consumer(shard: &Shard, conn: &Rc<Conn>) {
 /// writer of every session that got output.
 fn flush_dirty(shard: &Shard) {
     let arena_lens = shard.arenas.borrow_mut().freeze();
-    let bound = shard.config.limits.output_bound_bytes;
     let dirty = std::mem::take(&mut *shard.dirty.borrow_mut());
     for conn in &dirty {
-        let over = {
+        {
             let mut st = conn.state.borrow_mut();
             st.dirty = false;
             let version = st.session.version;
             st.out.settle_batch(arena_lens[version.index()]);
-            st.session.phase == Phase::Open && st.owed() > bound
-        };
-        if over {
-            cut_slow_consumer(shard, conn);
-        } else {
+        }
+        if !bound_output(shard, conn) {
             conn.write_ready.notify();
         }
     }

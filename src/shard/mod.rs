@@ -9,10 +9,13 @@
 //! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
 //! * `brackets` — BEGIN_CALL/END_CALL around each watcher's calls
 //! * `requests` — monitor and session-monitor requests, ingest's answers
+//! * `listener` — the listening socket; closing new connections at once
+//!   when out of file descriptors
 
 pub mod brackets;
 pub mod conn;
 pub mod dispatch;
+pub mod listener;
 pub mod monitors;
 pub mod notify;
 pub mod outbox;
@@ -27,7 +30,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
 use rustc_hash::FxHashMap;
 
 use crate::config::Config;
@@ -37,6 +39,7 @@ use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
 use crate::status::PgStatus;
 use conn::Conn;
+use listener::{FdReserve, Listener};
 use notify::Notify;
 use session::CloseReason;
 
@@ -104,6 +107,8 @@ pub fn next_monitor_id() -> u32 {
 pub const CLOSE_FLUSH_GRACE: Duration = Duration::from_secs(1);
 /// How often idle timeouts are checked (IdleTimeout is whole seconds ≥ 20).
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Pause before accepting again after an accept error nothing could be done about.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// Longest a shard waits for its sessions to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -155,14 +160,14 @@ pub struct Shard {
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
 }
 
-/// Bind the shard's listener (SO_REUSEPORT is set by glommio). Called on the
-/// shard's executor so the socket belongs to it.
-pub fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(listen).map_err(|e| std::io::Error::other(e.to_string()))
+/// Bind the shard's listener (SO_REUSEPORT). Called on the shard's executor
+/// so the socket belongs to it.
+pub fn bind(listen: SocketAddr) -> std::io::Result<Listener> {
+    listener::bind(listen)
 }
 
 /// Run a shard until shutdown. `listener` was bound on this executor.
-pub async fn run(setup: ShardSetup, listener: TcpListener) {
+pub async fn run(setup: ShardSetup, listener: Listener) {
     let spin = setup.config.runtime.spin_before_park();
     // Same order as ingest (its event rings first, then the control rings):
     // each connect waits for the peer's, so a different order deadlocks.
@@ -199,32 +204,69 @@ pub async fn run(setup: ShardSetup, listener: TcpListener) {
     acceptor.await;
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     while !shard.status_known.get() {
         shard.status_ready.wait().await;
     }
+    // Opened before the descriptors run out (see `listener`).
+    let mut reserve = FdReserve::new();
+    let mut last_error_log: Option<Instant> = None;
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shard.stop_accepting.wait().await;
-            None
-        })
-        .await;
+        let accepted =
+            futures_lite::future::or(async { Some(listener.inner.accept().await) }, async {
+                shard.stop_accepting.wait().await;
+                None
+            })
+            .await;
         match accepted {
             None => return,
-            Some(Ok(stream)) => admit(&shard, stream),
+            Some(Ok(stream)) => {
+                reserve.accepted(shard.index);
+                admit(&shard, stream);
+            }
+            // Out of descriptors: close what waits (with the spare's slot)
+            // rather than leave clients hanging; logged once per episode. The
+            // next accept waits for the next connection: no busy retry.
+            Some(Err(e)) if listener::is_fd_exhaustion(e.raw_os_error()) => {
+                if reserve.drain(shard.index, &listener, &shard.metrics) == 0 {
+                    glommio::timer::sleep(ACCEPT_RETRY).await;
+                }
+            }
             Some(Err(e)) => {
-                tracing::warn!(shard = shard.index, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                // Other accept errors (a connection reset while queued, …)
+                // are per connection; log them at most once a second.
+                let now = Instant::now();
+                if last_error_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+                {
+                    tracing::warn!(shard = shard.index, error = %e, "accept failed");
+                    last_error_log = Some(now);
+                }
+                glommio::timer::sleep(ACCEPT_RETRY).await;
             }
         }
     }
 }
 
+/// Take in an accepted connection, unless too many are not open yet: then it
+/// is closed at once (dropped). It counts as a session only once it opens.
 fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     let metrics = &shard.metrics;
     Metrics::add(&metrics.nr_accepted, 1);
-    if metrics.nr_connected.load(Ordering::Relaxed) as usize >= shard.config.limits.max_sessions {
-        Metrics::add(&metrics.nr_refused, 1);
+    let max_pending = shard.config.limits.max_pending_opens as u64;
+    let room = metrics
+        .nr_pending
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max_pending).then_some(n + 1)
+        })
+        .is_ok();
+    if !room {
+        Metrics::add(&metrics.nr_refused_pending, 1);
+        if !metrics.at_pending_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max_pending_opens = max_pending,
+                "at max_pending_opens: new connections are closed at once until some open or time out"
+            );
+        }
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -239,18 +281,33 @@ fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     glommio::spawn_local(conn::serve(shard.clone(), conn, stream)).detach();
 }
 
+/// Ends sessions past their IdleTimeout, and closes connections that did
+/// not open within `open_timeout_secs` of their accept.
 async fn idle_loop(shard: Rc<Shard>) {
+    let open_timeout = match shard.config.limits.open_timeout_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
     loop {
         glommio::timer::sleep(IDLE_CHECK_INTERVAL).await;
         let now = Instant::now();
+        let mut nr_open_timeouts = 0;
         let expired: Vec<Rc<Conn>> = shard
             .conns
             .borrow()
             .values()
-            .filter(|c| c.state.borrow().session.idle_expired(now))
+            .filter(|c| {
+                let st = c.state.borrow();
+                let never_opened = st.session.phase == session::Phase::AwaitingOpen
+                    && open_timeout.is_some_and(|t| now.duration_since(c.connected_at) >= t);
+                nr_open_timeouts += never_opened as u64;
+                never_opened || st.session.idle_expired(now)
+            })
             .cloned()
             .collect();
+        Metrics::add(&shard.metrics.nr_open_timeouts, nr_open_timeouts);
         for conn in expired {
+            // Not open: just closed (the reason is not reported).
             conn.end(CloseReason::IdleTimeout);
         }
     }
@@ -284,6 +341,8 @@ impl Shard {
     /// A session passed its OPEN_REQ checks: hold its output, count its
     /// Client Events keys, and ask ingest to register it (`OpenAck` follows).
     pub fn opened(&self, conn: &Rc<Conn>) {
+        // Its max_sessions slot was taken with the OPEN_REQ (`reserve_session`).
+        self.pending_done();
         let mut st = conn.state.borrow_mut();
         st.was_open = true;
         st.held = true;
@@ -342,6 +401,10 @@ impl Shard {
             }
         }
         drop(st);
+        // The snapshot counts against the bound like any other output.
+        if dispatch::bound_output(self, conn) {
+            return;
+        }
         if services & service::ALL_EVENTS != 0 {
             self.all_events.borrow_mut().push(conn.clone());
         }
@@ -369,6 +432,11 @@ impl Shard {
         let interest_down = requests::drop_session_monitors(self, conn);
         let st = conn.state.borrow();
         if st.was_open {
+            self.release_session();
+        } else {
+            self.pending_done();
+        }
+        if st.was_open {
             self.send_to_ingest(ToIngest::SessionClosed {
                 shard: self.index,
                 id: conn.id,
@@ -379,6 +447,59 @@ impl Shard {
         }
         drop(st);
         self.session_removed.notify();
+    }
+
+    /// Take one of the router's `max_sessions` slots for an OPEN_REQ; false
+    /// when there is none (the first refusal of an episode is logged).
+    pub fn reserve_session(&self) -> bool {
+        let metrics = &self.metrics;
+        let max = self.config.limits.max_sessions as u64;
+        let taken = metrics
+            .nr_sessions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken && !metrics.at_session_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max_sessions = max,
+                "at max_sessions: OPEN_REQs are refused (FAILURE_CONF 17) until sessions close"
+            );
+        }
+        taken
+    }
+
+    /// Give back a `max_sessions` slot (a session closed, or an OPEN_REQ
+    /// that took one did not open).
+    pub fn release_session(&self) {
+        let metrics = &self.metrics;
+        Metrics::add_signed(&metrics.nr_sessions, -1);
+        if metrics.at_session_limit.load(Ordering::Relaxed)
+            && (metrics.nr_sessions.load(Ordering::Relaxed) as usize)
+                < self.config.limits.max_sessions
+            && metrics.at_session_limit.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!(
+                refused_so_far = metrics.nr_refused.load(Ordering::Relaxed),
+                "below max_sessions again"
+            );
+        }
+    }
+
+    /// A connection stopped being one not yet open (it opened, or ended).
+    fn pending_done(&self) {
+        let metrics = &self.metrics;
+        Metrics::add_signed(&metrics.nr_pending, -1);
+        if metrics.at_pending_limit.load(Ordering::Relaxed)
+            && (metrics.nr_pending.load(Ordering::Relaxed) as usize)
+                < self.config.limits.max_pending_opens
+            && metrics.at_pending_limit.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!(
+                refused_so_far = metrics.nr_refused_pending.load(Ordering::Relaxed),
+                "below max_pending_opens again"
+            );
+        }
     }
 
     /// Queue a control message for ingest (flushed at once; a full ring is

@@ -16,17 +16,20 @@ use crate::proto::constants::{service, status};
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
 
-/// Append a reply to the session's output and wake its writer.
-fn answer(conn: &Conn, f: impl FnOnce(&mut Vec<u8>, crate::proto::Version)) {
+/// Append a reply to the session's output, hold it to its output bound and
+/// wake its writer.
+fn answer(shard: &Shard, conn: &Rc<Conn>, f: impl FnOnce(&mut Vec<u8>, crate::proto::Version)) {
     let mut st = conn.state.borrow_mut();
     let version = st.session.version;
     f(&mut st.out.local, version);
     drop(st);
-    conn.write_ready.notify();
+    if !super::dispatch::bound_output(shard, conn) {
+        conn.write_ready.notify();
+    }
 }
 
-fn fail(conn: &Conn, invoke_id: u32, code: u32) {
-    answer(conn, |out, v| failure_conf(out, v, invoke_id, code));
+fn fail(shard: &Shard, conn: &Rc<Conn>, invoke_id: u32, code: u32) {
+    answer(shard, conn, |out, v| failure_conf(out, v, invoke_id, code));
 }
 
 /// Carry out one request of `conn`'s session.
@@ -72,10 +75,10 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
             monitor_id,
         } => {
             if !owns(shard, conn, monitor_id) {
-                return fail(conn, invoke_id, status::E_CTI_INVALID_MONITORID);
+                return fail(shard, conn, invoke_id, status::E_CTI_INVALID_MONITORID);
             }
             remove_monitor(shard, monitor_id);
-            answer(conn, |out, v| {
+            answer(shard, conn, |out, v| {
                 reply(out, v, MonitorStopConf { invoke_id }.into())
             });
         }
@@ -86,13 +89,13 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
             agent_mask,
         } => {
             if !owns(shard, conn, monitor_id) {
-                return fail(conn, invoke_id, status::E_CTI_INVALID_MONITORID);
+                return fail(shard, conn, invoke_id, status::E_CTI_INVALID_MONITORID);
             }
             if let Some(m) = shard.monitors.borrow_mut().get_mut(monitor_id) {
                 m.call_mask = call_mask;
                 m.agent_mask = agent_mask;
             }
-            answer(conn, |out, v| {
+            answer(shard, conn, |out, v| {
                 reply(out, v, ChangeMonitorMaskConf { invoke_id }.into())
             });
         }
@@ -101,7 +104,12 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
             session_id,
         } => {
             if session_id == conn.id {
-                return fail(conn, invoke_id, status::E_CTI_SESSION_MONITOR_IS_CLIENTS);
+                return fail(
+                    shard,
+                    conn,
+                    invoke_id,
+                    status::E_CTI_SESSION_MONITOR_IS_CLIENTS,
+                );
             }
             let exists = conn
                 .state
@@ -111,6 +119,7 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
                 .any(|&(_, t)| t == session_id);
             if exists {
                 return fail(
+                    shard,
                     conn,
                     invoke_id,
                     status::E_CTI_SESSION_MONITOR_ALREADY_EXISTS,
@@ -140,10 +149,10 @@ pub fn handle(shard: &Shard, conn: &Rc<Conn>, request: Request) {
             let owned = st.session_monitors.len() != before;
             drop(st);
             if !owned {
-                return fail(conn, invoke_id, status::E_CTI_INVALID_MONITORID);
+                return fail(shard, conn, invoke_id, status::E_CTI_INVALID_MONITORID);
             }
             shard.send_to_ingest(ToIngest::SessionMonitorStop { monitor_id });
-            answer(conn, |out, v| {
+            answer(shard, conn, |out, v| {
                 reply(out, v, SessionMonitorStopConf { invoke_id }.into())
             });
         }
@@ -187,7 +196,7 @@ pub fn on_monitor_start_result(
     match (conn, result) {
         (Some(conn), Ok(())) => {
             shard.monitors.borrow_mut().insert(monitor);
-            answer(&conn, |out, v| {
+            answer(shard, &conn, |out, v| {
                 reply(
                     out,
                     v,
@@ -208,7 +217,7 @@ pub fn on_monitor_start_result(
                 });
             }
             if let (Some(conn), Err(code)) = (conn, result) {
-                fail(&conn, invoke_id, code);
+                fail(shard, &conn, invoke_id, code);
             }
         }
     }
@@ -226,7 +235,7 @@ pub fn on_session_monitor_result(
         return;
     };
     match result {
-        Ok(()) => answer(&conn, |out, v| {
+        Ok(()) => answer(shard, &conn, |out, v| {
             reply(
                 out,
                 v,
@@ -242,7 +251,7 @@ pub fn on_session_monitor_result(
                 .borrow_mut()
                 .session_monitors
                 .retain(|&(id, _)| id != monitor_id);
-            fail(&conn, invoke_id, code);
+            fail(shard, &conn, invoke_id, code);
         }
     }
 }

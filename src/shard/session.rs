@@ -153,6 +153,9 @@ pub struct Context<'a> {
     /// The services this server grants ([`SERVED_SERVICES`] for the router;
     /// `sim-pg` serves All Events only).
     pub served_services: u32,
+    /// The router holds `max_sessions` open sessions: an OPEN_REQ that
+    /// passes its checks is refused (E_CTI_UNSPECIFIED_FAILURE) and closed.
+    pub at_session_limit: bool,
 }
 
 /// One session's protocol state.
@@ -311,6 +314,9 @@ impl Session {
         };
         if let Err(code) = check_open_req(&req, ctx.config) {
             return self.reject(out, invoke, code);
+        }
+        if ctx.at_session_limit {
+            return self.reject(out, invoke, status::E_CTI_UNSPECIFIED_FAILURE);
         }
         self.accept_open(req, ctx, out)
     }

@@ -207,6 +207,7 @@ impl Server {
             status: &self.status,
             next_monitor_id: &allocate,
             served_services: crate::proto::constants::service::ALL_EVENTS,
+            at_session_limit: false,
         };
         client.on_readable(&ctx, Instant::now());
     }

@@ -23,6 +23,30 @@ pub struct RouterProcess {
     addr: SocketAddr,
     exited: Option<ExitStatus>,
     config: Option<PathBuf>,
+    /// Where its log goes when captured ([`StartOptions::capture_log`]).
+    log: Option<PathBuf>,
+}
+
+/// How to start the router beyond its command-line arguments.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StartOptions<'a> {
+    /// A TOML config file's contents (written to a temp file removed on drop).
+    pub config: Option<&'a str>,
+    /// RLIMIT_NOFILE for the router, soft and hard alike (the router lifts
+    /// its soft limit to the hard one, so both must be set), applied in the
+    /// child before exec.
+    pub nofile: Option<u64>,
+    /// Keep the router's log (stderr) in a temp file for [`RouterProcess::log`]
+    /// (a file, not a pipe: a full pipe would block the router).
+    pub capture_log: bool,
+}
+
+fn temp_path(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "ctirouter-test-{}-{}.{what}",
+        std::process::id(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 impl RouterProcess {
@@ -84,13 +108,32 @@ impl RouterProcess {
     /// Start with a TOML config file holding `toml` (written to a temp file
     /// that is removed on drop) and extra arguments.
     pub fn start_with_config(toml: &str, extra: &[&str]) -> RouterProcess {
-        let path = std::env::temp_dir().join(format!(
-            "ctirouter-test-{}-{}.toml",
-            std::process::id(),
-            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, toml).expect("write the temp config file");
-        Self::spawn(Some(path), extra)
+        Self::start_with(
+            StartOptions {
+                config: Some(toml),
+                ..Default::default()
+            },
+            extra,
+        )
+    }
+
+    /// Start with [`StartOptions`] and extra arguments; no readiness wait.
+    pub fn start_with(options: StartOptions<'_>, extra: &[&str]) -> RouterProcess {
+        let config = options.config.map(|toml| {
+            let path = temp_path("toml");
+            std::fs::write(&path, toml).expect("write the temp config file");
+            path
+        });
+        let log = options.capture_log.then(|| temp_path("log"));
+        Self::spawn_with(config, extra, options.nofile, log)
+    }
+
+    /// The router's log so far ([`StartOptions::capture_log`]; empty otherwise).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
     }
 
     /// [`RouterProcess::start_with_config`], then the readiness wait with a
@@ -106,6 +149,15 @@ impl RouterProcess {
     }
 
     fn spawn(config: Option<PathBuf>, extra: &[&str]) -> RouterProcess {
+        Self::spawn_with(config, extra, None, None)
+    }
+
+    fn spawn_with(
+        config: Option<PathBuf>,
+        extra: &[&str],
+        nofile: Option<u64>,
+        log: Option<PathBuf>,
+    ) -> RouterProcess {
         let mut cmd = Command::new(BIN);
         cmd.args([
             "serve",
@@ -123,10 +175,30 @@ impl RouterProcess {
         cmd.args(extra);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         // Logs: dropped unless asked for (a full pipe would block the router).
-        if std::env::var_os("CTIROUTER_TEST_STDERR").is_some() {
+        if let Some(path) = &log {
+            let file = std::fs::File::create(path).expect("create the temp log file");
+            cmd.stderr(Stdio::from(file));
+        } else if std::env::var_os("CTIROUTER_TEST_STDERR").is_some() {
             cmd.stderr(Stdio::inherit());
         } else {
             cmd.stderr(Stdio::null());
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().expect("spawn the ctirouter binary");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -135,6 +207,7 @@ impl RouterProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             exited: None,
             config,
+            log,
         };
         // From here on a panic drops `router`, which kills the child.
         let (tx, rx) = mpsc::channel::<String>();
@@ -192,6 +265,18 @@ impl RouterProcess {
         self.child.id()
     }
 
+    /// A field of /proc/PID/status in kB (`VmRSS`, `VmHWM`, …).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        text.lines()
+            .find_map(|line| {
+                let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
     /// Send a signal (e.g. `libc::SIGTERM`).
     pub fn signal(&self, signal: i32) {
         if self.exited.is_some() {
@@ -243,7 +328,7 @@ impl Drop for RouterProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if let Some(path) = self.config.take() {
+        for path in [self.config.take(), self.log.take()].into_iter().flatten() {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -48,6 +48,7 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
         status: &st,
         next_monitor_id: &next,
         served_services: SERVED_SERVICES,
+        at_session_limit: config.limits.max_sessions == 0,
     };
     let outcome = s.on_frame(frame, &ctx, Instant::now(), &mut out);
     if outcome == Outcome::Opened {
@@ -302,4 +303,29 @@ fn client_events_open_conf_carries_a_fresh_monitor_id() {
         1,
         "no peripheral SYSTEM_EVENTs without All Events"
     );
+}
+
+/// At the session limit (the test's `feed` says so when max_sessions is 0),
+/// an OPEN_REQ that passes its checks gets FAILURE_CONF(17) and a close; one
+/// that fails them gets its own status first.
+#[test]
+fn open_req_at_the_session_limit_is_refused_after_its_checks() {
+    let mut config = Config::default();
+    config.limits.max_sessions = 0;
+    let mut s = session();
+    let (outcome, replies) = feed(&mut s, &config, open_req(24).into(), v(24));
+    assert_eq!(
+        outcome,
+        Outcome::Close(CloseReason::OpenRejected(status::E_CTI_UNSPECIFIED_FAILURE))
+    );
+    assert_eq!(replies, vec![failure(status::E_CTI_UNSPECIFIED_FAILURE, 7)]);
+    let mut s = session();
+    let mut req = open_req(24);
+    req.idle_timeout = 5;
+    let (outcome, replies) = feed(&mut s, &config, req.into(), v(24));
+    assert_eq!(
+        outcome,
+        Outcome::Close(CloseReason::OpenRejected(status::E_CTI_INVALID_TIMEOUT))
+    );
+    assert_eq!(replies, vec![failure(status::E_CTI_INVALID_TIMEOUT, 7)]);
 }
