@@ -599,7 +599,7 @@ pub enum Watch {
 }
 
 impl Watch {
-    fn matches(&self, step: &Step) -> bool {
+    pub fn matches(&self, step: &Step) -> bool {
         match self {
             Watch::Device(d) => step.devices.contains(d),
             Watch::Call(c) => step.calls.contains(c),
