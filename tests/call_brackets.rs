@@ -428,14 +428,14 @@ fn oracle(
         ));
     }
     for (c, start, end) in &windows {
-        for k in start + 1..*end {
-            if primary_call(&up[k]).as_ref() == Some(c)
-                && up[k].message_type() != msg::BEGIN_CALL_EVENT
+        for (k, m) in up.iter().enumerate().take(*end).skip(start + 1) {
+            if primary_call(m).as_ref() == Some(c)
+                && m.message_type() != msg::BEGIN_CALL_EVENT
                 && !aligned.contains(&k)
             {
                 return Err(format!(
                     "upstream #{k} {} came during the association with {} (#{start}..#{end}) but was not delivered",
-                    show(&up[k]),
+                    show(m),
                     show_call(c)
                 ));
             }

@@ -1354,18 +1354,14 @@ impl Associations {
         // Merges: S's associations end; renames move them.
         let other = f.other.clone().filter(|o| o != c);
         if let Some(o) = &other {
-            match t {
-                msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT => {
-                    if self.end(o) && pass(msg::END_CALL_EVENT) {
-                        out.push(Bracket::End(o.clone(), ev.other_data.clone()));
-                    }
+            let merge = matches!(t, msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT);
+            if merge && self.end(o) && pass(msg::END_CALL_EVENT) {
+                out.push(Bracket::End(o.clone(), ev.other_data.clone()));
+            }
+            if t == msg::CALL_DATA_UPDATE_EVENT {
+                if let Some(x) = self.calls.iter_mut().find(|x| *x == c) {
+                    *x = o.clone();
                 }
-                msg::CALL_DATA_UPDATE_EVENT => {
-                    if let Some(x) = self.calls.iter_mut().find(|x| *x == c) {
-                        *x = o.clone();
-                    }
-                }
-                _ => {}
             }
         }
         if reaches
