@@ -761,6 +761,8 @@ struct Stats {
     client_events: usize,
     all_events_copies: usize,
     monitor_copies: usize,
+    /// BEGIN_CALL / END_CALL frames among the monitor copies (call brackets).
+    bracket_frames: usize,
     device_starts: usize,
     call_starts: usize,
     call_refused_13: usize,
@@ -776,6 +778,7 @@ impl Stats {
         self.client_events += o.client_events;
         self.all_events_copies += o.all_events_copies;
         self.monitor_copies += o.monitor_copies;
+        self.bracket_frames += o.bracket_frames;
         self.device_starts += o.device_starts;
         self.call_starts += o.call_starts;
         self.call_refused_13 += o.call_refused_13;
@@ -795,7 +798,12 @@ impl Stats {
             for r in &d.rx {
                 match r {
                     Rx::AllEvents(_) => st.all_events_copies += 1,
-                    Rx::Copy(_) => st.monitor_copies += 1,
+                    Rx::Copy(f) => {
+                        st.monitor_copies += 1;
+                        st.bracket_frames +=
+                            matches!(frame_type(f), msg::BEGIN_CALL_EVENT | msg::END_CALL_EVENT)
+                                as usize;
+                    }
                     Rx::Reply(..) => {}
                 }
             }
