@@ -26,8 +26,8 @@ use ctirouter::proto::constants::{device_type, msg, service};
 use ctirouter::proto::{Message, Version};
 use ctirouter::sim::{SimConfig, Simulator};
 use support_monitor::reference::{
-    client_events_watch, copy_bytes, CallId, Expected, Kind, Reply, Request, SessionModel, Stream,
-    Watch,
+    built_begin, built_end, client_events_watch, copy_bytes, normalized, CallId, Expected, Kind,
+    Reply, Request, SessionModel, Stream, Watch,
 };
 use support_monitor::*;
 
@@ -495,6 +495,26 @@ fn describe_expected(stream: &Stream, e: &Expected, d: &Drv) -> String {
             "copy for monitor {monitor_id} of #{event} {}",
             describe(&stream.events[*event].frame)
         ),
+        Expected::Begin {
+            event,
+            monitor_id,
+            call,
+            data,
+        } => format!(
+            "BEGIN_CALL_EVENT built for monitor {monitor_id}, call {}/{:?}, before its copy of #{event} (data {data:?})",
+            call.0,
+            String::from_utf8_lossy(&call.2)
+        ),
+        Expected::End {
+            event,
+            monitor_id,
+            call,
+            ..
+        } => format!(
+            "END_CALL_EVENT built for monitor {monitor_id}, call {}/{:?}, after #{event}",
+            call.0,
+            String::from_utf8_lossy(&call.2)
+        ),
         Expected::Reply(n) => format!(
             "reply to request #{n} {}",
             show_request(&d.requests[*n].request)
@@ -525,6 +545,42 @@ fn describe_rx(stream: &Stream, rx: &Rx) -> String {
         Rx::Copy(f) => format!("copy {} ({})", describe(f), locate(f)),
         Rx::Reply(n, f) => format!("reply to request #{n}: {}", describe(f)),
     }
+}
+
+/// One line saying what kind of difference the first one is: a call
+/// bracket (docs/call-brackets.md) missing, extra or wrong, or not one.
+fn classify_difference(e: Option<&Expected>, r: Option<&Rx>) -> String {
+    let got = match r {
+        Some(Rx::Copy(f)) => Some(frame_type(f)),
+        _ => None,
+    };
+    let is_bracket =
+        |t: Option<u32>| matches!(t, Some(msg::BEGIN_CALL_EVENT) | Some(msg::END_CALL_EVENT));
+    let is_ending = |t: Option<u32>| {
+        matches!(
+            t,
+            Some(msg::CALL_CLEARED_EVENT)
+                | Some(msg::END_CALL_EVENT)
+                | Some(msg::CALL_CONNECTION_CLEARED_EVENT)
+                | Some(msg::CALL_TRANSFERRED_EVENT)
+        )
+    };
+    let line = match e {
+        Some(Expected::Begin { .. }) if got == Some(msg::BEGIN_CALL_EVENT) => {
+            "call bracket: BEGIN_CALL_EVENT with other contents than built from the call's data"
+        }
+        Some(Expected::End { .. }) if got == Some(msg::END_CALL_EVENT) => {
+            "call bracket: END_CALL_EVENT with other contents than built from the call"
+        }
+        Some(Expected::Begin { .. }) => "call bracket: MISSING built BEGIN_CALL_EVENT",
+        Some(Expected::End { .. }) => "call bracket: MISSING built END_CALL_EVENT",
+        _ if is_bracket(got) => "call bracket: EXTRA BEGIN_CALL_EVENT / END_CALL_EVENT",
+        _ if is_ending(got) => {
+            "call bracket: EXTRA ending event (rule 4: not delivered to a watcher not associated with its call)"
+        }
+        _ => "not a call-bracket difference",
+    };
+    format!("   kind: {line}\n")
 }
 
 /// Compare one session's received frames with the model; `Err` is a report.
@@ -595,6 +651,32 @@ fn check_session(stream: &Stream, k: usize, d: &Drv, session_id: u32) -> Result<
                 let sid = (*monitor_id == d.ce_monitor).then_some(session_id);
                 *f == copy_bytes(&stream.events[*event].frame, *monitor_id, sid)
             }
+            (
+                Expected::Begin {
+                    monitor_id,
+                    call,
+                    data,
+                    ..
+                },
+                Rx::Copy(f),
+            ) => {
+                frame_type(f) == msg::BEGIN_CALL_EVENT
+                    && normalized(decode(f), v24())
+                        == normalized(built_begin(*monitor_id, call, data).into(), v24())
+            }
+            (
+                Expected::End {
+                    monitor_id,
+                    call,
+                    data,
+                    ..
+                },
+                Rx::Copy(f),
+            ) => {
+                *f == Message::from(built_end(*monitor_id, call, data))
+                    .to_frame(v24())
+                    .unwrap()
+            }
             (Expected::Reply(n), Rx::Reply(m, _)) => n == m,
             _ => false,
         }
@@ -614,6 +696,7 @@ fn check_session(stream: &Stream, k: usize, d: &Drv, session_id: u32) -> Result<
                 expected.len(),
                 d.rx.len()
             );
+            report.push_str(&classify_difference(expected.get(at), d.rx.get(at)));
             for j in at.saturating_sub(4)..(at + 5).min(n) {
                 let e = expected
                     .get(j)
@@ -678,6 +761,8 @@ struct Stats {
     client_events: usize,
     all_events_copies: usize,
     monitor_copies: usize,
+    /// BEGIN_CALL / END_CALL frames among the monitor copies (call brackets).
+    bracket_frames: usize,
     device_starts: usize,
     call_starts: usize,
     call_refused_13: usize,
@@ -693,6 +778,7 @@ impl Stats {
         self.client_events += o.client_events;
         self.all_events_copies += o.all_events_copies;
         self.monitor_copies += o.monitor_copies;
+        self.bracket_frames += o.bracket_frames;
         self.device_starts += o.device_starts;
         self.call_starts += o.call_starts;
         self.call_refused_13 += o.call_refused_13;
@@ -712,7 +798,12 @@ impl Stats {
             for r in &d.rx {
                 match r {
                     Rx::AllEvents(_) => st.all_events_copies += 1,
-                    Rx::Copy(_) => st.monitor_copies += 1,
+                    Rx::Copy(f) => {
+                        st.monitor_copies += 1;
+                        st.bracket_frames +=
+                            matches!(frame_type(f), msg::BEGIN_CALL_EVENT | msg::END_CALL_EVENT)
+                                as usize;
+                    }
                     Rx::Reply(..) => {}
                 }
             }
@@ -1005,14 +1096,136 @@ fn reference_follows_the_rules_on_a_hand_made_stream() {
             })
             .collect()
     };
-    // 3001 joins at #1; the transfer (#6) removes it from call a; call b's
-    // clear/end name 3001 as b's connection device, so they match too.
-    assert_eq!(copies(10), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    // 3001 joins at #1; the transfer (#6) removes it from call a and ends
+    // its associations with b and a; call b's clear/end name 3001 as b's
+    // connection device, but end a call it is no longer associated with
+    // (rule 4): not delivered.
+    assert_eq!(copies(10), vec![1, 2, 3, 4, 5, 6]);
     // 3002 joins b at #5, moves into a with the transfer, leaves at #9.
     assert_eq!(copies(11), vec![5, 6, 9]);
     // Trunk 1 takes part in a from #0 until a ends (#11, included).
     assert_eq!(copies(12), vec![0, 1, 2, 3, 6, 9, 10, 11]);
-    // The call monitor on b follows the merge into a and ends with it.
+    // The call monitor on b follows the merge into a and ends with it; call
+    // monitors are not watchers: no brackets.
     assert_eq!(copies(13), vec![5, 6, 9, 10, 11]);
+    // The brackets of each watcher, in order, with the copies around them.
+    let ca: CallId = (1, 1, b"T1".to_vec());
+    let cb: CallId = (2, 1, b"3001".to_vec());
+    let items = |m: u32| -> Vec<String> {
+        got.iter()
+            .filter_map(|e| match e {
+                Expected::Copy { event, monitor_id } if *monitor_id == m => {
+                    Some(format!("#{event}"))
+                }
+                Expected::Begin {
+                    monitor_id, call, ..
+                } if *monitor_id == m => Some(format!("B{}", call.0)),
+                Expected::End {
+                    monitor_id, call, ..
+                } if *monitor_id == m => Some(format!("E{}", call.0)),
+                _ => None,
+            })
+            .collect()
+    };
+    let s = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        items(10),
+        s(&["B1", "#1", "#2", "#3", "B2", "#4", "#5", "#6", "E2", "E1"])
+    );
+    assert_eq!(items(11), s(&["B2", "#5", "B1", "#6", "E2", "#9", "E1"]));
+    assert_eq!(
+        items(12),
+        s(&["B1", "#0", "#1", "#2", "#3", "#6", "#9", "#10", "#11", "E1"])
+    );
+    assert_eq!(items(13), s(&["#5", "#6", "#9", "#10", "#11"]));
+    // Built BEGINs carry the call's data before the event: a's from its
+    // first CALL_DELIVERED (#0) when 3001's copy of #1 comes.
+    let begin_a_for_3001 = got
+        .iter()
+        .find_map(|e| match e {
+            Expected::Begin {
+                monitor_id: 10,
+                call,
+                data,
+                ..
+            } if *call == ca => Some(data.clone()),
+            _ => None,
+        })
+        .expect("a BEGIN of call a for 3001");
+    assert_eq!(begin_a_for_3001.peripheral_id, PID);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, Expected::End { call, .. } if *call == cb)));
     let _ = Watch::Call((0, 0, Vec::new()));
+}
+
+/// The call's data fold (docs/call-brackets.md "The call's data") on a
+/// hand-made stream: BEGIN_CALL, CALL_DATA_UPDATE and CALL_DELIVERED
+/// replace what they carry, keep the rest; named variables replace by name;
+/// a renaming CALL_DATA_UPDATE moves the data; CALL_TYPE only from BEGIN /
+/// CALL_DATA_UPDATE.
+#[test]
+fn reference_call_data_fold_follows_the_doc() {
+    use ctirouter::proto::msg::{BeginCallEvent, CallDataUpdateEvent};
+    use ctirouter::proto::{CtiString, NamedVar};
+    let a = call(1, "T1");
+    let nv = |n: &str, v: &str| NamedVar {
+        name: CtiString::from(n),
+        value: CtiString::from(v),
+    };
+    let mut begin = BeginCallEvent {
+        peripheral_id: PID,
+        peripheral_type: PT,
+        call_type: 2,
+        connection_device_id_type: 1,
+        connection_call_id: 1,
+        connection_device_id: Some("T1".into()),
+        ani: Some("111".into()),
+        dnis: Some("8001".into()),
+        call_variable_1: Some("one".into()),
+        named_variables: vec![nv("x", "1"), nv("y", "1")],
+        ..Default::default()
+    };
+    begin.num_named_variables = 2;
+    let mut cdu = CallDataUpdateEvent {
+        call_type: 9,
+        dnis: Some("8002".into()),
+        call_variable_2: Some("two".into()),
+        named_variables: vec![nv("y", "2"), nv("z", "2")],
+        new_connection_call_id: 7,
+        new_connection_device_id_type: 1,
+        new_connection_device_id: Some("T7".into()),
+        ..data_update(a)
+    };
+    cdu.num_named_variables = 2;
+    let mut del = delivered(call(7, "T7"), "3001", "111", "3001", None);
+    del.ani = Some("222".into());
+    let frames: Vec<Vec<u8>> = vec![
+        Message::from(begin),
+        Message::from(cdu),
+        Message::from(del),
+        Message::from(established(call(7, "T7"), "3001", "222")),
+    ]
+    .into_iter()
+    .map(|m| m.to_frame(Version::MAX).unwrap())
+    .collect();
+    let stream = Stream::from_frames(frames);
+    let d = &stream.events[3].call_data;
+    assert_eq!(d.call_type, 9, "CALL_DATA_UPDATE's CallType");
+    assert_eq!(
+        d.ani.as_ref().unwrap().as_bytes(),
+        b"222",
+        "DELIVERED's ANI"
+    );
+    assert_eq!(d.dnis.as_ref().unwrap().as_bytes(), b"8002");
+    assert_eq!(d.call_variables[0].as_ref().unwrap().as_bytes(), b"one");
+    assert_eq!(d.call_variables[1].as_ref().unwrap().as_bytes(), b"two");
+    assert_eq!(
+        d.named_variables,
+        vec![nv("x", "1"), nv("y", "2"), nv("z", "2")]
+    );
+    assert!(
+        stream.events[1].call_data.named_variables == vec![nv("x", "1"), nv("y", "1")],
+        "the CALL_DATA_UPDATE's own data is not in the data before it"
+    );
 }

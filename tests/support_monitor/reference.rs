@@ -10,12 +10,18 @@
 //! * [`Stream`] — a whole event stream with its per-event targets and the
 //!   calls known before each event;
 //! * [`SessionModel`] — one session's monitors over the stream: given where
-//!   its requests took effect, the exact frames it must receive.
+//!   its requests took effect, the exact frames it must receive;
+//! * [`CallData`] and [`fold_call_data`] — a call's data as the upstream told
+//!   it (docs/call-brackets.md "The call's data"), and [`built_begin`] /
+//!   [`built_end`], the BEGIN_CALL / END_CALL a watcher gets around its
+//!   association with a call (docs/call-brackets.md "The rules"; written from
+//!   the doc, not from the router's code).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ctirouter::proto::constants::msg;
-use ctirouter::proto::{CtiString, Message};
+use ctirouter::proto::msg::{BeginCallEvent, EndCallEvent};
+use ctirouter::proto::{CtiString, Message, NamedArray, NamedVar, Unspec, Version};
 
 /// What kind of device a key names (MonitoredDeviceType 70 / 71 / other).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -357,7 +363,7 @@ pub struct Step {
 pub struct RefTracker {
     pub calls: HashMap<CallId, Vec<Dev>>,
     /// Device string (instrument or extension) → that agent's keys.
-    agents: HashMap<Vec<u8>, Vec<AgentK>>,
+    pub agents: HashMap<Vec<u8>, Vec<AgentK>>,
 }
 
 fn agent_keys(f: &Facts) -> Vec<AgentK> {
@@ -526,6 +532,12 @@ pub struct StreamEvent {
     pub frame: Vec<u8>,
     pub facts: Facts,
     pub step: Step,
+    /// The primary call's data before this event.
+    pub call_data: CallData,
+    /// The second call's (Secondary / renamed-to) data before this event.
+    pub other_data: CallData,
+    /// The agent directory after this event: device → agent keys.
+    pub agents: HashMap<Vec<u8>, Vec<AgentK>>,
 }
 
 /// A whole event stream, its targets, and the calls the tracker knows
@@ -540,13 +552,25 @@ impl Stream {
     /// Build from v24 frames in stream order.
     pub fn from_frames(frames: Vec<Vec<u8>>) -> Stream {
         let mut tracker = RefTracker::default();
+        let mut data = CallDataTable::default();
         let mut stream = Stream::default();
         for frame in frames {
             stream.known.push(tracker.calls.keys().cloned().collect());
             let m = super::decode(&frame);
             let facts = facts(&m);
             let step = tracker.observe(&facts);
-            stream.events.push(StreamEvent { frame, facts, step });
+            let of =
+                |c: &Option<CallId>| c.as_ref().map(|c| data.get(c, &frame)).unwrap_or_default();
+            let (call_data, other_data) = (of(&facts.call), of(&facts.other));
+            data.observe(&frame, &m, &facts);
+            stream.events.push(StreamEvent {
+                frame,
+                facts,
+                step,
+                call_data,
+                other_data,
+                agents: tracker.agents.clone(),
+            });
         }
         stream.known.push(tracker.calls.keys().cloned().collect());
         stream
@@ -575,7 +599,7 @@ pub enum Watch {
 }
 
 impl Watch {
-    fn matches(&self, step: &Step) -> bool {
+    pub fn matches(&self, step: &Step) -> bool {
         match self {
             Watch::Device(d) => step.devices.contains(d),
             Watch::Call(c) => step.calls.contains(c),
@@ -584,6 +608,27 @@ impl Watch {
                     || instrument
                         .as_ref()
                         .is_some_and(|i| step.devices.contains(&(Kind::Device, i.clone())))
+            }
+        }
+    }
+
+    /// A watcher's devices (for rule 3's releasing / transferring device):
+    /// a device monitor's device; a Client Events session's instrument as
+    /// named, and its agent's instrument and extension as the latest
+    /// AGENT_STATE_EVENTs told them (`directory`). Trunks and trunk groups
+    /// are numbers, never a device id: none.
+    pub fn devices(&self, directory: &HashMap<Vec<u8>, Vec<AgentK>>) -> Vec<Vec<u8>> {
+        match self {
+            Watch::Device((Kind::Device, d)) => vec![d.clone()],
+            Watch::Device(_) | Watch::Call(_) => Vec::new(),
+            Watch::Agent { agent, instrument } => {
+                let mut out: Vec<Vec<u8>> = instrument.iter().cloned().collect();
+                for (dev, keys) in directory {
+                    if keys.contains(agent) && !out.contains(dev) {
+                        out.push(dev.clone());
+                    }
+                }
+                out
             }
         }
     }
@@ -596,6 +641,8 @@ struct LiveMonitor {
     call_mask: u32,
     agent_mask: u32,
     client_events: bool,
+    /// Call brackets: the calls this watcher is associated with.
+    assoc: Associations,
 }
 
 /// A request whose reply the session saw at a position of its stream.
@@ -638,6 +685,20 @@ pub enum Expected {
     AllEvents(usize),
     /// A monitor copy of stream event `i`.
     Copy { event: usize, monitor_id: u32 },
+    /// A BEGIN_CALL built for a watcher just before its copy of event `i`.
+    Begin {
+        event: usize,
+        monitor_id: u32,
+        call: CallId,
+        data: CallData,
+    },
+    /// An END_CALL built for a watcher after its copy of event `i`.
+    End {
+        event: usize,
+        monitor_id: u32,
+        call: CallId,
+        data: CallData,
+    },
     /// The reply frame the session received for its `n`th request.
     Reply(usize),
 }
@@ -678,6 +739,7 @@ impl SessionModel {
                     call_mask: *cm,
                     agent_mask: *am,
                     client_events: true,
+                    assoc: Associations::default(),
                 },
             );
         }
@@ -704,11 +766,46 @@ impl SessionModel {
             if ev.facts.message_type != msg::SYSTEM_EVENT
                 && ev.facts.message_type != msg::CALL_TRANSLATION_ROUTE_EVENT
             {
-                for (&id, m) in &live {
-                    if m.watch.matches(&ev.step) && passes(&ev.facts, m.call_mask, m.agent_mask) {
-                        out.push(Expected::Copy {
-                            event: i,
-                            monitor_id: id,
+                for (&id, m) in live.iter_mut() {
+                    let reaches = m.watch.matches(&ev.step);
+                    if let Watch::Call(_) = m.watch {
+                        // Call monitors are not watchers: events as they are.
+                        if reaches && passes(&ev.facts, m.call_mask, m.agent_mask) {
+                            out.push(Expected::Copy {
+                                event: i,
+                                monitor_id: id,
+                            });
+                        }
+                        continue;
+                    }
+                    let devices = m.watch.devices(&ev.agents);
+                    let (cm, am, facts) = (m.call_mask, m.agent_mask, &ev.facts);
+                    let pass = |t: u32| {
+                        if t == facts.message_type {
+                            passes(facts, cm, am)
+                        } else {
+                            let bit = call_mask_bit(t);
+                            bit == 0 || cm & bit != 0
+                        }
+                    };
+                    for b in m.assoc.step(ev, reaches, &devices, pass) {
+                        out.push(match b {
+                            Bracket::Event => Expected::Copy {
+                                event: i,
+                                monitor_id: id,
+                            },
+                            Bracket::Begin(call, data) => Expected::Begin {
+                                event: i,
+                                monitor_id: id,
+                                call,
+                                data,
+                            },
+                            Bracket::End(call, data) => Expected::End {
+                                event: i,
+                                monitor_id: id,
+                                call,
+                                data,
+                            },
                         });
                     }
                 }
@@ -758,6 +855,7 @@ impl SessionModel {
                             call_mask: *call_mask,
                             agent_mask: *agent_mask,
                             client_events: false,
+                            assoc: Associations::default(),
                         },
                     );
                     Ok(())
@@ -779,6 +877,7 @@ impl SessionModel {
                                 call_mask: *call_mask,
                                 agent_mask: *agent_mask,
                                 client_events: false,
+                                assoc: Associations::default(),
                             },
                         );
                         Ok(())
@@ -864,4 +963,415 @@ pub fn copy_bytes(frame: &[u8], monitor_id: u32, session_id: Option<u32>) -> Vec
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Call brackets (docs/call-brackets.md)
+// ---------------------------------------------------------------------------
+
+/// A call's data: what the upstream told of the call in BEGIN_CALL,
+/// CALL_DATA_UPDATE and CALL_DELIVERED (docs/call-brackets.md "The call's
+/// data"). PeripheralID / PeripheralType start as the first event of the
+/// call gave them. Named variables and array elements are kept in the order
+/// first told (a replaced one keeps its place); comparisons sort them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallData {
+    pub peripheral_id: u32,
+    pub peripheral_type: u16,
+    pub call_type: u16,
+    pub called_party_disposition: u16,
+    pub ani: Option<CtiString>,
+    pub ani_ii: Option<CtiString>,
+    pub user_to_user_info: Option<Unspec>,
+    pub dnis: Option<CtiString>,
+    pub dialed_number: Option<CtiString>,
+    pub caller_entered_digits: Option<CtiString>,
+    pub router_call_key_day: Option<u32>,
+    pub router_call_key_call_id: Option<u32>,
+    pub router_call_key_sequence_number: Option<u32>,
+    pub call_variables: [Option<CtiString>; 10],
+    pub call_wrapup_data: Option<CtiString>,
+    pub call_reference_id: Option<Unspec>,
+    pub named_variables: Vec<NamedVar>,
+    pub named_arrays: Vec<NamedArray>,
+}
+
+fn put<T: Clone>(held: &mut Option<T>, told: &Option<T>) {
+    if told.is_some() {
+        held.clone_from(told);
+    }
+}
+
+impl CallData {
+    pub fn new(peripheral_id: u32, peripheral_type: u16) -> CallData {
+        CallData {
+            peripheral_id,
+            peripheral_type,
+            ..CallData::default()
+        }
+    }
+
+    fn vars(&mut self, told: [&Option<CtiString>; 10]) {
+        for (held, told) in self.call_variables.iter_mut().zip(told) {
+            put(held, told);
+        }
+    }
+
+    fn named(&mut self, vars: &[NamedVar], arrays: &[NamedArray]) {
+        for v in vars {
+            match self.named_variables.iter_mut().find(|x| x.name == v.name) {
+                Some(x) => x.value = v.value.clone(),
+                None => self.named_variables.push(v.clone()),
+            }
+        }
+        for a in arrays {
+            match self
+                .named_arrays
+                .iter_mut()
+                .find(|x| x.name == a.name && x.index == a.index)
+            {
+                Some(x) => x.value = a.value.clone(),
+                None => self.named_arrays.push(a.clone()),
+            }
+        }
+    }
+}
+
+/// Fold one upstream event into its call's data (BEGIN_CALL,
+/// CALL_DATA_UPDATE, CALL_DELIVERED; any other event leaves it alone).
+pub fn fold_call_data(d: &mut CallData, m: &Message) {
+    match m {
+        Message::BeginCallEvent(e) => {
+            d.peripheral_id = e.peripheral_id;
+            d.peripheral_type = e.peripheral_type;
+            d.call_type = e.call_type;
+            d.called_party_disposition = e.called_party_disposition;
+            put(&mut d.ani, &e.ani);
+            put(&mut d.ani_ii, &e.ani_ii);
+            put(&mut d.user_to_user_info, &e.user_to_user_info);
+            put(&mut d.dnis, &e.dnis);
+            put(&mut d.dialed_number, &e.dialed_number);
+            put(&mut d.caller_entered_digits, &e.caller_entered_digits);
+            put(&mut d.router_call_key_day, &e.router_call_key_day);
+            put(&mut d.router_call_key_call_id, &e.router_call_key_call_id);
+            put(
+                &mut d.router_call_key_sequence_number,
+                &e.router_call_key_sequence_number,
+            );
+            d.vars([
+                &e.call_variable_1,
+                &e.call_variable_2,
+                &e.call_variable_3,
+                &e.call_variable_4,
+                &e.call_variable_5,
+                &e.call_variable_6,
+                &e.call_variable_7,
+                &e.call_variable_8,
+                &e.call_variable_9,
+                &e.call_variable_10,
+            ]);
+            put(&mut d.call_wrapup_data, &e.call_wrapup_data);
+            put(&mut d.call_reference_id, &e.call_reference_id);
+            d.named(&e.named_variables, &e.named_arrays);
+        }
+        Message::CallDataUpdateEvent(e) => {
+            d.peripheral_id = e.peripheral_id;
+            d.peripheral_type = e.peripheral_type;
+            d.call_type = e.call_type;
+            d.called_party_disposition = e.called_party_disposition;
+            put(&mut d.ani, &e.ani);
+            put(&mut d.user_to_user_info, &e.user_to_user_info);
+            put(&mut d.dnis, &e.dnis);
+            put(&mut d.dialed_number, &e.dialed_number);
+            put(&mut d.caller_entered_digits, &e.caller_entered_digits);
+            put(&mut d.router_call_key_day, &e.router_call_key_day);
+            put(&mut d.router_call_key_call_id, &e.router_call_key_call_id);
+            put(
+                &mut d.router_call_key_sequence_number,
+                &e.router_call_key_sequence_number,
+            );
+            d.vars([
+                &e.call_variable_1,
+                &e.call_variable_2,
+                &e.call_variable_3,
+                &e.call_variable_4,
+                &e.call_variable_5,
+                &e.call_variable_6,
+                &e.call_variable_7,
+                &e.call_variable_8,
+                &e.call_variable_9,
+                &e.call_variable_10,
+            ]);
+            put(&mut d.call_wrapup_data, &e.call_wrapup_data);
+            put(&mut d.call_reference_id, &e.call_reference_id);
+            d.named(&e.named_variables, &e.named_arrays);
+        }
+        Message::CallDeliveredEvent(e) => {
+            d.peripheral_id = e.peripheral_id;
+            d.peripheral_type = e.peripheral_type;
+            put(&mut d.ani, &e.ani);
+            put(&mut d.ani_ii, &e.ani_ii);
+            put(&mut d.user_to_user_info, &e.user_to_user_info);
+            put(&mut d.dnis, &e.dnis);
+            put(&mut d.dialed_number, &e.dialed_number);
+            put(&mut d.caller_entered_digits, &e.caller_entered_digits);
+            d.vars([
+                &e.call_variable_1,
+                &e.call_variable_2,
+                &e.call_variable_3,
+                &e.call_variable_4,
+                &e.call_variable_5,
+                &e.call_variable_6,
+                &e.call_variable_7,
+                &e.call_variable_8,
+                &e.call_variable_9,
+                &e.call_variable_10,
+            ]);
+            put(&mut d.call_wrapup_data, &e.call_wrapup_data);
+            d.named(&e.named_variables, &e.named_arrays);
+        }
+        _ => {}
+    }
+}
+
+/// (PeripheralID, PeripheralType) of a call event frame (v24): every event
+/// with a primary call starts MonitorID, PeripheralID, PeripheralType.
+pub fn peripheral_of(frame: &[u8]) -> (u32, u16) {
+    (
+        super::be32(frame, 12),
+        u16::from_be_bytes([frame[16], frame[17]]),
+    )
+}
+
+/// The call data table of the ingest side: every live call's data, folded
+/// in stream order, moved by renames, forgotten at the call's end and by
+/// merges (the Secondary call's data is not folded into the Primary's).
+#[derive(Debug, Default, Clone)]
+pub struct CallDataTable {
+    pub calls: HashMap<CallId, CallData>,
+}
+
+impl CallDataTable {
+    /// Data of `call` as held now (a fresh one from `frame`'s peripheral if none).
+    pub fn get(&self, call: &CallId, frame: &[u8]) -> CallData {
+        self.calls.get(call).cloned().unwrap_or_else(|| {
+            let (pid, pt) = peripheral_of(frame);
+            CallData::new(pid, pt)
+        })
+    }
+
+    pub fn observe(&mut self, frame: &[u8], m: &Message, f: &Facts) {
+        let Some(p) = &f.call else { return };
+        let (pid, pt) = peripheral_of(frame);
+        let d = self
+            .calls
+            .entry(p.clone())
+            .or_insert_with(|| CallData::new(pid, pt));
+        fold_call_data(d, m);
+        let other = f.other.clone().filter(|o| o != p);
+        match f.message_type {
+            msg::CALL_DATA_UPDATE_EVENT => {
+                if let Some(o) = other {
+                    let d = self.calls.remove(p).expect("just inserted");
+                    self.calls.insert(o, d);
+                }
+            }
+            msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT => {
+                if let Some(o) = other {
+                    self.calls.remove(&o);
+                }
+            }
+            msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT => {
+                self.calls.remove(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn device_string(dev: &[u8]) -> Option<CtiString> {
+    (!dev.is_empty()).then(|| CtiString::new(dev.to_vec()))
+}
+
+/// The BEGIN_CALL_EVENT the router builds for a watcher (MonitorID
+/// `monitor_id`, NumCTIClients 0) from `call`'s identity and data.
+pub fn built_begin(monitor_id: u32, call: &CallId, d: &CallData) -> BeginCallEvent {
+    let [v1, v2, v3, v4, v5, v6, v7, v8, v9, v10] = d.call_variables.clone();
+    BeginCallEvent {
+        monitor_id,
+        peripheral_id: d.peripheral_id,
+        peripheral_type: d.peripheral_type,
+        num_cti_clients: 0,
+        num_named_variables: d.named_variables.len() as u16,
+        num_named_arrays: d.named_arrays.len() as u16,
+        call_type: d.call_type,
+        connection_device_id_type: call.1,
+        connection_call_id: call.0,
+        called_party_disposition: d.called_party_disposition,
+        connection_device_id: device_string(&call.2),
+        ani: d.ani.clone(),
+        user_to_user_info: d.user_to_user_info.clone(),
+        dnis: d.dnis.clone(),
+        dialed_number: d.dialed_number.clone(),
+        caller_entered_digits: d.caller_entered_digits.clone(),
+        router_call_key_day: d.router_call_key_day,
+        router_call_key_call_id: d.router_call_key_call_id,
+        router_call_key_sequence_number: d.router_call_key_sequence_number,
+        call_variable_1: v1,
+        call_variable_2: v2,
+        call_variable_3: v3,
+        call_variable_4: v4,
+        call_variable_5: v5,
+        call_variable_6: v6,
+        call_variable_7: v7,
+        call_variable_8: v8,
+        call_variable_9: v9,
+        call_variable_10: v10,
+        call_wrapup_data: d.call_wrapup_data.clone(),
+        named_variables: d.named_variables.clone(),
+        named_arrays: d.named_arrays.clone(),
+        cti_clients: Vec::new(),
+        call_reference_id: d.call_reference_id.clone(),
+        ani_ii: d.ani_ii.clone(),
+    }
+}
+
+/// The END_CALL_EVENT the router builds for a watcher.
+pub fn built_end(monitor_id: u32, call: &CallId, d: &CallData) -> EndCallEvent {
+    EndCallEvent {
+        monitor_id,
+        peripheral_id: d.peripheral_id,
+        peripheral_type: d.peripheral_type,
+        connection_device_id_type: call.1,
+        connection_call_id: call.0,
+        connection_device_id: device_string(&call.2),
+    }
+}
+
+/// A message as the session at `version` decodes it, with named variables
+/// and arrays sorted (their order is not part of the contract).
+pub fn normalized(m: Message, version: Version) -> Message {
+    let frame = m
+        .to_frame(version)
+        .expect("encodable at the session's version");
+    let (mut m, _) =
+        ctirouter::proto::decode_frame(&frame, version, ctirouter::proto::DecodeOptions::STRICT)
+            .expect("decodes at its own version");
+    if let Message::BeginCallEvent(e) = &mut m {
+        e.named_variables
+            .sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+        e.named_arrays
+            .sort_by(|a, b| (&a.name, a.index, &a.value).cmp(&(&b.name, b.index, &b.value)));
+    }
+    m
+}
+
+/// Whether event `f` ends a watcher's association with its primary call
+/// (rule 3), given the watcher's devices.
+pub fn ends_association(f: &Facts, devices: &[Vec<u8>]) -> bool {
+    match f.message_type {
+        msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT => true,
+        msg::CALL_CONNECTION_CLEARED_EVENT => f
+            .releasing
+            .as_ref()
+            .or(f.connection.as_ref())
+            .is_some_and(|d| devices.contains(d)),
+        msg::CALL_TRANSFERRED_EVENT => f.transferring.as_ref().is_some_and(|d| devices.contains(d)),
+        _ => false,
+    }
+}
+
+/// Most associations a watcher holds (rule 8).
+pub const MAX_ASSOCIATIONS: usize = 256;
+
+/// One bracket item a watcher must receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bracket {
+    /// The copy of the stream event.
+    Event,
+    /// A built BEGIN_CALL for this call with this data.
+    Begin(CallId, CallData),
+    /// A built END_CALL for this call.
+    End(CallId, CallData),
+}
+
+/// One watcher's associations (docs/call-brackets.md "The rules").
+#[derive(Debug, Clone, Default)]
+pub struct Associations {
+    /// Associated calls, oldest first.
+    pub calls: Vec<CallId>,
+}
+
+impl Associations {
+    fn begin(&mut self, c: &CallId) {
+        if self.calls.len() == MAX_ASSOCIATIONS {
+            self.calls.remove(0);
+        }
+        self.calls.push(c.clone());
+    }
+
+    fn end(&mut self, c: &CallId) -> bool {
+        let before = self.calls.len();
+        self.calls.retain(|x| x != c);
+        before != self.calls.len()
+    }
+
+    /// What the watcher receives for stream event `ev` (`reaches`: whether
+    /// the event reaches it; `devices`: the watcher's devices; `pass`:
+    /// whether a message type passes the watcher's CallMsgMask — event
+    /// masks for agent events are the caller's). Updates the associations.
+    pub fn step(
+        &mut self,
+        ev: &StreamEvent,
+        reaches: bool,
+        devices: &[Vec<u8>],
+        pass: impl Fn(u32) -> bool,
+    ) -> Vec<Bracket> {
+        let f = &ev.facts;
+        let mut out = Vec::new();
+        let Some(c) = &f.call else {
+            if reaches && pass(f.message_type) {
+                out.push(Bracket::Event);
+            }
+            return out;
+        };
+        let t = f.message_type;
+        if reaches {
+            let ending = ends_association(f, devices);
+            let associated = self.calls.contains(c);
+            if !associated && !ending {
+                if t != msg::BEGIN_CALL_EVENT && pass(msg::BEGIN_CALL_EVENT) {
+                    out.push(Bracket::Begin(c.clone(), ev.call_data.clone()));
+                }
+                if pass(t) {
+                    out.push(Bracket::Event);
+                }
+                self.begin(c);
+            } else if associated && t != msg::BEGIN_CALL_EVENT && pass(t) {
+                out.push(Bracket::Event);
+            }
+        }
+        // Merges: S's associations end; renames move them.
+        let other = f.other.clone().filter(|o| o != c);
+        if let Some(o) = &other {
+            let merge = matches!(t, msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT);
+            if merge && self.end(o) && pass(msg::END_CALL_EVENT) {
+                out.push(Bracket::End(o.clone(), ev.other_data.clone()));
+            }
+            if t == msg::CALL_DATA_UPDATE_EVENT {
+                if let Some(x) = self.calls.iter_mut().find(|x| *x == c) {
+                    *x = o.clone();
+                }
+            }
+        }
+        if reaches
+            && ends_association(f, devices)
+            && self.end(c)
+            && t != msg::END_CALL_EVENT
+            && pass(msg::END_CALL_EVENT)
+        {
+            out.push(Bracket::End(c.clone(), ev.call_data.clone()));
+        }
+        out
+    }
 }
