@@ -70,6 +70,7 @@ fn monitor(id: u32, watch: Watch) -> Monitor {
         call_mask: u32::MAX,
         agent_mask: 0x3FFF,
         client_events: false,
+        calls: Default::default(),
     }
 }
 
