@@ -28,7 +28,8 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use smallvec::SmallVec;
 
 use ctirouter::ingest::InterestKey;
-use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey, Targets};
+use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey};
+use ctirouter::targets::Targets;
 use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];

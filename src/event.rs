@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::keys::Targets;
+use crate::targets::Targets;
 use crate::proto::routing::{self, RoutingKeys};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{DecodeError, Version};

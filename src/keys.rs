@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use smallvec::SmallVec;
 
 /// Hash of a device id as a device monitor names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,21 +145,6 @@ impl AgentKey {
         };
         AgentKey(hash_bytes(tag, value))
     }
-}
-
-/// Every key an event must reach, computed once at ingest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Targets {
-    pub calls: SmallVec<[CallKey; 2]>,
-    pub devices: SmallVec<[DeviceKey; 16]>,
-    pub agents: SmallVec<[AgentKey; 6]>,
-    /// Calls this event ends (call monitors end after delivering it).
-    pub ended_calls: SmallVec<[CallKey; 2]>,
-    /// A call folded into another (conference, transfer) or renamed (call
-    /// data update): monitors and interest move from the first to the second.
-    pub merged: Option<(CallKey, CallKey)>,
-    /// Call-bracket facts of the event's call (only with keyed interest).
-    pub bracket: Option<crate::call::Bracket>,
 }
 
 /// A `Hasher` for keys that already are hashes: it passes the u64 through.

@@ -14,6 +14,7 @@
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
 //! * [`event`] — an event as it crosses cores (`Arc<Event>`)
 //! * [`call`] — a call's data as ingest folds it; call-bracket facts
+//! * [`targets`] — the keys an event must reach (computed by ingest)
 //! * [`sim`] — deterministic PG simulator
 //! * [`metrics`] — counters shared by all cores
 //!
@@ -35,5 +36,6 @@ pub mod shard;
 
 pub mod sim;
 pub mod status;
+pub mod targets;
 pub mod tools;
 pub mod tuning;

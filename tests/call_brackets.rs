@@ -760,6 +760,9 @@ fn outbound(s: &mut Script) -> (Vec<Exp>, Vec<Exp>) {
     let orig2 = s.push(originated(o2, AGENT_A.ext, "95559999"));
     let est2 = s.push(established(o2, "95559999", AGENT_A.ext));
     let hangup = s.push(conn_cleared(o2, Some(AGENT_A.ext)));
+    // The far end leaves after the agent: the event still names the agent's
+    // device (the call's ConnectionDeviceID), but the agent left the call.
+    s.push(conn_cleared(o2, Some("95559999")));
     s.push(cleared(o2));
     s.push(end_call(o2));
     let a = vec![

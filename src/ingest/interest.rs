@@ -141,7 +141,7 @@ impl Interest {
     }
 
     /// Shards that need an event of `message_type` with these targets.
-    pub fn shards_for(&self, message_type: u32, targets: &crate::keys::Targets) -> ShardMask {
+    pub fn shards_for(&self, message_type: u32, targets: &crate::targets::Targets) -> ShardMask {
         match message_type {
             msg::SYSTEM_EVENT => return mask_of(&self.services.any),
             msg::CLIENT_SESSION_OPENED_EVENT | msg::CLIENT_SESSION_CLOSED_EVENT => {
@@ -173,7 +173,7 @@ impl Interest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Targets;
+    use crate::targets::Targets;
 
     #[test]
     fn events_go_only_to_interested_shards() {

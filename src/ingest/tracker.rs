@@ -53,7 +53,8 @@ use smallvec::SmallVec;
 
 use super::agents::{agent_field_keys, AgentTable};
 use crate::call::{Bracket, CallData, CallRecord};
-use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap, Targets};
+use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap};
+use crate::targets::Targets;
 use crate::proto::constants::msg;
 use crate::proto::routing::{CallSpan, RoutingKeys};
 use crate::proto::{tags, CtiString, DecodeOptions, Message, Version};

@@ -1,12 +1,12 @@
 //! Call brackets for one watcher (a Client Events session's agent or a
 //! device monitor): which calls it is associated with, and for each event of
 //! a call that reaches it, what it receives — a built BEGIN_CALL first, the
-//! event itself, END_CALLs after (docs/call-brackets.md, rules 1–5 and 8).
+//! event itself, END_CALLs after — and nothing more of a call it has left
+//! (docs/call-brackets.md, rules 1–5 and 8).
 //! Plain data, no I/O: dispatch asks [`step`] and queues what it says.
 
 use smallvec::SmallVec;
 
-use super::monitors::Watch;
 use crate::call::Bracket;
 use crate::keys::CallKey;
 use crate::proto::constants::msg;
@@ -17,17 +17,33 @@ use crate::proto::constants::msg;
 /// hundred at most.
 pub const MAX_ASSOCIATIONS: usize = 256;
 
-/// The calls a watcher is associated with, oldest first.
+/// Where a watcher stands with one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Associated: its events are delivered.
+    Associated,
+    /// The association ended while the call goes on: nothing more of the
+    /// call is delivered (rule 4) until the call itself ends.
+    Left,
+}
+
+/// The calls a watcher is associated with or has left, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Associations {
-    calls: SmallVec<[CallKey; 2]>,
+    calls: SmallVec<[(CallKey, Standing); 2]>,
 }
 
 impl Associations {
-    pub fn contains(&self, call: CallKey) -> bool {
-        self.calls.contains(&call)
+    fn standing(&self, call: CallKey) -> Option<Standing> {
+        self.calls.iter().find(|(c, _)| *c == call).map(|&(_, s)| s)
     }
 
+    /// Whether the watcher is associated with `call`.
+    pub fn contains(&self, call: CallKey) -> bool {
+        self.standing(call) == Some(Standing::Associated)
+    }
+
+    /// Calls associated or left.
     pub fn len(&self) -> usize {
         self.calls.len()
     }
@@ -36,23 +52,27 @@ impl Associations {
         self.calls.is_empty()
     }
 
-    fn add(&mut self, call: CallKey) {
-        if self.calls.len() == MAX_ASSOCIATIONS {
-            self.calls.remove(0);
+    fn set(&mut self, call: CallKey, standing: Standing) {
+        match self.calls.iter_mut().find(|(c, _)| *c == call) {
+            Some(entry) => entry.1 = standing,
+            None => {
+                if self.calls.len() == MAX_ASSOCIATIONS {
+                    self.calls.remove(0);
+                }
+                self.calls.push((call, standing));
+            }
         }
-        self.calls.push(call);
     }
 
-    /// Forget `call`; returns whether it was associated.
-    fn remove(&mut self, call: CallKey) -> bool {
-        let before = self.calls.len();
-        self.calls.retain(|c| *c != call);
-        self.calls.len() != before
+    /// Forget `call`; returns how the watcher stood with it.
+    fn remove(&mut self, call: CallKey) -> Option<Standing> {
+        let at = self.calls.iter().position(|(c, _)| *c == call)?;
+        Some(self.calls.remove(at).1)
     }
 
     fn rename(&mut self, from: CallKey, to: CallKey) {
-        if self.remove(from) && !self.contains(to) {
-            self.add(to);
+        if let Some(standing) = self.remove(from) {
+            self.set(to, standing);
         }
     }
 
@@ -85,51 +105,38 @@ impl Steps {
     };
 }
 
-impl Watch {
-    /// Whether this watch gets call brackets: Client Events agents and
-    /// device monitors do, call monitors watch one call explicitly.
-    pub fn is_bracketed(&self) -> bool {
-        !matches!(self, Watch::Call(_))
-    }
-
-    /// Whether the device (or agent) this watch follows leaves the call.
-    fn leaves(&self, b: &Bracket) -> bool {
-        match self {
-            Watch::Device(d) => b.leaving.contains(d),
-            Watch::Agent { agent, instrument } => {
-                b.leaving_agents.contains(agent)
-                    || instrument.is_some_and(|d| b.leaving.contains(&d))
-            }
-            Watch::Call(_) => false,
-        }
-    }
-}
-
 /// Apply one event of `b.call` (of `message_type`) that reached a watcher
-/// with `watch`: update its associations and say what it receives.
-pub fn step(calls: &mut Associations, watch: &Watch, message_type: u32, b: &Bracket) -> Steps {
-    let associated = calls.contains(b.call);
-    let ending = b.ends_call || watch.leaves(b);
+/// (`leaves`: the watcher's device or agent leaves the call with it): update
+/// its associations and say what it receives.
+pub fn step(calls: &mut Associations, leaves: bool, message_type: u32, b: &Bracket) -> Steps {
+    let standing = calls.standing(b.call);
+    let ending = b.ends_call || leaves;
     let upstream_begin = message_type == msg::BEGIN_CALL_EVENT;
     let mut steps = Steps::default();
-    if associated {
+    match standing {
         // Rule 2: one BEGIN per association.
-        steps.event = !upstream_begin;
-    } else if !ending {
+        Some(Standing::Associated) => steps.event = !upstream_begin,
         // Rule 1 (the upstream's own BEGIN_CALL is the bracket).
-        steps.begin = !upstream_begin;
-        steps.event = true;
-        calls.add(b.call);
-    } // Rule 4: an ending event opens nothing.
+        None if !ending => {
+            steps.begin = !upstream_begin;
+            steps.event = true;
+            calls.set(b.call, Standing::Associated);
+        }
+        // Rule 4: an ending event opens nothing, and a call left stays left.
+        None | Some(Standing::Left) => {}
+    }
     if let Some((folded, _)) = &b.folded {
-        steps.end_folded = calls.remove(*folded);
+        steps.end_folded = calls.remove(*folded) == Some(Standing::Associated);
     }
     if let Some(to) = b.renamed {
         calls.rename(b.call, to);
     }
-    if ending && calls.remove(b.call) {
-        steps.end = message_type != msg::END_CALL_EVENT;
+    if b.ends_call {
+        calls.remove(b.call);
+    } else if leaves && standing.is_some() {
+        calls.set(b.call, Standing::Left);
     }
+    steps.end = ending && standing == Some(Standing::Associated) && message_type != msg::END_CALL_EVENT;
     steps
 }
 
@@ -139,7 +146,6 @@ mod tests {
 
     use super::*;
     use crate::call::{CallData, CallRecord};
-    use crate::keys::{AgentField, AgentKey, DeviceKey};
 
     fn call(id: u32) -> CallKey {
         CallKey::new(id, 1, b"T100")
@@ -157,9 +163,9 @@ mod tests {
         }
     }
 
-    fn device() -> Watch {
-        Watch::Device(DeviceKey::device(b"3001"))
-    }
+    /// Whether the watcher's device or agent leaves the call with the event.
+    const STAYS: bool = false;
+    const LEAVES: bool = true;
 
     const BEGIN: Steps = Steps {
         begin: true,
@@ -171,11 +177,11 @@ mod tests {
         let mut calls = Associations::default();
         let b = bracket(7);
         assert_eq!(
-            step(&mut calls, &device(), msg::CALL_DELIVERED_EVENT, &b),
+            step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &b),
             BEGIN
         );
         assert_eq!(
-            step(&mut calls, &device(), msg::CALL_ESTABLISHED_EVENT, &b),
+            step(&mut calls, STAYS, msg::CALL_ESTABLISHED_EVENT, &b),
             Steps::EVENT
         );
         assert!(calls.contains(call(7)));
@@ -186,11 +192,11 @@ mod tests {
         let mut calls = Associations::default();
         let b = bracket(7);
         assert_eq!(
-            step(&mut calls, &device(), msg::BEGIN_CALL_EVENT, &b),
+            step(&mut calls, STAYS, msg::BEGIN_CALL_EVENT, &b),
             Steps::EVENT
         );
         assert_eq!(
-            step(&mut calls, &device(), msg::BEGIN_CALL_EVENT, &b),
+            step(&mut calls, STAYS, msg::BEGIN_CALL_EVENT, &b),
             Steps::default()
         );
     }
@@ -199,19 +205,19 @@ mod tests {
     fn clearing_ends_with_an_end_call_and_nothing_after() {
         let mut calls = Associations::default();
         let mut b = bracket(7);
-        step(&mut calls, &device(), msg::CALL_DELIVERED_EVENT, &b);
+        step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &b);
         b.ends_call = true;
         let end = Steps {
             end: true,
             ..Steps::EVENT
         };
         assert_eq!(
-            step(&mut calls, &device(), msg::CALL_CLEARED_EVENT, &b),
+            step(&mut calls, STAYS, msg::CALL_CLEARED_EVENT, &b),
             end
         );
         assert!(calls.is_empty());
         assert_eq!(
-            step(&mut calls, &device(), msg::END_CALL_EVENT, &b),
+            step(&mut calls, STAYS, msg::END_CALL_EVENT, &b),
             Steps::default(),
             "the upstream's END_CALL after the association ended"
         );
@@ -221,40 +227,56 @@ mod tests {
     fn the_upstreams_end_call_is_the_bracket() {
         let mut calls = Associations::default();
         let mut b = bracket(7);
-        step(&mut calls, &device(), msg::CALL_DELIVERED_EVENT, &b);
+        step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &b);
         b.ends_call = true;
         assert_eq!(
-            step(&mut calls, &device(), msg::END_CALL_EVENT, &b),
+            step(&mut calls, STAYS, msg::END_CALL_EVENT, &b),
             Steps::EVENT
         );
     }
 
     #[test]
-    fn a_device_leaving_ends_only_its_own_association() {
+    fn only_the_leaving_watchers_association_ends() {
         let (mut mine, mut other) = (Associations::default(), Associations::default());
-        let agent = AgentKey::new(AgentField::Id, b"1001");
-        let desktop = Watch::Agent {
-            agent,
-            instrument: None,
-        };
-        let mut b = bracket(7);
-        step(&mut mine, &desktop, msg::CALL_DELIVERED_EVENT, &b);
-        step(&mut other, &device(), msg::CALL_DELIVERED_EVENT, &b);
-        b.leaving.push(DeviceKey::device(b"3002"));
-        b.leaving_agents.push(agent);
+        let b = bracket(7);
+        step(&mut mine, STAYS, msg::CALL_DELIVERED_EVENT, &b);
+        step(&mut other, STAYS, msg::CALL_DELIVERED_EVENT, &b);
         let cleared = msg::CALL_CONNECTION_CLEARED_EVENT;
-        assert!(step(&mut mine, &desktop, cleared, &b).end);
-        assert_eq!(step(&mut other, &device(), cleared, &b), Steps::EVENT);
-        assert!(mine.is_empty() && other.contains(call(7)));
+        assert!(step(&mut mine, LEAVES, cleared, &b).end);
+        assert_eq!(step(&mut other, STAYS, cleared, &b), Steps::EVENT);
+        assert!(!mine.contains(call(7)) && other.contains(call(7)));
+    }
+
+    #[test]
+    fn a_call_left_stays_left_until_it_ends() {
+        let mut calls = Associations::default();
+        let mut b = bracket(7);
+        step(&mut calls, STAYS, msg::CALL_ORIGINATED_EVENT, &b);
+        let cleared = msg::CALL_CONNECTION_CLEARED_EVENT;
+        assert!(step(&mut calls, LEAVES, cleared, &b).end);
+        // The far end leaves too; the event still names the watcher's device
+        // (the call's ConnectionDeviceID): no second association.
+        assert_eq!(step(&mut calls, STAYS, cleared, &b), Steps::default());
+        b.ends_call = true;
+        assert_eq!(
+            step(&mut calls, STAYS, msg::CALL_CLEARED_EVENT, &b),
+            Steps::default()
+        );
+        assert!(calls.is_empty(), "the call ended: nothing is kept of it");
+        b.ends_call = false;
+        assert_eq!(
+            step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &b),
+            BEGIN,
+            "a call id seen again after its end is a new call"
+        );
     }
 
     #[test]
     fn an_ending_event_opens_nothing() {
         let mut calls = Associations::default();
-        let mut b = bracket(7);
-        b.leaving.push(DeviceKey::device(b"3001"));
+        let b = bracket(7);
         let cleared = msg::CALL_CONNECTION_CLEARED_EVENT;
-        assert_eq!(step(&mut calls, &device(), cleared, &b), Steps::default());
+        assert_eq!(step(&mut calls, LEAVES, cleared, &b), Steps::default());
         assert!(calls.is_empty());
     }
 
@@ -263,13 +285,13 @@ mod tests {
         let mut calls = Associations::default();
         step(
             &mut calls,
-            &device(),
+            STAYS,
             msg::CALL_DELIVERED_EVENT,
             &bracket(8),
         );
         let mut b = bracket(7);
         b.folded = Some((call(8), Arc::new(CallRecord::default())));
-        let steps = step(&mut calls, &device(), msg::CALL_TRANSFERRED_EVENT, &b);
+        let steps = step(&mut calls, STAYS, msg::CALL_TRANSFERRED_EVENT, &b);
         assert_eq!(
             steps,
             Steps {
@@ -287,20 +309,19 @@ mod tests {
         let mut calls = Associations::default();
         step(
             &mut calls,
-            &device(),
+            STAYS,
             msg::CALL_DELIVERED_EVENT,
             &bracket(7),
         );
         step(
             &mut calls,
-            &device(),
+            STAYS,
             msg::CALL_ORIGINATED_EVENT,
             &bracket(8),
         );
         let mut b = bracket(7);
         b.folded = Some((call(8), Arc::new(CallRecord::default())));
-        b.leaving.push(DeviceKey::device(b"3001"));
-        let steps = step(&mut calls, &device(), msg::CALL_TRANSFERRED_EVENT, &b);
+        let steps = step(&mut calls, LEAVES, msg::CALL_TRANSFERRED_EVENT, &b);
         assert_eq!(
             steps,
             Steps {
@@ -310,7 +331,7 @@ mod tests {
                 end: true
             }
         );
-        assert!(calls.is_empty());
+        assert!(!calls.contains(call(7)) && !calls.contains(call(8)));
     }
 
     #[test]
@@ -318,19 +339,19 @@ mod tests {
         let mut calls = Associations::default();
         step(
             &mut calls,
-            &device(),
+            STAYS,
             msg::CALL_DELIVERED_EVENT,
             &bracket(7),
         );
         let mut b = bracket(7);
         b.renamed = Some(call(9));
         assert_eq!(
-            step(&mut calls, &device(), msg::CALL_DATA_UPDATE_EVENT, &b),
+            step(&mut calls, STAYS, msg::CALL_DATA_UPDATE_EVENT, &b),
             Steps::EVENT
         );
         assert!(calls.contains(call(9)) && !calls.contains(call(7)));
         assert_eq!(
-            step(&mut calls, &device(), msg::CALL_HELD_EVENT, &bracket(9)),
+            step(&mut calls, STAYS, msg::CALL_HELD_EVENT, &bracket(9)),
             Steps::EVENT
         );
     }
@@ -341,7 +362,7 @@ mod tests {
         for id in 0..MAX_ASSOCIATIONS as u32 + 10 {
             step(
                 &mut calls,
-                &device(),
+                STAYS,
                 msg::CALL_DELIVERED_EVENT,
                 &bracket(id),
             );

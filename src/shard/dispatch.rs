@@ -154,7 +154,7 @@ fn deliver_to_monitors(shard: &Shard, event: &Arc<Event>, bit: MaskBit) -> u64 {
             };
             let steps = match bracket {
                 Some(b) if m.watch.is_bracketed() => {
-                    brackets::step(&mut m.calls, &m.watch, event.message_type(), b)
+                    brackets::step(&mut m.calls, m.watch.leaves(b), event.message_type(), b)
                 }
                 _ => Steps::EVENT,
             };

@@ -16,7 +16,9 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::ingest::InterestKey;
-use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap, Targets};
+use crate::call::Bracket;
+use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
+use crate::targets::Targets;
 
 /// What a monitor watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,26 @@ impl Watch {
                 keys.extend(instrument.map(InterestKey::Device));
                 keys
             }
+        }
+    }
+}
+
+impl Watch {
+    /// Whether this watch gets call brackets: Client Events agents and
+    /// device monitors do, call monitors watch one call explicitly.
+    pub fn is_bracketed(&self) -> bool {
+        !matches!(self, Watch::Call(_))
+    }
+
+    /// Whether the device (or agent) this watch follows leaves the call.
+    pub fn leaves(&self, b: &Bracket) -> bool {
+        match self {
+            Watch::Device(d) => b.leaving.contains(d),
+            Watch::Agent { agent, instrument } => {
+                b.leaving_agents.contains(agent)
+                    || instrument.is_some_and(|d| b.leaving.contains(&d))
+            }
+            Watch::Call(_) => false,
         }
     }
 }
@@ -368,6 +390,33 @@ mod tests {
             client_events: false,
             calls: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_watch_leaves_with_its_device_or_its_agent() {
+        use crate::call::{CallData, CallRecord};
+        let agent = AgentKey::new(crate::keys::AgentField::Id, b"1001");
+        let mut b = Bracket {
+            call: CallKey::new(7, 1, b"T100"),
+            before: CallRecord::new(CallData::default()),
+            ends_call: false,
+            leaving: smallvec::smallvec![DeviceKey::device(b"3001")],
+            leaving_agents: SmallVec::new(),
+            folded: None,
+            renamed: None,
+        };
+        let device = |d: &[u8]| Watch::Device(DeviceKey::device(d));
+        let desktop = |instrument: Option<&[u8]>| Watch::Agent {
+            agent,
+            instrument: instrument.map(DeviceKey::device),
+        };
+        assert!(device(b"3001").leaves(&b));
+        assert!(!device(b"3002").leaves(&b));
+        assert!(desktop(Some(b"3001")).leaves(&b), "by its instrument");
+        assert!(!desktop(None).leaves(&b));
+        b.leaving_agents.push(agent);
+        assert!(desktop(None).leaves(&b), "by its agent");
+        assert!(!Watch::Call(b.call).leaves(&b) && !Watch::Call(b.call).is_bracketed());
     }
 
     #[test]

@@ -1300,6 +1300,9 @@ pub enum Bracket {
 pub struct Associations {
     /// Associated calls, oldest first.
     pub calls: Vec<CallId>,
+    /// Calls whose association ended while the call went on: nothing more
+    /// of them is delivered until the call ends (rule 4).
+    pub left: Vec<CallId>,
 }
 
 impl Associations {
@@ -1339,7 +1342,8 @@ impl Associations {
         if reaches {
             let ending = ends_association(f, devices);
             let associated = self.calls.contains(c);
-            if !associated && !ending {
+            let left = self.left.contains(c);
+            if !associated && !ending && !left {
                 if t != msg::BEGIN_CALL_EVENT && pass(msg::BEGIN_CALL_EVENT) {
                     out.push(Bracket::Begin(c.clone(), ev.call_data.clone()));
                 }
@@ -1355,22 +1359,31 @@ impl Associations {
         let other = f.other.clone().filter(|o| o != c);
         if let Some(o) = &other {
             let merge = matches!(t, msg::CALL_CONFERENCED_EVENT | msg::CALL_TRANSFERRED_EVENT);
+            if merge {
+                self.left.retain(|x| x != o);
+            }
             if merge && self.end(o) && pass(msg::END_CALL_EVENT) {
                 out.push(Bracket::End(o.clone(), ev.other_data.clone()));
             }
             if t == msg::CALL_DATA_UPDATE_EVENT {
-                if let Some(x) = self.calls.iter_mut().find(|x| *x == c) {
-                    *x = o.clone();
+                for x in self.calls.iter_mut().chain(self.left.iter_mut()) {
+                    if x == c {
+                        *x = o.clone();
+                    }
                 }
             }
         }
-        if reaches
-            && ends_association(f, devices)
-            && self.end(c)
-            && t != msg::END_CALL_EVENT
-            && pass(msg::END_CALL_EVENT)
-        {
-            out.push(Bracket::End(c.clone(), ev.call_data.clone()));
+        let call_ends = matches!(t, msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT);
+        if reaches && ends_association(f, devices) && self.end(c) {
+            if !call_ends {
+                self.left.push(c.clone());
+            }
+            if t != msg::END_CALL_EVENT && pass(msg::END_CALL_EVENT) {
+                out.push(Bracket::End(c.clone(), ev.call_data.clone()));
+            }
+        }
+        if reaches && call_ends {
+            self.left.retain(|x| x != c);
         }
         out
     }
