@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use smallvec::SmallVec;
 
 use crate::keys::{AgentKey, CallKey, DeviceKey};
-use crate::proto::msg::{BeginCallEvent, CallDataUpdateEvent, CallDeliveredEvent, EndCallEvent};
+use crate::proto::msg::{BeginCallEvent, EndCallEvent};
 use crate::proto::{CtiString, Message, NamedArray, NamedVar, Unspec, Version};
 
 /// One call's identity and data.
@@ -82,21 +82,48 @@ struct Carried {
     named_arrays: Vec<NamedArray>,
 }
 
-/// The ten call variables of a typed event, in order.
-macro_rules! call_variables {
-    ($e:ident) => {
-        [
-            $e.call_variable_1,
-            $e.call_variable_2,
-            $e.call_variable_3,
-            $e.call_variable_4,
-            $e.call_variable_5,
-            $e.call_variable_6,
-            $e.call_variable_7,
-            $e.call_variable_8,
-            $e.call_variable_9,
-            $e.call_variable_10,
-        ]
+/// The [`Carried`] fields of a typed event `$e` (CALL_DATA_UPDATE has no ANI_II).
+macro_rules! carried {
+    ($e:ident, ani_ii: $ani_ii:expr) => {
+        Carried {
+            call_variables: [
+                $e.call_variable_1,
+                $e.call_variable_2,
+                $e.call_variable_3,
+                $e.call_variable_4,
+                $e.call_variable_5,
+                $e.call_variable_6,
+                $e.call_variable_7,
+                $e.call_variable_8,
+                $e.call_variable_9,
+                $e.call_variable_10,
+            ],
+            ani: $e.ani,
+            ani_ii: $ani_ii,
+            user_to_user_info: $e.user_to_user_info,
+            dnis: $e.dnis,
+            dialed_number: $e.dialed_number,
+            caller_entered_digits: $e.caller_entered_digits,
+            call_wrapup_data: $e.call_wrapup_data,
+            named_variables: $e.named_variables,
+            named_arrays: $e.named_arrays,
+        }
+    };
+}
+
+/// Fold what BEGIN_CALL and CALL_DATA_UPDATE carry beyond [`Carried`]:
+/// CallType, CalledPartyDisposition, RouterCallKey, CallReferenceID.
+macro_rules! take_call_fields {
+    ($data:ident, $e:ident) => {
+        $data.call_type = $e.call_type;
+        $data.called_party_disposition = $e.called_party_disposition;
+        set(&mut $data.router_call_key_day, $e.router_call_key_day);
+        set(&mut $data.router_call_key_call_id, $e.router_call_key_call_id);
+        set(
+            &mut $data.router_call_key_sequence_number,
+            $e.router_call_key_sequence_number,
+        );
+        set(&mut $data.call_reference_id, $e.call_reference_id);
     };
 }
 
@@ -143,72 +170,17 @@ impl CallData {
     pub fn fold(&mut self, message: Message) -> bool {
         match message {
             Message::BeginCallEvent(e) => {
-                self.call_type = e.call_type;
-                self.called_party_disposition = e.called_party_disposition;
-                set(&mut self.router_call_key_day, e.router_call_key_day);
-                set(&mut self.router_call_key_call_id, e.router_call_key_call_id);
-                set(
-                    &mut self.router_call_key_sequence_number,
-                    e.router_call_key_sequence_number,
-                );
-                set(&mut self.call_reference_id, e.call_reference_id);
-                self.take(Carried {
-                    call_variables: call_variables!(e),
-                    ani: e.ani,
-                    ani_ii: e.ani_ii,
-                    user_to_user_info: e.user_to_user_info,
-                    dnis: e.dnis,
-                    dialed_number: e.dialed_number,
-                    caller_entered_digits: e.caller_entered_digits,
-                    call_wrapup_data: e.call_wrapup_data,
-                    named_variables: e.named_variables,
-                    named_arrays: e.named_arrays,
-                });
+                take_call_fields!(self, e);
+                self.take(carried!(e, ani_ii: e.ani_ii));
             }
-            Message::CallDataUpdateEvent(e) => self.fold_update(e),
-            Message::CallDeliveredEvent(e) => self.fold_delivered(e),
+            Message::CallDataUpdateEvent(e) => {
+                take_call_fields!(self, e);
+                self.take(carried!(e, ani_ii: None));
+            }
+            Message::CallDeliveredEvent(e) => self.take(carried!(e, ani_ii: e.ani_ii)),
             _ => return false,
         }
         true
-    }
-
-    fn fold_update(&mut self, e: CallDataUpdateEvent) {
-        self.call_type = e.call_type;
-        self.called_party_disposition = e.called_party_disposition;
-        set(&mut self.router_call_key_day, e.router_call_key_day);
-        set(&mut self.router_call_key_call_id, e.router_call_key_call_id);
-        set(
-            &mut self.router_call_key_sequence_number,
-            e.router_call_key_sequence_number,
-        );
-        set(&mut self.call_reference_id, e.call_reference_id);
-        self.take(Carried {
-            call_variables: call_variables!(e),
-            ani: e.ani,
-            ani_ii: None,
-            user_to_user_info: e.user_to_user_info,
-            dnis: e.dnis,
-            dialed_number: e.dialed_number,
-            caller_entered_digits: e.caller_entered_digits,
-            call_wrapup_data: e.call_wrapup_data,
-            named_variables: e.named_variables,
-            named_arrays: e.named_arrays,
-        });
-    }
-
-    fn fold_delivered(&mut self, e: CallDeliveredEvent) {
-        self.take(Carried {
-            call_variables: call_variables!(e),
-            ani: e.ani,
-            ani_ii: e.ani_ii,
-            user_to_user_info: e.user_to_user_info,
-            dnis: e.dnis,
-            dialed_number: e.dialed_number,
-            caller_entered_digits: e.caller_entered_digits,
-            call_wrapup_data: e.call_wrapup_data,
-            named_variables: e.named_variables,
-            named_arrays: e.named_arrays,
-        });
     }
 
     /// BEGIN_CALL_EVENT with this data (MonitorID 0, no CTI clients).
@@ -342,6 +314,7 @@ impl Eq for Bracket {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::msg::CallDataUpdateEvent;
     use crate::proto::DecodeOptions;
 
     fn var(name: &str, value: &str) -> NamedVar {
@@ -368,7 +341,12 @@ mod tests {
             named_variables: vec![var("user.b", "3"), var("user.c", "4")],
             ..Default::default()
         }));
-        assert_eq!(data.call_type, 4);
+        data.fold(Message::from(crate::proto::msg::CallDeliveredEvent {
+            caller_entered_digits: Some("42".into()),
+            ..Default::default()
+        }));
+        assert_eq!(data.call_type, 4, "CALL_DELIVERED carries no CallType");
+        assert_eq!(data.caller_entered_digits, Some("42".into()));
         assert_eq!(data.ani, Some("5551000".into()));
         assert_eq!(data.dnis, Some("8000".into()));
         assert_eq!(data.call_variables[0], Some("acct".into()));
