@@ -23,6 +23,19 @@ struct AgentRecord {
     devices: [Option<DeviceKey>; 2],
 }
 
+impl AgentRecord {
+    /// Keep `frame` as the agent's latest report (its buffer reused).
+    fn store(&mut self, frame: &[u8], version: Version) {
+        self.frame.clear();
+        self.frame.extend_from_slice(frame);
+        self.version = version;
+    }
+
+    fn is_named(&self, keys: &[Option<AgentKey>; 3], devices: &[Option<DeviceKey>; 2]) -> bool {
+        self.keys == *keys && self.devices == *devices
+    }
+}
+
 /// Every agent reported so far.
 #[derive(Default)]
 pub struct AgentTable {
@@ -75,6 +88,12 @@ impl AgentTable {
             .flatten()
             .find_map(|k| self.by_key.get(k).copied());
         let slot = match slot {
+            // The usual case: the same agent on the same devices, only its
+            // state changed — no re-indexing.
+            Some(slot) if self.records[slot as usize].is_named(&agent_keys, &devices) => {
+                self.records[slot as usize].store(frame, version);
+                return;
+            }
             Some(slot) => {
                 self.forget_stale(slot, &agent_keys, &devices);
                 slot
@@ -90,9 +109,7 @@ impl AgentTable {
             }
         };
         let record = &mut self.records[slot as usize];
-        record.frame.clear();
-        record.frame.extend_from_slice(frame);
-        record.version = version;
+        record.store(frame, version);
         record.keys = agent_keys;
         record.devices = devices;
         for k in agent_keys.into_iter().flatten() {

@@ -108,12 +108,15 @@ fn new_record(frame: &[u8], keys: &RoutingKeys, call: &CallSpan) -> Arc<CallReco
     CallRecord::new(data)
 }
 
-/// Whether an event of this type carries call data to fold.
-fn carries_call_data(message_type: u32) -> bool {
-    matches!(
-        message_type,
-        msg::BEGIN_CALL_EVENT | msg::CALL_DATA_UPDATE_EVENT | msg::CALL_DELIVERED_EVENT
-    )
+/// Whether an event has call data to fold: BEGIN_CALL and CALL_DATA_UPDATE
+/// always (CallType), CALL_DELIVERED when it carries data fields (most
+/// carry none: decoding them would cost ingest for nothing).
+fn has_call_data(keys: &RoutingKeys) -> bool {
+    match keys.message_type {
+        msg::BEGIN_CALL_EVENT | msg::CALL_DATA_UPDATE_EVENT => true,
+        msg::CALL_DELIVERED_EVENT => keys.carries_call_data,
+        _ => false,
+    }
 }
 
 /// What an event's removals did (after its targets were computed).
@@ -215,7 +218,7 @@ impl CallTracker {
     ) -> Option<Arc<CallRecord>> {
         let state = self.calls.get_mut(&call)?;
         let before = state.record.clone();
-        if !carries_call_data(keys.message_type) {
+        if !has_call_data(keys) {
             return Some(before);
         }
         let body = frame

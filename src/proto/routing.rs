@@ -66,6 +66,9 @@ pub struct RoutingKeys {
     nr_devices: u8,
     /// More device fields than [`MAX_DEVICES`] were present; the rest were not kept.
     pub devices_truncated: bool,
+    /// The event carries call data (ANI, DNIS, call or named variables, …):
+    /// ingest folds it into the call's record only then.
+    pub carries_call_data: bool,
     devices: [(u16, Span); MAX_DEVICES],
 }
 
@@ -86,6 +89,7 @@ impl RoutingKeys {
             trunk_group_number: None,
             nr_devices: 0,
             devices_truncated: false,
+            carries_call_data: false,
             devices: [(0, Span::default()); MAX_DEVICES],
         }
     }
@@ -299,6 +303,11 @@ fn read_floating(
                 }
                 keys.push_device(f.tag, span);
             }
+            tags::ANI..=tags::CALL_VAR_10
+            | tags::CALL_WRAPUP_DATA
+            | tags::NAMED_VARIABLE
+            | tags::NAMED_ARRAY
+            | tags::ANI_II => keys.carries_call_data = true,
             tags::TRUNK_NUMBER => keys.trunk_number = Some(be_u32_field(f.tag, f.data)?),
             tags::TRUNK_GROUP_NUMBER => {
                 keys.trunk_group_number = Some(be_u32_field(f.tag, f.data)?)
