@@ -256,6 +256,17 @@ impl CallRecord {
         })
     }
 
+    /// Fold an event into a record nobody else holds (see
+    /// [`CallData::fold`]); the frames built from the old data are dropped.
+    pub fn fold(&mut self, message: Message) -> bool {
+        let folded = self.data.fold(message);
+        if folded {
+            self.begin = Default::default();
+            self.end = Default::default();
+        }
+        folded
+    }
+
     /// The BEGIN_CALL_EVENT frame at `version` (MonitorID 0 to be patched).
     pub fn begin_at(&self, version: Version) -> Option<&[u8]> {
         self.begin[version.index()]

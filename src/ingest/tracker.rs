@@ -194,7 +194,8 @@ impl CallTracker {
             }
             push_all(&mut state.devices, &named);
         }
-        let before = primary.and_then(|(call, _)| self.fold_data(call, frame, keys, version));
+        let before =
+            primary.and_then(|(call, _)| self.fold_data(call, frame, keys, version, keyed));
         if keyed {
             push_all(&mut t.devices, &named);
             self.agent_targets(frame, keys, &mut t);
@@ -208,30 +209,41 @@ impl CallTracker {
     }
 
     /// Fold the data `frame` carries into its call's record; returns the
-    /// record as it was before.
+    /// record as it was before when `keep_before` (a bracket needs it). A
+    /// record nobody else holds is changed in place; one that events in
+    /// flight still carry is replaced.
     fn fold_data(
         &mut self,
         call: CallKey,
         frame: &[u8],
         keys: &RoutingKeys,
         version: Version,
+        keep_before: bool,
     ) -> Option<Arc<CallRecord>> {
         let state = self.calls.get_mut(&call)?;
-        let before = state.record.clone();
+        let before = keep_before.then(|| state.record.clone());
         if !has_call_data(keys) {
-            return Some(before);
+            return before;
         }
         let body = frame
             .get(crate::proto::frame::HEADER_LEN..)
             .unwrap_or_default();
         let options = DecodeOptions::COUNTS_UNCHECKED;
-        if let Ok(message) = Message::decode(keys.message_type, body, version, options) {
-            let mut data = before.data.clone();
-            if data.fold(message) {
-                state.record = CallRecord::new(data);
+        let Ok(message) = Message::decode(keys.message_type, body, version, options) else {
+            return before;
+        };
+        match Arc::get_mut(&mut state.record) {
+            Some(record) => {
+                record.fold(message);
+            }
+            None => {
+                let mut data = state.record.data.clone();
+                if data.fold(message) {
+                    state.record = CallRecord::new(data);
+                }
             }
         }
-        Some(before)
+        before
     }
 
     fn bracket(
