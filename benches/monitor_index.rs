@@ -29,8 +29,8 @@ use smallvec::SmallVec;
 
 use ctirouter::ingest::InterestKey;
 use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey};
-use ctirouter::targets::Targets;
 use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
+use ctirouter::targets::Targets;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const POOL: usize = 4096;

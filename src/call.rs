@@ -118,7 +118,10 @@ macro_rules! take_call_fields {
         $data.call_type = $e.call_type;
         $data.called_party_disposition = $e.called_party_disposition;
         set(&mut $data.router_call_key_day, $e.router_call_key_day);
-        set(&mut $data.router_call_key_call_id, $e.router_call_key_call_id);
+        set(
+            &mut $data.router_call_key_call_id,
+            $e.router_call_key_call_id,
+        );
         set(
             &mut $data.router_call_key_sequence_number,
             $e.router_call_key_sequence_number,

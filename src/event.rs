@@ -8,11 +8,11 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::targets::Targets;
 use crate::proto::routing::{self, RoutingKeys};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{DecodeError, Version};
 use crate::shard::session::MaskBit;
+use crate::targets::Targets;
 
 /// The frame at each protocol version; `None` inside = not sendable there.
 type Encodings = [OnceLock<Option<Box<[u8]>>>; Version::COUNT];

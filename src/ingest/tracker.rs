@@ -54,10 +54,10 @@ use smallvec::SmallVec;
 use super::agents::{agent_field_keys, AgentTable};
 use crate::call::{Bracket, CallData, CallRecord};
 use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap};
-use crate::targets::Targets;
 use crate::proto::constants::msg;
 use crate::proto::routing::{CallSpan, RoutingKeys};
 use crate::proto::{tags, CtiString, DecodeOptions, Message, Version};
+use crate::targets::Targets;
 
 struct CallState {
     devices: SmallVec<[DeviceKey; 8]>,
@@ -147,11 +147,6 @@ impl CallTracker {
 
     pub fn knows_call(&self, call: CallKey) -> bool {
         self.calls.contains_key(&call)
-    }
-
-    /// The data the upstream has told about a live call.
-    pub fn call_data(&self, call: CallKey) -> Option<&Arc<CallRecord>> {
-        self.calls.get(&call).map(|c| &c.record)
     }
 
     /// Forget every call (the upstream was lost: the calls' fate is unknown).

@@ -136,7 +136,8 @@ pub fn step(calls: &mut Associations, leaves: bool, message_type: u32, b: &Brack
     } else if leaves && standing.is_some() {
         calls.set(b.call, Standing::Left);
     }
-    steps.end = ending && standing == Some(Standing::Associated) && message_type != msg::END_CALL_EVENT;
+    steps.end =
+        ending && standing == Some(Standing::Associated) && message_type != msg::END_CALL_EVENT;
     steps
 }
 
@@ -211,10 +212,7 @@ mod tests {
             end: true,
             ..Steps::EVENT
         };
-        assert_eq!(
-            step(&mut calls, STAYS, msg::CALL_CLEARED_EVENT, &b),
-            end
-        );
+        assert_eq!(step(&mut calls, STAYS, msg::CALL_CLEARED_EVENT, &b), end);
         assert!(calls.is_empty());
         assert_eq!(
             step(&mut calls, STAYS, msg::END_CALL_EVENT, &b),
@@ -283,12 +281,7 @@ mod tests {
     #[test]
     fn a_folded_call_ends_after_the_merge_and_the_primary_begins() {
         let mut calls = Associations::default();
-        step(
-            &mut calls,
-            STAYS,
-            msg::CALL_DELIVERED_EVENT,
-            &bracket(8),
-        );
+        step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &bracket(8));
         let mut b = bracket(7);
         b.folded = Some((call(8), Arc::new(CallRecord::default())));
         let steps = step(&mut calls, STAYS, msg::CALL_TRANSFERRED_EVENT, &b);
@@ -307,18 +300,8 @@ mod tests {
     #[test]
     fn the_transferring_party_gets_both_ends() {
         let mut calls = Associations::default();
-        step(
-            &mut calls,
-            STAYS,
-            msg::CALL_DELIVERED_EVENT,
-            &bracket(7),
-        );
-        step(
-            &mut calls,
-            STAYS,
-            msg::CALL_ORIGINATED_EVENT,
-            &bracket(8),
-        );
+        step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &bracket(7));
+        step(&mut calls, STAYS, msg::CALL_ORIGINATED_EVENT, &bracket(8));
         let mut b = bracket(7);
         b.folded = Some((call(8), Arc::new(CallRecord::default())));
         let steps = step(&mut calls, LEAVES, msg::CALL_TRANSFERRED_EVENT, &b);
@@ -337,12 +320,7 @@ mod tests {
     #[test]
     fn a_renamed_call_keeps_its_association() {
         let mut calls = Associations::default();
-        step(
-            &mut calls,
-            STAYS,
-            msg::CALL_DELIVERED_EVENT,
-            &bracket(7),
-        );
+        step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &bracket(7));
         let mut b = bracket(7);
         b.renamed = Some(call(9));
         assert_eq!(
@@ -360,12 +338,7 @@ mod tests {
     fn associations_are_bounded() {
         let mut calls = Associations::default();
         for id in 0..MAX_ASSOCIATIONS as u32 + 10 {
-            step(
-                &mut calls,
-                STAYS,
-                msg::CALL_DELIVERED_EVENT,
-                &bracket(id),
-            );
+            step(&mut calls, STAYS, msg::CALL_DELIVERED_EVENT, &bracket(id));
         }
         assert_eq!(calls.len(), MAX_ASSOCIATIONS);
         assert!(!calls.contains(call(0)) && calls.contains(call(MAX_ASSOCIATIONS as u32 + 9)));

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::ingest::InterestKey;
 use crate::call::Bracket;
+use crate::ingest::InterestKey;
 use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
 use crate::targets::Targets;
 
@@ -280,12 +280,7 @@ impl MonitorIndex {
         targets: &Targets,
         scratch: &'a mut MatchScratch,
     ) -> impl Iterator<Item = &'a Monitor> + 'a {
-        scratch.clear();
-        self.lists(targets, |entries| scratch.extend_from_slice(entries));
-        if scratch.len() > 1 {
-            scratch.sort_unstable();
-            scratch.dedup();
-        }
+        self.matching_entries(targets, scratch);
         scratch.iter().filter_map(|e| self.at(*e))
     }
 
