@@ -25,9 +25,10 @@ use criterion::measurement::Measurement;
 use criterion::{black_box, Criterion, Throughput};
 
 use ctirouter::ingest::fanout::build_event;
-use ctirouter::ingest::interest::{Interest, InterestKey};
+use ctirouter::ingest::interest::Interest;
 use ctirouter::ingest::tracker::CallTracker;
 use ctirouter::keys::DeviceKey;
+use ctirouter::keys::InterestKey;
 use ctirouter::proto::constants::service;
 use ctirouter::proto::{routing, Version};
 use ctirouter::sim::{SimConfig, Simulator};

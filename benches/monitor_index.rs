@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use smallvec::SmallVec;
 
-use ctirouter::ingest::InterestKey;
+use ctirouter::keys::InterestKey;
 use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey};
 use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
 use ctirouter::targets::Targets;

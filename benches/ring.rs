@@ -35,8 +35,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use crossbeam::channel::{self, TryRecvError};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use ctirouter::link::ToShard;
 use ctirouter::ring::{self, spsc};
-use ctirouter::shard::ToShard;
 
 /// Words of one item: `ToShard`'s size, rounded up to whole `u64`s.
 const ITEM_WORDS: usize = std::mem::size_of::<ToShard>().div_ceil(8);

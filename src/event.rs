@@ -8,14 +8,50 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::proto::constants::{agent_mask, call_mask, msg};
 use crate::proto::routing::{self, RoutingKeys};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{DecodeError, Version};
-use crate::shard::session::MaskBit;
 use crate::targets::Targets;
 
 /// The frame at each protocol version; `None` inside = not sendable there.
 type Encodings = [OnceLock<Option<Box<[u8]>>>; Version::COUNT];
+
+/// Which mask bit decides whether an event passes a session's or monitor's
+/// masks; computed once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskBit {
+    /// Not masked (CALL_TRANSLATION_ROUTE_EVENT, types without a CallMsgMask bit).
+    Always,
+    /// A CallMsgMask bit (protocol.md §5.2).
+    Call(u32),
+    /// An AgentStateMask bit (protocol.md §5.3); 0 for states without one.
+    Agent(u32),
+}
+
+impl MaskBit {
+    pub fn of(keys: &RoutingKeys) -> MaskBit {
+        match keys.message_type {
+            msg::CALL_TRANSLATION_ROUTE_EVENT => MaskBit::Always,
+            msg::AGENT_STATE_EVENT => {
+                MaskBit::Agent(agent_mask::bit_for(keys.agent_state.unwrap_or(u16::MAX)))
+            }
+            t => match call_mask::bit_for(t) {
+                0 => MaskBit::Always,
+                bit => MaskBit::Call(bit),
+            },
+        }
+    }
+
+    #[inline]
+    pub fn passes(self, call_mask: u32, agent_mask: u32) -> bool {
+        match self {
+            MaskBit::Always => true,
+            MaskBit::Call(bit) => call_mask & bit != 0,
+            MaskBit::Agent(bit) => agent_mask & bit != 0,
+        }
+    }
+}
 
 /// One event from the PG.
 pub struct Event {

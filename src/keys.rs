@@ -167,6 +167,14 @@ impl Hasher for PassThrough {
 /// A hash map over key hashes (no rehashing of the hash).
 pub type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
+/// One key a shard can be interested in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InterestKey {
+    Device(DeviceKey),
+    Call(CallKey),
+    Agent(AgentKey),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,9 @@
 //! * [`router`] — starting and stopping the executors
 //! * [`ingest`] — the ingest core: event source, fan-out to shards, control
 //! * [`shard`] — listener, sessions, dispatch and flush on each shard core
+//! * [`session`] — sans-IO GED-188 sessions: server side (downstream
+//!   clients), client side (upstream), frame reassembly, backoff, PG status
+//! * [`link`] — the messages between cores (`ToShard`, `ToIngest`)
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
 //! * [`event`] — an event as it crosses cores (`Arc<Event>`)
 //! * [`call`] — a call's data as ingest folds it; call-bracket facts
@@ -28,10 +31,12 @@ pub mod config;
 pub mod event;
 pub mod ingest;
 pub mod keys;
+pub mod link;
 pub mod metrics;
 pub mod proto;
 pub mod ring;
 pub mod router;
+pub mod session;
 pub mod shard;
 
 pub mod sim;

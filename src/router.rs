@@ -9,10 +9,11 @@ use std::sync::{mpsc, Arc};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::ingest::{self, IngestSetup, ToIngest};
+use crate::ingest::{self, IngestSetup};
+use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::ring;
-use crate::shard::{self, ShardSetup, ToShard};
+use crate::shard::{self, ShardSetup};
 
 /// Why the router could not start or stop cleanly.
 #[derive(Debug)]

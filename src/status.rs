@@ -27,6 +27,16 @@ impl PgStatus {
         }
     }
 
+    /// The status of a source that has just started and knows its
+    /// peripherals (the simulator): all well.
+    pub fn online(peripherals: Vec<(u32, bool)>) -> PgStatus {
+        PgStatus {
+            pg_status: 0,
+            peripherals,
+            peripheral_type: peripheral_type::ENTERPRISE_AGENT,
+        }
+    }
+
     /// Whether every peripheral is online (OPEN_CONF PeripheralOnline for
     /// sessions that are not tied to one agent's peripheral).
     pub fn all_online(&self) -> bool {

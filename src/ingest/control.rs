@@ -7,14 +7,15 @@
 
 use std::sync::Arc;
 
-use super::interest::InterestKey;
 use super::registry::{closed_event, opened_event, SessionMonitor, SessionRecord};
-use super::{Fanout, ToIngest};
+use super::Fanout;
 use crate::event::Event;
+use crate::keys::InterestKey;
+use crate::link::ToIngest;
+use crate::link::ToShard;
 use crate::proto::constants::{service, status};
 use crate::proto::Version;
 use crate::ring;
-use crate::shard::ToShard;
 
 /// Drain one shard's control ring for as long as ingest runs.
 pub async fn run(mut rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {

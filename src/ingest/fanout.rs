@@ -17,12 +17,12 @@ use super::interest::{Interest, ShardMask};
 use super::registry::Registry;
 use super::tracker::CallTracker;
 use crate::event::Event;
+use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::constants::{device_type, pg_status, system_event};
 use crate::proto::msg::SystemEvent;
 use crate::proto::{routing, DecodeError, Message, Version};
 use crate::ring;
-use crate::shard::ToShard;
 use crate::status::{unix_time, PgStatus};
 
 /// Ingest's state, owned by its executor.

@@ -4,16 +4,8 @@
 //! services are counted from the opens and closes ingest sees anyway. Ingest
 //! sends an event only to the shards whose mask says they need it.
 
-use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
+use crate::keys::{AgentKey, CallKey, DeviceKey, InterestKey, KeyMap};
 use crate::proto::constants::{msg, service};
-
-/// One key a shard can be interested in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InterestKey {
-    Device(DeviceKey),
-    Call(CallKey),
-    Agent(AgentKey),
-}
 
 /// Shard bit masks (at most 64 shards).
 pub type ShardMask = u64;

@@ -10,9 +10,8 @@
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
-//! * `upstream` — the CTI Server session (side A/B failover, heartbeats)
-//!   (`upstream_client` sans-IO protocol, `upstream_frames` reassembly,
-//!   `upstream_backoff` retry timing, `upstream_status` PG status)
+//! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
+//!   the I/O around the sans-IO `session::client`
 //! * `replay` — a recorded stream file as an event source
 
 pub mod agents;
@@ -24,76 +23,18 @@ pub mod replay;
 pub mod sim_source;
 pub mod tracker;
 pub mod upstream;
-pub mod upstream_backoff;
-pub mod upstream_client;
-pub mod upstream_frames;
-pub mod upstream_status;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use fanout::Fanout;
-pub use interest::InterestKey;
 
 use crate::config::Config;
+use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
-use crate::proto::Version;
 use crate::ring::{RingRx, RingTx};
-use crate::shard::session::ClientInfo;
-use crate::shard::ToShard;
 use crate::status::PgStatus;
-
-/// What a shard tells ingest (control ring), in the shard's order.
-#[derive(Debug)]
-pub enum ToIngest {
-    /// A session passed its OPEN_REQ checks; ingest answers `OpenAck`.
-    SessionOpened {
-        shard: usize,
-        id: u32,
-        peer: SocketAddr,
-        version: Version,
-        services: u32,
-        call_mask: u32,
-        agent_mask: u32,
-        client: ClientInfo,
-        /// Keys whose count on this shard went 0 → 1 (Client Events).
-        interest_up: Vec<InterestKey>,
-    },
-    /// A session ended (after `SessionOpened`).
-    SessionClosed {
-        shard: usize,
-        id: u32,
-        status: u32,
-        services: u32,
-        /// Keys whose count on this shard went back to 0.
-        interest_down: Vec<InterestKey>,
-    },
-    /// MONITOR_START_REQ; ingest validates a call monitor's call and answers
-    /// `MonitorStartResult` at the point of the stream from which it applies.
-    MonitorStart {
-        shard: usize,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        key: InterestKey,
-        /// The shard's count for `key` went 0 → 1 with this request.
-        first: bool,
-    },
-    /// A shard's count for a key went back to 0.
-    InterestDown { shard: usize, key: InterestKey },
-    /// SESSION_MONITOR_START_REQ for a session that may live on another shard.
-    SessionMonitorStart {
-        shard: usize,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        target: u32,
-    },
-    /// A session monitor was stopped by its owner.
-    SessionMonitorStop { monitor_id: u32 },
-}
 
 /// The ring ends and settings ingest starts with (all `Send`).
 pub struct IngestSetup {
@@ -158,13 +99,4 @@ pub async fn run(setup: IngestSetup) {
 /// Whether the owner asked to stop.
 pub fn stopping(stop: &AtomicBool) -> bool {
     stop.load(Ordering::Relaxed)
-}
-
-/// The status of a source that has just started and knows its peripherals.
-pub fn online_status(peripherals: Vec<(u32, bool)>) -> PgStatus {
-    PgStatus {
-        pg_status: 0,
-        peripherals,
-        peripheral_type: crate::proto::constants::peripheral_type::ENTERPRISE_AGENT,
-    }
 }

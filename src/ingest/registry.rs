@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::proto::msg::{ClientSessionClosedEvent, ClientSessionOpenedEvent};
 use crate::proto::{CtiString, Message};
-use crate::shard::session::ClientInfo;
+use crate::session::server::ClientInfo;
 
 /// What Client Monitor observers are told about a session.
 #[derive(Debug, Clone)]

@@ -11,13 +11,13 @@ use std::fs::File;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use super::upstream_status;
 use super::{stopping, Fanout, STOP_POLL};
 use crate::config::ReplayConfig;
 use crate::metrics::Metrics;
 use crate::proto::constants::msg;
 use crate::proto::msg::OpenConf;
 use crate::proto::{frame, DecodeOptions, MessageBody, Version};
+use crate::session::pg_status;
 use crate::status::PgStatus;
 use crate::tools::recording::{ReadError, Reader};
 
@@ -70,7 +70,7 @@ impl ReplaySource {
             Err(e) => return report(fanout, &path, &e),
         };
         let version = reader.header().version;
-        let mut status = upstream_status::default_online();
+        let mut status = pg_status::default_online();
         fanout.set_status(status.clone()).await;
         if !self.wait_for_sessions(fanout, stop).await {
             return;
@@ -126,7 +126,7 @@ impl ReplaySource {
             Kind::OpenConf => {
                 match OpenConf::decode_body(parsed.body, version, DecodeOptions::COUNTS_UNCHECKED) {
                     Ok(conf) => {
-                        *status = upstream_status::from_open_conf(&conf);
+                        *status = pg_status::from_open_conf(&conf);
                         fanout.set_status(status.clone()).await;
                     }
                     Err(e) => {
@@ -136,10 +136,7 @@ impl ReplaySource {
             }
             Kind::Event => {
                 if parsed.message_type == msg::SYSTEM_EVENT
-                    && matches!(
-                        upstream_status::apply_frame(status, whole, version),
-                        Ok(true)
-                    )
+                    && matches!(pg_status::apply_frame(status, whole, version), Ok(true))
                 {
                     fanout.set_status(status.clone()).await;
                 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::{online_status, stopping, Fanout, STOP_POLL};
+use super::{stopping, Fanout, STOP_POLL};
 use crate::config::Config;
 use crate::proto::{Message, Version};
 use crate::sim::Simulator;
@@ -32,7 +32,7 @@ impl SimSource {
     }
 
     pub fn status(&self) -> PgStatus {
-        online_status(self.sim.peripherals())
+        PgStatus::online(self.sim.peripherals())
     }
 
     /// Feed events to the fan-out until `stop` is set.

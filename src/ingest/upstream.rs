@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::upstream_backoff::{Backoff, SideCursor};
-use super::upstream_client::{ClientCore, ClientError, Inbound, OpenParams};
-use super::upstream_frames::FrameBuffer;
-use super::upstream_status;
 use super::{stopping, Fanout, STOP_POLL};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
 use crate::proto::constants::msg;
 use crate::proto::Version;
+use crate::session::backoff::{Backoff, SideCursor};
+use crate::session::client::{ClientCore, ClientError, Inbound, OpenParams};
+use crate::session::frames::FrameBuffer;
+use crate::session::pg_status;
 use crate::status::PgStatus;
 
 /// Longest wait for a TCP connect (an unreachable side must not hold up
@@ -240,7 +240,7 @@ impl UpstreamSource {
             };
             match link.core.on_frame(frame, now) {
                 Ok(Inbound::Opened(conf)) => {
-                    link.status = upstream_status::from_open_conf(&conf);
+                    link.status = pg_status::from_open_conf(&conf);
                     link.opened_at = Some(now);
                     tracing::info!(
                         side,
@@ -254,7 +254,7 @@ impl UpstreamSource {
                 Ok(Inbound::Event(frame)) => {
                     if frame_type(frame) == msg::SYSTEM_EVENT
                         && matches!(
-                            upstream_status::apply_frame(&mut link.status, frame, version),
+                            pg_status::apply_frame(&mut link.status, frame, version),
                             Ok(true)
                         )
                     {

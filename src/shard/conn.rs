@@ -17,13 +17,13 @@ use glommio::net::TcpStream;
 
 use super::notify::Notify;
 use super::outbox::{Cursor, Outbox, MAX_IOV};
-use super::session::{CloseReason, Context, Outcome, Phase, Session};
 use super::{Shard, CLOSE_FLUSH_GRACE};
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::proto::constants::{msg, status};
 use crate::proto::frame;
 use crate::proto::DecodeError;
+use crate::session::server::{CloseReason, Context, Outcome, Phase, Session};
 
 /// Read buffer to start with: client requests are small, and an idle
 /// session should cost little (10,000 of them are a normal load).
@@ -219,7 +219,7 @@ fn handle_frames(shard: &Rc<Shard>, conn: &Rc<Conn>, bytes: &[u8]) -> usize {
                         config: &shard.config,
                         status: &status,
                         next_monitor_id: &super::next_monitor_id,
-                        served_services: super::session::SERVED_SERVICES,
+                        served_services: crate::session::server::SERVED_SERVICES,
                         at_session_limit: opening && !reserved,
                     };
                     let mut st = conn.state.borrow_mut();

@@ -14,15 +14,17 @@ use super::brackets::{self, Steps};
 use super::conn::Conn;
 use super::monitors::MatchScratch;
 use super::requests;
-use super::session::{failure_event, CloseReason, MaskBit, Phase};
-use super::{Shard, ToShard};
+use super::Shard;
 use crate::call::CallRecord;
 use crate::event::Event;
-use crate::ingest::ToIngest;
+use crate::event::MaskBit;
+use crate::link::ToIngest;
+use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::constants::{call_mask, msg, status};
 use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::ring;
+use crate::session::server::{failure_event, CloseReason, Phase};
 
 /// Most ring items handled before the batch's writes are issued: bounds the
 /// latency the first event of a long burst waits for its write.

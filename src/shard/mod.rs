@@ -3,8 +3,8 @@
 //! output buffers — one socket write per dirty session per batch. Everything
 //! here lives on one executor: no locks, no shared mutable state.
 //!
-//! * `session` — the protocol state machine (sans I/O)
-//! * `conn` — one connection's read and write tasks
+//! * `conn` — one connection's read and write tasks around its sans-IO
+//!   `session::server::Session`
 //! * `dispatch` — matching events to sessions, output bound, flush
 //! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
 //! * `brackets` — BEGIN_CALL/END_CALL around each watcher's calls
@@ -20,7 +20,6 @@ pub mod monitors;
 pub mod notify;
 pub mod outbox;
 pub mod requests;
-pub mod session;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -34,53 +33,14 @@ use rustc_hash::FxHashMap;
 
 use crate::config::Config;
 use crate::event::Event;
-use crate::ingest::ToIngest;
+use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
+use crate::session::server::{self as session, CloseReason};
 use crate::status::PgStatus;
 use conn::Conn;
 use listener::{FdReserve, Listener};
 use notify::Notify;
-use session::CloseReason;
-
-/// What ingest sends a shard, in stream order.
-pub enum ToShard {
-    Event(Arc<Event>),
-    /// Ingest registered the session: from here on it gets events. Its
-    /// OPEN_CONF says `agent` (a Client Events session's agent, as ingest
-    /// last saw it); a Client Monitor session then gets `snapshot` (OPENED
-    /// for each open session).
-    OpenAck {
-        session: u32,
-        agent: Option<crate::status::AgentView>,
-        snapshot: Vec<Arc<Event>>,
-    },
-    /// Ingest's answer to a MONITOR_START_REQ (`Err` = FAILURE_CONF status).
-    MonitorStartResult {
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        result: Result<(), u32>,
-    },
-    /// Ingest's answer to a SESSION_MONITOR_START_REQ.
-    SessionMonitorResult {
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        result: Result<(), u32>,
-    },
-    /// The session a session monitor watched has ended.
-    SessionMonitorEnded {
-        session: u32,
-        monitor_id: u32,
-    },
-    /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
-    Status(Arc<PgStatus>),
-    /// The upstream was lost: call state is unknown now (design.md §4.12).
-    UpstreamLost,
-    /// Stop accepting, tell every session, flush, exit.
-    Shutdown,
-}
 
 /// Session ids are unique across the router (Client Monitor names sessions by them).
 static NEXT_SESSION_ID: AtomicU32 = AtomicU32::new(1);

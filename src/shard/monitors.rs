@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::call::Bracket;
-use crate::ingest::InterestKey;
+use crate::keys::InterestKey;
 use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
 use crate::targets::Targets;
 

@@ -8,13 +8,14 @@ use std::rc::Rc;
 
 use super::conn::Conn;
 use super::monitors::{Monitor, Watch};
-use super::session::{failure_conf, reply, MonitorTarget, Request, Session};
 use super::{next_monitor_id, Shard};
-use crate::ingest::{InterestKey, ToIngest};
 use crate::keys::DeviceKey;
+use crate::keys::InterestKey;
+use crate::link::ToIngest;
 use crate::proto::constants::{service, status};
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
+use crate::session::server::{failure_conf, reply, MonitorTarget, Request, Session};
 
 /// Append a reply to the session's output, hold it to its output bound and
 /// wake its writer.

@@ -3,12 +3,12 @@
 //! use mio, not glommio, so they never share the router's runtime.
 //!
 //! * `sim_pg` (+ `sim_pg_client`) — `ctirouter sim-pg`, one thread, mio
-//! * `link` — a CTI client connection (OPEN, heartbeats, close) for the tools
+//! * `cti_client` — a CTI client connection (OPEN, heartbeats, close) for the tools
 //! * `watch` (+ `watch_format`) — `ctirouter watch`, events as lines or JSON
 //! * `record` — `ctirouter record`, an upstream stream into a file
 //! * `recording` — the recording file format (reader and writer)
 
-pub mod link;
+pub mod cti_client;
 pub mod record;
 pub mod recording;
 pub mod sim_pg;

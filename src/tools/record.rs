@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::link::{Link, LinkError, Received};
+use super::cti_client::{Link, LinkError, Received};
 use super::recording::{Header, Writer};
 use crate::config::UpstreamConfig;
-use crate::ingest::upstream_backoff::{Backoff, SideCursor};
-use crate::ingest::upstream_client::{ClientError, OpenParams};
+use crate::session::backoff::{Backoff, SideCursor};
+use crate::session::client::{ClientError, OpenParams};
 
 /// Longest wait for a TCP connect to one side.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -23,10 +23,9 @@ use mio::{Events, Interest, Poll, Token};
 use super::sim_pg_client::{Gone, SimClient};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
 use crate::event::Event;
-use crate::ingest::online_status;
 use crate::proto::constants::msg;
 use crate::proto::{Message, Version};
-use crate::shard::session::Context;
+use crate::session::server::Context;
 use crate::sim::{SimConfig, Simulator};
 use crate::status::PgStatus;
 
@@ -119,7 +118,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let sim = Simulator::new(options.sim.clone());
-        let status = online_status(sim.peripherals());
+        let status = PgStatus::online(sim.peripherals());
         tracing::info!(
             agents = options.sim.agents,
             calls_per_sec = options.sim.calls_per_sec,

@@ -1,5 +1,5 @@
 //! One client of `sim-pg`: its mio socket, the router's sans-IO session
-//! state machine (`shard::session::Session`: OPEN checks, OPEN_CONF and the
+//! state machine (`session::server::Session`: OPEN checks, OPEN_CONF and the
 //! peripheral SYSTEM_EVENTs, heartbeat, close, bad input), its read buffer
 //! and its bounded output. The server loop decides what to send it; this
 //! file moves the bytes.
@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::ingest::upstream_frames::FrameBuffer;
 use crate::proto::constants::status;
 use crate::proto::frame;
-use crate::shard::session::{failure_conf, CloseReason, Context, Outcome, Phase, Request, Session};
+use crate::session::frames::FrameBuffer;
+use crate::session::server::{
+    failure_conf, CloseReason, Context, Outcome, Phase, Request, Session,
+};
 
 /// How long a closing client may take to read its last bytes.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);

@@ -9,12 +9,12 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::link::{Link, LinkError, Received};
+use super::cti_client::{Link, LinkError, Received};
 use super::watch_format;
-use crate::ingest::upstream_client::{status_name, OpenParams};
 use crate::proto::constants::{agent_mask, call_mask, device_type, service, NULL_PERIPHERAL_ID};
 use crate::proto::msg::{MonitorStartReq, OpenConf};
 use crate::proto::Version;
+use crate::session::client::{status_name, OpenParams};
 
 /// Longest wait for the TCP connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -8,15 +8,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::event::MaskBit;
 use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
-use crate::proto::constants::{agent_mask, agent_state, call_mask, device_type};
+use crate::proto::constants::{agent_state, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
     ChangeMonitorMaskReq, CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf,
     HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq, SessionMonitorStartReq,
     SessionMonitorStopReq,
 };
-use crate::proto::routing::RoutingKeys;
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
 
@@ -524,42 +524,6 @@ fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
         return Err(status::E_CTI_REQUIRED_DATA_MISSING);
     }
     Ok(())
-}
-
-/// Which mask bit decides whether an event passes a session's or monitor's
-/// masks; computed once per event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaskBit {
-    /// Not masked (CALL_TRANSLATION_ROUTE_EVENT, types without a CallMsgMask bit).
-    Always,
-    /// A CallMsgMask bit (protocol.md §5.2).
-    Call(u32),
-    /// An AgentStateMask bit (protocol.md §5.3); 0 for states without one.
-    Agent(u32),
-}
-
-impl MaskBit {
-    pub fn of(keys: &RoutingKeys) -> MaskBit {
-        match keys.message_type {
-            msg::CALL_TRANSLATION_ROUTE_EVENT => MaskBit::Always,
-            msg::AGENT_STATE_EVENT => {
-                MaskBit::Agent(agent_mask::bit_for(keys.agent_state.unwrap_or(u16::MAX)))
-            }
-            t => match call_mask::bit_for(t) {
-                0 => MaskBit::Always,
-                bit => MaskBit::Call(bit),
-            },
-        }
-    }
-
-    #[inline]
-    pub fn passes(self, call_mask: u32, agent_mask: u32) -> bool {
-        match self {
-            MaskBit::Always => true,
-            MaskBit::Call(bit) => call_mask & bit != 0,
-            MaskBit::Agent(bit) => agent_mask & bit != 0,
-        }
-    }
 }
 
 /// Decode a monitor request; `Err` is the FAILURE_CONF status.

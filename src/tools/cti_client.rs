@@ -1,5 +1,5 @@
 //! A CTI client connection for the tools (`watch`, `record`) on mio: the
-//! connect, the sans-IO client core (`ingest::upstream_client`: OPEN,
+//! connect, the sans-IO client core (`session::client`: OPEN,
 //! heartbeats, close), frame reassembly, and a blocking [`Link::next`] that
 //! waits for the next frame until a deadline, heartbeating meanwhile.
 
@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::ingest::upstream_client::{ClientCore, ClientError, Inbound, OpenParams};
-use crate::ingest::upstream_frames::FrameBuffer;
 use crate::proto::msg::OpenConf;
 use crate::proto::{Message, Version};
+use crate::session::client::{ClientCore, ClientError, Inbound, OpenParams};
+use crate::session::frames::FrameBuffer;
 
 const STREAM: Token = Token(0);
 

@@ -1,0 +1,104 @@
+//! The messages between cores. Ingest and the shards share nothing mutable:
+//! everything one core tells another travels as one of these, in order,
+//! over the SPSC rings of [`crate::ring`] — [`ToShard`] on each shard's event
+//! ring (events and ingest's answers, in upstream stream order), [`ToIngest`]
+//! on each shard's control ring (session and monitor changes, in the shard's
+//! order). This module sits below both cores; both import it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::keys::InterestKey;
+use crate::proto::Version;
+use crate::session::server::ClientInfo;
+use crate::status::{AgentView, PgStatus};
+
+/// What ingest sends a shard, in stream order.
+pub enum ToShard {
+    Event(Arc<Event>),
+    /// Ingest registered the session: from here on it gets events. Its
+    /// OPEN_CONF says `agent` (a Client Events session's agent, as ingest
+    /// last saw it); a Client Monitor session then gets `snapshot` (OPENED
+    /// for each open session).
+    OpenAck {
+        session: u32,
+        agent: Option<AgentView>,
+        snapshot: Vec<Arc<Event>>,
+    },
+    /// Ingest's answer to a MONITOR_START_REQ (`Err` = FAILURE_CONF status).
+    MonitorStartResult {
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        result: Result<(), u32>,
+    },
+    /// Ingest's answer to a SESSION_MONITOR_START_REQ.
+    SessionMonitorResult {
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        result: Result<(), u32>,
+    },
+    /// The session a session monitor watched has ended.
+    SessionMonitorEnded {
+        session: u32,
+        monitor_id: u32,
+    },
+    /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
+    Status(Arc<PgStatus>),
+    /// The upstream was lost: call state is unknown now (design.md §4.12).
+    UpstreamLost,
+    /// Stop accepting, tell every session, flush, exit.
+    Shutdown,
+}
+
+/// What a shard tells ingest (control ring), in the shard's order.
+#[derive(Debug)]
+pub enum ToIngest {
+    /// A session passed its OPEN_REQ checks; ingest answers `OpenAck`.
+    SessionOpened {
+        shard: usize,
+        id: u32,
+        peer: SocketAddr,
+        version: Version,
+        services: u32,
+        call_mask: u32,
+        agent_mask: u32,
+        client: ClientInfo,
+        /// Keys whose count on this shard went 0 → 1 (Client Events).
+        interest_up: Vec<InterestKey>,
+    },
+    /// A session ended (after `SessionOpened`).
+    SessionClosed {
+        shard: usize,
+        id: u32,
+        status: u32,
+        services: u32,
+        /// Keys whose count on this shard went back to 0.
+        interest_down: Vec<InterestKey>,
+    },
+    /// MONITOR_START_REQ; ingest validates a call monitor's call and answers
+    /// `MonitorStartResult` at the point of the stream from which it applies.
+    MonitorStart {
+        shard: usize,
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        key: InterestKey,
+        /// The shard's count for `key` went 0 → 1 with this request.
+        first: bool,
+    },
+    /// A shard's count for a key went back to 0.
+    InterestDown { shard: usize, key: InterestKey },
+    /// SESSION_MONITOR_START_REQ for a session that may live on another shard.
+    SessionMonitorStart {
+        shard: usize,
+        session: u32,
+        invoke_id: u32,
+        monitor_id: u32,
+        target: u32,
+    },
+    /// A session monitor was stopped by its owner.
+    SessionMonitorStop { monitor_id: u32 },
+}
