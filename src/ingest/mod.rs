@@ -16,6 +16,7 @@
 
 pub mod agents;
 pub mod control;
+pub mod core;
 pub mod fanout;
 pub mod interest;
 pub mod registry;
@@ -66,7 +67,10 @@ pub async fn run(setup: IngestSetup) {
     let mut control_tasks = Vec::new();
     for rx in setup.from_shards {
         let rx = rx.connect(spin).await;
-        control_tasks.push(glommio::spawn_local(control::run(rx, fanout.clone())));
+        control_tasks.push(glommio::spawn_local(fanout::control_loop(
+            rx,
+            fanout.clone(),
+        )));
     }
     let stop = setup.stop.clone();
     if config.replay.is_some() || config.upstream.is_some() {

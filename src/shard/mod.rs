@@ -3,17 +3,24 @@
 //! output buffers — one socket write per dirty session per batch. Everything
 //! here lives on one executor: no locks, no shared mutable state.
 //!
-//! * `conn` — one connection's read and write tasks around its sans-IO
-//!   `session::server::Session`
-//! * `dispatch` — matching events to sessions, output bound, flush
+//! The routing rules are sans I/O in [`core::ShardCore`] (plain data, unit
+//! tested); this module is its driver: glommio tasks that accept, read,
+//! write, drain the ring from ingest and tick the clock, feed the core what
+//! happened, and carry out what it staged ([`Shard::with_core`]).
+//!
+//! * `core` — the shard's sessions and routing state, sans I/O
+//! * `dispatch` — the event path: matching events to sessions, output bound
+//! * `requests` — monitor and session-monitor requests, ingest's answers
 //! * `monitors` — the monitor index (`by_device`, `by_call`, `by_agent`)
 //! * `brackets` — BEGIN_CALL/END_CALL around each watcher's calls
-//! * `requests` — monitor and session-monitor requests, ingest's answers
+//! * `outbox` — a session's queued output (batch arenas + its own bytes)
+//! * `conn` — one connection's read and write tasks
 //! * `listener` — the listening socket; closing new connections at once
 //!   when out of file descriptors
 
 pub mod brackets;
 pub mod conn;
+pub mod core;
 pub mod dispatch;
 pub mod listener;
 pub mod monitors;
@@ -21,45 +28,23 @@ pub mod notify;
 pub mod outbox;
 pub mod requests;
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use self::core::{IngestOutcome, ShardCore};
 use crate::config::Config;
-use crate::event::Event;
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
-use crate::session::server::{self as session, CloseReason};
-use crate::status::PgStatus;
+use crate::session::server::CloseReason;
 use conn::Conn;
 use listener::{FdReserve, Listener};
 use notify::Notify;
-
-/// Session ids are unique across the router (Client Monitor names sessions by them).
-static NEXT_SESSION_ID: AtomicU32 = AtomicU32::new(1);
-/// MonitorIDs are unique across the router (design.md §4.9); 0 means none.
-static NEXT_MONITOR_ID: AtomicU32 = AtomicU32::new(1);
-
-fn next_session_id() -> u32 {
-    NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed)
-}
-
-/// A fresh MonitorID, never 0.
-pub fn next_monitor_id() -> u32 {
-    loop {
-        let id = NEXT_MONITOR_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
-            return id;
-        }
-    }
-}
 
 /// How long a closing session may take to flush its last bytes before its
 /// socket is dropped anyway (a client that stopped reading must not hold up
@@ -71,6 +56,11 @@ const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// Longest a shard waits for its sessions to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Most ring items handled before the batch's writes are issued: bounds the
+/// latency the first event of a long burst waits for its write.
+const MAX_BATCH: usize = 256;
+/// How often a shard folds its latency histogram into the shared metrics.
+const LATENCY_MERGE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The ring ends and settings a shard starts with (all `Send`).
 pub struct ShardSetup {
@@ -85,37 +75,21 @@ pub struct ShardSetup {
     pub ready: std::sync::mpsc::Sender<usize>,
 }
 
-/// One shard's state, shared by its tasks through `Rc`.
+/// One shard's driver state, shared by its tasks through `Rc`.
 pub struct Shard {
     pub index: usize,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub status: RefCell<Arc<PgStatus>>,
-    /// Every connected session, by id.
-    pub conns: RefCell<FxHashMap<u32, Rc<Conn>>>,
-    /// Active sessions granted All Events (dispatch walks this).
-    pub all_events: RefCell<Vec<Rc<Conn>>>,
-    /// Active sessions granted Peripheral Monitor (CALL_TRANSLATION_ROUTE_EVENT).
-    pub peripheral_monitor: RefCell<Vec<Rc<Conn>>>,
-    /// Active sessions granted Client Monitor.
-    pub client_monitor: RefCell<Vec<Rc<Conn>>>,
-    /// Monitors of this shard's sessions.
-    pub monitors: RefCell<monitors::MonitorIndex>,
-    /// MONITOR_START_REQs waiting for ingest's answer, by MonitorID.
-    pub pending_monitors: RefCell<HashMap<u32, monitors::Monitor>>,
-    /// Sessions with output appended in the current batch.
-    pub dirty: RefCell<Vec<Rc<Conn>>>,
-    /// The current batch's events, once per version (sessions' outboxes
-    /// point into them).
-    pub arenas: RefCell<outbox::Arenas>,
-    pub to_ingest: RefCell<ring::Sender<ToIngest>>,
+    /// The routing core (borrowed only briefly, never across an await).
+    pub core: RefCell<ShardCore>,
+    /// Every connection's wake-ups, by session id.
+    conns: RefCell<FxHashMap<u32, Rc<Conn>>>,
+    to_ingest: RefCell<ring::Sender<ToIngest>>,
     stop_accepting: Notify,
     /// Notified whenever a session is removed (shutdown waits on it).
     session_removed: Notify,
     /// Control messages are waiting for room in the ring to ingest.
     control_backlog: Notify,
-    /// Set when the first status arrives from ingest; accepting waits for it.
-    status_known: Cell<bool>,
     status_ready: Notify,
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
 }
@@ -133,39 +107,74 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
     // each connect waits for the peer's, so a different order deadlocks.
     let mut from_ingest = setup.from_ingest.connect(spin).await;
     let to_ingest = setup.to_ingest.connect().await;
+    let core = ShardCore::new(setup.index, setup.config.clone(), setup.metrics.clone());
     let shard = Rc::new(Shard {
         index: setup.index,
         config: setup.config,
         metrics: setup.metrics,
-        status: RefCell::new(Arc::new(PgStatus::offline())),
+        core: RefCell::new(core),
         conns: RefCell::new(FxHashMap::default()),
-        all_events: RefCell::new(Vec::new()),
-        peripheral_monitor: RefCell::new(Vec::new()),
-        client_monitor: RefCell::new(Vec::new()),
-        monitors: RefCell::new(monitors::MonitorIndex::default()),
-        pending_monitors: RefCell::new(HashMap::new()),
-        dirty: RefCell::new(Vec::new()),
-        arenas: RefCell::new(outbox::Arenas::default()),
         to_ingest: RefCell::new(to_ingest),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
-        status_known: Cell::new(false),
         status_ready: Notify::default(),
         ready: RefCell::new(Some(setup.ready)),
     });
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let idle = glommio::spawn_local(idle_loop(shard.clone()));
     let backlog = glommio::spawn_local(control_backlog_loop(shard.clone()));
-    dispatch::run(&shard, &mut from_ingest).await;
+    dispatch_loop(&shard, &mut from_ingest).await;
     shutdown(&shard).await;
     drop(idle.cancel());
     drop(backlog.cancel());
     acceptor.await;
 }
 
+/// Drain ring batches from ingest into the core until ingest says shut
+/// down; the writes a batch caused are woken once, at its end.
+async fn dispatch_loop(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
+    let mut shutdown = false;
+    let mut latency = crate::metrics::latency_histogram();
+    let mut received: Vec<Instant> = Vec::with_capacity(MAX_BATCH);
+    let mut last_merge = Instant::now();
+    while !shutdown {
+        from_ingest.ready().await;
+        let mut status_known = false;
+        shard.with_core(|core| {
+            from_ingest.drain(MAX_BATCH, |item| {
+                if let ToShard::Event(event) = &item {
+                    received.push(event.received);
+                }
+                match core.on_ingest(item) {
+                    IngestOutcome::Continue => {}
+                    IngestOutcome::StatusKnown => status_known = true,
+                    IngestOutcome::Shutdown => shutdown = true,
+                }
+            });
+            core.end_batch();
+        });
+        if status_known {
+            shard.status_ready.notify();
+            if let Some(ready) = shard.ready.borrow_mut().take() {
+                let _ = ready.send(shard.index);
+            }
+        }
+        let now = Instant::now();
+        for at in received.drain(..) {
+            let _ = latency.record(now.saturating_duration_since(at).as_nanos().max(1) as u64);
+        }
+        if shutdown || now.duration_since(last_merge) >= LATENCY_MERGE_INTERVAL {
+            shard.metrics.merge_latency(&mut latency);
+            last_merge = now;
+        }
+        // Let connection tasks run between batches.
+        futures_lite::future::yield_now().await;
+    }
+}
+
 async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
-    while !shard.status_known.get() {
+    while !shard.core.borrow().status_known() {
         shard.status_ready.wait().await;
     }
     // Opened before the descriptors run out (see `listener`).
@@ -207,69 +216,28 @@ async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     }
 }
 
-/// Take in an accepted connection, unless too many are not open yet: then it
-/// is closed at once (dropped). It counts as a session only once it opens.
+/// Take in an accepted connection, unless the core refuses it (too many
+/// not open yet): then it is closed at once (dropped).
 fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
-    let metrics = &shard.metrics;
-    Metrics::add(&metrics.nr_accepted, 1);
-    let max_pending = shard.config.limits.max_pending_opens as u64;
-    let room = metrics
-        .nr_pending
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < max_pending).then_some(n + 1)
-        })
-        .is_ok();
-    if !room {
-        Metrics::add(&metrics.nr_refused_pending, 1);
-        if !metrics.at_pending_limit.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                max_pending_opens = max_pending,
-                "at max_pending_opens: new connections are closed at once until some open or time out"
-            );
-        }
-        return;
-    }
-    let _ = stream.set_nodelay(true);
-    conn::apply_socket_buffers(&stream, &shard.config.runtime);
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let id = next_session_id();
-    let conn = Rc::new(Conn::new(id, peer, Instant::now()));
+    let Some(id) = shard.with_core(|core| core.admit(peer, Instant::now())) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    conn::apply_socket_buffers(&stream, &shard.config.runtime);
+    let conn = Rc::new(Conn::default());
     shard.conns.borrow_mut().insert(id, conn.clone());
-    Metrics::add(&metrics.nr_connected, 1);
-    glommio::spawn_local(conn::serve(shard.clone(), conn, stream)).detach();
+    glommio::spawn_local(conn::serve(shard.clone(), id, conn, stream)).detach();
 }
 
-/// Ends sessions past their IdleTimeout, and closes connections that did
-/// not open within `open_timeout_secs` of their accept.
+/// Lets the core end sessions past their IdleTimeout and connections that
+/// did not open in time.
 async fn idle_loop(shard: Rc<Shard>) {
-    let open_timeout = match shard.config.limits.open_timeout_secs {
-        0 => None,
-        secs => Some(Duration::from_secs(secs)),
-    };
     loop {
         glommio::timer::sleep(IDLE_CHECK_INTERVAL).await;
-        let now = Instant::now();
-        let mut nr_open_timeouts = 0;
-        let expired: Vec<Rc<Conn>> = shard
-            .conns
-            .borrow()
-            .values()
-            .filter(|c| {
-                let st = c.state.borrow();
-                let never_opened = st.session.phase == session::Phase::AwaitingOpen
-                    && open_timeout.is_some_and(|t| now.duration_since(c.connected_at) >= t);
-                nr_open_timeouts += never_opened as u64;
-                never_opened || st.session.idle_expired(now)
-            })
-            .cloned()
-            .collect();
-        Metrics::add(&shard.metrics.nr_open_timeouts, nr_open_timeouts);
-        for conn in expired {
-            // Not open: just closed (the reason is not reported).
-            conn.end(CloseReason::IdleTimeout);
-        }
+        shard.with_core(|core| core.tick(Instant::now()));
     }
 }
 
@@ -286,204 +254,59 @@ async fn control_backlog_loop(shard: Rc<Shard>) {
 
 async fn shutdown(shard: &Rc<Shard>) {
     shard.stop_accepting.notify();
-    let conns: Vec<Rc<Conn>> = shard.conns.borrow().values().cloned().collect();
-    for conn in conns {
-        conn.end(CloseReason::Shutdown);
-    }
+    shard.with_core(|core| {
+        let ids: Vec<u32> = core.sessions.ids().collect();
+        for id in ids {
+            core.end(id, CloseReason::Shutdown);
+        }
+    });
     let deadline = Instant::now() + SHUTDOWN_GRACE;
-    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+    while !shard.core.borrow().sessions.is_empty() && Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         futures_lite::future::or(shard.session_removed.wait(), glommio::timer::sleep(left)).await;
     }
 }
 
 impl Shard {
-    /// A session passed its OPEN_REQ checks: hold its output, count its
-    /// Client Events keys, and ask ingest to register it (`OpenAck` follows).
-    pub fn opened(&self, conn: &Rc<Conn>) {
-        // Its max_sessions slot was taken with the OPEN_REQ (`reserve_session`).
-        self.pending_done();
-        let mut st = conn.state.borrow_mut();
-        st.was_open = true;
-        st.held = true;
-        let session = &st.session;
-        let mut interest_up = Vec::new();
-        if let Some(monitor) = requests::client_events_monitor(session) {
-            let mut index = self.monitors.borrow_mut();
-            for key in monitor.watch.keys() {
-                if index.count_up(key) {
-                    interest_up.push(key);
-                }
-            }
-            st.client_events = Some(monitor);
-        }
-        let session = &st.session;
-        self.send_to_ingest(ToIngest::SessionOpened {
-            shard: self.index,
-            id: conn.id,
-            peer: session.peer,
-            version: session.version,
-            services: session.services,
-            call_mask: session.call_mask,
-            agent_mask: session.agent_mask,
-            client: session.client.clone(),
-            interest_up,
-        });
-    }
-
-    /// Ingest registered the session: queue its OPEN_CONF (with its agent's
-    /// state) and the Client Monitor snapshot, make it reachable for events,
-    /// release its held output and let its reader go on.
-    pub fn activate(
-        &self,
-        conn: &Rc<Conn>,
-        agent: Option<crate::status::AgentView>,
-        snapshot: Vec<Arc<Event>>,
-    ) {
-        use crate::proto::constants::service;
-        let mut st = conn.state.borrow_mut();
-        if !st.held {
-            return;
-        }
-        st.held = false;
-        if st.session.is_open() {
-            let conn::ConnState { session, out, .. } = &mut *st;
-            session.confirm_open(&self.status.borrow(), agent.as_ref(), &mut out.local);
-        }
-        let services = st.session.services;
-        if let Some(monitor) = st.client_events.clone() {
-            self.monitors.borrow_mut().insert(monitor);
-        }
-        let version = st.session.version;
-        for event in snapshot {
-            if let Some(bytes) = event.bytes_at(version) {
-                st.out.local.extend_from_slice(bytes);
+    /// Run `f` on the core, then carry out what it staged: control messages
+    /// to ingest (flushed at once; a full ring is retried by the backlog
+    /// task), writers to wake, sockets to drop, readers to let go on.
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut ShardCore) -> R) -> R {
+        let mut core = self.core.borrow_mut();
+        let r = f(&mut core);
+        let conns = self.conns.borrow();
+        let sessions = &mut core.sessions;
+        for id in sessions.wake.drain(..) {
+            if let Some(conn) = conns.get(&id) {
+                conn.write_ready.notify();
             }
         }
-        drop(st);
-        // The snapshot counts against the bound like any other output.
-        if dispatch::bound_output(self, conn) {
-            return;
+        for id in sessions.kill.drain(..) {
+            if let Some(conn) = conns.get(&id) {
+                conn.kill.notify();
+            }
         }
-        if services & service::ALL_EVENTS != 0 {
-            self.all_events.borrow_mut().push(conn.clone());
+        for id in sessions.activated.drain(..) {
+            if let Some(conn) = conns.get(&id) {
+                conn.activated.notify();
+            }
         }
-        if services & service::PERIPHERAL_MONITOR != 0 {
-            self.peripheral_monitor.borrow_mut().push(conn.clone());
+        if !core.to_ingest.is_empty() {
+            let mut tx = self.to_ingest.borrow_mut();
+            for item in core.to_ingest.drain(..) {
+                tx.stage(item);
+            }
+            if tx.try_flush() > 0 {
+                self.control_backlog.notify();
+            }
         }
-        if services & service::CLIENT_MONITOR != 0 {
-            self.client_monitor.borrow_mut().push(conn.clone());
-        }
-        conn.write_ready.notify();
-        conn.activated.notify();
+        r
     }
 
-    /// A session ended: drop its monitors, forget it everywhere, tell ingest.
-    pub fn remove(&self, conn: &Rc<Conn>, reason: CloseReason) {
-        self.conns.borrow_mut().remove(&conn.id);
-        for list in [
-            &self.all_events,
-            &self.peripheral_monitor,
-            &self.client_monitor,
-        ] {
-            list.borrow_mut().retain(|c| c.id != conn.id);
-        }
-        Metrics::add_signed(&self.metrics.nr_connected, -1);
-        let interest_down = requests::drop_session_monitors(self, conn);
-        let st = conn.state.borrow();
-        if st.was_open {
-            self.release_session();
-        } else {
-            self.pending_done();
-        }
-        if st.was_open {
-            self.send_to_ingest(ToIngest::SessionClosed {
-                shard: self.index,
-                id: conn.id,
-                status: reason.status(),
-                services: st.session.services,
-                interest_down,
-            });
-        }
-        drop(st);
+    /// A connection's tasks ended: the core forgets the session.
+    fn remove(&self, id: u32, reason: CloseReason) {
+        self.with_core(|core| core.remove(id, reason));
+        self.conns.borrow_mut().remove(&id);
         self.session_removed.notify();
-    }
-
-    /// Take one of the router's `max_sessions` slots for an OPEN_REQ; false
-    /// when there is none (the first refusal of an episode is logged).
-    pub fn reserve_session(&self) -> bool {
-        let metrics = &self.metrics;
-        let max = self.config.limits.max_sessions as u64;
-        let taken = metrics
-            .nr_sessions
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if !taken && !metrics.at_session_limit.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                max_sessions = max,
-                "at max_sessions: OPEN_REQs are refused (FAILURE_CONF 17) until sessions close"
-            );
-        }
-        taken
-    }
-
-    /// Give back a `max_sessions` slot (a session closed, or an OPEN_REQ
-    /// that took one did not open).
-    pub fn release_session(&self) {
-        let metrics = &self.metrics;
-        Metrics::add_signed(&metrics.nr_sessions, -1);
-        if metrics.at_session_limit.load(Ordering::Relaxed)
-            && (metrics.nr_sessions.load(Ordering::Relaxed) as usize)
-                < self.config.limits.max_sessions
-            && metrics.at_session_limit.swap(false, Ordering::Relaxed)
-        {
-            tracing::info!(
-                refused_so_far = metrics.nr_refused.load(Ordering::Relaxed),
-                "below max_sessions again"
-            );
-        }
-    }
-
-    /// A connection stopped being one not yet open (it opened, or ended).
-    fn pending_done(&self) {
-        let metrics = &self.metrics;
-        Metrics::add_signed(&metrics.nr_pending, -1);
-        if metrics.at_pending_limit.load(Ordering::Relaxed)
-            && (metrics.nr_pending.load(Ordering::Relaxed) as usize)
-                < self.config.limits.max_pending_opens
-            && metrics.at_pending_limit.swap(false, Ordering::Relaxed)
-        {
-            tracing::info!(
-                refused_so_far = metrics.nr_refused_pending.load(Ordering::Relaxed),
-                "below max_pending_opens again"
-            );
-        }
-    }
-
-    /// Queue a control message for ingest (flushed at once; a full ring is
-    /// flushed again at the end of the next batch).
-    pub fn send_to_ingest(&self, item: ToIngest) {
-        let mut tx = self.to_ingest.borrow_mut();
-        tx.stage(item);
-        if tx.try_flush() > 0 {
-            self.control_backlog.notify();
-        }
-    }
-
-    /// A status snapshot from ingest; the first one opens the doors.
-    pub fn set_status(&self, status: Arc<PgStatus>) {
-        *self.status.borrow_mut() = status;
-        if !self.status_known.replace(true) {
-            self.status_ready.notify();
-            if let Some(ready) = self.ready.borrow_mut().take() {
-                let _ = ready.send(self.index);
-            }
-        }
-    }
-
-    pub fn conn(&self, id: u32) -> Option<Rc<Conn>> {
-        self.conns.borrow().get(&id).cloned()
     }
 }

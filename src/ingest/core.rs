@@ -1,0 +1,191 @@
+//! Ingest's routing core, sans I/O: the call-party tracker, the agent
+//! table, the interest table and the session registry, and the rules that
+//! turn each upstream frame into an `Event` for the shards that need it and
+//! answer each control message from a shard. It stages what it sends to
+//! shards through [`Links`] — the rings in production (the driver in
+//! `fanout` publishes them once per batch), plain `Vec`s in tests — and owns
+//! no task, socket or timer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::interest::{Interest, ShardMask};
+use super::registry::Registry;
+use super::tracker::CallTracker;
+use crate::event::Event;
+use crate::link::ToShard;
+use crate::metrics::Metrics;
+use crate::proto::constants::{device_type, pg_status, system_event};
+use crate::proto::msg::SystemEvent;
+use crate::proto::{routing, DecodeError, Message, Version};
+use crate::status::{unix_time, PgStatus};
+
+/// Where ingest stages what it sends each shard, in order.
+pub trait Links {
+    fn nr_shards(&self) -> usize;
+    /// Queue an item for one shard (published with the batch).
+    fn stage(&mut self, shard: usize, item: ToShard);
+}
+
+/// In memory: each shard's items in order (tests, tools).
+impl Links for Vec<Vec<ToShard>> {
+    fn nr_shards(&self) -> usize {
+        self.len()
+    }
+
+    fn stage(&mut self, shard: usize, item: ToShard) {
+        if let Some(items) = self.get_mut(shard) {
+            items.push(item);
+        }
+    }
+}
+
+/// Ingest's state, owned by its executor.
+pub struct IngestCore<L> {
+    /// What goes to each shard.
+    pub links: L,
+    batch_size: usize,
+    pub metrics: Arc<Metrics>,
+    /// Events staged since the last publish (counted once published).
+    pub nr_unflushed_events: u64,
+    /// Sequence number of the last event built (router-local).
+    seq: u64,
+    pub status: PgStatus,
+    pub tracker: CallTracker,
+    pub interest: Interest,
+    pub registry: Registry,
+}
+
+impl<L: Links> IngestCore<L> {
+    pub fn new(links: L, batch_size: usize, metrics: Arc<Metrics>, call_max_age: Duration) -> Self {
+        let nr_shards = links.nr_shards();
+        IngestCore {
+            links,
+            batch_size: batch_size.max(1),
+            metrics,
+            nr_unflushed_events: 0,
+            seq: 0,
+            status: PgStatus::offline(),
+            tracker: CallTracker::new(call_max_age),
+            interest: Interest::new(nr_shards),
+            registry: Registry::default(),
+        }
+    }
+
+    /// Queue an item for one shard (published with the batch).
+    pub fn stage(&mut self, shard: usize, item: ToShard) {
+        self.links.stage(shard, item);
+    }
+
+    /// Build an event from a whole frame, compute its targets and stage it
+    /// for the shards that need it. Returns whether the batch is full.
+    pub fn push_frame(
+        &mut self,
+        version: Version,
+        frame: &[u8],
+        received: Instant,
+    ) -> Result<bool, DecodeError> {
+        self.seq += 1;
+        let built = build_event(
+            &mut self.tracker,
+            &mut self.interest,
+            self.seq,
+            version,
+            frame,
+            received,
+        );
+        let (event, mask) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                Metrics::add(&self.metrics.nr_bad_upstream_frames, 1);
+                return Err(e);
+            }
+        };
+        self.stage_event(event, mask);
+        Ok(self.nr_unflushed_events as usize >= self.batch_size)
+    }
+
+    /// Stage a router-made message (Client Monitor events, SYSTEM_EVENTs).
+    pub fn push_message(&mut self, message: Message) {
+        let frame = message
+            .to_frame(Version::MAX)
+            .expect("router-made messages encode at v24");
+        let _ = self.push_frame(Version::MAX, &frame, Instant::now());
+    }
+
+    fn stage_event(&mut self, event: Arc<Event>, mask: ShardMask) {
+        for shard in 0..self.links.nr_shards() {
+            if mask & (1 << shard) != 0 {
+                self.links.stage(shard, ToShard::Event(event.clone()));
+            }
+        }
+        self.nr_unflushed_events += 1;
+    }
+
+    /// Stage a non-event item for every shard, in stream order.
+    pub fn broadcast(&mut self, item: impl Fn() -> ToShard) {
+        for shard in 0..self.links.nr_shards() {
+            self.links.stage(shard, item());
+        }
+    }
+
+    /// A new status snapshot for OPEN_CONF and the SYSTEM_EVENTs after it.
+    pub fn set_status(&mut self, status: PgStatus) {
+        self.status = status.clone();
+        let status = Arc::new(status);
+        self.broadcast(|| ToShard::Status(status.clone()));
+    }
+
+    /// A SYSTEM_EVENT the router itself originates (goes to every session).
+    pub fn system_event(&mut self, id: u32) {
+        let message = Message::from(SystemEvent {
+            pg_status: self.status.pg_status,
+            icm_central_controller_time: unix_time(),
+            system_event_id: id,
+            event_device_type: device_type::NONE,
+            ..Default::default()
+        });
+        self.push_message(message);
+    }
+
+    /// The upstream is gone (design.md §4.12): PGStatus says CTI Server
+    /// offline, every session gets SYSTEM_EVENT(SYS_CTI_SERVER_OFFLINE), and
+    /// call-party state and call monitors are dropped (the calls' fate is
+    /// unknown); sessions, device monitors and Client Events survive.
+    pub fn upstream_lost(&mut self) {
+        let mut status = self.status.clone();
+        status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
+        self.set_status(status);
+        self.system_event(system_event::CTI_SERVER_OFFLINE);
+        self.tracker.clear_calls();
+        self.interest.clear_calls();
+        self.broadcast(|| ToShard::UpstreamLost);
+    }
+
+    /// The upstream is back with `status`: SYSTEM_EVENT(SYS_CTI_SERVER_ONLINE).
+    pub fn upstream_back(&mut self, status: PgStatus) {
+        self.set_status(status);
+        self.system_event(system_event::CTI_SERVER_ONLINE);
+    }
+}
+
+/// Ingest's work per event, apart from the rings: read the frame's routing
+/// keys, compute its targets (updating the call tracker and, for merged
+/// calls, the interest table) and the shards that need it.
+pub fn build_event(
+    tracker: &mut CallTracker,
+    interest: &mut Interest,
+    seq: u64,
+    version: Version,
+    frame: &[u8],
+    received: Instant,
+) -> Result<(Arc<Event>, ShardMask), DecodeError> {
+    let keys = routing::extract(frame, version)?;
+    let targets = tracker.observe(frame, &keys, version, received, interest.is_keyed());
+    if let Some((from, to)) = targets.merged {
+        interest.merge_call(from, to);
+    }
+    let mask = interest.shards_for(keys.message_type, &targets);
+    let event = Event::routed(seq, version, frame.into(), received, &keys, targets);
+    Ok((Arc::new(event), mask))
+}
