@@ -14,6 +14,7 @@
 //! * [`session`] — sans-IO GED-188 sessions: server side (downstream
 //!   clients), client side (upstream), frame reassembly, backoff, PG status
 //! * [`link`] — the messages between cores (`ToShard`, `ToIngest`)
+//! * [`memrouter`] — the routing cores wired together in memory (tests)
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
 //! * [`event`] — an event as it crosses cores (`Arc<Event>`)
 //! * [`call`] — a call's data as ingest folds it; call-bracket facts
@@ -32,6 +33,7 @@ pub mod event;
 pub mod ingest;
 pub mod keys;
 pub mod link;
+pub mod memrouter;
 pub mod metrics;
 pub mod proto;
 pub mod ring;

@@ -57,48 +57,64 @@ pub enum ToShard {
 #[derive(Debug)]
 pub enum ToIngest {
     /// A session passed its OPEN_REQ checks; ingest answers `OpenAck`.
-    SessionOpened {
-        shard: usize,
-        id: u32,
-        peer: SocketAddr,
-        version: Version,
-        services: u32,
-        call_mask: u32,
-        agent_mask: u32,
-        client: ClientInfo,
-        /// Keys whose count on this shard went 0 → 1 (Client Events).
-        interest_up: Vec<InterestKey>,
-    },
+    SessionOpened(SessionOpened),
     /// A session ended (after `SessionOpened`).
-    SessionClosed {
-        shard: usize,
-        id: u32,
-        status: u32,
-        services: u32,
-        /// Keys whose count on this shard went back to 0.
-        interest_down: Vec<InterestKey>,
-    },
+    SessionClosed(SessionClosed),
     /// MONITOR_START_REQ; ingest validates a call monitor's call and answers
     /// `MonitorStartResult` at the point of the stream from which it applies.
-    MonitorStart {
-        shard: usize,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        key: InterestKey,
-        /// The shard's count for `key` went 0 → 1 with this request.
-        first: bool,
-    },
+    MonitorStart(MonitorStart),
     /// A shard's count for a key went back to 0.
     InterestDown { shard: usize, key: InterestKey },
     /// SESSION_MONITOR_START_REQ for a session that may live on another shard.
-    SessionMonitorStart {
-        shard: usize,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
-        target: u32,
-    },
+    SessionMonitorStart(SessionMonitorStart),
     /// A session monitor was stopped by its owner.
     SessionMonitorStop { monitor_id: u32 },
+}
+
+/// See [`ToIngest::SessionOpened`].
+#[derive(Debug)]
+pub struct SessionOpened {
+    pub shard: usize,
+    pub id: u32,
+    pub peer: SocketAddr,
+    pub version: Version,
+    pub services: u32,
+    pub call_mask: u32,
+    pub agent_mask: u32,
+    pub client: ClientInfo,
+    /// Keys whose count on this shard went 0 → 1 (Client Events).
+    pub interest_up: Vec<InterestKey>,
+}
+
+/// See [`ToIngest::SessionClosed`].
+#[derive(Debug)]
+pub struct SessionClosed {
+    pub shard: usize,
+    pub id: u32,
+    pub status: u32,
+    pub services: u32,
+    /// Keys whose count on this shard went back to 0.
+    pub interest_down: Vec<InterestKey>,
+}
+
+/// See [`ToIngest::MonitorStart`].
+#[derive(Debug)]
+pub struct MonitorStart {
+    pub shard: usize,
+    pub session: u32,
+    pub invoke_id: u32,
+    pub monitor_id: u32,
+    pub key: InterestKey,
+    /// The shard's count for `key` went 0 → 1 with this request.
+    pub first: bool,
+}
+
+/// See [`ToIngest::SessionMonitorStart`].
+#[derive(Debug)]
+pub struct SessionMonitorStart {
+    pub shard: usize,
+    pub session: u32,
+    pub invoke_id: u32,
+    pub monitor_id: u32,
+    pub target: u32,
 }

@@ -1,9 +1,10 @@
-//! The control rules of ingest's core: answers to the shards' control rings: session opens and
-//! closes (interest, service counts, Client Monitor events and snapshots),
-//! monitor starts (validated, acknowledged in stream order), interest drops
-//! and session monitors. Replies travel in the same ordered rings as events,
-//! so a monitor applies exactly from the point of the stream where ingest
-//! accepted it: no event that reached ingest after that point can miss it.
+//! The control rules of ingest's core: answers to the shards' control rings:
+//! session opens and closes (interest, service counts, Client Monitor events
+//! and snapshots), monitor starts (validated, acknowledged in stream order),
+//! interest drops and session monitors. Replies travel in the same ordered
+//! rings as events, so a monitor applies exactly from the point of the stream
+//! where ingest accepted it: no event that reached ingest after that point
+//! can miss it.
 
 use std::sync::Arc;
 
@@ -11,145 +12,150 @@ use super::core::{IngestCore, Links};
 use super::registry::{closed_event, opened_event, SessionMonitor, SessionRecord};
 use crate::event::Event;
 use crate::keys::InterestKey;
-use crate::link::ToIngest;
-use crate::link::ToShard;
+use crate::link::{
+    MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
+};
 use crate::proto::constants::{service, status};
 use crate::proto::Version;
 
 impl<L: Links> IngestCore<L> {
     /// One control message from a shard, in that shard's order.
     pub fn on_control(&mut self, item: ToIngest) {
-        let core = self;
         match item {
-            ToIngest::SessionOpened {
-                shard,
-                id,
-                peer,
-                services,
-                call_mask,
-                agent_mask,
-                client,
-                interest_up,
-                ..
-            } => {
-                for key in interest_up {
-                    core.interest.up(shard, key);
-                }
-                core.interest.count_session(shard, services, 1);
-                let snapshot = if services & service::CLIENT_MONITOR != 0 {
-                    core.registry.opened_events().filter_map(event_of).collect()
-                } else {
-                    Vec::new()
-                };
-                let agent = if services & service::CLIENT_EVENTS != 0 {
-                    client
-                        .agent_key()
-                        .and_then(|key| core.tracker.agents.view(key))
-                } else {
-                    None
-                };
-                core.stage(
-                    shard,
-                    ToShard::OpenAck {
-                        session: id,
-                        agent,
-                        snapshot,
-                    },
-                );
-                let record = SessionRecord {
-                    shard,
-                    peer,
-                    services,
-                    call_mask,
-                    agent_mask,
-                    client,
-                };
-                core.push_message(opened_event(id, &record));
-                core.registry.insert(id, record);
-            }
-            ToIngest::SessionClosed {
-                shard,
-                id,
-                status,
-                services,
-                interest_down,
-            } => {
-                for key in interest_down {
-                    core.interest.down(shard, key);
-                }
-                core.interest.count_session(shard, services, -1);
-                let (record, ended) = core.registry.remove(id);
-                for m in ended {
-                    core.stage(
-                        m.shard,
-                        ToShard::SessionMonitorEnded {
-                            session: m.observer,
-                            monitor_id: m.monitor_id,
-                        },
-                    );
-                }
-                if let Some(record) = record {
-                    core.push_message(closed_event(id, &record, status));
-                }
-            }
-            ToIngest::MonitorStart {
-                shard,
-                session,
-                invoke_id,
-                monitor_id,
-                key,
-                first,
-            } => {
-                let result = match key {
-                    InterestKey::Call(call) if !core.tracker.knows_call(call) => {
-                        Err(status::E_CTI_INVALID_CALLID)
-                    }
-                    _ => Ok(()),
-                };
-                if result.is_ok() && first {
-                    core.interest.up(shard, key);
-                }
-                core.stage(
-                    shard,
-                    ToShard::MonitorStartResult {
-                        session,
-                        invoke_id,
-                        monitor_id,
-                        result,
-                    },
-                );
-            }
-            ToIngest::InterestDown { shard, key } => core.interest.down(shard, key),
-            ToIngest::SessionMonitorStart {
-                shard,
-                session,
-                invoke_id,
-                monitor_id,
-                target,
-            } => {
-                let result = if core.registry.contains(target) && target != session {
-                    core.registry.add_monitor(SessionMonitor {
-                        monitor_id,
-                        shard,
-                        observer: session,
-                        target,
-                    });
-                    Ok(())
-                } else {
-                    Err(status::E_CTI_INVALID_MONITORID)
-                };
-                core.stage(
-                    shard,
-                    ToShard::SessionMonitorResult {
-                        session,
-                        invoke_id,
-                        monitor_id,
-                        result,
-                    },
-                );
-            }
-            ToIngest::SessionMonitorStop { monitor_id } => core.registry.remove_monitor(monitor_id),
+            ToIngest::SessionOpened(opened) => self.session_opened(opened),
+            ToIngest::SessionClosed(closed) => self.session_closed(closed),
+            ToIngest::MonitorStart(start) => self.monitor_start(start),
+            ToIngest::InterestDown { shard, key } => self.interest.down(shard, key),
+            ToIngest::SessionMonitorStart(start) => self.session_monitor_start(start),
+            ToIngest::SessionMonitorStop { monitor_id } => self.registry.remove_monitor(monitor_id),
         }
+    }
+
+    /// A session is open: count its interest and services, answer `OpenAck`
+    /// (with its agent as last seen, and the Client Monitor snapshot), tell
+    /// Client Monitor sessions.
+    fn session_opened(&mut self, opened: SessionOpened) {
+        let SessionOpened {
+            shard,
+            id,
+            peer,
+            services,
+            call_mask,
+            agent_mask,
+            client,
+            interest_up,
+            ..
+        } = opened;
+        for key in interest_up {
+            self.interest.up(shard, key);
+        }
+        self.interest.count_session(shard, services, 1);
+        let snapshot = if services & service::CLIENT_MONITOR != 0 {
+            self.registry.opened_events().filter_map(event_of).collect()
+        } else {
+            Vec::new()
+        };
+        let agent = if services & service::CLIENT_EVENTS != 0 {
+            client
+                .agent_key()
+                .and_then(|key| self.tracker.agents.view(key))
+        } else {
+            None
+        };
+        self.stage(
+            shard,
+            ToShard::OpenAck {
+                session: id,
+                agent,
+                snapshot,
+            },
+        );
+        let record = SessionRecord {
+            shard,
+            peer,
+            services,
+            call_mask,
+            agent_mask,
+            client,
+        };
+        self.push_message(opened_event(id, &record));
+        self.registry.insert(id, record);
+    }
+
+    /// A session ended: drop its interest, end the session monitors that
+    /// watched it, tell Client Monitor sessions.
+    fn session_closed(&mut self, closed: SessionClosed) {
+        let SessionClosed {
+            shard,
+            id,
+            status,
+            services,
+            interest_down,
+        } = closed;
+        for key in interest_down {
+            self.interest.down(shard, key);
+        }
+        self.interest.count_session(shard, services, -1);
+        let (record, ended) = self.registry.remove(id);
+        for m in ended {
+            self.stage(
+                m.shard,
+                ToShard::SessionMonitorEnded {
+                    session: m.observer,
+                    monitor_id: m.monitor_id,
+                },
+            );
+        }
+        if let Some(record) = record {
+            self.push_message(closed_event(id, &record, status));
+        }
+    }
+
+    /// MONITOR_START_REQ: a call monitor needs a call ingest knows; the
+    /// answer is staged at this point of the stream, where the monitor starts.
+    fn monitor_start(&mut self, start: MonitorStart) {
+        let result = match start.key {
+            InterestKey::Call(call) if !self.tracker.knows_call(call) => {
+                Err(status::E_CTI_INVALID_CALLID)
+            }
+            _ => Ok(()),
+        };
+        if result.is_ok() && start.first {
+            self.interest.up(start.shard, start.key);
+        }
+        self.stage(
+            start.shard,
+            ToShard::MonitorStartResult {
+                session: start.session,
+                invoke_id: start.invoke_id,
+                monitor_id: start.monitor_id,
+                result,
+            },
+        );
+    }
+
+    /// SESSION_MONITOR_START_REQ: the target must be another open session.
+    fn session_monitor_start(&mut self, start: SessionMonitorStart) {
+        let result = if self.registry.contains(start.target) && start.target != start.session {
+            self.registry.add_monitor(SessionMonitor {
+                monitor_id: start.monitor_id,
+                shard: start.shard,
+                observer: start.session,
+                target: start.target,
+            });
+            Ok(())
+        } else {
+            Err(status::E_CTI_INVALID_MONITORID)
+        };
+        self.stage(
+            start.shard,
+            ToShard::SessionMonitorResult {
+                session: start.session,
+                invoke_id: start.invoke_id,
+                monitor_id: start.monitor_id,
+                result,
+            },
+        );
     }
 }
 

@@ -23,7 +23,7 @@ use super::monitors::{Monitor, MonitorIndex};
 use super::outbox::{Arenas, Outbox};
 use crate::config::Config;
 use crate::event::Event;
-use crate::link::{ToIngest, ToShard};
+use crate::link::{self, ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::{msg, service, status};
 use crate::proto::frame;
@@ -456,17 +456,18 @@ impl ShardCore {
             conn.client_events = Some(monitor);
         }
         let session = &conn.session;
-        self.to_ingest.push(ToIngest::SessionOpened {
-            shard: self.index,
-            id: conn.id,
-            peer: session.peer,
-            version: session.version,
-            services: session.services,
-            call_mask: session.call_mask,
-            agent_mask: session.agent_mask,
-            client: session.client.clone(),
-            interest_up,
-        });
+        self.to_ingest
+            .push(ToIngest::SessionOpened(link::SessionOpened {
+                shard: self.index,
+                id: conn.id,
+                peer: session.peer,
+                version: session.version,
+                services: session.services,
+                call_mask: session.call_mask,
+                agent_mask: session.agent_mask,
+                client: session.client.clone(),
+                interest_up,
+            }));
     }
 
     /// Ingest registered the session: queue its OPEN_CONF (with its agent's
@@ -598,13 +599,14 @@ impl ShardCore {
         Metrics::add_signed(&self.metrics.nr_connected, -1);
         if conn.was_open {
             self.release_session();
-            self.to_ingest.push(ToIngest::SessionClosed {
-                shard: self.index,
-                id,
-                status: reason.status(),
-                services: conn.session.services,
-                interest_down,
-            });
+            self.to_ingest
+                .push(ToIngest::SessionClosed(link::SessionClosed {
+                    shard: self.index,
+                    id,
+                    status: reason.status(),
+                    services: conn.session.services,
+                    interest_down,
+                }));
         } else {
             self.pending_done();
         }

@@ -7,7 +7,7 @@
 use super::core::{next_monitor_id, Sessions, ShardCore};
 use super::monitors::{Monitor, Watch};
 use crate::keys::{DeviceKey, InterestKey};
-use crate::link::ToIngest;
+use crate::link::{self, ToIngest};
 use crate::proto::constants::{service, status};
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
@@ -91,14 +91,15 @@ impl ShardCore {
         let first = self.monitors.count_up(key);
         let monitor_id = monitor.id;
         self.pending_monitors.insert(monitor_id, monitor);
-        self.to_ingest.push(ToIngest::MonitorStart {
-            shard: self.index,
-            session: id,
-            invoke_id,
-            monitor_id,
-            key,
-            first,
-        });
+        self.to_ingest
+            .push(ToIngest::MonitorStart(link::MonitorStart {
+                shard: self.index,
+                session: id,
+                invoke_id,
+                monitor_id,
+                key,
+                first,
+            }));
     }
 
     fn monitor_stop(&mut self, id: u32, invoke_id: u32, monitor_id: u32) {
@@ -141,13 +142,14 @@ impl ShardCore {
         let monitor_id = next_monitor_id();
         // Reserved now so a second request for the same session is refused (56).
         conn.session_monitors.push((monitor_id, target));
-        self.to_ingest.push(ToIngest::SessionMonitorStart {
-            shard: self.index,
-            session: id,
-            invoke_id,
-            monitor_id,
-            target,
-        });
+        self.to_ingest
+            .push(ToIngest::SessionMonitorStart(link::SessionMonitorStart {
+                shard: self.index,
+                session: id,
+                invoke_id,
+                monitor_id,
+                target,
+            }));
     }
 
     fn session_monitor_stop(&mut self, id: u32, invoke_id: u32, monitor_id: u32) {
