@@ -60,6 +60,7 @@ fn parse_args() -> Args {
 /// CPU seconds (user + system) of this process's threads whose name starts
 /// with one of `prefixes`.
 fn thread_cpu_secs(prefixes: &[&str]) -> f64 {
+    // SAFETY: sysconf takes a plain constant, touches no memory of ours.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let mut total = 0.0;
     for entry in std::fs::read_dir("/proc/self/task")

@@ -23,6 +23,8 @@
 //! `idle_consumer_survives_many_park_timeouts` checks that a consumer whose
 //! parks keep timing out does not pile up registrations on the doorbell (each
 //! holds a clone of the task's waker, and glommio counts those in an `i16`).
+//! `drain_survives_a_panicking_closure` checks that a drain closure that
+//! panics leaves every item dropped exactly once and the ring working.
 //!
 //! Environment: `RING_WAKEUP_SECS` (default 3) sets how long each
 //! configuration runs, `RING_WAKEUP_SEED` fixes the random seed (printed on
@@ -355,4 +357,83 @@ fn idle_consumer_survives_many_park_timeouts() {
         .expect("the consumer's executor survives");
     assert_eq!(timeouts, PARKS, "every park timed out");
     assert_eq!(late, 0, "nothing was sent, so no wake-up was late");
+}
+
+/// An item that counts its drops (one counter per item id).
+struct Counted {
+    id: usize,
+    drops: Arc<[AtomicU64]>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A shard's drain closure that panics (here, holding the 6th item) takes
+/// from the ring only what it was handed: every item is dropped exactly
+/// once, the rest are drained afterwards in order, and a later batch still
+/// arrives (the consumer usually parks on the doorbell before it does).
+#[test]
+fn drain_survives_a_panicking_closure() {
+    const BATCH: usize = 32;
+    const PANIC_AT: usize = 5;
+    let drops: Arc<[AtomicU64]> = (0..2 * BATCH).map(|_| AtomicU64::new(0)).collect();
+    let (tx, rx) = ring::ring::<Counted>(64);
+    let (drained_tx, drained_rx) = std::sync::mpsc::channel::<()>();
+    let producer_drops = drops.clone();
+    let producer = builder("panic-producer", Placement::Unbound)
+        .spawn(move || async move {
+            let mut tx = tx.connect().await;
+            for half in [0..BATCH, BATCH..2 * BATCH] {
+                for id in half {
+                    tx.stage(Counted {
+                        id,
+                        drops: producer_drops.clone(),
+                    });
+                }
+                tx.flush().await;
+                // The consumer has drained (and parked) before the next batch.
+                while drained_rx.try_recv().is_err() {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        })
+        .expect("spawn the producer executor");
+    let consumer = builder("panic-consumer", Placement::Unbound)
+        .spawn(move || async move {
+            let mut rx = rx.connect(Duration::ZERO).await;
+            rx.set_park_timeout(None);
+            let mut ids = Vec::new();
+            rx.ready().await;
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rx.drain(256, |item| {
+                    if item.id == PANIC_AT {
+                        panic!("drain closure panics holding item {PANIC_AT} (expected)");
+                    }
+                    ids.push(item.id);
+                })
+            }))
+            .is_err();
+            while ids.len() < BATCH - 1 {
+                rx.ready().await;
+                rx.drain(256, |item| ids.push(item.id));
+            }
+            let _ = drained_tx.send(());
+            while ids.len() < 2 * BATCH - 1 {
+                rx.ready().await;
+                rx.drain(256, |item| ids.push(item.id));
+            }
+            let _ = drained_tx.send(());
+            (panicked, ids)
+        })
+        .expect("spawn the consumer executor");
+    let (panicked, ids) = consumer.join().expect("consumer executor");
+    producer.join().expect("producer executor");
+    assert!(panicked, "the drain closure panicked");
+    let expected: Vec<usize> = (0..2 * BATCH).filter(|&id| id != PANIC_AT).collect();
+    assert_eq!(ids, expected, "every other item, once, in order");
+    let drops: Vec<u64> = drops.iter().map(|n| n.load(Ordering::SeqCst)).collect();
+    assert_eq!(drops, vec![1; 2 * BATCH], "each item dropped exactly once");
 }

@@ -31,17 +31,25 @@ fn count() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count();
+        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract (a
+        // non-zero-size layout), which is exactly `System.alloc`'s.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count();
+        // SAFETY: the caller's `alloc_zeroed` contract, passed on unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
+        // SAFETY: `ptr` came from this allocator, i.e. from `System` (every
+        // allocation is forwarded there), with `layout`; the caller upholds
+        // the rest of `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` (every allocation is
+        // forwarded there) with `layout`, as the caller guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
 }

@@ -242,7 +242,9 @@ pub struct Receiver<T: Send + 'static> {
 }
 
 impl<T: Send + 'static> Receiver<T> {
-    /// Pop up to `max` items into `f`; returns how many.
+    /// Pop up to `max` items into `f`; returns how many. If `f` panics, the
+    /// items it was given are gone from the ring and the rest stay queued
+    /// (each item is dropped once: [`spsc::Consumer::pop_batch`]).
     pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
         self.consumer.pop_batch(max, f)
     }

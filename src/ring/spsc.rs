@@ -154,25 +154,61 @@ impl<T> Consumer<T> {
 
     /// Pop up to `max` items into `f`, releasing their slots with one store.
     /// Returns how many were popped.
+    ///
+    /// Panic-safe: if `f` unwinds, the slots of the items already handed to
+    /// it (the one it held included) are released all the same, and the
+    /// items not yet handed out stay in the queue for a later pop or for the
+    /// queue's drop. Each item is dropped exactly once.
     pub fn pop_batch(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
         let n = self.ready_for(max).min(max);
-        for i in 0..n {
-            let slot = (self.head + i) & self.shared.mask;
-            // SAFETY: slots head..head+n were published by the producer's
-            // release store (observed by our acquire load) and not yet popped.
-            let item = unsafe { (*self.shared.slots[slot].get()).assume_init_read() };
-            f(item);
+        if n == 0 {
+            return 0;
         }
-        if n > 0 {
-            self.head += n;
-            self.shared.head.store(self.head, Ordering::Release);
+        let mut popped = Popped {
+            consumer: self,
+            taken: 0,
+        };
+        while popped.taken < n {
+            let consumer = &*popped.consumer;
+            let slot = (consumer.head + popped.taken) & consumer.shared.mask;
+            // SAFETY: slots head..head+n were published by the producer's
+            // release store (observed by our acquire load in `ready_for`) and
+            // not yet popped: `taken < n` and `popped` publishes `head` past
+            // this slot before anything else can read or drop it again.
+            let item = unsafe { (*consumer.shared.slots[slot].get()).assume_init_read() };
+            // The item is `f`'s from here on, even if `f` unwinds.
+            popped.taken += 1;
+            f(item);
         }
         n
     }
 }
 
+/// Publishes `head` past the items a [`Consumer::pop_batch`] moved out, when
+/// the pop returns or when its closure unwinds: a slot whose item was read
+/// out is never read or dropped again (by a later pop or by the queue's
+/// drop). On the path that does not unwind this is the one release store
+/// per batch.
+struct Popped<'a, T> {
+    consumer: &'a mut Consumer<T>,
+    /// Items read out of their slots (and handed to the closure) so far.
+    taken: usize,
+}
+
+impl<T> Drop for Popped<'_, T> {
+    fn drop(&mut self) {
+        let consumer = &mut *self.consumer;
+        consumer.head += self.taken;
+        consumer.shared.head.store(consumer.head, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::rc::Rc;
+
     use super::*;
 
     #[test]
@@ -209,6 +245,111 @@ mod tests {
         p.try_push(item.clone()).unwrap();
         drop((p, c));
         assert_eq!(Arc::strong_count(&item), 1);
+    }
+
+    /// Items that count their drops, one counter per item id.
+    struct Tracker(Rc<[Cell<u32>]>);
+
+    #[derive(Debug)]
+    struct Counted {
+        id: usize,
+        drops: Rc<[Cell<u32>]>,
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            let n = &self.drops[self.id];
+            n.set(n.get() + 1);
+        }
+    }
+
+    impl Tracker {
+        fn new(nr_items: usize) -> Tracker {
+            Tracker((0..nr_items).map(|_| Cell::new(0)).collect())
+        }
+
+        fn item(&self, id: usize) -> Counted {
+            Counted {
+                id,
+                drops: self.0.clone(),
+            }
+        }
+
+        fn drops(&self, ids: std::ops::Range<usize>) -> Vec<u32> {
+            self.0[ids].iter().map(Cell::get).collect()
+        }
+    }
+
+    /// `pop_batch(max)` whose closure keeps what it gets in `kept` and
+    /// panics, holding the item, when it gets `panic_at`. Returns whether it
+    /// panicked.
+    fn pop_until_panic(
+        c: &mut Consumer<Counted>,
+        max: usize,
+        panic_at: usize,
+        kept: &mut Vec<Counted>,
+    ) -> bool {
+        catch_unwind(AssertUnwindSafe(|| {
+            c.pop_batch(max, |item| {
+                if item.id == panic_at {
+                    panic!("consumer closure panics holding item {panic_at} (expected)");
+                }
+                kept.push(item);
+            })
+        }))
+        .is_err()
+    }
+
+    #[test]
+    fn pop_batch_closure_panic_drops_each_item_once_and_ring_still_works() {
+        let items = Tracker::new(18);
+        // Capacity 8, head starts at 5: the batch wraps around the slots.
+        let (mut p, mut c) = channel(8);
+        for id in 0..5 {
+            p.try_push(items.item(id)).unwrap();
+        }
+        assert_eq!(c.pop_batch(5, drop), 5);
+        let mut batch: Vec<_> = (5..13).map(|id| items.item(id)).collect();
+        assert_eq!(p.push_batch(&mut batch), 8);
+
+        let mut kept = Vec::new();
+        assert!(pop_until_panic(&mut c, 8, 8, &mut kept));
+        let kept_ids: Vec<_> = kept.iter().map(|item| item.id).collect();
+        assert_eq!(kept_ids, [5, 6, 7], "handed out before the panic");
+        // 0..5 popped and dropped, 8 dropped by the unwinding closure,
+        // 9..13 still queued.
+        assert_eq!(items.drops(0..13), [1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+        drop(kept);
+        assert_eq!(items.drops(5..8), [1; 3]);
+
+        // The four slots handed out are free again (and only those).
+        let mut batch: Vec<_> = (13..17).map(|id| items.item(id)).collect();
+        assert_eq!(p.push_batch(&mut batch), 4);
+        assert_eq!(p.try_push(items.item(17)).map_err(|item| item.id), Err(17));
+        let mut ids = Vec::new();
+        assert_eq!(c.pop_batch(16, |item| ids.push(item.id)), 8);
+        assert_eq!(ids, [9, 10, 11, 12, 13, 14, 15, 16]);
+        assert!(c.is_empty());
+        assert!(p.is_drained());
+        drop((p, c));
+        assert_eq!(items.drops(0..18), [1; 18]);
+    }
+
+    #[test]
+    fn pop_batch_closure_panic_leaves_the_rest_to_the_queue_drop() {
+        for panic_at in 0..4 {
+            let items = Tracker::new(4);
+            let (mut p, mut c) = channel(4);
+            for id in 0..4 {
+                p.try_push(items.item(id)).unwrap();
+            }
+            let mut kept = Vec::new();
+            assert!(pop_until_panic(&mut c, 4, panic_at, &mut kept));
+            assert_eq!(kept.len(), panic_at);
+            drop(kept);
+            drop((p, c));
+            assert_eq!(items.drops(0..4), [1; 4], "panic at item {panic_at}");
+        }
     }
 
     #[test]

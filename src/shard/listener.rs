@@ -161,7 +161,8 @@ fn accept_and_close(fd: RawFd) -> u64 {
     if flags < 0 {
         return 0;
     }
-    // SAFETY: as above.
+    // SAFETY: fcntl(F_SETFL) on the listener's descriptor, which we own, with
+    // an int flag argument (no pointers); it only changes the file status.
     if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
         return 0;
     }
@@ -189,7 +190,8 @@ fn accept_and_close(fd: RawFd) -> u64 {
             _ => break,
         }
     }
-    // SAFETY: restores the flags read above.
+    // SAFETY: fcntl(F_SETFL) on our own descriptor with an int argument (no
+    // pointers): restores the flags read above.
     unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
     nr_closed
 }
