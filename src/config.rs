@@ -19,6 +19,8 @@ pub const DEFAULT_OUTPUT_BOUND: usize = 8 * 1024 * 1024;
 pub const DEFAULT_OPEN_TIMEOUT_SECS: u64 = 10;
 /// Default bound on connections not yet open, router-wide.
 pub const DEFAULT_MAX_PENDING_OPENS: usize = 1_000;
+/// Most shards a router can run: the interest table's shard mask is a `u64`.
+pub const MAX_SHARDS: usize = crate::ingest::interest::ShardMask::BITS as usize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,28 +110,32 @@ impl UpstreamConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.sides.is_empty() || self.sides.len() > 2 {
             return Err(ConfigError(format!(
-                "upstream: give side A and optionally side B (got {} sides)",
+                "upstream.sides (--upstream): give side A and optionally side B (got {} sides)",
                 self.sides.len()
             )));
         }
         if self.sides.iter().any(|s| s.trim().is_empty()) {
-            return Err(ConfigError("upstream: a side address is empty".into()));
+            return Err(ConfigError(
+                "upstream.sides (--upstream): a side address is empty".into(),
+            ));
         }
         if crate::proto::Version::new(self.version).is_none() {
             return Err(ConfigError(format!(
-                "upstream: version {} is not one of 13..=24",
+                "upstream.version (--upstream-version) is {}: give one of 13..=24",
                 self.version
             )));
         }
         if self.heartbeat().is_zero() {
             return Err(ConfigError(
-                "upstream: the heartbeat period must be > 0".into(),
+                "upstream.heartbeat_secs / heartbeat_ms: the heartbeat period must be above 0"
+                    .into(),
             ));
         }
         if self.reconnect_min_ms > self.reconnect_max_ms {
-            return Err(ConfigError(
-                "upstream: reconnect_min_ms is above reconnect_max_ms".into(),
-            ));
+            return Err(ConfigError(format!(
+                "upstream.reconnect_min_ms ({}) is above upstream.reconnect_max_ms ({})",
+                self.reconnect_min_ms, self.reconnect_max_ms
+            )));
         }
         Ok(())
     }
@@ -151,6 +157,18 @@ pub struct ReplayConfig {
 
 fn one() -> f64 {
     1.0
+}
+
+impl ReplayConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.speed.is_finite() && self.speed >= 0.0) {
+            return Err(ConfigError(format!(
+                "replay.speed (--speed) is {}: give 0 (as fast as possible) or more",
+                self.speed
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One entry of the client allow-list.
@@ -222,6 +240,19 @@ pub struct Limits {
     pub call_max_age_secs: u64,
 }
 
+impl Limits {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.output_bound_bytes == 0 {
+            return Err(ConfigError(
+                "limits.output_bound_bytes (--output-bound) must be above 0: it would cut every \
+                 session"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -284,6 +315,74 @@ impl RuntimeConfig {
     pub fn spin_before_park(&self) -> Duration {
         Duration::from_micros(self.spin_before_park_us)
     }
+
+    /// Shard executors on a machine of `nr_cores` cores: `shards`, else one
+    /// per listed shard core, else one per core after the ingest core (at
+    /// least 1, at most [`MAX_SHARDS`]).
+    pub fn nr_shards(&self, nr_cores: usize) -> usize {
+        match (self.shards, &self.shard_cores) {
+            (0, Some(cores)) if !cores.is_empty() => cores.len(),
+            (0, _) => nr_cores.saturating_sub(1).clamp(1, MAX_SHARDS),
+            (n, _) => n,
+        }
+    }
+
+    /// The `[runtime]` rules on a machine of `nr_cores` cores (the cores
+    /// named are checked only when executors are pinned).
+    pub fn validate(&self, nr_cores: usize) -> Result<(), ConfigError> {
+        let nr_listed = self.shard_cores.as_ref().map_or(0, Vec::len);
+        let message = if self.shard_cores.as_ref().is_some_and(Vec::is_empty) {
+            "runtime.shard_cores is empty: list at least one core, or leave it out".to_string()
+        } else if self.shards > MAX_SHARDS {
+            format!(
+                "runtime.shards (--shards) is {}: at most {MAX_SHARDS} shards (the interest \
+                 table's shard mask is {MAX_SHARDS} bits)",
+                self.shards
+            )
+        } else if nr_listed > MAX_SHARDS {
+            format!(
+                "runtime.shard_cores lists {nr_listed} cores: at most {MAX_SHARDS} shards (the \
+                 interest table's shard mask is {MAX_SHARDS} bits)"
+            )
+        } else if self.shards > 0 && self.shards < nr_listed {
+            format!(
+                "runtime.shards is {} but runtime.shard_cores lists {nr_listed} cores: {} would \
+                 stay idle",
+                self.shards,
+                nr_listed - self.shards
+            )
+        } else if self.batch_size == 0 {
+            "runtime.batch_size must be at least 1".to_string()
+        } else if self.ring_capacity < self.batch_size {
+            format!(
+                "runtime.ring_capacity ({}) is smaller than runtime.batch_size ({}): no batch \
+                 could be published whole",
+                self.ring_capacity, self.batch_size
+            )
+        } else if let Some((setting, core)) = self.missing_core(nr_cores) {
+            format!(
+                "{setting}: core {core} does not exist on this {nr_cores}-core machine (cores \
+                 0..={})",
+                nr_cores.saturating_sub(1)
+            )
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError(message))
+    }
+
+    /// The first core named for an executor that the machine lacks.
+    fn missing_core(&self, nr_cores: usize) -> Option<(&'static str, usize)> {
+        if !self.pin {
+            return None;
+        }
+        let ingest = self.ingest_core.map(|c| ("runtime.ingest_core", c));
+        let shards = self.shard_cores.iter().flatten();
+        ingest
+            .into_iter()
+            .chain(shards.map(|&c| ("runtime.shard_cores", c)))
+            .find(|&(_, core)| core >= nr_cores)
+    }
 }
 
 /// A config error: which file and what is wrong with it.
@@ -299,6 +398,24 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// Every rule a configuration must pass, on this machine. `Router::start`
+    /// calls it first, so every way of starting a router is checked alike.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_on(crate::router::nr_cores())
+    }
+
+    /// [`Config::validate`] on a machine of `nr_cores` cores.
+    pub fn validate_on(&self, nr_cores: usize) -> Result<(), ConfigError> {
+        self.runtime.validate(nr_cores)?;
+        self.limits.validate()?;
+        // A replay is served instead of the upstream (`[upstream]` is unused).
+        match (&self.replay, &self.upstream) {
+            (Some(replay), _) => replay.validate(),
+            (None, Some(upstream)) => upstream.validate(),
+            (None, None) => Ok(()),
+        }
+    }
+
     /// Load a TOML config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -335,6 +452,155 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(Config::parse("listn = \"1.2.3.4:5\"").is_err());
+    }
+
+    /// A change that breaks one rule, and the start of the error it gets.
+    type Case<T> = (fn(&mut T), &'static str);
+
+    /// The error `validate_on` gives for `config` on a 4-core machine.
+    fn refusal(config: &Config) -> String {
+        match config.validate_on(4) {
+            Ok(()) => panic!("accepted: {config:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn the_default_and_example_configs_pass() {
+        Config::default().validate_on(1).unwrap();
+        Config::default().validate().unwrap();
+        let example = Config::parse(include_str!("../ctirouter.example.toml")).unwrap();
+        example.validate_on(4).unwrap();
+    }
+
+    #[test]
+    fn each_runtime_rule_refuses_naming_its_setting_and_limit() {
+        let cases: [Case<RuntimeConfig>; 8] = [
+            (
+                |rt| rt.shards = MAX_SHARDS + 1,
+                "runtime.shards (--shards) is 65: at most 64 shards",
+            ),
+            (
+                |rt| rt.shard_cores = Some(vec![0; MAX_SHARDS + 1]),
+                "runtime.shard_cores lists 65 cores: at most 64 shards",
+            ),
+            (
+                |rt| rt.shard_cores = Some(vec![]),
+                "runtime.shard_cores is empty",
+            ),
+            (
+                |rt| {
+                    rt.shards = 1;
+                    rt.shard_cores = Some(vec![1, 2]);
+                },
+                "runtime.shards is 1 but runtime.shard_cores lists 2 cores: 1 would stay idle",
+            ),
+            (
+                |rt| rt.batch_size = 0,
+                "runtime.batch_size must be at least 1",
+            ),
+            (
+                |rt| {
+                    rt.ring_capacity = 8;
+                    rt.batch_size = 64;
+                },
+                "runtime.ring_capacity (8) is smaller than runtime.batch_size (64)",
+            ),
+            (
+                |rt| rt.ingest_core = Some(4),
+                "runtime.ingest_core: core 4 does not exist on this 4-core machine (cores 0..=3)",
+            ),
+            (
+                |rt| rt.shard_cores = Some(vec![1, 7]),
+                "runtime.shard_cores: core 7 does not exist on this 4-core machine (cores 0..=3)",
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut config = Config::default();
+            break_it(&mut config.runtime);
+            let message = refusal(&config);
+            assert!(message.starts_with(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn cores_are_checked_only_when_pinned() {
+        let mut config = Config::default();
+        config.runtime.shard_cores = Some(vec![1, 7]);
+        config.runtime.pin = false;
+        config.validate_on(4).unwrap();
+    }
+
+    #[test]
+    fn the_output_bound_must_be_above_zero() {
+        let mut config = Config::default();
+        config.limits.output_bound_bytes = 0;
+        assert!(refusal(&config).starts_with("limits.output_bound_bytes (--output-bound)"));
+    }
+
+    #[test]
+    fn each_upstream_rule_refuses_naming_its_setting() {
+        let cases: [Case<UpstreamConfig>; 6] = [
+            (
+                |u| u.sides.clear(),
+                "upstream.sides (--upstream): give side A and optionally side B (got 0 sides)",
+            ),
+            (
+                |u| u.sides = vec!["a:1".into(), "b:1".into(), "c:1".into()],
+                "upstream.sides (--upstream): give side A and optionally side B (got 3 sides)",
+            ),
+            (
+                |u| u.sides = vec!["a:1".into(), " ".into()],
+                "upstream.sides (--upstream): a side address is empty",
+            ),
+            (
+                |u| u.version = 12,
+                "upstream.version (--upstream-version) is 12: give one of 13..=24",
+            ),
+            (
+                |u| u.heartbeat_ms = Some(0),
+                "upstream.heartbeat_secs / heartbeat_ms: the heartbeat period must be above 0",
+            ),
+            (
+                |u| u.reconnect_min_ms = u.reconnect_max_ms + 1,
+                "upstream.reconnect_min_ms (5001) is above upstream.reconnect_max_ms (5000)",
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut upstream = UpstreamConfig {
+                sides: vec!["127.0.0.1:42067".into()],
+                ..UpstreamConfig::default()
+            };
+            let mut config = Config {
+                upstream: Some(upstream.clone()),
+                ..Config::default()
+            };
+            config.validate_on(4).unwrap();
+            break_it(&mut upstream);
+            config.upstream = Some(upstream);
+            assert_eq!(refusal(&config), expected);
+        }
+    }
+
+    #[test]
+    fn replay_speed_must_be_zero_or_more_and_a_replay_ignores_upstream() {
+        let mut config = Config {
+            replay: Some(ReplayConfig {
+                path: "x.ctirec".into(),
+                speed: 0.0,
+                wait_for_sessions: 0,
+            }),
+            upstream: Some(UpstreamConfig::default()), // no sides: unused
+            ..Config::default()
+        };
+        config.validate_on(4).unwrap();
+        for speed in [-1.0, f64::NAN, f64::INFINITY] {
+            config.replay.as_mut().unwrap().speed = speed;
+            assert!(
+                refusal(&config).starts_with("replay.speed (--speed) is "),
+                "{speed}"
+            );
+        }
     }
 
     #[test]

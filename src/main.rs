@@ -52,13 +52,13 @@ struct ServeArgs {
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
     /// Upstream CTI Server side A[,B].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "replay")]
     upstream: Option<String>,
     /// Protocol version opened upstream (13..=24, default 24).
     #[arg(long, value_parser = clap::value_parser!(u32).range(13..=24))]
     upstream_version: Option<u32>,
     /// Use the built-in simulated PG (the default without --upstream).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["upstream", "replay"])]
     simulate: bool,
     /// Replay a recorded stream file.
     #[arg(long)]
@@ -99,14 +99,10 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// `--upstream`, `--upstream-version`, `--replay`, `--speed`, `--simulate`.
+    /// `--upstream`, `--upstream-version`, `--replay`, `--speed`, `--simulate`
+    /// (clap refuses any two of --simulate, --upstream and --replay). The
+    /// values are checked with the rest of the config, by `Router::start`.
     fn apply_source(&self, config: &mut Config) -> Result<(), String> {
-        if self.simulate && (self.upstream.is_some() || self.replay.is_some()) {
-            return Err("--simulate excludes --upstream and --replay".into());
-        }
-        if self.upstream.is_some() && self.replay.is_some() {
-            return Err("--upstream and --replay exclude each other".into());
-        }
         if self.simulate {
             config.upstream = None;
             config.replay = None;
@@ -138,16 +134,6 @@ impl ServeArgs {
                 .as_mut()
                 .ok_or("--speed paces --replay (the simulator has --sim-speed)")?;
             replay.speed = speed;
-        }
-        if let Some(replay) = &config.replay {
-            if !(replay.speed.is_finite() && replay.speed >= 0.0) {
-                return Err(format!(
-                    "--speed {}: give 0 (as fast as possible) or more",
-                    replay.speed
-                ));
-            }
-        } else if let Some(upstream) = &config.upstream {
-            upstream.validate().map_err(|e| e.to_string())?;
         }
         Ok(())
     }

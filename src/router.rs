@@ -54,21 +54,18 @@ pub fn nr_cores() -> usize {
         .max(1)
 }
 
-/// Cores for ingest and each shard from the runtime config: explicit cores
-/// must exist; the default puts ingest on core 0 and shards on the cores
-/// after it, wrapping around when there are more shards than cores.
-pub fn placements(config: &Config, nr_cores: usize) -> Result<Placements, RouterError> {
+/// Cores for ingest and each shard from a validated runtime config
+/// ([`Config::validate`] refuses cores the machine lacks): the default puts
+/// ingest on core 0 and shards on the cores after it, wrapping around when
+/// there are more shards than cores.
+pub fn placements(config: &Config, nr_cores: usize) -> Placements {
     let rt = &config.runtime;
-    let nr_shards = match (rt.shards, &rt.shard_cores) {
-        (0, Some(cores)) if !cores.is_empty() => cores.len(),
-        (0, _) => nr_cores.saturating_sub(1).max(1),
-        (n, _) => n,
-    };
+    let nr_shards = rt.nr_shards(nr_cores);
     if !rt.pin {
-        return Ok(Placements {
+        return Placements {
             ingest: None,
             shards: vec![None; nr_shards],
-        });
+        };
     }
     let ingest = rt.ingest_core.unwrap_or(0);
     let shards: Vec<usize> = match &rt.shard_cores {
@@ -79,18 +76,10 @@ pub fn placements(config: &Config, nr_cores: usize) -> Result<Placements, Router
             .map(|i| (ingest + 1 + i) % nr_cores)
             .collect(),
     };
-    for &core in std::iter::once(&ingest).chain(&shards) {
-        if core >= nr_cores {
-            return Err(RouterError(format!(
-                "core {core} does not exist: this machine has {nr_cores} cores (0..={})",
-                nr_cores - 1
-            )));
-        }
-    }
-    Ok(Placements {
+    Placements {
         ingest: Some(ingest),
         shards: shards.into_iter().map(Some).collect(),
-    })
+    }
 }
 
 /// How long `Router::start` waits for every shard to know the PG status.
@@ -131,9 +120,13 @@ fn reserve(listen: SocketAddr) -> Result<(socket2::Socket, SocketAddr), RouterEr
 }
 
 impl Router {
-    /// Start ingest and the shards; returns once every shard listens.
+    /// Check the config ([`Config::validate`]), then start ingest and the
+    /// shards; returns once every shard listens.
     pub fn start(config: Config) -> Result<Router, RouterError> {
-        let places = placements(&config, nr_cores())?;
+        config
+            .validate()
+            .map_err(|e| RouterError(format!("configuration: {e}")))?;
+        let places = placements(&config, nr_cores());
         let (reservation, local_addr) = reserve(config.listen)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
@@ -255,19 +248,27 @@ mod tests {
     fn default_placement_wraps_shards_over_the_cores_after_ingest() {
         let mut config = Config::default();
         config.runtime.shards = 3;
-        let p = placements(&config, 2).unwrap();
+        let p = placements(&config, 2);
         assert_eq!(p.ingest, Some(0));
         assert_eq!(p.shards, vec![Some(1), Some(0), Some(1)]);
         config.runtime.shards = 0;
-        assert_eq!(placements(&config, 4).unwrap().shards.len(), 3);
-        assert_eq!(placements(&config, 1).unwrap().shards, vec![Some(0)]);
+        assert_eq!(placements(&config, 4).shards.len(), 3);
+        assert_eq!(placements(&config, 1).shards, vec![Some(0)]);
+        assert_eq!(
+            placements(&config, 200).shards.len(),
+            crate::config::MAX_SHARDS,
+            "one per core, up to the most a router runs"
+        );
     }
 
     #[test]
-    fn cores_the_machine_lacks_are_refused() {
-        let mut config = Config::default();
-        config.runtime.shard_cores = Some(vec![1, 7]);
-        let e = placements(&config, 2).unwrap_err();
-        assert!(e.0.contains("core 7 does not exist"), "{e}");
+    fn start_refuses_an_invalid_config_before_starting_anything() {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        config.runtime.shards = crate::config::MAX_SHARDS + 1;
+        let e = Router::start(config).err().expect("refused");
+        assert!(e.0.starts_with("configuration: runtime.shards"), "{e}");
     }
 }

@@ -19,8 +19,7 @@ use serde::Deserialize;
 
 use crate::config::{Config, RuntimeConfig};
 
-/// Most shards a router can run: the interest table's shard mask is a `u64`.
-pub const MAX_SHARDS: usize = crate::ingest::interest::ShardMask::BITS as usize;
+pub use crate::config::MAX_SHARDS;
 
 /// Spin before parking on a core of its own: twice the 20–25 µs a wake-up
 /// costs on the idle target VMs (design.md §5; a hand-off to a parked shard
@@ -81,13 +80,6 @@ pub struct LimitsTuning {
     pub output_bound_bytes: Option<usize>,
 }
 
-/// Which executor a core was named for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoreRole {
-    Ingest,
-    Shard,
-}
-
 /// Why a tuning file cannot be used. Each names the file (`origin`).
 #[derive(Debug)]
 pub enum TuningError {
@@ -99,14 +91,8 @@ pub enum TuningError {
         origin: String,
         message: String,
     },
-    /// The file names a core this machine does not have.
-    MissingCore {
-        origin: String,
-        role: CoreRole,
-        core: usize,
-        nr_cores: usize,
-    },
-    /// Values that contradict each other or the router's limits.
+    /// Values that contradict each other, the router's limits or this
+    /// machine (a core it does not have): `Config::validate`'s message.
     Invalid {
         origin: String,
         message: String,
@@ -118,23 +104,6 @@ impl std::fmt::Display for TuningError {
         match self {
             TuningError::Read { origin, error } => write!(f, "{origin}: {error}"),
             TuningError::Parse { origin, message } => write!(f, "{origin}: {message}"),
-            TuningError::MissingCore {
-                origin,
-                role,
-                core,
-                nr_cores,
-            } => {
-                let role = match role {
-                    CoreRole::Ingest => "ingest",
-                    CoreRole::Shard => "shard",
-                };
-                write!(
-                    f,
-                    "{origin}: {role} core {core} does not exist on this {nr_cores}-core \
-                     machine (cores 0..={})",
-                    nr_cores.saturating_sub(1)
-                )
-            }
             TuningError::Invalid { origin, message } => write!(f, "{origin}: {message}"),
         }
     }
@@ -163,28 +132,27 @@ impl Tuning {
         Ok(tuning)
     }
 
-    /// Apply over `config` on a machine of `nr_cores` cores. Refuses cores
-    /// the machine lacks and contradictory values; `config` is changed only
-    /// when everything fits. A tuning that names `shard_cores` but not
-    /// `shards` runs one shard per listed core.
+    /// Apply over `config` on a machine of `nr_cores` cores. Refuses what
+    /// `[runtime]` and `[limits]` of `Config::validate` refuse (cores the
+    /// machine lacks, contradictory values), naming the file; `config` is
+    /// changed only when everything fits. A tuning that names `shard_cores`
+    /// but not `shards` runs one shard per listed core.
     pub fn apply(&self, config: &mut Config, nr_cores: usize) -> Result<(), TuningError> {
-        self.check_cores(nr_cores)?;
         let mut tuned = config.clone();
         self.merge_into(&mut tuned.runtime);
         if let Some(bound) = self.limits.output_bound_bytes {
             tuned.limits.output_bound_bytes = bound;
         }
-        self.check_merged(&tuned)?;
-        crate::router::placements(&tuned, nr_cores).map_err(|e| self.invalid(e.0))?;
+        tuned
+            .runtime
+            .validate(nr_cores)
+            .and_then(|()| tuned.limits.validate())
+            .map_err(|e| TuningError::Invalid {
+                origin: self.origin_or_default(),
+                message: e.0,
+            })?;
         *config = tuned;
         Ok(())
-    }
-
-    fn invalid(&self, message: String) -> TuningError {
-        TuningError::Invalid {
-            origin: self.origin_or_default(),
-            message,
-        }
     }
 
     fn origin_or_default(&self) -> String {
@@ -192,25 +160,6 @@ impl Tuning {
             "tuning".to_string()
         } else {
             self.origin.clone()
-        }
-    }
-
-    fn check_cores(&self, nr_cores: usize) -> Result<(), TuningError> {
-        let rt = &self.runtime;
-        let named = rt.ingest_core.map(|c| (CoreRole::Ingest, c)).into_iter();
-        let shards = rt
-            .shard_cores
-            .iter()
-            .flatten()
-            .map(|&c| (CoreRole::Shard, c));
-        match named.chain(shards).find(|&(_, core)| core >= nr_cores) {
-            Some((role, core)) => Err(TuningError::MissingCore {
-                origin: self.origin_or_default(),
-                role,
-                core,
-                nr_cores,
-            }),
-            None => Ok(()),
         }
     }
 
@@ -231,34 +180,6 @@ impl Tuning {
         set(&mut rt.io_memory_bytes, t.io_memory_bytes);
         set(&mut rt.socket_send_buffer, t.socket_send_buffer);
         set(&mut rt.socket_recv_buffer, t.socket_recv_buffer);
-    }
-
-    fn check_merged(&self, config: &Config) -> Result<(), TuningError> {
-        let rt = &config.runtime;
-        let nr_listed = rt.shard_cores.as_ref().map_or(0, Vec::len);
-        let message = if rt.shard_cores.as_ref().is_some_and(Vec::is_empty) {
-            "shard_cores is empty: list at least one core, or leave it out".to_string()
-        } else if rt.shards > 0 && rt.shards < nr_listed {
-            format!(
-                "shards = {} but shard_cores lists {nr_listed} cores: {} would stay idle",
-                rt.shards,
-                nr_listed - rt.shards
-            )
-        } else if rt.shards.max(nr_listed) > MAX_SHARDS {
-            format!("at most {MAX_SHARDS} shards (the shard mask is 64 bits)")
-        } else if rt.batch_size == 0 {
-            "batch_size must be at least 1".to_string()
-        } else if rt.ring_capacity < rt.batch_size {
-            format!(
-                "ring_capacity {} is smaller than batch_size {}: no batch could be published whole",
-                rt.ring_capacity, rt.batch_size
-            )
-        } else if config.limits.output_bound_bytes == 0 {
-            "output_bound_bytes must be above 0 (it would cut every session)".to_string()
-        } else {
-            return Ok(());
-        };
-        Err(self.invalid(message))
     }
 
     /// A tuning for this host from its topology (sysfs), falling back to the
@@ -610,7 +531,7 @@ mod tests {
     fn two_core_vm_puts_ingest_and_shard_on_separate_cores() {
         let mut config = Config::default();
         shipped("2-core").apply(&mut config, 2).unwrap();
-        let p = crate::router::placements(&config, 2).unwrap();
+        let p = crate::router::placements(&config, 2);
         assert_eq!((p.ingest, p.shards), (Some(0), vec![Some(1)]));
     }
 
@@ -632,7 +553,7 @@ mod tests {
         let e = shipped("16-core").apply(&mut config, 2).unwrap_err();
         let message = e.to_string();
         assert!(
-            message.starts_with("tuning/16-core-2-numa.toml: shard core ")
+            message.starts_with("tuning/16-core-2-numa.toml: runtime.shard_cores: core ")
                 && message.contains("does not exist on this 2-core machine"),
             "{message}"
         );
@@ -645,7 +566,7 @@ mod tests {
         let e = t.apply(&mut Config::default(), 4).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "t.toml: ingest core 4 does not exist on this 4-core machine (cores 0..=3)"
+            "t.toml: runtime.ingest_core: core 4 does not exist on this 4-core machine (cores 0..=3)"
         );
     }
 

@@ -1,10 +1,13 @@
 //! The shipped tuning files and the host tuning script, black-box: every
 //! `tuning/*.toml` loads and applies on a synthetic 16-core machine and is
 //! refused on one that lacks its cores; `tuning/host-tune.sh` in its default
-//! dry-run mode plans and changes nothing.
+//! dry-run mode plans and changes nothing; `ctirouter serve` refuses runtime
+//! settings it cannot run, with or without a tuning file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ctirouter::config::Config;
 use ctirouter::router::placements;
@@ -34,7 +37,7 @@ fn every_shipped_tuning_file_applies_on_a_16_core_machine() {
         tuning
             .apply(&mut config, 16)
             .unwrap_or_else(|e| panic!("{e}"));
-        let places = placements(&config, 16).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let places = placements(&config, 16);
         let shards: Vec<usize> = places.shards.iter().flatten().copied().collect();
         assert_eq!(
             Some(shards.clone()),
@@ -67,15 +70,12 @@ fn numa_file_is_refused_on_a_2_core_machine_with_a_clear_message() {
     let tuning = Tuning::load(&path).unwrap();
     let mut config = Config::default();
     let e = tuning.apply(&mut config, 2).unwrap_err();
-    assert!(
-        matches!(e, TuningError::MissingCore { core: 2, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, TuningError::Invalid { .. }), "{e:?}");
     let message = e.to_string();
     assert!(
         message.ends_with(
-            "tuning/16-core-2-numa.toml: shard core 2 does not exist on this 2-core machine \
-             (cores 0..=1)"
+            "tuning/16-core-2-numa.toml: runtime.shard_cores: core 2 does not exist on this \
+             2-core machine (cores 0..=1)"
         ),
         "{message}"
     );
@@ -88,6 +88,53 @@ fn a_missing_tuning_file_names_its_path() {
     assert!(
         e.to_string().starts_with("tuning/no-such-host.toml: "),
         "{e}"
+    );
+}
+
+/// `ctirouter serve ARGS` on a loopback port: its exit status and stderr, or
+/// `None` (the process killed) if it is still running after `within`.
+fn serve_exit(args: &[&str], within: Duration) -> Option<(std::process::ExitStatus, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctirouter"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-pin",
+            "--spin-us",
+            "0",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the router binary starts");
+    let deadline = Instant::now() + within;
+    let status = loop {
+        match child.try_wait().expect("wait on the router") {
+            Some(status) => break Some(status),
+            None if Instant::now() >= deadline => break None,
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    Some((status, stderr))
+}
+
+#[test]
+fn serve_refuses_more_shards_than_the_router_runs_at_once() {
+    let (status, stderr) = serve_exit(&["--shards", "65"], Duration::from_secs(5))
+        .expect("`serve --shards 65` still running after 5 s (it must be refused at once)");
+    assert!(!status.success(), "{status:?}\n{stderr}");
+    assert!(
+        stderr.contains("runtime.shards (--shards) is 65: at most 64 shards"),
+        "{stderr}"
     );
 }
 
