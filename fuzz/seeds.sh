@@ -4,16 +4,12 @@
 #
 #   fuzz/seeds.sh [VECTOR_DIR]
 #
-# VECTOR_DIR defaults to tests/vectors (falling back to /work/shared/vectors
-# when that has no *.tsv). Needs bash, awk, xxd. Safe to re-run: files are
+# VECTOR_DIR defaults to tests/vectors. Needs bash, awk, xxd. Safe to re-run: files are
 # named after the vector row and overwritten.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${1:-$here/../tests/vectors}
-if ! compgen -G "$vectors/*.tsv" >/dev/null; then
-    vectors=/work/shared/vectors
-fi
 compgen -G "$vectors/*.tsv" >/dev/null || { echo "no *.tsv in $vectors" >&2; exit 1; }
 corpus=$here/corpus
 targets=(frame_decoder request_decoders split_stream routing_keys)

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use crate::proto::constants::service;
 use crate::sim::SimConfig;
 
-/// Default listen address: the CTI Server's own port (protocol.md §1).
+/// Default listen address: the CTI Server's own port (docs/protocol.md §1).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42027";
-/// Default per-session bound on unsent output (design.md §4.13).
+/// Default per-session bound on unsent output (docs/design.md §4.13).
 pub const DEFAULT_OUTPUT_BOUND: usize = 8 * 1024 * 1024;
 /// Default time a connection has to complete its OPEN (seconds).
 pub const DEFAULT_OPEN_TIMEOUT_SECS: u64 = 10;
@@ -71,7 +71,7 @@ pub struct UpstreamConfig {
     pub client_id: String,
     pub password: String,
     /// Seconds between heartbeats; 3 missed confirmations = upstream lost.
-    /// IdleTimeout in OPEN_REQ is 4× this, at least 20 s (protocol.md §6.3).
+    /// IdleTimeout in OPEN_REQ is 4× this, at least 20 s (docs/protocol.md §6.3).
     pub heartbeat_secs: u64,
     /// Milliseconds between heartbeats, overriding `heartbeat_secs` when set
     /// (sub-second periods for tests; real CTI Servers want ≥ 5 s).
@@ -197,7 +197,7 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
-    /// The ServicesRequested bit (protocol.md §5.1).
+    /// The ServicesRequested bit (docs/protocol.md §5.1).
     pub fn bit(self) -> u32 {
         match self {
             ServiceName::ClientEvents => service::CLIENT_EVENTS,
@@ -279,7 +279,7 @@ pub struct RuntimeConfig {
     /// Whether executors are pinned at all (a pin that fails is an error).
     pub pin: bool,
     /// Microseconds a core spins looking for work before it parks. A wake-up
-    /// costs ~20–25 µs on the development VMs (design.md §5), so a short spin
+    /// costs ~20–25 µs on the development VMs (docs/design.md §5), so a short spin
     /// pays when events are dense; 0 never spins (tests, shared cores).
     pub spin_before_park_us: u64,
     /// Slots of each ingest→shard ring.

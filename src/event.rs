@@ -23,9 +23,9 @@ type Encodings = [OnceLock<Option<Box<[u8]>>>; Version::COUNT];
 pub enum MaskBit {
     /// Not masked (CALL_TRANSLATION_ROUTE_EVENT, types without a CallMsgMask bit).
     Always,
-    /// A CallMsgMask bit (protocol.md §5.2).
+    /// A CallMsgMask bit (docs/protocol.md §5.2).
     Call(u32),
-    /// An AgentStateMask bit (protocol.md §5.3); 0 for states without one.
+    /// An AgentStateMask bit (docs/protocol.md §5.3); 0 for states without one.
     Agent(u32),
 }
 
@@ -117,7 +117,7 @@ impl Event {
     }
 
     /// The frame encoded at `version`, or `None` when that version cannot
-    /// carry this message type (design.md §4.1: it is not sent).
+    /// carry this message type (docs/design.md §4.1: it is not sent).
     pub fn bytes_at(&self, version: Version) -> Option<&[u8]> {
         if version == self.version {
             return Some(&self.frame);

@@ -19,7 +19,7 @@ pub struct CallKey(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AgentKey(pub u64);
 
-/// What kind of device a device key names (MonitoredDeviceType, protocol.md §5.5).
+/// What kind of device a device key names (MonitoredDeviceType, docs/protocol.md §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     /// Extension, instrument, agent device, queue, …: matched as a string.

@@ -47,7 +47,7 @@ pub enum ToShard {
     },
     /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
     Status(Arc<PgStatus>),
-    /// The upstream was lost: call state is unknown now (design.md §4.12).
+    /// The upstream was lost: call state is unknown now (docs/design.md §4.12).
     UpstreamLost,
     /// Stop accepting, tell every session, flush, exit.
     Shutdown,

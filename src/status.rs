@@ -9,7 +9,7 @@ use crate::proto::Message;
 /// One snapshot of the PG's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgStatus {
-    /// PGStatus bits (protocol.md §5.7); 0 = all well.
+    /// PGStatus bits (docs/protocol.md §5.7); 0 = all well.
     pub pg_status: u32,
     /// (PeripheralID, online) for every peripheral of the PG.
     pub peripherals: Vec<(u32, bool)>,
@@ -63,7 +63,7 @@ impl PgStatus {
     }
 }
 
-/// Seconds since 1970 for ICMCentralControllerTime (TIME, protocol.md §2.7).
+/// Seconds since 1970 for ICMCentralControllerTime (TIME, docs/protocol.md §2.7).
 pub fn unix_time() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -22,13 +22,13 @@ use crate::config::{Config, RuntimeConfig};
 pub use crate::config::MAX_SHARDS;
 
 /// Spin before parking on a core of its own: twice the 20–25 µs a wake-up
-/// costs on the idle target VMs (design.md §5; a hand-off to a parked shard
+/// costs on the idle target VMs (docs/design.md §5; a hand-off to a parked shard
 /// took ~57 µs p50 against ~0.4 µs to a spinning one on a loaded VM,
 /// `perf/results/ring-2026-11-21.md`). Spinning as long as a wake-up costs
 /// wastes at most as much as it could save; twice that covers its tail.
 pub const SPIN_DEDICATED_US: u64 = 50;
 /// Ring slots: about a second of the largest PG's peak (4k events/s at 12,000
-/// agents, design.md §5) before ingest must wait for a shard.
+/// agents, docs/design.md §5) before ingest must wait for a shard.
 pub const RING_CAPACITY: usize = 4096;
 /// Events staged per flush: per item, the cross-core hand-off costs ~15×
 /// more at batch 1 than at 16, and with a spinning consumer 64 halves 16's
@@ -428,7 +428,7 @@ impl Topology {
         } else {
             notes.push(format!(
                 "Shards on cpus {shard_cores:?}, each a core of its own: spin {SPIN_DEDICATED_US} µs \
-                 before parking (a wake-up costs 20-25 µs, design.md §5)."
+                 before parking (a wake-up costs 20-25 µs, docs/design.md §5)."
             ));
             SPIN_DEDICATED_US
         };

@@ -1,7 +1,7 @@
 //! Malformed input against every decoding entry point: each kind of bad frame
 //! yields its exact `DecodeError` variant (never a panic), at both floating
 //! tag widths (v19: 1-byte tag/length, v20: 2-byte), and the leniencies
-//! protocol.md §2.6 asks for (strings without NUL) hold. Black-box: public
+//! docs/protocol.md §2.6 asks for (strings without NUL) hold. Black-box: public
 //! `ctirouter::proto` API only.
 
 mod common_codec;
@@ -128,7 +128,7 @@ fn fixed_part_shorter_than_the_type_needs_is_short_fixed_part() {
 
 #[test]
 fn open_conf_without_department_id_is_short_at_19() {
-    // protocol.md §4.1: 26 bytes up to v18, 30 from v19, 32 from v24.
+    // docs/protocol.md §4.1: 26 bytes up to v18, 30 from v19, 32 from v24.
     for (version, needed) in [(18, 26), (19, 30), (23, 30), (24, 32)] {
         assert_eq!(Message::fixed_len(msg::OPEN_CONF, v(version)), Some(needed));
     }
@@ -408,7 +408,7 @@ fn open_req(version: Version) -> OpenReq {
     }
 }
 
-/// protocol.md §2.6: CTM sends ClientID without NUL and a 0-length password;
+/// docs/protocol.md §2.6: CTM sends ClientID without NUL and a 0-length password;
 /// GED sends the empty password as a lone NUL. All are accepted; the router
 /// always writes strings with their NUL and passes UNSPEC bytes as they are.
 #[test]
@@ -436,7 +436,7 @@ fn strings_without_nul_are_accepted_and_sent_with_one() {
             );
         }
     }
-    // The worked example of protocol.md §2.7.
+    // The worked example of docs/protocol.md §2.7.
     let client_id = |version| {
         let m = OpenReq {
             client_id: Some("bridge".into()),

@@ -117,7 +117,7 @@ fn check_there_and_back(message: &Message, a: Version, b: Version) -> Result<(),
     Ok(())
 }
 
-/// Event types `routing::extract` reads (protocol.md §4.5–§4.6): everything
+/// Event types `routing::extract` reads (docs/protocol.md §4.5–§4.6): everything
 /// else yields keys with only the message type.
 const ROUTED_EVENTS: &[u32] = &[
     msg::CALL_DELIVERED_EVENT,
@@ -149,7 +149,7 @@ const ROUTED_EVENTS: &[u32] = &[
     msg::CALL_AGENT_GREETING_EVENT,
 ];
 
-/// protocol.md §5.2, written out independently of the codec's table.
+/// docs/protocol.md §5.2, written out independently of the codec's table.
 const CALL_MSG_MASK: &[(u32, u32)] = &[
     (msg::CALL_DELIVERED_EVENT, 0x0000_0001),
     (msg::CALL_QUEUED_EVENT, 0x0000_0002),
@@ -178,7 +178,7 @@ const CALL_MSG_MASK: &[(u32, u32)] = &[
     (msg::CALL_AGENT_GREETING_EVENT, 0x0800_0000),
 ];
 
-/// Floating tags that name a device (design.md §4.9: every device-id field,
+/// Floating tags that name a device (docs/design.md §4.9: every device-id field,
 /// party devices, and the agent fields).
 fn is_device_tag(tag: u16) -> bool {
     matches!(

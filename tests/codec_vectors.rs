@@ -1,7 +1,7 @@
 //! The codec against the public sample vectors (`tests/vectors/`, provenance
 //! and MIT notice in its README): every frame decodes to the values the row
 //! states and re-encodes byte-exact, and each row the README documents as
-//! contradicting protocol.md is pinned to the behaviour the codec chose for it.
+//! contradicting docs/protocol.md is pinned to the behaviour the codec chose for it.
 //! Black-box: only the public `ctirouter::proto` API and the vector files.
 
 mod common_codec;
@@ -177,7 +177,7 @@ fn v20_rows_need_two_byte_tags() {
     }
 }
 
-/// Contradiction 1: protocol.md §4.1/§4.6/§8 puts DepartmentID in these fixed
+/// Contradiction 1: docs/protocol.md §4.1/§4.6/§8 puts DepartmentID in these fixed
 /// parts from v19, and so does the codec; the Scala v19 samples omit it. At
 /// v19 the codec reads 4 bytes of floating part as DepartmentID, so the walk
 /// must fail (an error, never a panic); at v18 the layout matches.
@@ -204,7 +204,7 @@ fn pre_v19_fixed_layout_rows_are_refused_at_19_and_exact_at_18() {
     }
 }
 
-/// The v20 rows agree with protocol.md on DepartmentID (README, v20 section).
+/// The v20 rows agree with docs/protocol.md on DepartmentID (README, v20 section).
 #[test]
 fn v20_rows_carry_department_id() {
     for (name, department_id) in [("OPEN_CONF", 84281096), ("AGENT_STATE_EVENT", 185339150)] {
@@ -219,10 +219,10 @@ fn v20_rows_carry_department_id() {
     }
 }
 
-/// Contradiction 2: tags 226/227 exist in v14–18 only (protocol.md §4.4, §8).
+/// Contradiction 2: tags 226/227 exist in v14–18 only (docs/protocol.md §4.4, §8).
 /// Input is lenient, so the v19 rows decode with them; output follows the
 /// version, so re-encoding at v19 drops them and only them. The codec keeps
-/// 226/227 as UNSPEC (no type in protocol.md), so the Scala string's NUL is data.
+/// 226/227 as UNSPEC (no type in docs/protocol.md), so the Scala string's NUL is data.
 #[test]
 fn ipv6_tags_decode_at_19_but_are_not_re_encoded_there() {
     for name in IPV6_TAG_ROWS {
@@ -276,7 +276,7 @@ fn assert_ipv6_fields(row: &Row, decoded: &Message, re_decoded: &Message) {
     assert!(diff.is_empty(), "{} re-decoded: {diff:#?}", row.label());
 }
 
-/// Contradiction 3: SENDING_PORT is a UINT (protocol.md §2.6, §4.5); a 12-byte
+/// Contradiction 3: SENDING_PORT is a UINT (docs/protocol.md §2.6, §4.5); a 12-byte
 /// string is a malformed integer field.
 #[test]
 fn string_sending_port_is_a_field_length_error() {
@@ -319,7 +319,7 @@ fn rtp_rows_without_sending_port_follow_the_ipv6_rule() {
     }
 }
 
-/// Contradiction 4: protocol.md §5.17 says tags 1/2 are OPEN_REQ-only, but the
+/// Contradiction 4: docs/protocol.md §5.17 says tags 1/2 are OPEN_REQ-only, but the
 /// router does not type these messages: whatever they carry passes through.
 #[test]
 fn client_id_in_raw_types_passes_through_byte_exact() {
@@ -427,7 +427,7 @@ fn pre_v19_rows_have_lying_counts_at_18() {
     }
 }
 
-/// Fixed-part sizes protocol.md §2.3/§4 states (or that follow from its
+/// Fixed-part sizes docs/protocol.md §2.3/§4 states (or that follow from its
 /// field widths), per version range: (type, first version, last version, bytes).
 const FIXED_SIZES: &[(u32, u32, u32, usize)] = &[
     (msg::FAILURE_CONF, 13, 24, 8),
@@ -495,7 +495,7 @@ fn fixed_part_sizes_follow_protocol_md() {
     }
 }
 
-/// Our own fixtures for what no public vector covers (protocol.md §10): the
+/// Our own fixtures for what no public vector covers (docs/protocol.md §10): the
 /// Peripheral/Client Monitor requests of §4.3–§4.4 and the worked examples of
 /// §2.7. (name, versions, whole frame hex, fields). Values are distinct, so a
 /// field read at the wrong offset shows as a wrong value.

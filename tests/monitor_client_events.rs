@@ -1,4 +1,4 @@
-//! Black-box tests of the Client Events service (design.md §4.10): a
+//! Black-box tests of the Client Events service (docs/design.md §4.10): a
 //! session names its agent by AgentInstrument, AgentExtension or AgentID in
 //! OPEN_REQ and gets that agent's AGENT_STATE_EVENTs (MonitorID = the
 //! OPEN_CONF MonitorID, SessionID = its session id) and the events of calls

@@ -1,5 +1,5 @@
-//! Black-box tests of the Client Monitor service (design.md §4.6, §4.11;
-//! protocol.md §4.4): CLIENT_SESSION_OPENED/CLOSED_EVENT for sessions on
+//! Black-box tests of the Client Monitor service (docs/design.md §4.6, §4.11;
+//! docs/protocol.md §4.4): CLIENT_SESSION_OPENED/CLOSED_EVENT for sessions on
 //! every shard, in one order for every observer; OPENED for the sessions
 //! already open when an observer opens (oldest first), then for itself and
 //! every later one; CLOSED with Status 0 after CLOSE_REQ, 37 on a dropped
@@ -140,7 +140,7 @@ fn observer_gets_opened_for_open_sessions_then_itself_then_later_ones() {
     }
 }
 
-/// protocol.md §4.4: CLIENT_SESSION_OPENED_EVENT.PeripheralID is the ACD a
+/// docs/protocol.md §4.4: CLIENT_SESSION_OPENED_EVENT.PeripheralID is the ACD a
 /// Client Events opener named, "otherwise 0xFFFFFFFF".
 #[test]
 fn opened_peripheral_id_is_null_for_sessions_without_client_events() {

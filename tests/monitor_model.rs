@@ -1,4 +1,4 @@
-//! Model-based test of the monitor services (design.md §4 items 8–10 and the
+//! Model-based test of the monitor services (docs/design.md §4 items 8–10 and the
 //! rules in `src/ingest/tracker.rs`): a router on the built-in simulator
 //! (random seed, agents, call rate; bounded by `sim_max_events`, paced by
 //! `sim_speed`), 2–5 sessions opened with ALL_EVENTS + PERIPHERAL_MONITOR

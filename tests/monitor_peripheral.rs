@@ -1,4 +1,4 @@
-//! Black-box tests of the Peripheral Monitor service (design.md §4.9) over
+//! Black-box tests of the Peripheral Monitor service (docs/design.md §4.9) over
 //! loopback: the router in-process with a scripted fake PG as its upstream,
 //! so each test writes the exact event stream. Sessions are Peripheral
 //! Monitor only unless a test says otherwise — with no All Events session

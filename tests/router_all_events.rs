@@ -1,4 +1,4 @@
-//! Black-box All Events tests (design.md §4.8 and fan-out): what each session
+//! Black-box All Events tests (docs/design.md §4.8 and fan-out): what each session
 //! receives is checked against the simulator's deterministic stream,
 //! regenerated in the test with `ctirouter::sim::Simulator`.
 
@@ -15,7 +15,7 @@ const SEED: u64 = 21;
 const AGENTS: u32 = 30;
 const RATE: f64 = 20.0;
 
-/// CallMsgMask bit of a call event type (protocol.md §5.2); `None` for
+/// CallMsgMask bit of a call event type (docs/protocol.md §5.2); `None` for
 /// types the mask does not govern.
 fn call_mask_bit(message_type: u32) -> Option<u32> {
     let bit = match message_type {
@@ -50,7 +50,7 @@ fn call_mask_bit(message_type: u32) -> Option<u32> {
     Some(bit)
 }
 
-/// AgentStateMask bit of an AgentState (protocol.md §5.3): 1<<s for 0–8,
+/// AgentStateMask bit of an AgentState (docs/protocol.md §5.3): 1<<s for 0–8,
 /// 1<<(s−1) for 10–14, none for UNKNOWN (9).
 fn agent_mask_bit(state: u16) -> u32 {
     match state {
@@ -68,7 +68,7 @@ fn agent_state_of(frame: &[u8]) -> u16 {
 }
 
 /// Whether an All Events session with these masks gets this v24 event
-/// (design.md §4.8: SYSTEM_EVENT and CALL_TRANSLATION_ROUTE_EVENT unmasked).
+/// (docs/design.md §4.8: SYSTEM_EVENT and CALL_TRANSLATION_ROUTE_EVENT unmasked).
 fn passes(frame: &[u8], call_mask: u32, agent_mask: u32) -> bool {
     match frame_type(frame) {
         msg::SYSTEM_EVENT | msg::CALL_TRANSLATION_ROUTE_EVENT => true,

@@ -1,4 +1,4 @@
-//! Black-box OPEN tests (design.md §4.3, §4.4): the OPEN_REQ checks, the
+//! Black-box OPEN tests (docs/design.md §4.3, §4.4): the OPEN_REQ checks, the
 //! client list, strings with and without NUL, OPEN_CONF and the peripheral
 //! SYSTEM_EVENTs after it. The router binary on a loopback port, raw bytes.
 
@@ -22,7 +22,7 @@ const SIM: &[&str] = &[
     "1",
 ];
 
-/// Every service the router may grant (design.md §4.8–§4.11: All Events,
+/// Every service the router may grant (docs/design.md §4.8–§4.11: All Events,
 /// Client Events, Peripheral Monitor, Client Monitor). Nothing else is granted.
 const SERVED: u32 = service::ALL_EVENTS
     | service::CLIENT_EVENTS
@@ -439,7 +439,7 @@ fn peripheral_system_event_names_the_configured_peripheral() {
     assert_eq!((sys.system_event_id, sys.system_event_arg1), (3, 6001));
 }
 
-/// design.md §4.4 and §4.12: a session that opens as soon as the router
+/// docs/design.md §4.4 and §4.12: a session that opens as soon as the router
 /// prints `listening` is told the PG's status. If its OPEN_CONF still says
 /// the CTI Server is offline, a SYSTEM_EVENT saying it is up
 /// (SYS_PERIPHERAL_ONLINE or SYS_CTI_SERVER_ONLINE) must come before any call

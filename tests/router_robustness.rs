@@ -1,4 +1,4 @@
-//! Black-box bad-input and isolation tests (design.md §4.7, §4.13): malformed
+//! Black-box bad-input and isolation tests (docs/design.md §4.7, §4.13): malformed
 //! frames get the documented answers, and garbage clients or a slow consumer
 //! never cost another session anything.
 

@@ -1,4 +1,4 @@
-//! Black-box session tests (design.md §4.1, §4.2, §4.5, §4.6 and shutdown):
+//! Black-box session tests (docs/design.md §4.1, §4.2, §4.5, §4.6 and shutdown):
 //! versions, before OPEN, heartbeat and idle, close, SIGTERM/SIGINT. The
 //! router binary on a loopback port, raw GED-188 bytes over TCP.
 

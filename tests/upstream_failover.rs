@@ -1,4 +1,4 @@
-//! Upstream loss and failover (design.md §4.12): downstream sessions stay
+//! Upstream loss and failover (docs/design.md §4.12): downstream sessions stay
 //! open through it and hear SYS_CTI_SERVER_OFFLINE (7), then
 //! SYS_CTI_SERVER_ONLINE (8) once the router is back on side A or B, then
 //! events again. Loss is an EOF, three missed heartbeats, a FAILURE_EVENT or

@@ -1,7 +1,7 @@
 //! One downstream CTI client session, sans I/O: the OPEN_REQ of its service
 //! (All Events, Client Events for one agent, or Peripheral Monitor followed by
 //! one MONITOR_START_REQ per device), what each frame from the router means,
-//! and heartbeats (protocol.md §4.1, §4.3, §6.1).
+//! and heartbeats (docs/protocol.md §4.1, §4.3, §6.1).
 
 use ctirouter::proto::constants::{agent_mask, call_mask, msg, service, IDLE_TIMEOUT_DISABLED};
 use ctirouter::proto::constants::{device_type, NULL_PERIPHERAL_ID};

@@ -2,7 +2,7 @@
 //! OPEN_REQ with OPEN_CONF (InvokeID echoed, All Events granted, PGStatus 0,
 //! one peripheral online; the layout of the version the router asked for),
 //! HEARTBEAT_REQ with HEARTBEAT_CONF and CLOSE_REQ with CLOSE_CONF
-//! (protocol.md §4.1). Events are appended by the driver, not here.
+//! (docs/protocol.md §4.1). Events are appended by the driver, not here.
 
 use ctirouter::proto::constants::{msg, peripheral_type, service};
 use ctirouter::proto::group::PeripheralEntry;

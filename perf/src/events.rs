@@ -13,7 +13,7 @@ use crate::marker;
 /// PeripheralID of the simulated PG (what OPEN_CONF lists, what events carry).
 pub const PERIPHERAL_ID: u32 = 5000;
 
-/// AgentID of agent `k` (STRING 12, protocol.md §4.1).
+/// AgentID of agent `k` (STRING 12, docs/protocol.md §4.1).
 pub fn agent_id(k: u32) -> String {
     format!("1{k:05}")
 }

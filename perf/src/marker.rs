@@ -15,7 +15,7 @@ const TS_DIGITS: usize = 20;
 /// Text length of a marker, without the NUL the field carries.
 pub const MARKER_LEN: usize = SEQ_DIGITS + 1 + TS_DIGITS;
 /// Floating tag/length width at the version the router forwards upstream
-/// frames in (v24: 2 bytes each, protocol.md §2.5).
+/// frames in (v24: 2 bytes each, docs/protocol.md §2.5).
 const TAG_WIDTH: usize = 2;
 
 /// The placeholder a template carries until it is stamped.

@@ -29,7 +29,7 @@ pub struct RouterFlags {
     #[serde(default = "default_shards")]
     pub shards: usize,
     /// `--spin-us`: 0 because the harness shares both cores with the router
-    /// (design.md §5: spinning only pays on cores nobody else needs).
+    /// (docs/design.md §5: spinning only pays on cores nobody else needs).
     #[serde(default)]
     pub spin_us: u64,
     /// `--output-bound` in bytes; absent: the router's default (8 MiB).
@@ -88,7 +88,7 @@ fn default_seed() -> u64 {
     1
 }
 
-/// The service a group's sessions open (protocol.md §5.1).
+/// The service a group's sessions open (docs/protocol.md §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Service {

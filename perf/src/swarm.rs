@@ -28,7 +28,7 @@ use crate::tally::Tally;
 
 /// Sessions connecting or opening at once (a storm is spread, not refused).
 const MAX_OPENING: usize = 1024;
-/// Seconds between a CTI session's HEARTBEAT_REQs (protocol.md §6.3: 5 s
+/// Seconds between a CTI session's HEARTBEAT_REQs (docs/protocol.md §6.3: 5 s
 /// minimum; desktops use more).
 const HEARTBEAT_NS: u64 = 10_000_000_000;
 /// One read's buffer (shared by every session of the thread).

@@ -148,7 +148,7 @@ impl<L: Links> IngestCore<L> {
         self.push_message(message);
     }
 
-    /// The upstream is gone (design.md §4.12): PGStatus says CTI Server
+    /// The upstream is gone (docs/design.md §4.12): PGStatus says CTI Server
     /// offline, every session gets SYSTEM_EVENT(SYS_CTI_SERVER_OFFLINE), and
     /// call-party state and call monitors are dropped (the calls' fate is
     /// unknown); sessions, device monitors and Client Events survive.

@@ -78,7 +78,7 @@ impl Registry {
 }
 
 /// PeripheralID of CLIENT_SESSION_*_EVENT: the ACD a Client Events session
-/// named, otherwise NULL_PERIPHERAL_ID (protocol.md §4.4).
+/// named, otherwise NULL_PERIPHERAL_ID (docs/protocol.md §4.4).
 fn peripheral_of(r: &SessionRecord) -> u32 {
     if r.services & crate::proto::constants::service::CLIENT_EVENTS != 0 {
         r.client.peripheral_id

@@ -7,7 +7,7 @@
 //! before the event, who leaves, what merges: docs/call-brackets.md). Runs
 //! on the ingest core only; no I/O.
 //!
-//! # The rules (design.md §4 items 9–10, decided here where §4 is silent)
+//! # The rules (docs/design.md §4 items 9–10, decided here where §4 is silent)
 //! * An event's **calls** are its call identity (ConnectionCallID +
 //!   ConnectionDeviceIDType + ConnectionDeviceID; for CALL_CONFERENCED/
 //!   TRANSFERRED the Primary call) and its second call (the Secondary call, or
@@ -77,7 +77,7 @@ pub struct CallTracker {
     pub nr_aged_out: u64,
 }
 
-/// NULL_CALL_ID (protocol.md §5.16): no second call.
+/// NULL_CALL_ID (docs/protocol.md §5.16): no second call.
 const NULL_CALL_ID: u32 = 0xFFFF_FFFF;
 
 /// How often the tracker looks for calls to age out.

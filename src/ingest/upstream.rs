@@ -2,7 +2,7 @@
 //! side A, open an All Events session, heartbeat it, hand every event frame
 //! of a read to the fan-out and flush once per read, keep the PG status
 //! (OPEN_CONF, then SYSTEM_EVENTs), and on loss tell the downstream sessions
-//! and retry side A and side B alternately with backoff (design.md §4.12).
+//! and retry side A and side B alternately with backoff (docs/design.md §4.12).
 //!
 //! The protocol rules live in `upstream_client` (sans-IO), the reassembly in
 //! `upstream_frames`, the retry timing in `upstream_backoff`, the status in
@@ -32,7 +32,7 @@ use crate::status::PgStatus;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a write may wait on a server that stopped reading: then it is lost.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for CLOSE_CONF when stopping (protocol.md §6.4 allows 5 s;
+/// Longest wait for CLOSE_CONF when stopping (docs/protocol.md §6.4 allows 5 s;
 /// a router shutting down should not take that long).
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// A session that stayed open this long resets the backoff; sessions that
@@ -355,7 +355,7 @@ async fn close(link: &mut Link) {
     }
 }
 
-/// TCP_NODELAY and SO_LINGER 0, as Cisco asks of CTI clients (protocol.md §1).
+/// TCP_NODELAY and SO_LINGER 0, as Cisco asks of CTI clients (docs/protocol.md §1).
 fn set_socket_options(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     // SAFETY: the fd belongs to `stream`, which outlives this borrow.

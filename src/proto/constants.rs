@@ -1,8 +1,8 @@
-//! Protocol constants (protocol.md §3 and §5): message type numbers, status
+//! Protocol constants (docs/protocol.md §3 and §5): message type numbers, status
 //! codes, service bits, event masks, and the enumerations the router reads.
 //! Each module names the protocol section its numbers come from.
 
-/// Message type numbers (protocol.md §3.1, PV24-MC table).
+/// Message type numbers (docs/protocol.md §3.1, PV24-MC table).
 pub mod msg {
     pub const FAILURE_CONF: u32 = 1;
     pub const FAILURE_EVENT: u32 = 2;
@@ -68,7 +68,7 @@ pub mod msg {
     pub const MAX_KNOWN_V24: u32 = 282;
 }
 
-/// Status codes (protocol.md §5.10): FAILURE_CONF, FAILURE_EVENT, CLOSE_REQ,
+/// Status codes (docs/protocol.md §5.10): FAILURE_CONF, FAILURE_EVENT, CLOSE_REQ,
 /// CLIENT_SESSION_CLOSED_EVENT.
 pub mod status {
     pub const E_CTI_NO_ERROR: u32 = 0;
@@ -94,7 +94,7 @@ pub mod status {
     pub const E_CTI_SESSION_MONITOR_IS_CLIENTS: u32 = 57;
 }
 
-/// ServicesRequested / ServicesGranted bits (protocol.md §5.1).
+/// ServicesRequested / ServicesGranted bits (docs/protocol.md §5.1).
 pub mod service {
     pub const CLIENT_EVENTS: u32 = 0x0000_0001;
     pub const CALL_DATA_UPDATE: u32 = 0x0000_0002;
@@ -107,7 +107,7 @@ pub mod service {
     pub const SERVER: u32 = 0x0000_0100;
 }
 
-/// CallMsgMask bits (protocol.md §5.2): which event types a session or monitor wants.
+/// CallMsgMask bits (docs/protocol.md §5.2): which event types a session or monitor wants.
 pub mod call_mask {
     /// The CallMsgMask bit of an event type, or 0 for types the mask does not govern.
     pub const fn bit_for(message_type: u32) -> u32 {
@@ -146,7 +146,7 @@ pub mod call_mask {
     pub const ALL: u32 = 0xFFFF_FFFF;
 }
 
-/// AgentStateMask bits (protocol.md §5.3).
+/// AgentStateMask bits (docs/protocol.md §5.3).
 pub mod agent_mask {
     /// The AgentStateMask bit for an AgentState value: 1<<state for 0–8,
     /// 1<<(state−1) for 10–14; UNKNOWN (9) and unknown states have no bit.
@@ -162,7 +162,7 @@ pub mod agent_mask {
     pub const ALL: u32 = 0x3FFF;
 }
 
-/// AgentState values (protocol.md §5.4).
+/// AgentState values (docs/protocol.md §5.4).
 pub mod agent_state {
     pub const LOGIN: u16 = 0;
     pub const LOGOUT: u16 = 1;
@@ -177,7 +177,7 @@ pub mod agent_state {
     pub const HOLD: u16 = 10;
 }
 
-/// DeviceIDType values (protocol.md §5.5).
+/// DeviceIDType values (docs/protocol.md §5.5).
 pub mod device_type {
     pub const NONE: u16 = 0xFFFF;
     pub const DEVICE_IDENTIFIER: u16 = 0;
@@ -191,14 +191,14 @@ pub mod device_type {
     pub const SHARED: u16 = 79;
 }
 
-/// ConnectionDeviceIDType values (protocol.md §5.6).
+/// ConnectionDeviceIDType values (docs/protocol.md §5.6).
 pub mod connection_type {
     pub const NONE: u16 = 0xFFFF;
     pub const STATIC: u16 = 0;
     pub const DYNAMIC: u16 = 1;
 }
 
-/// PGStatus bits (protocol.md §5.7).
+/// PGStatus bits (docs/protocol.md §5.7).
 pub mod pg_status {
     pub const OPC_DOWN: u32 = 0x01;
     pub const CC_DOWN: u32 = 0x02;
@@ -207,7 +207,7 @@ pub mod pg_status {
     pub const LIMITED_FUNCTION: u32 = 0x10;
 }
 
-/// SystemEventID values (protocol.md §5.8).
+/// SystemEventID values (docs/protocol.md §5.8).
 pub mod system_event {
     pub const CENTRAL_CONTROLLER_ONLINE: u32 = 1;
     pub const CENTRAL_CONTROLLER_OFFLINE: u32 = 2;
@@ -220,7 +220,7 @@ pub mod system_event {
     pub const HALF_HOUR_CHANGE: u32 = 9;
 }
 
-/// LocalConnectionState values (protocol.md §5.11).
+/// LocalConnectionState values (docs/protocol.md §5.11).
 pub mod lcs {
     pub const NONE: u16 = 0xFFFF;
     pub const NULL: u16 = 0;
@@ -232,7 +232,7 @@ pub mod lcs {
     pub const FAIL: u16 = 6;
 }
 
-/// EventCause values used by the simulator (protocol.md §5.13).
+/// EventCause values used by the simulator (docs/protocol.md §5.13).
 pub mod cause {
     pub const NONE: u16 = 0xFFFF;
     pub const NEW_CALL: u16 = 22;
@@ -241,18 +241,18 @@ pub mod cause {
     pub const REDIRECTED: u16 = 28;
 }
 
-/// PeripheralType values (protocol.md §5.9).
+/// PeripheralType values (docs/protocol.md §5.9).
 pub mod peripheral_type {
     pub const NONE: u16 = 0xFFFF;
     /// UCCE / CUCM agent PG: what real UCCE sends.
     pub const ENTERPRISE_AGENT: u16 = 17;
 }
 
-/// Special values (protocol.md §5.16).
+/// Special values (docs/protocol.md §5.16).
 pub const NULL_PERIPHERAL_ID: u32 = 0xFFFF_FFFF;
-/// OPEN_REQ IdleTimeout value that disables the idle check (protocol.md §6.3).
+/// OPEN_REQ IdleTimeout value that disables the idle check (docs/protocol.md §6.3).
 pub const IDLE_TIMEOUT_DISABLED: u32 = 0xFFFF_FFFF;
-/// Smallest IdleTimeout a client may ask for (protocol.md §6.3).
+/// Smallest IdleTimeout a client may ask for (docs/protocol.md §6.3).
 pub const MIN_IDLE_TIMEOUT_SECS: u32 = 20;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The codec's one error type, and the one place that maps a decode error to
-//! the protocol status code a peer is told (design.md §4.7). No I/O here.
+//! the protocol status code a peer is told (docs/design.md §4.7). No I/O here.
 
 use std::fmt;
 
@@ -17,7 +17,7 @@ pub enum DecodeError {
 /// The ways a frame can be malformed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
-    /// MessageLength announces a frame over the 12,500-byte limit (protocol.md §2.3).
+    /// MessageLength announces a frame over the 12,500-byte limit (docs/protocol.md §2.3).
     FrameTooLong { frame_len: usize },
     /// The body is shorter than the message type's fixed part at this version.
     ShortFixedPart {
@@ -46,7 +46,7 @@ pub enum Invalid {
 
 impl DecodeError {
     /// Protocol status code for a peer whose frame failed to decode:
-    /// every malformed frame is E_CTI_BAD_MESSAGE_FORMAT (design.md §4.7).
+    /// every malformed frame is E_CTI_BAD_MESSAGE_FORMAT (docs/design.md §4.7).
     /// `Incomplete` is not a failure and maps to E_CTI_NO_ERROR.
     pub fn status_code(&self) -> u32 {
         match self {
@@ -56,7 +56,7 @@ impl DecodeError {
     }
 
     /// Whether the error breaks the framing itself, so the stream cannot be
-    /// resynchronised and the session must close (design.md §4.7: a frame length
+    /// resynchronised and the session must close (docs/design.md §4.7: a frame length
     /// over 12,500 → FAILURE_EVENT and close). Body errors leave framing intact.
     pub fn breaks_framing(&self) -> bool {
         matches!(self, DecodeError::Invalid(Invalid::FrameTooLong { .. }))
@@ -125,7 +125,7 @@ impl std::error::Error for DecodeError {}
 /// Why a message could not be encoded at a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {
-    /// The message type does not exist at the target version (design.md §4.1:
+    /// The message type does not exist at the target version (docs/design.md §4.1:
     /// such messages are not sent).
     NotInVersion { message_type: u32, version: u32 },
     /// The encoded frame would exceed the 12,500-byte limit.

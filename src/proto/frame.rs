@@ -1,4 +1,4 @@
-//! Framing (protocol.md §2.1–§2.3): the 8-byte header (MessageLength counts the
+//! Framing (docs/protocol.md §2.1–§2.3): the 8-byte header (MessageLength counts the
 //! bytes after it, MessageType), `check` (cheap; `Incomplete` until a whole
 //! frame is buffered) then `parse`. A frame over 12,500 bytes is refused from
 //! its header alone, before any body is buffered or allocated.
@@ -7,7 +7,7 @@ use super::error::{DecodeError, Invalid};
 
 /// Bytes of the message header (MHDR).
 pub const HEADER_LEN: usize = 8;
-/// Largest frame, header included (protocol.md §2.3: PV24, 12,500 bytes).
+/// Largest frame, header included (docs/protocol.md §2.3: PV24, 12,500 bytes).
 pub const MAX_FRAME_LEN: usize = 12_500;
 
 /// One whole frame, borrowed from the read buffer.

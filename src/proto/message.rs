@@ -235,7 +235,7 @@ message_set! {
 }
 
 impl Message {
-    /// Whether `version` has this message type (design.md §4.1: types a
+    /// Whether `version` has this message type (docs/design.md §4.1: types a
     /// version does not know are not sent).
     pub fn exists_at(message_type: u32, version: Version) -> bool {
         version.number() >= Self::since(message_type) as u32

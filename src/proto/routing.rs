@@ -39,7 +39,7 @@ pub struct CallSpan {
     pub device_id: Option<Span>,
 }
 
-/// Most device ids one event can name: 16 parties (MAX_NUM_PARTIES, protocol.md
+/// Most device ids one event can name: 16 parties (MAX_NUM_PARTIES, docs/protocol.md
 /// §5.16) plus the event's own device fields, with room to spare.
 pub const MAX_DEVICES: usize = 32;
 
@@ -133,7 +133,7 @@ const fn layout(has_monitor_id: bool, peripheral: Option<u8>, call: Option<(u8, 
 }
 
 /// Common call-event header: MonitorID, PeripheralID, PeripheralType,
-/// ConnectionDeviceIDType (10), ConnectionCallID (12) — protocol.md §4.5.
+/// ConnectionDeviceIDType (10), ConnectionCallID (12) — docs/protocol.md §4.5.
 const COMMON_CALL: Layout = layout(true, Some(4), Some((10, 12)));
 
 fn layout_of(message_type: u32) -> Option<Layout> {
@@ -169,7 +169,7 @@ fn layout_of(message_type: u32) -> Option<Layout> {
     })
 }
 
-/// Whether an event type starts with a MonitorID (protocol.md §4.5).
+/// Whether an event type starts with a MonitorID (docs/protocol.md §4.5).
 #[inline]
 pub fn has_monitor_id(message_type: u32) -> bool {
     layout_of(message_type).is_some_and(|l| l.has_monitor_id)

@@ -1,10 +1,10 @@
-//! Floating field tag numbers and names (protocol.md §5.17, PV25-CSC).
+//! Floating field tag numbers and names (docs/protocol.md §5.17, PV25-CSC).
 
 macro_rules! tags {
     ($($name:ident = $value:literal,)*) => {
         $(pub const $name: u16 = $value;)*
 
-        /// The protocol name of a tag (as in protocol.md §5.17), if known.
+        /// The protocol name of a tag (as in docs/protocol.md §5.17), if known.
         pub fn name(tag: u16) -> Option<&'static str> {
             match tag {
                 $($value => Some(stringify!($name)),)*

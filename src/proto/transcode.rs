@@ -55,7 +55,7 @@ pub fn transcode(
 
 /// Byte offset of MonitorID in a frame: the first body field.
 pub const MONITOR_ID_OFFSET: usize = HEADER_LEN;
-/// Byte offset of AGENT_STATE_EVENT's SessionID in a frame (protocol.md §4.6).
+/// Byte offset of AGENT_STATE_EVENT's SessionID in a frame (docs/protocol.md §4.6).
 pub const AGENT_SESSION_ID_OFFSET: usize = HEADER_LEN + 8;
 
 /// Write `monitor_id` into an encoded event in place. Returns `false` (and

@@ -1,5 +1,5 @@
 //! Floating field value types: strings (NUL optional on input, always sent),
-//! opaque bytes, integers, named variables and arrays (protocol.md §2.6), and
+//! opaque bytes, integers, named variables and arrays (docs/protocol.md §2.6), and
 //! the `FieldValue` view used to print or compare any decoded field.
 
 use std::fmt;
@@ -68,7 +68,7 @@ const ARBITRARY_MAX_STR: usize = 40;
 /// A protocol STRING: ASCII text whose wire form ends in NUL.
 ///
 /// Stored without the NUL. Decoding stops at the first NUL and accepts a
-/// missing one (protocol.md §2.6: real clients omit it); encoding always
+/// missing one (docs/protocol.md §2.6: real clients omit it); encoding always
 /// writes exactly one.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CtiString(Vec<u8>);
@@ -191,7 +191,7 @@ impl<'a> Arbitrary<'a> for Unspec {
     }
 }
 
-/// NAMEDVAR (tag 82): `Name\0Value\0` (protocol.md §2.6).
+/// NAMEDVAR (tag 82): `Name\0Value\0` (docs/protocol.md §2.6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct NamedVar {
     pub name: CtiString,
@@ -242,7 +242,7 @@ impl<'a> Arbitrary<'a> for NamedVar {
     }
 }
 
-/// NAMEDARRAY (tag 83): `Index Name\0 Value\0` (protocol.md §2.6).
+/// NAMEDARRAY (tag 83): `Index Name\0 Value\0` (docs/protocol.md §2.6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct NamedArray {
     pub index: u8,

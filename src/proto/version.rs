@@ -8,16 +8,16 @@ use std::fmt;
 /// A negotiated GED-188 protocol version (the OPEN_REQ `VersionNumber`).
 ///
 /// Only 13..=24 can be constructed: those are the versions the router serves
-/// (design.md §4.1). Holding a `Version` proves the number is one of them.
+/// (docs/design.md §4.1). Holding a `Version` proves the number is one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(u8);
 
 impl Version {
-    /// Oldest version served (UCCE 7.x era; protocol.md §8).
+    /// Oldest version served (UCCE 7.x era; docs/protocol.md §8).
     pub const MIN: Version = Version(13);
-    /// Newest version served (UCCE 12.6(1); protocol.md §8).
+    /// Newest version served (UCCE 12.6(1); docs/protocol.md §8).
     pub const MAX: Version = Version(24);
-    /// First version with 2-byte floating tags and lengths (protocol.md §2.5, PV24-CA).
+    /// First version with 2-byte floating tags and lengths (docs/protocol.md §2.5, PV24-CA).
     pub const WIDE_TAGS: Version = Version(20);
 
     /// `Some` for 13..=24, `None` for anything else (→ E_CTI_INVALID_VERSION).

@@ -1,6 +1,6 @@
 //! Byte-level reading and writing: big-endian integers of the fixed part, and
 //! the floating part's tag/length/data records at a version's tag width
-//! (protocol.md §2.2, §2.5). Everything bounds-checked; nothing panics on input.
+//! (docs/protocol.md §2.2, §2.5). Everything bounds-checked; nothing panics on input.
 
 use super::error::Invalid;
 use super::version::Version;
@@ -167,7 +167,7 @@ impl<'a> FloatingFields<'a> {
 
 /// Appends one floating field at `version`'s width. Returns `false` (writing
 /// nothing) when the version cannot carry it: a tag above 255 or data longer
-/// than 255 bytes with 1-byte tags (design.md §4.1: what a version does not
+/// than 255 bytes with 1-byte tags (docs/design.md §4.1: what a version does not
 /// know is not sent).
 #[inline]
 pub fn put_field_header(out: &mut Vec<u8>, version: Version, tag: u16, len: usize) -> bool {

@@ -2,7 +2,7 @@
 //! The producer stages items and publishes them in batches; it rings the
 //! doorbell only when the consumer announced it is about to park, and the
 //! consumer spins for a configurable time before it announces that (a wake-up
-//! costs ~20–25 µs on the target VMs, design.md §5). The endpoints become
+//! costs ~20–25 µs on the target VMs, docs/design.md §5). The endpoints become
 //! `!Send` once connected inside their executor, so they stay on their core.
 //! Full-ring policy: the producer waits (never drops) and counts the waits.
 //!

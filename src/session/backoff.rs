@@ -1,5 +1,5 @@
 //! When and where to reconnect after the upstream is lost: side A and side B
-//! alternately (protocol.md §1, PV25-SM "Connection Management"), each wait
+//! alternately (docs/protocol.md §1, PV25-SM "Connection Management"), each wait
 //! twice the last from `min` up to `max`, plus up to a quarter more of random
 //! jitter so routers restarted together do not retry in step. No I/O and no
 //! clock here: the caller sleeps for what [`Backoff::next_delay`] returns.

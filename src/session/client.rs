@@ -1,6 +1,6 @@
 //! The client side of a CTI Server session, sans I/O: the OPEN_REQ a router
 //! (or `record`, or `watch`) sends, what each answer means, heartbeats and
-//! the 3-missed rule, and CLOSE_REQ (protocol.md §4.1, §6.1, §6.3, §6.4).
+//! the 3-missed rule, and CLOSE_REQ (docs/protocol.md §4.1, §6.1, §6.3, §6.4).
 //! It reads whole frames and appends the frames it sends to an output
 //! buffer; the caller owns the socket and the clock (glommio in ingest, mio
 //! in the tools). No I/O here.
@@ -16,10 +16,10 @@ use crate::proto::{frame, DecodeError, DecodeOptions, Message, MessageBody, Unsp
 
 /// ClientSignature the router opens upstream with.
 pub const CLIENT_SIGNATURE: &str = "ctirouter";
-/// Unanswered heartbeats that mean the server is gone (protocol.md §6.3:
+/// Unanswered heartbeats that mean the server is gone (docs/protocol.md §6.3:
 /// "3 unanswered heartbeats → client resets"; Finesse does the same).
 pub const MISSED_HEARTBEATS_LOST: usize = 3;
-/// Longest wait for OPEN_CONF (protocol.md §6.1.8: normally ≤ 5 s, but wait
+/// Longest wait for OPEN_CONF (docs/protocol.md §6.1.8: normally ≤ 5 s, but wait
 /// at least 30 s before declaring the OPEN_REQ failed).
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -30,7 +30,7 @@ pub struct OpenParams {
     pub client_id: String,
     pub password: String,
     pub signature: String,
-    /// ServicesRequested bits (protocol.md §5.1).
+    /// ServicesRequested bits (docs/protocol.md §5.1).
     pub services: u32,
     pub call_mask: u32,
     pub agent_mask: u32,
@@ -78,7 +78,7 @@ impl OpenParams {
     }
 
     /// IdleTimeout in OPEN_REQ: 4 × the heartbeat period, rounded up to whole
-    /// seconds, and at least 20 s (protocol.md §6.3).
+    /// seconds, and at least 20 s (docs/protocol.md §6.3).
     pub fn idle_timeout_secs(&self) -> u32 {
         let secs = (self.heartbeat.as_secs_f64() * 4.0).ceil();
         (secs.min(u32::MAX as f64 - 1.0) as u32).max(MIN_IDLE_TIMEOUT_SECS)
@@ -135,7 +135,7 @@ pub enum Inbound<'a> {
 /// Why a session cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
-    /// FAILURE_CONF to OPEN_REQ, with its Status (protocol.md §5.10).
+    /// FAILURE_CONF to OPEN_REQ, with its Status (docs/protocol.md §5.10).
     Refused { status: u32 },
     /// No OPEN_CONF within the open timeout.
     OpenTimedOut,
@@ -193,7 +193,7 @@ pub fn status_name(code: u32) -> &'static str {
         status::E_CTI_INVALID_PASSWORD => "E_CTI_INVALID_PASSWORD",
         status::E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES => "E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES",
         status::E_CTI_INVALID_MONITORID => "E_CTI_INVALID_MONITORID",
-        _ => "see protocol.md §5.10",
+        _ => "see docs/protocol.md §5.10",
     }
 }
 
@@ -322,7 +322,7 @@ impl ClientCore {
             (msg::FAILURE_CONF, Phase::Open) => {
                 let failure = decode::<FailureConf>(body, version)?;
                 if self.unanswered.contains(&failure.invoke_id) {
-                    // protocol.md §6.3: an offline server may answer
+                    // docs/protocol.md §6.3: an offline server may answer
                     // HEARTBEAT_REQ with FAILURE_CONF; the client resets.
                     return Err(ClientError::ServerEnded {
                         status: failure.status,

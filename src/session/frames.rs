@@ -2,7 +2,7 @@
 //! spare room at the end of one buffer, whole frames are taken from the
 //! front (`frame::check` first: cheap, `Incomplete` until a frame is all
 //! there), and the unread tail moves to the front before the next read. A
-//! read may hold several frames, or part of one (protocol.md §1). No I/O
+//! read may hold several frames, or part of one (docs/protocol.md §1). No I/O
 //! here: the caller reads into [`FrameBuffer::spare`] with whatever socket it
 //! has (glommio for ingest, mio or std in the tools).
 

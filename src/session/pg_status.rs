@@ -1,7 +1,7 @@
 //! The PG status as the upstream tells it: PeripheralType, PGStatus and the
 //! peripheral list from OPEN_CONF, then PGStatus and peripheral online/offline
 //! from every SYSTEM_EVENT after it (SYS_PERIPHERAL_ONLINE/OFFLINE, Arg1 =
-//! PeripheralID; protocol.md §4.1, §4.2, §5.8). Used by the upstream session
+//! PeripheralID; docs/protocol.md §4.1, §4.2, §5.8). Used by the upstream session
 //! and by replay. No I/O here.
 
 use crate::proto::constants::{msg, peripheral_type, system_event};

@@ -1,7 +1,7 @@
 //! One downstream session's protocol state machine, sans I/O: version
 //! negotiation, the before-OPEN rule, OPEN_REQ checks, OPEN_CONF and the
 //! SYSTEM_EVENTs after it, heartbeat, close, bad input, the event masks, and
-//! the decoding and checking of monitor requests (design.md §4 items 1–11). It reads frames and appends the frames it
+//! the decoding and checking of monitor requests (docs/design.md §4 items 1–11). It reads frames and appends the frames it
 //! answers with to an output buffer; the connection task does the I/O.
 
 use std::net::SocketAddr;
@@ -56,7 +56,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// CLIENT_SESSION_CLOSED_EVENT Status (design.md §4.6).
+    /// CLIENT_SESSION_CLOSED_EVENT Status (docs/design.md §4.6).
     pub fn status(self) -> u32 {
         match self {
             CloseReason::ClientClose => status::E_CTI_NO_ERROR,
@@ -115,7 +115,7 @@ pub enum MonitorTarget {
     Device(DeviceKey),
 }
 
-/// Requests a shard carries out for a session (design.md §4 items 9, 11).
+/// Requests a shard carries out for a session (docs/design.md §4 items 9, 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     MonitorStart {
@@ -386,7 +386,7 @@ impl Session {
             icm_central_controller_time: now,
             peripheral_online: status.all_online() as u16,
             peripheral_type: status.peripheral_type,
-            // 1 = active: the router always serves (protocol.md §4.1).
+            // 1 = active: the router always serves (docs/protocol.md §4.1).
             session_type: 1,
             num_peripherals: Some(peripherals.len() as u16),
             peripherals,
@@ -486,7 +486,7 @@ impl Session {
         Some(Outcome::Request(request))
     }
 
-    /// The All Events filter (design.md §4.8): every call and agent event,
+    /// The All Events filter (docs/design.md §4.8): every call and agent event,
     /// CallMsgMask by event type, AgentStateMask by AgentState;
     /// CALL_TRANSLATION_ROUTE_EVENT unmasked. (SYSTEM_EVENT goes to every
     /// open session and is not decided here.) The event's [`MaskBit`] is
@@ -497,7 +497,7 @@ impl Session {
     }
 }
 
-/// The OPEN_REQ checks of design.md §4.3 (after the version check).
+/// The OPEN_REQ checks of docs/design.md §4.3 (after the version check).
 fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
     let Some(client_id) = req.client_id.as_ref().filter(|id| !id.is_empty()) else {
         return Err(status::E_CTI_REQUIRED_DATA_MISSING);

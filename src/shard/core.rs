@@ -33,7 +33,7 @@ use crate::status::{AgentView, PgStatus};
 
 /// Session ids are unique across the router (Client Monitor names sessions by them).
 static NEXT_SESSION_ID: AtomicU32 = AtomicU32::new(1);
-/// MonitorIDs are unique across the router (design.md §4.9); 0 means none.
+/// MonitorIDs are unique across the router (docs/design.md §4.9); 0 means none.
 static NEXT_MONITOR_ID: AtomicU32 = AtomicU32::new(1);
 
 fn next_session_id() -> u32 {
@@ -97,7 +97,7 @@ impl ConnState {
     }
 
     /// Whether `more` bytes on top of what the session owes would pass
-    /// `bound`: the output bound (design.md §4.13) every writer of the
+    /// `bound`: the output bound (docs/design.md §4.13) every writer of the
     /// session's output answers to — events, replies, OPEN_CONF and its
     /// SYSTEM_EVENTs, snapshots, FAILURE_CONFs alike, so a client that never
     /// reads is cut whatever fills its output. A closing session is past it.
@@ -318,7 +318,7 @@ impl ShardCore {
         IngestOutcome::StatusKnown
     }
 
-    /// The upstream was lost: call state is unknown now (design.md §4.12).
+    /// The upstream was lost: call state is unknown now (docs/design.md §4.12).
     fn on_upstream_lost(&mut self) {
         self.monitors.drop_call_monitors();
     }

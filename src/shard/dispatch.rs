@@ -160,7 +160,7 @@ impl Payload<'_> {
 impl Sessions {
     /// Append a payload at the session's version — for a monitor copy with
     /// its MonitorID (and, for Client Events, its SessionID) patched in — and
-    /// cut the session if that would pass its output bound (design.md
+    /// cut the session if that would pass its output bound (docs/design.md
     /// §4.13). Returns whether a copy was queued.
     pub(super) fn append(
         &mut self,

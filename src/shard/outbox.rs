@@ -14,7 +14,7 @@
 //! before it ([`Outbox::push_run`] seals the pending local bytes first).
 //!
 //! Memory: a queued range keeps its whole arena alive. So that the output
-//! bound (design.md §4.13) bounds memory, not just bytes owed, a session is
+//! bound (docs/design.md §4.13) bounds memory, not just bytes owed, a session is
 //! charged at the end of each batch for the whole arena it references
 //! ([`Outbox::settle_batch`]): an All Events client owes about what it holds,
 //! a client whose masks pass one event in a hundred pays for the hundred.

@@ -1,4 +1,4 @@
-//! Monitor requests in the shard core (design.md §4 items 9–11):
+//! Monitor requests in the shard core (docs/design.md §4 items 9–11):
 //! MONITOR_START/STOP, CHANGE_MONITOR_MASK, SESSION_MONITOR_START/STOP, the
 //! Client Events registration made at OPEN, and ingest's answers. Starts go
 //! through ingest so a monitor applies from a definite point of the event

@@ -19,11 +19,11 @@ use crate::proto::{CtiString, Message, MessageBody};
 pub const PT: u16 = peripheral_type::ENTERPRISE_AGENT;
 /// ConnectionDeviceIDType of every simulated call.
 pub const CALL_ID_TYPE: u16 = connection_type::DYNAMIC;
-/// NULL_SERVICE / NULL_SKILL_GROUP (protocol.md §5.16).
+/// NULL_SERVICE / NULL_SKILL_GROUP (docs/protocol.md §5.16).
 pub const NULL_ID: u32 = 0xFFFF_FFFF;
 /// LineHandle / LineType when unknown.
 pub const LINE_NONE: u16 = 0xFFFF;
-/// LineType values (protocol.md §5.15).
+/// LineType values (docs/protocol.md §5.15).
 pub const LINE_INBOUND_ACD: u16 = 0;
 pub const LINE_INSIDE: u16 = 2;
 /// MRDID of the voice media routing domain.
@@ -33,13 +33,13 @@ pub const ROUTER_DAY_0: u32 = 153_000;
 /// ICMCentralControllerTime of simulated time 0: 2024-01-01T00:00:00Z, on a half hour.
 pub const EPOCH_SECS: u32 = 1_704_067_200;
 
-/// CallType values (protocol.md §5.14).
+/// CallType values (docs/protocol.md §5.14).
 pub mod call_type {
     pub const PREROUTE_ACD_IN: u16 = 2;
     pub const CONSULT: u16 = 12;
 }
 
-/// EventCause values beyond the codec's list (protocol.md §5.13).
+/// EventCause values beyond the codec's list (docs/protocol.md §5.13).
 pub mod cause {
     pub use crate::proto::constants::cause::*;
     pub const CONSULT: u16 = 51;
@@ -48,7 +48,7 @@ pub mod cause {
     pub const ABAND_LOCAL_QUEUE: u16 = 1002;
 }
 
-/// Direction values of AGENT_STATE_EVENT (protocol.md §4.6).
+/// Direction values of AGENT_STATE_EVENT (docs/protocol.md §4.6).
 pub mod direction {
     pub const IN: u32 = 1;
     pub const OTHER_IN: u32 = 3;

@@ -69,7 +69,7 @@ pub enum Corrupt {
         needed: usize,
         available: usize,
     },
-    /// A record's frame length is over the 12,500-byte limit (protocol.md §2.3).
+    /// A record's frame length is over the 12,500-byte limit (docs/protocol.md §2.3).
     FrameTooLong {
         len: usize,
     },

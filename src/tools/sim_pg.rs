@@ -29,7 +29,7 @@ use crate::session::server::Context;
 use crate::sim::{SimConfig, Simulator};
 use crate::status::PgStatus;
 
-/// Default address: CTI Server instance 1, side A (42027 + 40; protocol.md
+/// Default address: CTI Server instance 1, side A (42027 + 40; docs/protocol.md
 /// §1), so it runs beside a router on the default 42027.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42067";
 /// Longest the loop sleeps: how soon the stop flag is seen.

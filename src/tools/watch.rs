@@ -1,7 +1,7 @@
 //! `ctirouter watch`: a command-line CTI client that opens a session (All
 //! Events, device monitors, or one agent's Client Events), prints one line
 //! per message it receives, heartbeats, and on Ctrl-C sends CLOSE_REQ and
-//! waits (≤ 5 s, protocol.md §6.4) for CLOSE_CONF. Lines go to `out`
+//! waits (≤ 5 s, docs/protocol.md §6.4) for CLOSE_CONF. Lines go to `out`
 //! (stdout); what happens to the session goes to stderr.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use crate::session::client::{status_name, OpenParams};
 
 /// Longest wait for the TCP connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for CLOSE_CONF after CLOSE_REQ (protocol.md §6.4).
+/// Longest wait for CLOSE_CONF after CLOSE_REQ (docs/protocol.md §6.4).
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// How often the stop flag is looked at.
 const TICK: Duration = Duration::from_millis(50);

@@ -152,7 +152,7 @@ pub fn normalise(name: &str) -> String {
         .collect()
 }
 
-/// Whether `name` is a protocol.md §5.17 tag name the codec knows.
+/// Whether `name` is a docs/protocol.md §5.17 tag name the codec knows.
 pub fn is_tag_name(name: &str) -> bool {
     static NAMES: OnceLock<BTreeSet<&'static str>> = OnceLock::new();
     NAMES

@@ -39,7 +39,7 @@ fn push_width(out: &mut Vec<u8>, width: usize, value: usize) {
     }
 }
 
-/// OPEN_REQ fixed part (44 bytes, protocol.md §4.1); Reserved1..3 = 0,
+/// OPEN_REQ fixed part (44 bytes, docs/protocol.md §4.1); Reserved1..3 = 0,
 /// PeripheralID NULL, ConfigMsgMask 0.
 pub fn open_req_fixed(
     invoke_id: u32,

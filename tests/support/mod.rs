@@ -42,7 +42,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const NO_IDLE: u32 = 0xFFFF_FFFF;
 /// Every CallMsgMask bit (what CTM sends).
 pub const ALL_CALLS: u32 = 0xFFFF_FFFF;
-/// Every AgentStateMask bit defined by protocol.md §5.3.
+/// Every AgentStateMask bit defined by docs/protocol.md §5.3.
 pub const ALL_AGENT_STATES: u32 = 0x3FFF;
 /// Credentials of the readiness probe when no client list is configured.
 pub const PROBE_CLIENT: (&str, &[u8]) = ("probe", b"");

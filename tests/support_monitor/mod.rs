@@ -33,7 +33,7 @@ use ctirouter::router::Router;
 
 /// Every CallMsgMask bit.
 pub const ALL_CALLS: u32 = 0xFFFF_FFFF;
-/// Every AgentStateMask bit of protocol.md §5.3.
+/// Every AgentStateMask bit of docs/protocol.md §5.3.
 pub const ALL_AGENTS: u32 = 0x3FFF;
 /// IdleTimeout that disables the idle check.
 pub const NO_IDLE: u32 = 0xFFFF_FFFF;
@@ -918,7 +918,7 @@ pub fn decode(f: &[u8]) -> Message {
     }
 }
 
-/// Whether an event type starts with a MonitorID (protocol.md §4.5, §4.6).
+/// Whether an event type starts with a MonitorID (docs/protocol.md §4.5, §4.6).
 pub fn type_has_monitor_id(t: u32) -> bool {
     matches!(t, 9..=21 | 23..=25 | 30 | 34 | 86 | 105 | 106 | 116 | 117 | 248)
 }

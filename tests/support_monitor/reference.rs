@@ -1,5 +1,5 @@
 //! A naive, single-threaded reference of the monitor services, written from
-//! design.md §4 items 8–10 and the rules in `src/ingest/tracker.rs` ("# The
+//! docs/design.md §4 items 8–10 and the rules in `src/ingest/tracker.rs` ("# The
 //! rules"), without any of the router's tracker, interest or index code:
 //! events are decoded with the codec into typed messages and every fact the
 //! rules need (calls, device-id fields, agent fields, trunks) is read off
@@ -472,7 +472,7 @@ impl RefTracker {
     }
 }
 
-/// CallMsgMask bit of an event type (protocol.md §5.2); 0: not governed.
+/// CallMsgMask bit of an event type (docs/protocol.md §5.2); 0: not governed.
 pub fn call_mask_bit(t: u32) -> u32 {
     match t {
         9 => 1,
@@ -505,7 +505,7 @@ pub fn call_mask_bit(t: u32) -> u32 {
     }
 }
 
-/// AgentStateMask bit of an AgentState (protocol.md §5.3); 0 for UNKNOWN.
+/// AgentStateMask bit of an AgentState (docs/protocol.md §5.3); 0 for UNKNOWN.
 pub fn agent_mask_bit(state: u16) -> u32 {
     match state {
         0..=8 => 1 << state,
@@ -514,7 +514,7 @@ pub fn agent_mask_bit(state: u16) -> u32 {
     }
 }
 
-/// Whether an event with these facts passes a pair of masks (design.md §4.8).
+/// Whether an event with these facts passes a pair of masks (docs/design.md §4.8).
 pub fn passes(f: &Facts, call_mask: u32, agent_mask: u32) -> bool {
     match f.message_type {
         msg::CALL_TRANSLATION_ROUTE_EVENT | msg::SYSTEM_EVENT => true,

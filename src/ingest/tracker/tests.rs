@@ -73,7 +73,7 @@ fn unkeyed_events_still_teach_the_tracker() {
 
 /// A call ends with its CALL_CLEARED_EVENT (that event included): an
 /// END_CALL_EVENT after it reaches the devices it names, not the parties the
-/// call had (design.md §4.9 "until that call ends").
+/// call had (docs/design.md §4.9 "until that call ends").
 #[test]
 fn end_call_after_call_cleared_names_only_its_own_devices() {
     let mut t = tracker();

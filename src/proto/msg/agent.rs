@@ -1,4 +1,4 @@
-//! Agent events and queries (protocol.md §4.5–§4.6): agent state, pre-call,
+//! Agent events and queries (docs/protocol.md §4.5–§4.6): agent state, pre-call,
 //! RTP, team config, greeting, query agent state. Declarations only.
 
 use crate::proto::constants::msg;

@@ -1,4 +1,4 @@
-//! Miscellaneous, call-data and control messages (protocol.md §4.1–§4.2,
+//! Miscellaneous, call-data and control messages (docs/protocol.md §4.1–§4.2,
 //! §4.7): SYSTEM_EVENT, CLIENT_EVENT_REPORT, CONTROL_FAILURE_CONF,
 //! SET_CALL_DATA, RELEASE_CALL. Declarations only.
 
