@@ -6,26 +6,39 @@
 //! serve downstream CTI clients speaking the same protocol.
 //!
 //! # Layout
-//! * [`proto`] — sans-IO GED-188 codec (no sockets, no clocks)
-//! * [`config`] — settings, TOML file and defaults
-//! * [`router`] — starting and stopping the executors
-//! * [`ingest`] — the ingest core: event source, fan-out to shards, control
-//! * [`shard`] — listener, sessions, dispatch and flush on each shard core
+//! Read from the bottom of the stack up; every import points down it.
+//! * [`proto`] — sans-IO GED-188 codec (no sockets, no clocks); the one
+//!   mapping from a decode or request error to a protocol status
+//! * [`keys`], [`targets`], [`event`], [`call`], [`status`] — routing keys,
+//!   the keys an event must reach, an event as it crosses cores
+//!   (`Arc<Event>`), a call's data and bracket facts, PG status
 //! * [`session`] — sans-IO GED-188 sessions: server side (downstream
 //!   clients), client side (upstream), frame reassembly, backoff, PG status
-//! * [`link`] — the messages between cores (`ToShard`, `ToIngest`)
-//! * [`memrouter`] — the routing cores wired together in memory (tests)
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
-//! * [`event`] — an event as it crosses cores (`Arc<Event>`)
-//! * [`call`] — a call's data as ingest folds it; call-bracket facts
-//! * [`targets`] — the keys an event must reach (computed by ingest)
-//! * [`sim`] — deterministic PG simulator
+//! * [`link`] — the messages between cores (`ToShard`, `ToIngest`)
+//! * [`ingest`] — the ingest core: [`ingest::core::IngestCore`] (routing
+//!   state and rules, sans I/O) and its driver (event sources, fan-out to
+//!   the rings, the control loop)
+//! * [`shard`] — a shard core: [`shard::core::ShardCore`] (sessions,
+//!   monitor index, dispatch, monitor requests, sans I/O) and its driver
+//!   (listener, connection tasks, ring drain)
+//! * [`memrouter`] — the two routing cores wired together in memory, on a
+//!   simulated clock (the routing rules' tests)
+//! * [`router`] — starting and stopping the executors
+//! * [`config`], [`tuning`] — settings (TOML file, defaults, validation)
+//!   and core-pinning files
+//! * [`sim`] — deterministic PG simulator; [`tools`] — sim-pg, watch,
+//!   record
 //! * [`metrics`] — counters shared by all cores
 //!
 //! # Threading model
 //! One glommio executor for ingest and one per shard, each pinned to a core.
 //! Per-core state is created on its core and never shared; only ring ends,
-//! immutable `Arc<Event>`s and atomic counters cross cores.
+//! immutable `Arc<Event>`s and atomic counters cross cores. On each core a
+//! plain-data routing core holds the state and the rules; thin glommio tasks
+//! (its driver) feed it what happened (a ring batch, a client's bytes, a
+//! tick) and carry out what it staged (ring items, writer wake-ups), so the
+//! rules never wait and never see a socket.
 
 pub mod call;
 pub mod config;
