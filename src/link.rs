@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::keys::InterestKey;
-use crate::proto::Version;
+use crate::proto::{RequestError, Version};
 use crate::session::server::ClientInfo;
 use crate::status::{AgentView, PgStatus};
 
@@ -26,19 +26,19 @@ pub enum ToShard {
         agent: Option<AgentView>,
         snapshot: Vec<Arc<Event>>,
     },
-    /// Ingest's answer to a MONITOR_START_REQ (`Err` = FAILURE_CONF status).
+    /// Ingest's answer to a MONITOR_START_REQ (`Err`: refused, FAILURE_CONF).
     MonitorStartResult {
         session: u32,
         invoke_id: u32,
         monitor_id: u32,
-        result: Result<(), u32>,
+        result: Result<(), RequestError>,
     },
     /// Ingest's answer to a SESSION_MONITOR_START_REQ.
     SessionMonitorResult {
         session: u32,
         invoke_id: u32,
         monitor_id: u32,
-        result: Result<(), u32>,
+        result: Result<(), RequestError>,
     },
     /// The session a session monitor watched has ended.
     SessionMonitorEnded {

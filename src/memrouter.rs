@@ -21,6 +21,7 @@ use crate::ingest::core::IngestCore;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::{frame, DecodeError, Message, Version};
+use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
 use crate::shard::core::ShardCore;
 use crate::shard::outbox::{Cursor, Outbox, MAX_IOV};
@@ -31,7 +32,7 @@ struct Client {
     shard: usize,
     /// Bytes sent by the client that its session has not taken yet (the
     /// frames after an OPEN_REQ wait until ingest registered the session).
-    unread: Vec<u8>,
+    input: FrameBuffer,
     /// Bytes the router wrote to the client, not yet taken by the test.
     received: Vec<u8>,
     /// The session ended (its last output is in `received`).
@@ -109,7 +110,7 @@ impl MemRouter {
             id,
             Client {
                 shard,
-                unread: Vec::new(),
+                input: FrameBuffer::for_client(),
                 received: Vec::new(),
                 closed: None,
             },
@@ -129,7 +130,7 @@ impl MemRouter {
     /// Client `id` sends raw bytes (any split of frames), then everything runs.
     pub fn send_raw(&mut self, id: u32, bytes: &[u8]) {
         if let Some(client) = self.clients.get_mut(&id) {
-            client.unread.extend_from_slice(bytes);
+            client.input.extend(bytes);
         }
         self.run();
     }
@@ -239,12 +240,12 @@ impl MemRouter {
         let mut moved = false;
         for (&id, client) in &mut self.clients {
             let shard = &mut self.shards[client.shard];
-            if client.unread.is_empty() || client.closed.is_some() || shard.is_held(id) {
+            let waiting = client.input.buffered();
+            if waiting == 0 || client.closed.is_some() || shard.is_held(id) {
                 continue;
             }
-            let used = shard.on_bytes(id, &client.unread, self.now);
-            moved |= used > 0;
-            client.unread.drain(..used);
+            shard.on_bytes(id, &mut client.input, self.now);
+            moved |= client.input.buffered() != waiting;
         }
         moved
     }

@@ -14,6 +14,7 @@ use ctirouter::proto::msg::OpenReq;
 use ctirouter::proto::routing::{self, RoutingKeys};
 use ctirouter::proto::transcode::{self, Transcoded, MONITOR_ID_OFFSET};
 use ctirouter::proto::{decode_frame, DecodeError, DecodeOptions, Message, Version};
+use ctirouter::session::frames::FrameBuffer;
 
 /// The protocol version selected by a byte: 13 + `b` mod 12 (so every byte is a version).
 pub fn version_from_byte(b: u8) -> Version {
@@ -206,19 +207,6 @@ fn open_req(body: &[u8]) {
 /// Longest input `split_stream` looks at: it is quadratic in the length.
 pub const SPLIT_STREAM_MAX: usize = 1024;
 
-/// A session's read buffer: bytes arrive in arbitrary pieces, whole frames
-/// are taken off the front with `check` then `parse`.
-#[derive(Default)]
-pub struct Reassembly {
-    buf: Vec<u8>,
-    /// Bytes of `buf` already consumed (compacted lazily, like a session buffer).
-    start: usize,
-    /// Stream offset of `buf[0]`.
-    base: usize,
-    /// Set by a framing error: the session is closed, later bytes are ignored.
-    failed: Option<DecodeError>,
-}
-
 /// Where a frame sat in the stream: (MessageType, stream offset, wire length).
 pub type FrameAt = (u32, usize, usize);
 
@@ -229,65 +217,53 @@ pub struct Outcome {
     pub end: Result<usize, DecodeError>,
 }
 
-impl Reassembly {
-    /// Append received bytes and take every whole frame now buffered.
-    /// `on_frame` gets each frame with its stream offset.
-    pub fn push(&mut self, bytes: &[u8], on_frame: &mut dyn FnMut(usize, Frame<'_>)) {
-        if self.failed.is_some() {
-            return;
-        }
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.base += self.start;
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
-        loop {
-            let pending = &self.buf[self.start..];
-            match frame::check(pending) {
-                Ok(_) => {
-                    let (parsed, used) = frame::parse(pending).expect("parse after check");
-                    on_frame(self.base + self.start, parsed);
-                    self.start += used;
-                }
-                Err(DecodeError::Incomplete) => return,
-                Err(err) => {
-                    self.failed = Some(err);
-                    return;
+/// Feed `input` in the given pieces to the router's own client reassembler
+/// (`FrameBuffer::for_client`, as a shard's read loop drives it: each read
+/// lands in `spare`, then every whole frame is taken); check every frame
+/// against the input bytes. After a framing error the session is closed:
+/// later bytes are ignored.
+fn reassemble<'a>(input: &[u8], pieces: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
+    let mut buf = FrameBuffer::for_client();
+    let mut frames = Vec::new();
+    let mut at = 0;
+    let mut failed = None;
+    'pieces: for piece in pieces {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let room = buf.spare();
+            let n = room.len().min(rest.len());
+            room[..n].copy_from_slice(&rest[..n]);
+            buf.filled(n);
+            rest = &rest[n..];
+            loop {
+                match buf.next_parsed() {
+                    Ok(Some(f)) => {
+                        let len = f.wire_len();
+                        assert_eq!(
+                            &input[at + HEADER_LEN..at + len],
+                            f.body,
+                            "frame body at {at}"
+                        );
+                        assert_eq!(be_u32(&input[at + 4..]), f.message_type);
+                        frames.push((f.message_type, at, len));
+                        at += len;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(e.breaks_framing(), "{e}");
+                        failed = Some(e);
+                        break 'pieces;
+                    }
                 }
             }
         }
     }
-
-    /// Frames are taken by the caller; this is how the stream stands now.
-    pub fn end(&self) -> Result<usize, DecodeError> {
-        match &self.failed {
-            Some(err) => Err(err.clone()),
-            None => Ok(self.buf.len() - self.start),
-        }
-    }
-}
-
-/// Feed `input` in the given pieces; check every frame against the input bytes.
-fn reassemble<'a>(input: &[u8], pieces: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-    let mut r = Reassembly::default();
-    let mut frames = Vec::new();
-    let mut on_frame = |at: usize, f: Frame<'_>| {
-        let len = f.wire_len();
-        assert_eq!(
-            &input[at + HEADER_LEN..at + len],
-            f.body,
-            "frame body at {at}"
-        );
-        assert_eq!(be_u32(&input[at + 4..]), f.message_type);
-        frames.push((f.message_type, at, len));
-    };
-    for piece in pieces {
-        r.push(piece, &mut on_frame);
-    }
     Outcome {
         frames,
-        end: r.end(),
+        end: match failed {
+            Some(e) => Err(e),
+            None => Ok(buf.buffered()),
+        },
     }
 }
 

@@ -15,8 +15,8 @@ use crate::keys::InterestKey;
 use crate::link::{
     MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
 };
-use crate::proto::constants::{service, status};
-use crate::proto::Version;
+use crate::proto::constants::service;
+use crate::proto::{RequestError, Version};
 
 impl<L: Links> IngestCore<L> {
     /// One control message from a shard, in that shard's order.
@@ -116,7 +116,7 @@ impl<L: Links> IngestCore<L> {
     fn monitor_start(&mut self, start: MonitorStart) {
         let result = match start.key {
             InterestKey::Call(call) if !self.tracker.knows_call(call) => {
-                Err(status::E_CTI_INVALID_CALLID)
+                Err(RequestError::InvalidCallId)
             }
             _ => Ok(()),
         };
@@ -145,7 +145,7 @@ impl<L: Links> IngestCore<L> {
             });
             Ok(())
         } else {
-            Err(status::E_CTI_INVALID_MONITORID)
+            Err(RequestError::InvalidMonitorId)
         };
         self.stage(
             start.shard,

@@ -1,5 +1,7 @@
-//! The codec's one error type, and the one place that maps a decode error to
-//! the protocol status code a peer is told (docs/design.md §4.7). No I/O here.
+//! The codec's one error type ([`DecodeError`]), and the one type for why the
+//! router refuses a request ([`RequestError`]): the one place that maps each
+//! to the protocol status code a peer is told (docs/design.md §4.7). No I/O
+//! here.
 
 use std::fmt;
 
@@ -51,7 +53,7 @@ impl DecodeError {
     pub fn status_code(&self) -> u32 {
         match self {
             DecodeError::Incomplete => status::E_CTI_NO_ERROR,
-            DecodeError::Invalid(_) => status::E_CTI_BAD_MESSAGE_FORMAT,
+            DecodeError::Invalid(_) => RequestError::BadFormat.status(),
         }
     }
 
@@ -60,6 +62,80 @@ impl DecodeError {
     /// over 12,500 → FAILURE_EVENT and close). Body errors leave framing intact.
     pub fn breaks_framing(&self) -> bool {
         matches!(self, DecodeError::Invalid(Invalid::FrameTooLong { .. }))
+    }
+}
+
+/// Why the router refuses a client's request (FAILURE_CONF) or its OPEN_REQ.
+/// Carried as is between cores (ingest's answers to a shard); turned into a
+/// status code only by [`RequestError::status`], when the reply is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The request's body does not decode at the session's version.
+    BadFormat,
+    /// A message type this protocol does not have.
+    UnknownMessageType,
+    /// A request of a service the session was not granted, or one the
+    /// router does not serve; an OPEN_REQ granted nothing.
+    NotAvailable,
+    /// A request before OPEN_REQ.
+    SessionNotOpen,
+    /// A second OPEN_REQ.
+    SessionAlreadyOpen,
+    /// A field the request needs is missing or empty.
+    RequiredDataMissing,
+    /// MONITOR_START_REQ names both a call and a device.
+    BothCallAndDevice,
+    /// No monitor (or session to monitor) with that id for this session.
+    InvalidMonitorId,
+    /// A call the router does not know.
+    InvalidCallId,
+    /// SESSION_MONITOR_START_REQ for a session already monitored by it.
+    SessionMonitorExists,
+    /// SESSION_MONITOR_START_REQ for the requesting session itself.
+    SessionMonitorIsClients,
+    /// OPEN_REQ: a protocol version the router does not serve.
+    InvalidVersion,
+    /// OPEN_REQ: unknown client or wrong password.
+    InvalidPassword,
+    /// OPEN_REQ: IdleTimeout below the minimum.
+    InvalidTimeout,
+    /// OPEN_REQ: the router is at `max_sessions`.
+    AtSessionLimit,
+}
+
+impl RequestError {
+    /// The status code the client is told (docs/design.md §4.3, §4.7, §4.9).
+    pub fn status(self) -> u32 {
+        match self {
+            RequestError::BadFormat => status::E_CTI_BAD_MESSAGE_FORMAT,
+            RequestError::UnknownMessageType => status::E_CTI_INVALID_MESSAGE_TYPE,
+            RequestError::NotAvailable => status::E_CTI_FUNCTION_NOT_AVAILABLE,
+            RequestError::SessionNotOpen => status::E_CTI_SESSION_NOT_OPEN,
+            RequestError::SessionAlreadyOpen => status::E_CTI_SESSION_ALREADY_OPEN,
+            RequestError::RequiredDataMissing => status::E_CTI_REQUIRED_DATA_MISSING,
+            RequestError::BothCallAndDevice => status::E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES,
+            RequestError::InvalidMonitorId => status::E_CTI_INVALID_MONITORID,
+            RequestError::InvalidCallId => status::E_CTI_INVALID_CALLID,
+            RequestError::SessionMonitorExists => status::E_CTI_SESSION_MONITOR_ALREADY_EXISTS,
+            RequestError::SessionMonitorIsClients => status::E_CTI_SESSION_MONITOR_IS_CLIENTS,
+            RequestError::InvalidVersion => status::E_CTI_INVALID_VERSION,
+            RequestError::InvalidPassword => status::E_CTI_INVALID_PASSWORD,
+            RequestError::InvalidTimeout => status::E_CTI_INVALID_TIMEOUT,
+            RequestError::AtSessionLimit => status::E_CTI_UNSPECIFIED_FAILURE,
+        }
+    }
+}
+
+/// A request whose body does not decode is refused as badly formatted.
+impl From<Invalid> for RequestError {
+    fn from(_: Invalid) -> Self {
+        RequestError::BadFormat
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?} (status {})", self.status())
     }
 }
 

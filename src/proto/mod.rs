@@ -30,7 +30,7 @@ pub mod values;
 pub mod version;
 pub mod wire;
 
-pub use error::{DecodeError, EncodeError, Invalid};
+pub use error::{DecodeError, EncodeError, Invalid, RequestError};
 pub use frame::Frame;
 pub use macros::{Group, List, Opt};
 pub use message::{DecodeOptions, Message, MessageBody, RawMessage};

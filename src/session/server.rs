@@ -17,7 +17,7 @@ use crate::proto::msg::{
     HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq, SessionMonitorStartReq,
     SessionMonitorStopReq,
 };
-use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Version};
+use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, RequestError, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
 
 /// The services the router serves (grants).
@@ -42,7 +42,7 @@ pub enum CloseReason {
     /// CLOSE_REQ (status 0).
     ClientClose,
     /// The OPEN_REQ was refused.
-    OpenRejected(u32),
+    OpenRejected(RequestError),
     /// Unrecoverable framing (frame over the size limit).
     BadFraming,
     /// No message for IdleTimeout seconds (status 16).
@@ -60,7 +60,7 @@ impl CloseReason {
     pub fn status(self) -> u32 {
         match self {
             CloseReason::ClientClose => status::E_CTI_NO_ERROR,
-            CloseReason::OpenRejected(code) => code,
+            CloseReason::OpenRejected(error) => error.status(),
             CloseReason::BadFraming | CloseReason::SlowConsumer => status::E_CTI_BAD_MESSAGE_FORMAT,
             CloseReason::IdleTimeout => status::E_CTI_TIMEOUT,
             CloseReason::Shutdown => status::E_CTI_CTI_SERVER_OFFLINE,
@@ -195,8 +195,9 @@ pub fn reply(out: &mut Vec<u8>, version: Version, message: Message) {
     push(out, version, message);
 }
 
-/// Append FAILURE_CONF(InvokeID, status).
-pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: u32, status: u32) {
+/// Append FAILURE_CONF(InvokeID, the error's status).
+pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: u32, error: RequestError) {
+    let status = error.status();
     push(
         out,
         version,
@@ -255,7 +256,7 @@ impl Session {
                     out,
                     self.version,
                     invoke_id(frame.body),
-                    status::E_CTI_SESSION_NOT_OPEN,
+                    RequestError::SessionNotOpen,
                 );
                 Outcome::Continue
             }
@@ -267,10 +268,10 @@ impl Session {
         outcome
     }
 
-    /// The stream broke framing (a frame over the size limit): FAILURE_EVENT(25), close.
+    /// The stream broke framing (a frame over the size limit): FAILURE_EVENT,
+    /// close.
     pub fn on_framing_error(&mut self, out: &mut Vec<u8>) -> Outcome {
-        failure_event(out, self.version, status::E_CTI_BAD_MESSAGE_FORMAT);
-        self.phase = Phase::Closing(CloseReason::BadFraming);
+        self.end_with_failure_event(CloseReason::BadFraming, out);
         Outcome::Close(CloseReason::BadFraming)
     }
 
@@ -290,33 +291,33 @@ impl Session {
         self.phase = Phase::Closing(reason);
     }
 
-    fn reject(&mut self, out: &mut Vec<u8>, invoke: u32, code: u32) -> Outcome {
-        failure_conf(out, self.version, invoke, code);
-        Outcome::Close(CloseReason::OpenRejected(code))
+    fn reject(&mut self, out: &mut Vec<u8>, invoke: u32, error: RequestError) -> Outcome {
+        failure_conf(out, self.version, invoke, error);
+        Outcome::Close(CloseReason::OpenRejected(error))
     }
 
     fn on_open_req(&mut self, body: &[u8], ctx: &Context<'_>, out: &mut Vec<u8>) -> Outcome {
         let invoke = invoke_id(body);
         let Some(requested) = OpenReq::peek_version(body) else {
-            failure_conf(out, self.version, invoke, status::E_CTI_BAD_MESSAGE_FORMAT);
+            failure_conf(out, self.version, invoke, RequestError::BadFormat);
             return Outcome::Continue;
         };
         let Some(version) = Version::new(requested) else {
-            return self.reject(out, invoke, status::E_CTI_INVALID_VERSION);
+            return self.reject(out, invoke, RequestError::InvalidVersion);
         };
         self.version = version;
         let req = match OpenReq::decode_body(body, version, DecodeOptions::STRICT) {
             Ok(req) => req,
-            Err(_) => {
-                failure_conf(out, version, invoke, status::E_CTI_BAD_MESSAGE_FORMAT);
+            Err(e) => {
+                failure_conf(out, version, invoke, e.into());
                 return Outcome::Continue;
             }
         };
-        if let Err(code) = check_open_req(&req, ctx.config) {
-            return self.reject(out, invoke, code);
+        if let Err(error) = check_open_req(&req, ctx.config) {
+            return self.reject(out, invoke, error);
         }
         if ctx.at_session_limit {
-            return self.reject(out, invoke, status::E_CTI_UNSPECIFIED_FAILURE);
+            return self.reject(out, invoke, RequestError::AtSessionLimit);
         }
         self.accept_open(req, ctx, out)
     }
@@ -333,7 +334,7 @@ impl Session {
             .map_or(u32::MAX, |c| c.allowed_services());
         let granted = req.services_requested & ctx.served_services & allowed;
         if granted == 0 {
-            return self.reject(out, req.invoke_id, status::E_CTI_FUNCTION_NOT_AVAILABLE);
+            return self.reject(out, req.invoke_id, RequestError::NotAvailable);
         }
         self.services = granted;
         self.call_mask = req.call_msg_mask;
@@ -428,7 +429,7 @@ impl Session {
                     }
                     .into(),
                 ),
-                Err(_) => failure_conf(out, v, invoke, status::E_CTI_BAD_MESSAGE_FORMAT),
+                Err(e) => failure_conf(out, v, invoke, e.into()),
             },
             msg::CLOSE_REQ => match CloseReq::decode_body(body, v, DecodeOptions::STRICT) {
                 Ok(req) => {
@@ -442,18 +443,11 @@ impl Session {
                     );
                     return Outcome::Close(CloseReason::ClientClose);
                 }
-                Err(_) => failure_conf(out, v, invoke, status::E_CTI_BAD_MESSAGE_FORMAT),
+                Err(e) => failure_conf(out, v, invoke, e.into()),
             },
-            msg::OPEN_REQ => {
-                failure_conf(out, v, invoke, status::E_CTI_SESSION_ALREADY_OPEN);
-                return Outcome::Close(CloseReason::OpenRejected(
-                    status::E_CTI_SESSION_ALREADY_OPEN,
-                ));
-            }
-            1..=msg::MAX_KNOWN_V24 => {
-                failure_conf(out, v, invoke, status::E_CTI_FUNCTION_NOT_AVAILABLE)
-            }
-            _ => failure_conf(out, v, invoke, status::E_CTI_INVALID_MESSAGE_TYPE),
+            msg::OPEN_REQ => return self.reject(out, invoke, RequestError::SessionAlreadyOpen),
+            1..=msg::MAX_KNOWN_V24 => failure_conf(out, v, invoke, RequestError::NotAvailable),
+            _ => failure_conf(out, v, invoke, RequestError::UnknownMessageType),
         }
         Outcome::Continue
     }
@@ -473,13 +467,13 @@ impl Session {
             _ => return None,
         };
         if self.services & needs == 0 {
-            failure_conf(out, v, invoke, status::E_CTI_FUNCTION_NOT_AVAILABLE);
+            failure_conf(out, v, invoke, RequestError::NotAvailable);
             return Some(Outcome::Continue);
         }
         let request = match decode_request(frame, v) {
             Ok(request) => request,
-            Err(code) => {
-                failure_conf(out, v, invoke, code);
+            Err(error) => {
+                failure_conf(out, v, invoke, error);
                 return Some(Outcome::Continue);
             }
         };
@@ -498,9 +492,9 @@ impl Session {
 }
 
 /// The OPEN_REQ checks of docs/design.md §4.3 (after the version check).
-fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
+fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), RequestError> {
     let Some(client_id) = req.client_id.as_ref().filter(|id| !id.is_empty()) else {
-        return Err(status::E_CTI_REQUIRED_DATA_MISSING);
+        return Err(RequestError::RequiredDataMissing);
     };
     if !config.clients.is_empty() {
         let password = req
@@ -511,33 +505,32 @@ fn check_open_req(req: &OpenReq, config: &Config) -> Result<(), u32> {
             .client(client_id.as_bytes())
             .is_some_and(|c| c.password.as_bytes() == password.unwrap_or_default());
         if !ok {
-            return Err(status::E_CTI_INVALID_PASSWORD);
+            return Err(RequestError::InvalidPassword);
         }
     }
     if req.idle_timeout < MIN_IDLE_TIMEOUT_SECS && req.idle_timeout != IDLE_TIMEOUT_DISABLED {
-        return Err(status::E_CTI_INVALID_TIMEOUT);
+        return Err(RequestError::InvalidTimeout);
     }
     let names_agent = [&req.agent_extension, &req.agent_id, &req.agent_instrument]
         .iter()
         .any(|f| f.as_ref().is_some_and(|s| !s.is_empty()));
     if req.services_requested & service::CLIENT_EVENTS != 0 && !names_agent {
-        return Err(status::E_CTI_REQUIRED_DATA_MISSING);
+        return Err(RequestError::RequiredDataMissing);
     }
     Ok(())
 }
 
-/// Decode a monitor request; `Err` is the FAILURE_CONF status.
-fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, u32> {
-    let bad = |_| status::E_CTI_BAD_MESSAGE_FORMAT;
+/// Decode and check a monitor request.
+fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, RequestError> {
     let opts = DecodeOptions::STRICT;
     Ok(match frame.message_type {
         msg::MONITOR_START_REQ => {
-            let r = MonitorStartReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let r = MonitorStartReq::decode_body(frame.body, v, opts)?;
             let call = r.connection_device_id.as_ref().filter(|d| !d.is_empty());
             let device = r.monitored_device_id.as_ref().filter(|d| !d.is_empty());
             let target = match (call, device) {
-                (Some(_), Some(_)) => return Err(status::E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES),
-                (None, None) => return Err(status::E_CTI_REQUIRED_DATA_MISSING),
+                (Some(_), Some(_)) => return Err(RequestError::BothCallAndDevice),
+                (None, None) => return Err(RequestError::RequiredDataMissing),
                 (Some(call), None) => MonitorTarget::Call(CallKey::new(
                     r.connection_call_id,
                     r.connection_device_id_type,
@@ -560,14 +553,14 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, u32> {
             }
         }
         msg::MONITOR_STOP_REQ => {
-            let r = MonitorStopReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let r = MonitorStopReq::decode_body(frame.body, v, opts)?;
             Request::MonitorStop {
                 invoke_id: r.invoke_id,
                 monitor_id: r.monitor_id,
             }
         }
         msg::CHANGE_MONITOR_MASK_REQ => {
-            let r = ChangeMonitorMaskReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let r = ChangeMonitorMaskReq::decode_body(frame.body, v, opts)?;
             Request::ChangeMonitorMask {
                 invoke_id: r.invoke_id,
                 monitor_id: r.monitor_id,
@@ -576,14 +569,14 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, u32> {
             }
         }
         msg::SESSION_MONITOR_START_REQ => {
-            let r = SessionMonitorStartReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let r = SessionMonitorStartReq::decode_body(frame.body, v, opts)?;
             Request::SessionMonitorStart {
                 invoke_id: r.invoke_id,
                 session_id: r.session_id,
             }
         }
         _ => {
-            let r = SessionMonitorStopReq::decode_body(frame.body, v, opts).map_err(bad)?;
+            let r = SessionMonitorStopReq::decode_body(frame.body, v, opts)?;
             Request::SessionMonitorStop {
                 invoke_id: r.invoke_id,
                 monitor_id: r.monitor_id,

@@ -18,13 +18,8 @@ use super::outbox::{Cursor, Outbox, MAX_IOV};
 use super::{Shard, CLOSE_FLUSH_GRACE};
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
+use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
-
-/// Read buffer to start with: client requests are small, and an idle
-/// session should cost little (10,000 of them are a normal load).
-const READ_BUFFER_MIN: usize = 512;
-/// Largest read buffer: always holds one whole frame (12,500 bytes max).
-const READ_BUFFER_MAX: usize = 16 * 1024;
 
 /// A connection's wake-ups, shared by its tasks and the shard's driver.
 #[derive(Default)]
@@ -71,24 +66,15 @@ async fn read_loop(
 ) -> CloseReason {
     let closing = || shard.core.borrow().closing_reason(id);
     let held = || shard.core.borrow().is_held(id);
-    let mut buf = vec![0u8; READ_BUFFER_MIN];
-    let mut filled = 0;
+    let mut input = FrameBuffer::for_client();
     loop {
-        if filled == buf.len() {
-            // A frame larger than the buffer is arriving.
-            buf.resize((buf.len() * 4).min(READ_BUFFER_MAX), 0);
-        } else if filled == 0 && buf.len() > READ_BUFFER_MIN {
-            buf = vec![0u8; READ_BUFFER_MIN];
-        }
-        let n = match reader.read(&mut buf[filled..]).await {
+        let n = match reader.read(input.spare()).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        filled += n;
+        input.filled(n);
         loop {
-            let used = shard.with_core(|core| core.on_bytes(id, &buf[..filled], Instant::now()));
-            buf.copy_within(used..filled, 0);
-            filled -= used;
+            shard.with_core(|core| core.on_bytes(id, &mut input, Instant::now()));
             if closing().is_some() || !held() {
                 break;
             }

@@ -25,9 +25,9 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::link::{self, ToIngest, ToShard};
 use crate::metrics::Metrics;
-use crate::proto::constants::{msg, service, status};
-use crate::proto::frame;
-use crate::proto::DecodeError;
+use crate::proto::constants::{msg, service};
+use crate::proto::RequestError;
+use crate::session::frames::FrameBuffer;
 use crate::session::server::{CloseReason, Context, Outcome, Phase, Session, SERVED_SERVICES};
 use crate::status::{AgentView, PgStatus};
 
@@ -352,34 +352,31 @@ impl ShardCore {
         Some(id)
     }
 
-    /// Run every whole frame of `bytes` from session `id`'s client through
-    /// its session; returns the bytes used. Stops after an OPEN_REQ that
+    /// Run every whole frame `input` holds from session `id`'s client
+    /// through its session, taking them out. Stops after an OPEN_REQ that
     /// opened it (the frames after it wait until ingest registered it) and
-    /// once the session is closing.
-    pub fn on_bytes(&mut self, id: u32, bytes: &[u8], now: Instant) -> usize {
+    /// once the session is closing; a stream that breaks framing ends it.
+    pub fn on_bytes(&mut self, id: u32, input: &mut FrameBuffer, now: Instant) {
         let Some(slot) = self.sessions.slot_of(id) else {
-            return bytes.len();
+            input.clear();
+            return;
         };
-        let mut used = 0;
         while let Some(conn) = self.sessions.at(slot) {
             if conn.closing_reason().is_some() || conn.held {
                 break;
             }
             let awaiting_open = conn.session.phase == Phase::AwaitingOpen;
-            let frame = match frame::parse(&bytes[used..]) {
-                Ok((frame, len)) => {
-                    used += len;
-                    frame
-                }
-                Err(DecodeError::Incomplete) => break,
-                Err(DecodeError::Invalid(_)) => {
-                    // Only an oversize length breaks framing at this stage.
+            let frame = match input.next_parsed() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    debug_assert!(e.breaks_framing());
                     Metrics::add(&self.metrics.nr_bad_client_frames, 1);
                     if let Some(conn) = self.sessions.at_mut(slot) {
                         let ConnState { session, out, .. } = conn;
                         session.on_framing_error(&mut out.local);
                     }
-                    used = bytes.len();
+                    input.clear();
                     break;
                 }
             };
@@ -403,8 +400,7 @@ impl ShardCore {
             if reserved && outcome != Outcome::Opened {
                 self.release_session();
             }
-            let refused =
-                Outcome::Close(CloseReason::OpenRejected(status::E_CTI_UNSPECIFIED_FAILURE));
+            let refused = Outcome::Close(CloseReason::OpenRejected(RequestError::AtSessionLimit));
             if opening && !reserved && outcome == refused {
                 Metrics::add(&self.metrics.nr_refused, 1);
             }
@@ -420,7 +416,6 @@ impl ShardCore {
             self.sessions.bound_output(slot);
         }
         self.sessions.wake.push(id);
-        used
     }
 
     /// Whether session `id` is opened but not yet registered by ingest.

@@ -15,7 +15,7 @@ use crate::call::CallRecord;
 use crate::event::{Event, MaskBit};
 use crate::link::ToIngest;
 use crate::metrics::Metrics;
-use crate::proto::constants::{call_mask, msg, status};
+use crate::proto::constants::{call_mask, msg};
 use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::session::server::{failure_event, CloseReason, Phase};
 
@@ -241,7 +241,7 @@ impl Sessions {
             failure_event(
                 &mut conn.out.local,
                 version,
-                status::E_CTI_BAD_MESSAGE_FORMAT,
+                CloseReason::SlowConsumer.status(),
             );
         }
         let id = conn.id;

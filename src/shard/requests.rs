@@ -8,10 +8,10 @@ use super::core::{next_monitor_id, Sessions, ShardCore};
 use super::monitors::{Monitor, Watch};
 use crate::keys::{DeviceKey, InterestKey};
 use crate::link::{self, ToIngest};
-use crate::proto::constants::{service, status};
+use crate::proto::constants::service;
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
-use crate::proto::{Message, Version};
+use crate::proto::{Message, RequestError, Version};
 use crate::session::server::{failure_conf, reply, MonitorTarget, Request, Session};
 
 impl Sessions {
@@ -35,8 +35,8 @@ impl Sessions {
         self.answer(id, |out, v| reply(out, v, message));
     }
 
-    fn fail(&mut self, id: u32, invoke_id: u32, code: u32) {
-        self.answer(id, |out, v| failure_conf(out, v, invoke_id, code));
+    fn fail(&mut self, id: u32, invoke_id: u32, error: RequestError) {
+        self.answer(id, |out, v| failure_conf(out, v, invoke_id, error));
     }
 }
 
@@ -106,7 +106,7 @@ impl ShardCore {
         if !self.owns(id, monitor_id) {
             return self
                 .sessions
-                .fail(id, invoke_id, status::E_CTI_INVALID_MONITORID);
+                .fail(id, invoke_id, RequestError::InvalidMonitorId);
         }
         self.remove_monitor(monitor_id);
         self.sessions.confirm(id, MonitorStopConf { invoke_id });
@@ -116,7 +116,7 @@ impl ShardCore {
         if !self.owns(id, monitor_id) {
             return self
                 .sessions
-                .fail(id, invoke_id, status::E_CTI_INVALID_MONITORID);
+                .fail(id, invoke_id, RequestError::InvalidMonitorId);
         }
         if let Some(m) = self.monitors.get_mut(monitor_id) {
             (m.call_mask, m.agent_mask) = masks;
@@ -129,15 +129,17 @@ impl ShardCore {
     /// shard, so ingest decides and answers.
     fn session_monitor_start(&mut self, id: u32, invoke_id: u32, target: u32) {
         if target == id {
-            let code = status::E_CTI_SESSION_MONITOR_IS_CLIENTS;
-            return self.sessions.fail(id, invoke_id, code);
+            return self
+                .sessions
+                .fail(id, invoke_id, RequestError::SessionMonitorIsClients);
         }
         let Some(conn) = self.sessions.get_mut(id) else {
             return;
         };
         if conn.session_monitors.iter().any(|&(_, t)| t == target) {
-            let code = status::E_CTI_SESSION_MONITOR_ALREADY_EXISTS;
-            return self.sessions.fail(id, invoke_id, code);
+            return self
+                .sessions
+                .fail(id, invoke_id, RequestError::SessionMonitorExists);
         }
         let monitor_id = next_monitor_id();
         // Reserved now so a second request for the same session is refused (56).
@@ -161,7 +163,7 @@ impl ShardCore {
         if conn.session_monitors.len() == before {
             return self
                 .sessions
-                .fail(id, invoke_id, status::E_CTI_INVALID_MONITORID);
+                .fail(id, invoke_id, RequestError::InvalidMonitorId);
         }
         self.to_ingest
             .push(ToIngest::SessionMonitorStop { monitor_id });
@@ -195,7 +197,7 @@ impl ShardCore {
         session: u32,
         invoke_id: u32,
         monitor_id: u32,
-        result: Result<(), u32>,
+        result: Result<(), RequestError>,
     ) {
         let Some(monitor) = self.pending_monitors.remove(&monitor_id) else {
             return;
@@ -221,8 +223,8 @@ impl ShardCore {
                         key,
                     });
                 }
-                if let (true, Err(code)) = (open, result) {
-                    self.sessions.fail(session, invoke_id, code);
+                if let (true, Err(error)) = (open, result) {
+                    self.sessions.fail(session, invoke_id, error);
                 }
             }
         }
@@ -234,7 +236,7 @@ impl ShardCore {
         session: u32,
         invoke_id: u32,
         monitor_id: u32,
-        result: Result<(), u32>,
+        result: Result<(), RequestError>,
     ) {
         let Some(conn) = self.sessions.get_mut(session) else {
             return;
@@ -247,9 +249,9 @@ impl ShardCore {
                 };
                 self.sessions.confirm(session, conf);
             }
-            Err(code) => {
+            Err(error) => {
                 conn.session_monitors.retain(|&(id, _)| id != monitor_id);
-                self.sessions.fail(session, invoke_id, code);
+                self.sessions.fail(session, invoke_id, error);
             }
         }
     }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::proto::constants::status;
-use crate::proto::frame;
+use crate::proto::{frame, RequestError};
 use crate::session::frames::FrameBuffer;
 use crate::session::server::{
     failure_conf, CloseReason, Context, Outcome, Phase, Request, Session,
@@ -50,7 +49,7 @@ impl SimClient {
         SimClient {
             stream,
             session: Session::new(id, peer, now),
-            frames: FrameBuffer::new(),
+            frames: FrameBuffer::for_client(),
             out: Vec::with_capacity(4096),
             sent: 0,
             closing_since: None,
@@ -114,7 +113,7 @@ impl SimClient {
                         &mut self.out,
                         version,
                         invoke_id(&request),
-                        status::E_CTI_FUNCTION_NOT_AVAILABLE,
+                        RequestError::NotAvailable,
                     );
                 }
             }

@@ -115,7 +115,10 @@ fn open_conf_then_one_system_event_per_peripheral() {
 fn unsupported_version_is_refused_and_closed() {
     let mut s = session();
     let (outcome, replies) = feed(&mut s, &Config::default(), open_req(12).into(), v(13));
-    assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(1)));
+    assert_eq!(
+        outcome,
+        Outcome::Close(CloseReason::OpenRejected(RequestError::InvalidVersion))
+    );
     assert_eq!(replies, vec![failure(1, 7)]);
 }
 
@@ -149,15 +152,15 @@ fn open_checks_follow_the_contract() {
     let mut client_events = open_req(24);
     client_events.client_password = Some(Unspec(b"pw\0".to_vec()));
     client_events.services_requested = service::CLIENT_EVENTS;
-    for (req, code) in [
-        (no_id, 6),
-        (bad_pw, 36),
-        (short_idle, 18),
-        (client_events, 6),
+    for (req, error, code) in [
+        (no_id, RequestError::RequiredDataMissing, 6),
+        (bad_pw, RequestError::InvalidPassword, 36),
+        (short_idle, RequestError::InvalidTimeout, 18),
+        (client_events, RequestError::RequiredDataMissing, 6),
     ] {
         let mut s = session();
         let (outcome, replies) = feed(&mut s, &config, req.into(), v(24));
-        assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(code)));
+        assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(error)));
         assert_eq!(replies, vec![failure(code, 7)]);
     }
 }
@@ -170,7 +173,10 @@ fn heartbeat_close_and_second_open() {
     let (_, replies) = feed(&mut s, &config, HeartbeatReq { invoke_id: 3 }.into(), v(24));
     assert_eq!(replies, vec![HeartbeatConf { invoke_id: 3 }.into()]);
     let (outcome, replies) = feed(&mut s, &config, open_req(24).into(), v(24));
-    assert_eq!(outcome, Outcome::Close(CloseReason::OpenRejected(5)));
+    assert_eq!(
+        outcome,
+        Outcome::Close(CloseReason::OpenRejected(RequestError::SessionAlreadyOpen))
+    );
     assert_eq!(replies, vec![failure(5, 7)]);
 
     let mut s = session();
@@ -316,7 +322,7 @@ fn open_req_at_the_session_limit_is_refused_after_its_checks() {
     let (outcome, replies) = feed(&mut s, &config, open_req(24).into(), v(24));
     assert_eq!(
         outcome,
-        Outcome::Close(CloseReason::OpenRejected(status::E_CTI_UNSPECIFIED_FAILURE))
+        Outcome::Close(CloseReason::OpenRejected(RequestError::AtSessionLimit))
     );
     assert_eq!(replies, vec![failure(status::E_CTI_UNSPECIFIED_FAILURE, 7)]);
     let mut s = session();
@@ -325,7 +331,7 @@ fn open_req_at_the_session_limit_is_refused_after_its_checks() {
     let (outcome, replies) = feed(&mut s, &config, req.into(), v(24));
     assert_eq!(
         outcome,
-        Outcome::Close(CloseReason::OpenRejected(status::E_CTI_INVALID_TIMEOUT))
+        Outcome::Close(CloseReason::OpenRejected(RequestError::InvalidTimeout))
     );
     assert_eq!(replies, vec![failure(status::E_CTI_INVALID_TIMEOUT, 7)]);
 }
