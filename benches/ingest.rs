@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use criterion::measurement::Measurement;
 use criterion::{black_box, Criterion, Throughput};
 
+use ctirouter::ids::Services;
 use ctirouter::ingest::fanout::build_event;
 use ctirouter::ingest::interest::Interest;
 use ctirouter::ingest::tracker::CallTracker;
 use ctirouter::keys::DeviceKey;
 use ctirouter::keys::InterestKey;
-use ctirouter::proto::constants::service;
 use ctirouter::proto::{routing, Version};
 use ctirouter::sim::{SimConfig, Simulator};
 
@@ -95,7 +95,7 @@ fn ingest<M: Measurement>(c: &mut Criterion<M>, group_name: &str, frames: &[Vec<
         let mut s = Stream { frames, at: 0 };
         let mut tracker = CallTracker::new(CALL_MAX_AGE);
         let mut interest = Interest::new(2);
-        interest.count_session(0, service::ALL_EVENTS, 1);
+        interest.count_session(0, Services::ALL_EVENTS, 1);
         if keyed {
             // A device monitor on shard 1 (a device the stream never names).
             interest.up(1, InterestKey::Device(DeviceKey::device(b"9999")));

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use smallvec::SmallVec;
 
+use ctirouter::ids::{MonitorId, SessionId};
 use ctirouter::keys::InterestKey;
 use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey};
 use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
@@ -65,8 +66,8 @@ fn agent(i: usize) -> AgentKey {
 
 fn monitor(id: u32, watch: Watch) -> Monitor {
     Monitor {
-        id,
-        session: id / 8,
+        id: MonitorId(id),
+        session: SessionId(id / 8),
         watch,
         call_mask: u32::MAX,
         agent_mask: 0x3FFF,
@@ -205,7 +206,7 @@ fn bench_start_stop(c: &mut Criterion) {
                 }
                 let elapsed = t.elapsed();
                 for &id in &ids {
-                    index.remove(id);
+                    index.remove(MonitorId(id));
                 }
                 next += iters as u32;
                 elapsed
@@ -223,7 +224,7 @@ fn bench_start_stop(c: &mut Criterion) {
                 }
                 let t = Instant::now();
                 for &id in &ids {
-                    black_box(index.remove(black_box(id)));
+                    black_box(index.remove(black_box(MonitorId(id))));
                 }
                 let elapsed = t.elapsed();
                 next += iters as u32;
@@ -264,13 +265,13 @@ fn bench_churn(c: &mut Criterion) {
                 let r = find(&index, &pool[i], &mut scratch);
                 if live.len() > 64 {
                     let old = live.pop_front().unwrap();
-                    black_box(index.remove(old));
+                    black_box(index.remove(MonitorId(old)));
                 }
                 black_box(r)
             })
         });
         for id in live.drain(..) {
-            index.remove(id);
+            index.remove(MonitorId(id));
         }
         // The index keeps its interest counts right through the churn.
         assert!(!index.count_up(InterestKey::Device(device(0))));

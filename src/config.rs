@@ -2,6 +2,7 @@
 //! from a TOML file (`--config`) and then overridden by command-line flags.
 //! `ctirouter.example.toml` in the repository documents each key.
 
+use crate::ids::Services;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -213,10 +214,10 @@ impl ServiceName {
 
 impl ClientEntry {
     /// The ServicesRequested bits this client may be granted.
-    pub fn allowed_services(&self) -> u32 {
+    pub fn allowed_services(&self) -> Services {
         match &self.services {
-            None => u32::MAX,
-            Some(list) => list.iter().fold(0, |bits, s| bits | s.bit()),
+            None => Services(u32::MAX),
+            Some(list) => Services(list.iter().fold(0, |bits, s| bits | s.bit())),
         }
     }
 }
@@ -266,6 +267,14 @@ impl Default for Limits {
 }
 
 /// Threads, cores and queues. A tuning file (`--tuning`) sets these.
+/// Number of CPUs this process may run on (what the runtime settings are
+/// checked against).
+pub fn nr_cores() -> usize {
+    core_affinity::get_core_ids()
+        .map_or(1, |ids| ids.len())
+        .max(1)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
@@ -401,7 +410,7 @@ impl Config {
     /// Every rule a configuration must pass, on this machine. `Router::start`
     /// calls it first, so every way of starting a router is checked alike.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_on(crate::router::nr_cores())
+        self.validate_on(nr_cores())
     }
 
     /// [`Config::validate`] on a machine of `nr_cores` cores.
@@ -609,6 +618,6 @@ mod tests {
             "[[clients]]\nclient_id = \"r\"\nservices = [\"all-events\", \"client-monitor\"]\n",
         )
         .unwrap();
-        assert_eq!(c.clients[0].allowed_services(), 0x50);
+        assert_eq!(c.clients[0].allowed_services(), Services(0x50));
     }
 }

@@ -9,6 +9,7 @@
 //! Read from the bottom of the stack up; every import points down it.
 //! * [`proto`] — sans-IO GED-188 codec (no sockets, no clocks); the one
 //!   mapping from a decode or request error to a protocol status
+//! * [`ids`] — session ids, MonitorIDs, InvokeIDs and service sets as types
 //! * [`keys`], [`targets`], [`event`], [`call`], [`status`] — routing keys,
 //!   the keys an event must reach, an event as it crosses cores
 //!   (`Arc<Event>`), a call's data and bracket facts, PG status
@@ -43,6 +44,7 @@
 pub mod call;
 pub mod config;
 pub mod event;
+pub mod ids;
 pub mod ingest;
 pub mod keys;
 pub mod link;

@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::event::Event;
+use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::keys::InterestKey;
 use crate::proto::{RequestError, Version};
-use crate::session::server::ClientInfo;
+use crate::session::server::{ClientInfo, CloseReason};
 use crate::status::{AgentView, PgStatus};
 
 /// What ingest sends a shard, in stream order.
@@ -22,28 +23,28 @@ pub enum ToShard {
     /// last saw it); a Client Monitor session then gets `snapshot` (OPENED
     /// for each open session).
     OpenAck {
-        session: u32,
+        session: SessionId,
         agent: Option<AgentView>,
         snapshot: Vec<Arc<Event>>,
     },
     /// Ingest's answer to a MONITOR_START_REQ (`Err`: refused, FAILURE_CONF).
     MonitorStartResult {
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
+        session: SessionId,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
         result: Result<(), RequestError>,
     },
     /// Ingest's answer to a SESSION_MONITOR_START_REQ.
     SessionMonitorResult {
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
+        session: SessionId,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
         result: Result<(), RequestError>,
     },
     /// The session a session monitor watched has ended.
     SessionMonitorEnded {
-        session: u32,
-        monitor_id: u32,
+        session: SessionId,
+        monitor_id: MonitorId,
     },
     /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
     Status(Arc<PgStatus>),
@@ -68,17 +69,17 @@ pub enum ToIngest {
     /// SESSION_MONITOR_START_REQ for a session that may live on another shard.
     SessionMonitorStart(SessionMonitorStart),
     /// A session monitor was stopped by its owner.
-    SessionMonitorStop { monitor_id: u32 },
+    SessionMonitorStop { monitor_id: MonitorId },
 }
 
 /// See [`ToIngest::SessionOpened`].
 #[derive(Debug)]
 pub struct SessionOpened {
     pub shard: usize,
-    pub id: u32,
+    pub id: SessionId,
     pub peer: SocketAddr,
     pub version: Version,
-    pub services: u32,
+    pub services: Services,
     pub call_mask: u32,
     pub agent_mask: u32,
     pub client: ClientInfo,
@@ -90,9 +91,10 @@ pub struct SessionOpened {
 #[derive(Debug)]
 pub struct SessionClosed {
     pub shard: usize,
-    pub id: u32,
-    pub status: u32,
-    pub services: u32,
+    pub id: SessionId,
+    /// How it ended (CLIENT_SESSION_CLOSED_EVENT's Status).
+    pub reason: CloseReason,
+    pub services: Services,
     /// Keys whose count on this shard went back to 0.
     pub interest_down: Vec<InterestKey>,
 }
@@ -101,9 +103,9 @@ pub struct SessionClosed {
 #[derive(Debug)]
 pub struct MonitorStart {
     pub shard: usize,
-    pub session: u32,
-    pub invoke_id: u32,
-    pub monitor_id: u32,
+    pub session: SessionId,
+    pub invoke_id: InvokeId,
+    pub monitor_id: MonitorId,
     pub key: InterestKey,
     /// The shard's count for `key` went 0 → 1 with this request.
     pub first: bool,
@@ -113,8 +115,8 @@ pub struct MonitorStart {
 #[derive(Debug)]
 pub struct SessionMonitorStart {
     pub shard: usize,
-    pub session: u32,
-    pub invoke_id: u32,
-    pub monitor_id: u32,
-    pub target: u32,
+    pub session: SessionId,
+    pub invoke_id: InvokeId,
+    pub monitor_id: MonitorId,
+    pub target: SessionId,
 }

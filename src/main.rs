@@ -147,7 +147,7 @@ impl ServeArgs {
             // Over the config file, under the flags below (--shards, --spin-us, ...).
             let tuning = ctirouter::tuning::Tuning::load(path).map_err(|e| e.to_string())?;
             tuning
-                .apply(&mut config, ctirouter::router::nr_cores())
+                .apply(&mut config, ctirouter::config::nr_cores())
                 .map_err(|e| e.to_string())?;
         }
         self.apply_source(&mut config)?;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::ids::SessionId;
 use crate::ingest::core::IngestCore;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
@@ -43,7 +44,7 @@ struct Client {
 pub struct MemRouter {
     pub ingest: IngestCore<Vec<Vec<ToShard>>>,
     pub shards: Vec<ShardCore>,
-    clients: BTreeMap<u32, Client>,
+    clients: BTreeMap<SessionId, Client>,
     /// The simulated clock.
     now: Instant,
     /// The upstream session's protocol version.
@@ -102,7 +103,7 @@ impl MemRouter {
 
     /// A client connects to `shard`; returns its session id (`None` when the
     /// shard refused it at once: too many connections not open yet).
-    pub fn connect(&mut self, shard: usize) -> Option<u32> {
+    pub fn connect(&mut self, shard: usize) -> Option<SessionId> {
         let port = 40000 + self.clients.len() as u16;
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
         let id = self.shards[shard].admit(peer, self.now)?;
@@ -119,7 +120,7 @@ impl MemRouter {
     }
 
     /// Client `id` sends `message` encoded at `version`, then everything runs.
-    pub fn send(&mut self, id: u32, version: Version, message: impl Into<Message>) {
+    pub fn send(&mut self, id: SessionId, version: Version, message: impl Into<Message>) {
         let frame = message
             .into()
             .to_frame(version)
@@ -128,7 +129,7 @@ impl MemRouter {
     }
 
     /// Client `id` sends raw bytes (any split of frames), then everything runs.
-    pub fn send_raw(&mut self, id: u32, bytes: &[u8]) {
+    pub fn send_raw(&mut self, id: SessionId, bytes: &[u8]) {
         if let Some(client) = self.clients.get_mut(&id) {
             client.input.extend(bytes);
         }
@@ -168,7 +169,7 @@ impl MemRouter {
     }
 
     /// The client of session `id` goes away.
-    pub fn disconnect(&mut self, id: u32) {
+    pub fn disconnect(&mut self, id: SessionId) {
         if let Some(client) = self.clients.get_mut(&id) {
             if client.closed.is_none() {
                 client.closed = Some(CloseReason::Disconnected);
@@ -186,12 +187,12 @@ impl MemRouter {
     }
 
     /// Whether session `id` has ended, and why.
-    pub fn closed(&self, id: u32) -> Option<CloseReason> {
+    pub fn closed(&self, id: SessionId) -> Option<CloseReason> {
         self.clients.get(&id).and_then(|c| c.closed)
     }
 
     /// The whole frames client `id` received since the last call.
-    pub fn received(&mut self, id: u32) -> Vec<Vec<u8>> {
+    pub fn received(&mut self, id: SessionId) -> Vec<Vec<u8>> {
         let Some(client) = self.clients.get_mut(&id) else {
             return Vec::new();
         };

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::config::Config;
+use crate::config::{nr_cores, Config};
 use crate::ingest::{self, IngestSetup};
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
@@ -45,13 +45,6 @@ pub struct Router {
 pub struct Placements {
     pub ingest: Option<usize>,
     pub shards: Vec<Option<usize>>,
-}
-
-/// Number of CPUs this process may run on.
-pub fn nr_cores() -> usize {
-    core_affinity::get_core_ids()
-        .map_or(1, |ids| ids.len())
-        .max(1)
 }
 
 /// Cores for ingest and each shard from a validated runtime config

@@ -187,7 +187,7 @@ impl Tuning {
     pub fn for_host() -> Tuning {
         let allowed: Vec<usize> = match core_affinity::get_core_ids() {
             Some(ids) if !ids.is_empty() => ids.into_iter().map(|id| id.id).collect(),
-            _ => (0..crate::router::nr_cores()).collect(),
+            _ => (0..crate::config::nr_cores()).collect(),
         };
         let read = |rel: &str| std::fs::read_to_string(Path::new(SYSFS_SYSTEM).join(rel)).ok();
         Topology::read(&read, &allowed).plan(memlock_limit())
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(back.runtime, host.runtime);
         assert_eq!(back.limits, host.limits);
         let mut config = Config::default();
-        back.apply(&mut config, crate::router::nr_cores()).unwrap();
+        back.apply(&mut config, crate::config::nr_cores()).unwrap();
     }
 
     #[test]

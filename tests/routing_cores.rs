@@ -8,6 +8,7 @@ mod support_monitor;
 use std::time::Duration;
 
 use ctirouter::config::Config;
+use ctirouter::ids::SessionId;
 use ctirouter::memrouter::MemRouter;
 use ctirouter::proto::constants::{call_mask, device_type, msg, service, status, system_event};
 use ctirouter::proto::msg::{
@@ -30,7 +31,11 @@ fn router(shards: usize) -> MemRouter {
 /// A client on `shard` that opened with `spec`; returns its session id and
 /// what followed its OPEN_CONF (a Client Monitor session's snapshot, an All
 /// Events session's PG status events).
-fn open_with_snapshot(r: &mut MemRouter, shard: usize, spec: &OpenSpec) -> (u32, Vec<Vec<u8>>) {
+fn open_with_snapshot(
+    r: &mut MemRouter,
+    shard: usize,
+    spec: &OpenSpec,
+) -> (SessionId, Vec<Vec<u8>>) {
     let id = r.connect(shard).expect("admitted");
     r.send(id, v24(), spec.request(1));
     let mut got = r.received(id);
@@ -44,24 +49,24 @@ fn open_with_snapshot(r: &mut MemRouter, shard: usize, spec: &OpenSpec) -> (u32,
     (id, got)
 }
 
-fn open(r: &mut MemRouter, shard: usize, spec: &OpenSpec) -> u32 {
+fn open(r: &mut MemRouter, shard: usize, spec: &OpenSpec) -> SessionId {
     let (id, rest) = open_with_snapshot(r, shard, spec);
     assert_eq!(shapes(&rest), vec![], "only OPEN_CONF");
     id
 }
 
-fn pm(r: &mut MemRouter, shard: usize) -> u32 {
+fn pm(r: &mut MemRouter, shard: usize) -> SessionId {
     open(r, shard, &OpenSpec::services(service::PERIPHERAL_MONITOR))
 }
 
 /// The one reply to the request just sent.
-fn reply(r: &mut MemRouter, id: u32) -> Message {
+fn reply(r: &mut MemRouter, id: SessionId) -> Message {
     let got = r.received(id);
     assert_eq!(got.len(), 1, "one reply, got {:?}", shapes(&got));
     decode(&got[0])
 }
 
-fn start(r: &mut MemRouter, id: u32, request: MonitorStartReq) -> Result<u32, u32> {
+fn start(r: &mut MemRouter, id: SessionId, request: MonitorStartReq) -> Result<u32, u32> {
     r.send(id, v24(), request);
     match reply(r, id) {
         Message::MonitorStartConf(c) => Ok(c.monitor_id),
@@ -82,11 +87,11 @@ fn device_request(device: &str, call_mask: u32) -> MonitorStartReq {
     }
 }
 
-fn monitor_device(r: &mut MemRouter, id: u32, device: &str) -> u32 {
+fn monitor_device(r: &mut MemRouter, id: SessionId, device: &str) -> u32 {
     start(r, id, device_request(device, ALL_CALLS)).expect("device monitor")
 }
 
-fn monitor_call(r: &mut MemRouter, id: u32, c: CallRef) -> Result<u32, u32> {
+fn monitor_call(r: &mut MemRouter, id: SessionId, c: CallRef) -> Result<u32, u32> {
     start(
         r,
         id,
@@ -105,7 +110,7 @@ fn monitor_call(r: &mut MemRouter, id: u32, c: CallRef) -> Result<u32, u32> {
 }
 
 /// (type name, MonitorID) of what `id` received since the last look.
-fn events(r: &mut MemRouter, id: u32) -> Vec<(String, u32)> {
+fn events(r: &mut MemRouter, id: SessionId) -> Vec<(String, u32)> {
     shapes(&r.received(id))
 }
 
@@ -324,19 +329,19 @@ fn a_session_monitor_sees_another_session_close_on_another_shard() {
     // The snapshot: OPENED for each open session (the watcher itself).
     assert_eq!(
         client_session_events(&snapshot),
-        vec![(msg::CLIENT_SESSION_OPENED_EVENT, watcher, 0)]
+        vec![(msg::CLIENT_SESSION_OPENED_EVENT, watcher.0, 0)]
     );
     let watched = pm(&mut r, 1);
     assert_eq!(
         client_session_events(&r.received(watcher)),
-        vec![(msg::CLIENT_SESSION_OPENED_EVENT, watched, 0)]
+        vec![(msg::CLIENT_SESSION_OPENED_EVENT, watched.0, 0)]
     );
     r.send(
         watcher,
         v24(),
         SessionMonitorStartReq {
             invoke_id: 12,
-            session_id: watched,
+            session_id: watched.0,
         },
     );
     let Message::SessionMonitorStartConf(conf) = reply(&mut r, watcher) else {
@@ -348,7 +353,7 @@ fn a_session_monitor_sees_another_session_close_on_another_shard() {
     let closed = CloseReason::Disconnected.status();
     assert_eq!(
         client_session_events(&r.received(watcher)),
-        vec![(msg::CLIENT_SESSION_CLOSED_EVENT, watched, closed)]
+        vec![(msg::CLIENT_SESSION_CLOSED_EVENT, watched.0, closed)]
     );
     // Its session monitor ended with it: stopping it now is refused (55).
     r.send(

@@ -178,7 +178,7 @@ fn host_tune(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn host_tune_dry_run_prints_the_plan_and_changes_nothing() {
-    if ctirouter::router::nr_cores() < 2 {
+    if ctirouter::config::nr_cores() < 2 {
         eprintln!("skipped: --shard-cores 1 needs a second core");
         return;
     }

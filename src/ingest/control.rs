@@ -11,11 +11,11 @@ use std::sync::Arc;
 use super::core::{IngestCore, Links};
 use super::registry::{closed_event, opened_event, SessionMonitor, SessionRecord};
 use crate::event::Event;
+use crate::ids::Services;
 use crate::keys::InterestKey;
 use crate::link::{
     MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
 };
-use crate::proto::constants::service;
 use crate::proto::{RequestError, Version};
 
 impl<L: Links> IngestCore<L> {
@@ -50,12 +50,12 @@ impl<L: Links> IngestCore<L> {
             self.interest.up(shard, key);
         }
         self.interest.count_session(shard, services, 1);
-        let snapshot = if services & service::CLIENT_MONITOR != 0 {
+        let snapshot = if services.contains(Services::CLIENT_MONITOR) {
             self.registry.opened_events().filter_map(event_of).collect()
         } else {
             Vec::new()
         };
-        let agent = if services & service::CLIENT_EVENTS != 0 {
+        let agent = if services.contains(Services::CLIENT_EVENTS) {
             client
                 .agent_key()
                 .and_then(|key| self.tracker.agents.view(key))
@@ -88,7 +88,7 @@ impl<L: Links> IngestCore<L> {
         let SessionClosed {
             shard,
             id,
-            status,
+            reason,
             services,
             interest_down,
         } = closed;
@@ -107,7 +107,7 @@ impl<L: Links> IngestCore<L> {
             );
         }
         if let Some(record) = record {
-            self.push_message(closed_event(id, &record, status));
+            self.push_message(closed_event(id, &record, reason));
         }
     }
 

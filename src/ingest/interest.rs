@@ -4,8 +4,9 @@
 //! services are counted from the opens and closes ingest sees anyway. Ingest
 //! sends an event only to the shards whose mask says they need it.
 
+use crate::ids::Services;
 use crate::keys::{AgentKey, CallKey, DeviceKey, InterestKey, KeyMap};
-use crate::proto::constants::{msg, service};
+use crate::proto::constants::msg;
 
 /// Shard bit masks (at most 64 shards).
 pub type ShardMask = u64;
@@ -109,20 +110,20 @@ impl Interest {
     }
 
     /// A session opened (`delta` 1) or closed (−1) on `shard` with `services`.
-    pub fn count_session(&mut self, shard: usize, services: u32, delta: i32) {
+    pub fn count_session(&mut self, shard: usize, services: Services, delta: i32) {
         let bump = |counts: &mut Vec<u32>| {
             if let Some(n) = counts.get_mut(shard) {
                 *n = n.saturating_add_signed(delta);
             }
         };
         bump(&mut self.services.any);
-        if services & service::ALL_EVENTS != 0 {
+        if services.contains(Services::ALL_EVENTS) {
             bump(&mut self.services.all_events);
         }
-        if services & service::PERIPHERAL_MONITOR != 0 {
+        if services.contains(Services::PERIPHERAL_MONITOR) {
             bump(&mut self.services.peripheral_monitor);
         }
-        if services & service::CLIENT_MONITOR != 0 {
+        if services.contains(Services::CLIENT_MONITOR) {
             bump(&mut self.services.client_monitor);
         }
     }
@@ -176,7 +177,7 @@ mod tests {
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0);
         t.devices.push(d);
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b010);
-        i.count_session(2, service::ALL_EVENTS, 1);
+        i.count_session(2, Services::ALL_EVENTS, 1);
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b110);
         i.down(1, InterestKey::Device(d));
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b100);
@@ -187,14 +188,14 @@ mod tests {
     fn all_events_everywhere_needs_no_keys() {
         let mut i = Interest::new(2);
         assert!(!i.is_keyed());
-        i.count_session(0, service::ALL_EVENTS, 1);
+        i.count_session(0, Services::ALL_EVENTS, 1);
         let d = DeviceKey::device(b"3001");
         i.up(1, InterestKey::Device(d));
         assert!(i.is_keyed());
         let mut t = Targets::default();
         t.devices.push(d);
         assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b11);
-        i.count_session(1, service::ALL_EVENTS, 1);
+        i.count_session(1, Services::ALL_EVENTS, 1);
         assert_eq!(
             i.shards_for(msg::CALL_HELD_EVENT, &Targets::default()),
             0b11

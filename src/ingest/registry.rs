@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use crate::ids::{MonitorId, Services, SessionId};
 use crate::proto::msg::{ClientSessionClosedEvent, ClientSessionOpenedEvent};
 use crate::proto::{CtiString, Message};
-use crate::session::server::ClientInfo;
+use crate::session::server::{ClientInfo, CloseReason};
 
 /// What Client Monitor observers are told about a session.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub shard: usize,
     pub peer: SocketAddr,
-    pub services: u32,
+    pub services: Services,
     pub call_mask: u32,
     pub agent_mask: u32,
     pub client: ClientInfo,
@@ -24,20 +25,20 @@ pub struct SessionRecord {
 /// A session monitor: `observer` (on `shard`) watches `target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionMonitor {
-    pub monitor_id: u32,
+    pub monitor_id: MonitorId,
     pub shard: usize,
-    pub observer: u32,
-    pub target: u32,
+    pub observer: SessionId,
+    pub target: SessionId,
 }
 
 #[derive(Default)]
 pub struct Registry {
-    sessions: BTreeMap<u32, SessionRecord>,
+    sessions: BTreeMap<SessionId, SessionRecord>,
     monitors: Vec<SessionMonitor>,
 }
 
 impl Registry {
-    pub fn contains(&self, id: u32) -> bool {
+    pub fn contains(&self, id: SessionId) -> bool {
         self.sessions.contains_key(&id)
     }
 
@@ -45,13 +46,13 @@ impl Registry {
         self.sessions.len()
     }
 
-    pub fn insert(&mut self, id: u32, record: SessionRecord) {
+    pub fn insert(&mut self, id: SessionId, record: SessionRecord) {
         self.sessions.insert(id, record);
     }
 
     /// Forget a session; returns its record and the session monitors that
     /// ended with it (those watching it, for their observers to drop).
-    pub fn remove(&mut self, id: u32) -> (Option<SessionRecord>, Vec<SessionMonitor>) {
+    pub fn remove(&mut self, id: SessionId) -> (Option<SessionRecord>, Vec<SessionMonitor>) {
         let record = self.sessions.remove(&id);
         let mut watching_it = Vec::new();
         self.monitors.retain(|m| {
@@ -67,7 +68,7 @@ impl Registry {
         self.monitors.push(monitor);
     }
 
-    pub fn remove_monitor(&mut self, monitor_id: u32) {
+    pub fn remove_monitor(&mut self, monitor_id: MonitorId) {
         self.monitors.retain(|m| m.monitor_id != monitor_id);
     }
 
@@ -80,7 +81,7 @@ impl Registry {
 /// PeripheralID of CLIENT_SESSION_*_EVENT: the ACD a Client Events session
 /// named, otherwise NULL_PERIPHERAL_ID (docs/protocol.md §4.4).
 fn peripheral_of(r: &SessionRecord) -> u32 {
-    if r.services & crate::proto::constants::service::CLIENT_EVENTS != 0 {
+    if r.services.contains(Services::CLIENT_EVENTS) {
         r.client.peripheral_id
     } else {
         crate::proto::constants::NULL_PERIPHERAL_ID
@@ -91,11 +92,11 @@ fn address(peer: &SocketAddr) -> Option<CtiString> {
     Some(peer.ip().to_string().into())
 }
 
-pub fn opened_event(id: u32, r: &SessionRecord) -> Message {
+pub fn opened_event(id: SessionId, r: &SessionRecord) -> Message {
     ClientSessionOpenedEvent {
-        session_id: id,
+        session_id: id.0,
         peripheral_id: peripheral_of(r),
-        services_granted: r.services,
+        services_granted: r.services.bits(),
         call_msg_mask: r.call_mask,
         agent_state_mask: r.agent_mask,
         client_port: r.peer.port() as u32,
@@ -110,11 +111,11 @@ pub fn opened_event(id: u32, r: &SessionRecord) -> Message {
     .into()
 }
 
-pub fn closed_event(id: u32, r: &SessionRecord, status: u32) -> Message {
+pub fn closed_event(id: SessionId, r: &SessionRecord, reason: CloseReason) -> Message {
     ClientSessionClosedEvent {
-        session_id: id,
+        session_id: id.0,
         peripheral_id: peripheral_of(r),
-        status,
+        status: reason.status(),
         client_port: r.peer.port() as u32,
         client_address: address(&r.peer),
         client_id: Some(r.client.client_id.clone()),
@@ -135,7 +136,7 @@ mod tests {
         SessionRecord {
             shard: 0,
             peer: "127.0.0.1:4000".parse().unwrap(),
-            services: 0x10,
+            services: Services::ALL_EVENTS,
             call_mask: 1,
             agent_mask: 2,
             client: ClientInfo::default(),
@@ -145,25 +146,25 @@ mod tests {
     #[test]
     fn session_monitors_end_with_either_session() {
         let mut r = Registry::default();
-        r.insert(1, record());
-        r.insert(2, record());
-        r.insert(3, record());
+        r.insert(SessionId(1), record());
+        r.insert(SessionId(2), record());
+        r.insert(SessionId(3), record());
         r.add_monitor(SessionMonitor {
-            monitor_id: 10,
+            monitor_id: MonitorId(10),
             shard: 0,
-            observer: 1,
-            target: 2,
+            observer: SessionId(1),
+            target: SessionId(2),
         });
         r.add_monitor(SessionMonitor {
-            monitor_id: 11,
+            monitor_id: MonitorId(11),
             shard: 0,
-            observer: 3,
-            target: 1,
+            observer: SessionId(3),
+            target: SessionId(1),
         });
-        let (_, ended) = r.remove(1);
+        let (_, ended) = r.remove(SessionId(1));
         assert_eq!(
             ended.iter().map(|m| m.monitor_id).collect::<Vec<_>>(),
-            vec![11]
+            vec![MonitorId(11)]
         );
         assert!(
             r.monitors.is_empty(),

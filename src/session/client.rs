@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConfig;
+use crate::ids::Services;
 use crate::proto::constants::{
-    agent_mask, call_mask, msg, service, status, MIN_IDLE_TIMEOUT_SECS, NULL_PERIPHERAL_ID,
+    agent_mask, call_mask, msg, status, MIN_IDLE_TIMEOUT_SECS, NULL_PERIPHERAL_ID,
 };
 use crate::proto::msg::{CloseReq, FailureConf, FailureEvent, HeartbeatReq, OpenConf, OpenReq};
 use crate::proto::{frame, DecodeError, DecodeOptions, Message, MessageBody, Unspec, Version};
@@ -31,7 +32,7 @@ pub struct OpenParams {
     pub password: String,
     pub signature: String,
     /// ServicesRequested bits (docs/protocol.md §5.1).
-    pub services: u32,
+    pub services: Services,
     pub call_mask: u32,
     pub agent_mask: u32,
     /// NULL_PERIPHERAL_ID unless the session is tied to an agent's peripheral.
@@ -56,7 +57,7 @@ impl OpenParams {
             client_id: client_id.into(),
             password: password.into(),
             signature: CLIENT_SIGNATURE.into(),
-            services: service::ALL_EVENTS,
+            services: Services::ALL_EVENTS,
             call_mask: call_mask::ALL,
             agent_mask: agent_mask::ALL,
             peripheral_id: NULL_PERIPHERAL_ID,
@@ -90,7 +91,7 @@ impl OpenParams {
             version_number: self.version.number(),
             idle_timeout: self.idle_timeout_secs(),
             peripheral_id: self.peripheral_id,
-            services_requested: self.services,
+            services_requested: self.services.bits(),
             call_msg_mask: self.call_mask,
             agent_state_mask: self.agent_mask,
             client_id: Some(self.client_id.as_str().into()),
@@ -389,7 +390,7 @@ mod tests {
     fn open(core: &mut ClientCore, now: Instant) {
         let conf = frame(OpenConf {
             invoke_id: 1,
-            services_granted: service::ALL_EVENTS,
+            services_granted: Services::ALL_EVENTS.bits(),
             ..Default::default()
         });
         assert!(matches!(core.on_frame(&conf, now), Ok(Inbound::Opened(_))));

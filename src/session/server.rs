@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::event::MaskBit;
+use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
 use crate::proto::constants::{agent_state, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
@@ -21,10 +22,12 @@ use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, Reques
 use crate::status::{unix_time, AgentView, PgStatus};
 
 /// The services the router serves (grants).
-pub const SERVED_SERVICES: u32 = service::ALL_EVENTS
-    | service::CLIENT_EVENTS
-    | service::PERIPHERAL_MONITOR
-    | service::CLIENT_MONITOR;
+pub const SERVED_SERVICES: Services = Services(
+    service::ALL_EVENTS
+        | service::CLIENT_EVENTS
+        | service::PERIPHERAL_MONITOR
+        | service::CLIENT_MONITOR,
+);
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,28 +122,28 @@ pub enum MonitorTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     MonitorStart {
-        invoke_id: u32,
+        invoke_id: InvokeId,
         target: MonitorTarget,
         call_mask: u32,
         agent_mask: u32,
     },
     MonitorStop {
-        invoke_id: u32,
-        monitor_id: u32,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
     },
     ChangeMonitorMask {
-        invoke_id: u32,
-        monitor_id: u32,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
         call_mask: u32,
         agent_mask: u32,
     },
     SessionMonitorStart {
-        invoke_id: u32,
-        session_id: u32,
+        invoke_id: InvokeId,
+        session_id: SessionId,
     },
     SessionMonitorStop {
-        invoke_id: u32,
-        monitor_id: u32,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
     },
 }
 
@@ -149,10 +152,10 @@ pub struct Context<'a> {
     pub config: &'a Config,
     pub status: &'a PgStatus,
     /// Allocates a MonitorID unique across the router.
-    pub next_monitor_id: &'a dyn Fn() -> u32,
+    pub next_monitor_id: &'a dyn Fn() -> MonitorId,
     /// The services this server grants ([`SERVED_SERVICES`] for the router;
     /// `sim-pg` serves All Events only).
-    pub served_services: u32,
+    pub served_services: Services,
     /// The router holds `max_sessions` open sessions: an OPEN_REQ that
     /// passes its checks is refused (E_CTI_UNSPECIFIED_FAILURE) and closed.
     pub at_session_limit: bool,
@@ -161,28 +164,28 @@ pub struct Context<'a> {
 /// One session's protocol state.
 #[derive(Debug)]
 pub struct Session {
-    pub id: u32,
+    pub id: SessionId,
     pub peer: SocketAddr,
     pub phase: Phase,
     /// Negotiated version (MAX until OPEN).
     pub version: Version,
-    pub services: u32,
+    pub services: Services,
     pub call_mask: u32,
     pub agent_mask: u32,
     /// `None`: idle check disabled (0xFFFFFFFF).
     pub idle_timeout: Option<Duration>,
     /// The Client Events monitor created by OPEN_REQ (0 if none).
-    pub client_events_monitor: u32,
+    pub client_events_monitor: MonitorId,
     pub last_input: Instant,
     pub client: ClientInfo,
     /// InvokeID of the OPEN_REQ, for the OPEN_CONF sent once the router
     /// has registered the session ([`Session::confirm_open`]).
-    pub open_invoke_id: u32,
+    pub open_invoke_id: InvokeId,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
-fn invoke_id(body: &[u8]) -> u32 {
-    OpenReq::peek_invoke_id(body).unwrap_or(0)
+fn invoke_id(body: &[u8]) -> InvokeId {
+    InvokeId(OpenReq::peek_invoke_id(body).unwrap_or(0))
 }
 
 fn push(out: &mut Vec<u8>, version: Version, message: Message) {
@@ -196,13 +199,13 @@ pub fn reply(out: &mut Vec<u8>, version: Version, message: Message) {
 }
 
 /// Append FAILURE_CONF(InvokeID, the error's status).
-pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: u32, error: RequestError) {
+pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: InvokeId, error: RequestError) {
     let status = error.status();
     push(
         out,
         version,
         FailureConf {
-            invoke_id,
+            invoke_id: invoke_id.0,
             status,
             text: None,
         }
@@ -216,20 +219,20 @@ pub fn failure_event(out: &mut Vec<u8>, version: Version, status: u32) {
 }
 
 impl Session {
-    pub fn new(id: u32, peer: SocketAddr, now: Instant) -> Session {
+    pub fn new(id: SessionId, peer: SocketAddr, now: Instant) -> Session {
         Session {
             id,
             peer,
             phase: Phase::AwaitingOpen,
             version: Version::MAX,
-            services: 0,
+            services: Services::NONE,
             call_mask: 0,
             agent_mask: 0,
             idle_timeout: None,
-            client_events_monitor: 0,
+            client_events_monitor: MonitorId::ALL_EVENTS,
             last_input: now,
             client: ClientInfo::default(),
-            open_invoke_id: 0,
+            open_invoke_id: InvokeId(0),
         }
     }
 
@@ -291,7 +294,7 @@ impl Session {
         self.phase = Phase::Closing(reason);
     }
 
-    fn reject(&mut self, out: &mut Vec<u8>, invoke: u32, error: RequestError) -> Outcome {
+    fn reject(&mut self, out: &mut Vec<u8>, invoke: InvokeId, error: RequestError) -> Outcome {
         failure_conf(out, self.version, invoke, error);
         Outcome::Close(CloseReason::OpenRejected(error))
     }
@@ -331,17 +334,17 @@ impl Session {
         let allowed = ctx
             .config
             .client(client_id.as_bytes())
-            .map_or(u32::MAX, |c| c.allowed_services());
-        let granted = req.services_requested & ctx.served_services & allowed;
-        if granted == 0 {
-            return self.reject(out, req.invoke_id, RequestError::NotAvailable);
+            .map_or(Services(u32::MAX), |c| c.allowed_services());
+        let granted = Services(req.services_requested) & ctx.served_services & allowed;
+        if granted.is_empty() {
+            return self.reject(out, InvokeId(req.invoke_id), RequestError::NotAvailable);
         }
         self.services = granted;
         self.call_mask = req.call_msg_mask;
         self.agent_mask = req.agent_state_mask;
         self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)
             .then(|| Duration::from_secs(req.idle_timeout as u64));
-        self.open_invoke_id = req.invoke_id;
+        self.open_invoke_id = InvokeId(req.invoke_id);
         self.client = ClientInfo {
             client_signature: req.client_signature.unwrap_or_else(|| client_id.clone()),
             client_id,
@@ -351,7 +354,7 @@ impl Session {
             peripheral_id: req.peripheral_id,
         };
         self.phase = Phase::Open;
-        if self.services & service::CLIENT_EVENTS != 0 {
+        if self.services.contains(Services::CLIENT_EVENTS) {
             self.client_events_monitor = (ctx.next_monitor_id)();
         }
         Outcome::Opened
@@ -363,7 +366,7 @@ impl Session {
     pub fn confirm_open(&self, status: &PgStatus, agent: Option<&AgentView>, out: &mut Vec<u8>) {
         let now = unix_time();
         push(out, self.version, self.open_conf(status, agent, now).into());
-        if self.services & service::ALL_EVENTS != 0 {
+        if self.services.contains(Services::ALL_EVENTS) {
             for event in status.peripheral_events(now) {
                 push(out, self.version, event);
             }
@@ -380,9 +383,9 @@ impl Session {
             })
             .collect::<Vec<_>>();
         let mut conf = OpenConf {
-            invoke_id: self.open_invoke_id,
-            services_granted: self.services,
-            monitor_id: self.client_events_monitor,
+            invoke_id: self.open_invoke_id.0,
+            services_granted: self.services.bits(),
+            monitor_id: self.client_events_monitor.0,
             pg_status: status.pg_status,
             icm_central_controller_time: now,
             peripheral_online: status.all_online() as u16,
@@ -393,7 +396,7 @@ impl Session {
             peripherals,
             ..Default::default()
         };
-        if self.services & service::CLIENT_EVENTS != 0 {
+        if self.services.contains(Services::CLIENT_EVENTS) {
             let c = &self.client;
             let given = AgentView {
                 agent_state: agent_state::LOGOUT,
@@ -459,14 +462,14 @@ impl Session {
         let invoke = invoke_id(body);
         let needs = match frame.message_type {
             msg::MONITOR_START_REQ | msg::MONITOR_STOP_REQ | msg::CHANGE_MONITOR_MASK_REQ => {
-                service::PERIPHERAL_MONITOR
+                Services::PERIPHERAL_MONITOR
             }
             msg::SESSION_MONITOR_START_REQ | msg::SESSION_MONITOR_STOP_REQ => {
-                service::CLIENT_MONITOR
+                Services::CLIENT_MONITOR
             }
             _ => return None,
         };
-        if self.services & needs == 0 {
+        if !self.services.contains(needs) {
             failure_conf(out, v, invoke, RequestError::NotAvailable);
             return Some(Outcome::Continue);
         }
@@ -487,7 +490,7 @@ impl Session {
     /// computed once, by ingest.
     #[inline]
     pub fn wants_all_events_bit(&self, bit: MaskBit) -> bool {
-        self.services & service::ALL_EVENTS != 0 && bit.passes(self.call_mask, self.agent_mask)
+        self.services.contains(Services::ALL_EVENTS) && bit.passes(self.call_mask, self.agent_mask)
     }
 }
 
@@ -546,7 +549,7 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, RequestError>
                 }
             };
             Request::MonitorStart {
-                invoke_id: r.invoke_id,
+                invoke_id: InvokeId(r.invoke_id),
                 target,
                 call_mask: r.call_msg_mask,
                 agent_mask: r.agent_state_mask,
@@ -555,15 +558,15 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, RequestError>
         msg::MONITOR_STOP_REQ => {
             let r = MonitorStopReq::decode_body(frame.body, v, opts)?;
             Request::MonitorStop {
-                invoke_id: r.invoke_id,
-                monitor_id: r.monitor_id,
+                invoke_id: InvokeId(r.invoke_id),
+                monitor_id: MonitorId(r.monitor_id),
             }
         }
         msg::CHANGE_MONITOR_MASK_REQ => {
             let r = ChangeMonitorMaskReq::decode_body(frame.body, v, opts)?;
             Request::ChangeMonitorMask {
-                invoke_id: r.invoke_id,
-                monitor_id: r.monitor_id,
+                invoke_id: InvokeId(r.invoke_id),
+                monitor_id: MonitorId(r.monitor_id),
                 call_mask: r.call_msg_mask,
                 agent_mask: r.agent_state_mask,
             }
@@ -571,15 +574,15 @@ fn decode_request(frame: Frame<'_>, v: Version) -> Result<Request, RequestError>
         msg::SESSION_MONITOR_START_REQ => {
             let r = SessionMonitorStartReq::decode_body(frame.body, v, opts)?;
             Request::SessionMonitorStart {
-                invoke_id: r.invoke_id,
-                session_id: r.session_id,
+                invoke_id: InvokeId(r.invoke_id),
+                session_id: SessionId(r.session_id),
             }
         }
         _ => {
             let r = SessionMonitorStopReq::decode_body(frame.body, v, opts)?;
             Request::SessionMonitorStop {
-                invoke_id: r.invoke_id,
-                monitor_id: r.monitor_id,
+                invoke_id: InvokeId(r.invoke_id),
+                monitor_id: MonitorId(r.monitor_id),
             }
         }
     })

@@ -17,6 +17,7 @@ use super::notify::Notify;
 use super::outbox::{Cursor, Outbox, MAX_IOV};
 use super::{Shard, CLOSE_FLUSH_GRACE};
 use crate::config::RuntimeConfig;
+use crate::ids::SessionId;
 use crate::metrics::Metrics;
 use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
@@ -34,7 +35,7 @@ pub struct Conn {
 }
 
 /// Serve connection `id` until it ends, then remove it from the shard.
-pub async fn serve(shard: Rc<Shard>, id: u32, conn: Rc<Conn>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, id: SessionId, conn: Rc<Conn>, stream: TcpStream) {
     let fd = stream.as_raw_fd();
     let (reader, writer) = futures_lite::io::split(stream);
     let killed = async {
@@ -60,7 +61,7 @@ pub async fn serve(shard: Rc<Shard>, id: u32, conn: Rc<Conn>, stream: TcpStream)
 /// reading and leave the end to the writer.
 async fn read_loop(
     shard: &Rc<Shard>,
-    id: u32,
+    id: SessionId,
     conn: &Conn,
     mut reader: futures_lite::io::ReadHalf<TcpStream>,
 ) -> CloseReason {
@@ -99,7 +100,7 @@ async fn read_loop(
 /// flush what is left (within a grace period) and end.
 async fn write_loop(
     shard: &Rc<Shard>,
-    id: u32,
+    id: SessionId,
     conn: &Conn,
     fd: RawFd,
     mut writer: futures_lite::io::WriteHalf<TcpStream>,

@@ -23,9 +23,10 @@ use super::monitors::{Monitor, MonitorIndex};
 use super::outbox::{Arenas, Outbox};
 use crate::config::Config;
 use crate::event::Event;
+use crate::ids::{MonitorId, Services, SessionId};
 use crate::link::{self, ToIngest, ToShard};
 use crate::metrics::Metrics;
-use crate::proto::constants::{msg, service};
+use crate::proto::constants::msg;
 use crate::proto::RequestError;
 use crate::session::frames::FrameBuffer;
 use crate::session::server::{CloseReason, Context, Outcome, Phase, Session, SERVED_SERVICES};
@@ -36,23 +37,23 @@ static NEXT_SESSION_ID: AtomicU32 = AtomicU32::new(1);
 /// MonitorIDs are unique across the router (docs/design.md §4.9); 0 means none.
 static NEXT_MONITOR_ID: AtomicU32 = AtomicU32::new(1);
 
-fn next_session_id() -> u32 {
-    NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed)
+fn next_session_id() -> SessionId {
+    SessionId(NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A fresh MonitorID, never 0.
-pub fn next_monitor_id() -> u32 {
+pub fn next_monitor_id() -> MonitorId {
     loop {
         let id = NEXT_MONITOR_ID.fetch_add(1, Ordering::Relaxed);
         if id != 0 {
-            return id;
+            return MonitorId(id);
         }
     }
 }
 
 /// One connection's state: its protocol session and its queued output.
 pub struct ConnState {
-    pub id: u32,
+    pub id: SessionId,
     /// When it was accepted: it must open within `open_timeout_secs` of it.
     pub connected_at: Instant,
     pub session: Session,
@@ -71,11 +72,11 @@ pub struct ConnState {
     /// The Client Events monitor created by OPEN_REQ, if any.
     pub client_events: Option<Monitor>,
     /// Session monitors this session owns: (MonitorID, watched session).
-    pub session_monitors: Vec<(u32, u32)>,
+    pub session_monitors: Vec<(MonitorId, SessionId)>,
 }
 
 impl ConnState {
-    fn new(id: u32, peer: SocketAddr, now: Instant) -> ConnState {
+    fn new(id: SessionId, peer: SocketAddr, now: Instant) -> ConnState {
         ConnState {
             id,
             connected_at: now,
@@ -119,7 +120,7 @@ impl ConnState {
 pub struct Sessions {
     pub(super) slots: Vec<Option<ConnState>>,
     free: Vec<usize>,
-    by_id: FxHashMap<u32, usize>,
+    by_id: FxHashMap<SessionId, usize>,
     /// Slots with output appended in the current batch.
     pub(super) dirty: Vec<usize>,
     /// The current batch's events, once per version (outboxes point into them).
@@ -128,11 +129,11 @@ pub struct Sessions {
     pub(super) metrics: Arc<Metrics>,
     pub(super) shard: usize,
     /// Sessions with output to write: wake their writers.
-    pub wake: Vec<u32>,
+    pub wake: Vec<SessionId>,
     /// Sessions cut mid-write: drop their sockets now.
-    pub kill: Vec<u32>,
+    pub kill: Vec<SessionId>,
     /// Sessions whose reader may go on (registered by ingest, or ending).
-    pub activated: Vec<u32>,
+    pub activated: Vec<SessionId>,
 }
 
 impl Sessions {
@@ -160,15 +161,15 @@ impl Sessions {
         self.by_id.is_empty()
     }
 
-    pub fn slot_of(&self, id: u32) -> Option<usize> {
+    pub fn slot_of(&self, id: SessionId) -> Option<usize> {
         self.by_id.get(&id).copied()
     }
 
-    pub fn get(&self, id: u32) -> Option<&ConnState> {
+    pub fn get(&self, id: SessionId) -> Option<&ConnState> {
         self.slot_of(id).and_then(|s| self.at(s))
     }
 
-    pub fn get_mut(&mut self, id: u32) -> Option<&mut ConnState> {
+    pub fn get_mut(&mut self, id: SessionId) -> Option<&mut ConnState> {
         let slot = self.slot_of(id)?;
         self.at_mut(slot)
     }
@@ -182,7 +183,7 @@ impl Sessions {
     }
 
     /// Every session's id (for shutdown and the idle check).
-    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn ids(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.slots.iter().flatten().map(|c| c.id)
     }
 
@@ -209,7 +210,7 @@ impl Sessions {
         slot
     }
 
-    fn remove(&mut self, id: u32) -> Option<(usize, ConnState)> {
+    fn remove(&mut self, id: SessionId) -> Option<(usize, ConnState)> {
         let slot = self.by_id.remove(&id)?;
         let conn = self.slots[slot].take()?;
         self.free.push(slot);
@@ -235,7 +236,7 @@ pub struct ShardCore {
     /// Monitors of this shard's sessions.
     pub monitors: MonitorIndex,
     /// MONITOR_START_REQs waiting for ingest's answer, by MonitorID.
-    pub(super) pending_monitors: HashMap<u32, Monitor>,
+    pub(super) pending_monitors: HashMap<MonitorId, Monitor>,
     /// Control messages for ingest, in order (the driver sends them).
     pub to_ingest: Vec<ToIngest>,
 }
@@ -326,7 +327,7 @@ impl ShardCore {
     /// Take in an accepted connection, unless too many are not open yet
     /// (`max_pending_opens`, router-wide): then `None`, and the driver
     /// closes it at once. It counts as a session only once it opens.
-    pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> Option<u32> {
+    pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> Option<SessionId> {
         let metrics = &self.metrics;
         Metrics::add(&metrics.nr_accepted, 1);
         let max_pending = self.config.limits.max_pending_opens as u64;
@@ -356,7 +357,7 @@ impl ShardCore {
     /// through its session, taking them out. Stops after an OPEN_REQ that
     /// opened it (the frames after it wait until ingest registered it) and
     /// once the session is closing; a stream that breaks framing ends it.
-    pub fn on_bytes(&mut self, id: u32, input: &mut FrameBuffer, now: Instant) {
+    pub fn on_bytes(&mut self, id: SessionId, input: &mut FrameBuffer, now: Instant) {
         let Some(slot) = self.sessions.slot_of(id) else {
             input.clear();
             return;
@@ -419,12 +420,12 @@ impl ShardCore {
     }
 
     /// Whether session `id` is opened but not yet registered by ingest.
-    pub fn is_held(&self, id: u32) -> bool {
+    pub fn is_held(&self, id: SessionId) -> bool {
         self.sessions.get(id).is_some_and(|c| c.held)
     }
 
     /// Why session `id` is closing (`Disconnected` once it is gone).
-    pub fn closing_reason(&self, id: u32) -> Option<CloseReason> {
+    pub fn closing_reason(&self, id: SessionId) -> Option<CloseReason> {
         match self.sessions.get(id) {
             Some(conn) => conn.closing_reason(),
             None => Some(CloseReason::Disconnected),
@@ -442,7 +443,7 @@ impl ShardCore {
         conn.was_open = true;
         conn.held = true;
         let mut interest_up = Vec::new();
-        if let Some(monitor) = super::requests::client_events_monitor(&conn.session) {
+        if let Some(monitor) = Monitor::client_events(&conn.session) {
             for key in monitor.watch.keys() {
                 if self.monitors.count_up(key) {
                     interest_up.push(key);
@@ -468,7 +469,7 @@ impl ShardCore {
     /// Ingest registered the session: queue its OPEN_CONF (with its agent's
     /// state) and the Client Monitor snapshot, make it reachable for events,
     /// release its held output and let its reader go on.
-    fn on_open_ack(&mut self, id: u32, agent: Option<AgentView>, snapshot: Vec<Arc<Event>>) {
+    fn on_open_ack(&mut self, id: SessionId, agent: Option<AgentView>, snapshot: Vec<Arc<Event>>) {
         let Some(slot) = self.sessions.slot_of(id) else {
             return;
         };
@@ -497,13 +498,13 @@ impl ShardCore {
         if self.sessions.bound_output(slot) {
             return;
         }
-        if services & service::ALL_EVENTS != 0 {
+        if services.contains(Services::ALL_EVENTS) {
             self.all_events.push(slot);
         }
-        if services & service::PERIPHERAL_MONITOR != 0 {
+        if services.contains(Services::PERIPHERAL_MONITOR) {
             self.peripheral_monitor.push(slot);
         }
-        if services & service::CLIENT_MONITOR != 0 {
+        if services.contains(Services::CLIENT_MONITOR) {
             self.client_monitor.push(slot);
         }
         self.sessions.wake.push(id);
@@ -512,7 +513,7 @@ impl ShardCore {
 
     /// End session `id` with a FAILURE_EVENT (idle timeout, shutdown) after
     /// what is queued; sessions not yet open are just closed.
-    pub fn end(&mut self, id: u32, reason: CloseReason) {
+    pub fn end(&mut self, id: SessionId, reason: CloseReason) {
         let Some(conn) = self.sessions.get_mut(id) else {
             return;
         };
@@ -534,7 +535,7 @@ impl ShardCore {
             secs => Some(Duration::from_secs(secs)),
         };
         let mut nr_open_timeouts = 0;
-        let expired: Vec<u32> = self
+        let expired: Vec<SessionId> = self
             .sessions
             .slots
             .iter()
@@ -557,7 +558,7 @@ impl ShardCore {
     /// For the writer: move what session `id` has queued into `spare` (which
     /// must be empty) and count it in flight; false when there is nothing to
     /// write now (or its output is still held).
-    pub fn take_output(&mut self, id: u32, spare: &mut Outbox) -> bool {
+    pub fn take_output(&mut self, id: SessionId, spare: &mut Outbox) -> bool {
         let Some(conn) = self.sessions.get_mut(id) else {
             return false;
         };
@@ -572,14 +573,14 @@ impl ShardCore {
     }
 
     /// The writer finished with what [`ShardCore::take_output`] gave it.
-    pub fn written(&mut self, id: u32) {
+    pub fn written(&mut self, id: SessionId) {
         if let Some(conn) = self.sessions.get_mut(id) {
             conn.inflight = 0;
         }
     }
 
     /// A session ended: drop its monitors, forget it everywhere, tell ingest.
-    pub fn remove(&mut self, id: u32, reason: CloseReason) {
+    pub fn remove(&mut self, id: SessionId, reason: CloseReason) {
         let interest_down = self.drop_session_monitors(id);
         let Some((slot, conn)) = self.sessions.remove(id) else {
             return;
@@ -598,7 +599,7 @@ impl ShardCore {
                 .push(ToIngest::SessionClosed(link::SessionClosed {
                     shard: self.index,
                     id,
-                    status: reason.status(),
+                    reason,
                     services: conn.session.services,
                     interest_down,
                 }));

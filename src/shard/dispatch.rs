@@ -13,6 +13,7 @@ use super::core::{Sessions, ShardCore};
 use super::monitors::MatchScratch;
 use crate::call::CallRecord;
 use crate::event::{Event, MaskBit};
+use crate::ids::{MonitorId, SessionId};
 use crate::link::ToIngest;
 use crate::metrics::Metrics;
 use crate::proto::constants::{call_mask, msg};
@@ -166,7 +167,7 @@ impl Sessions {
         &mut self,
         slot: usize,
         payload: Payload<'_>,
-        monitor: Option<(u32, Option<u32>)>,
+        monitor: Option<(MonitorId, Option<SessionId>)>,
     ) -> bool {
         let bound = self.output_bound;
         let Some(conn) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
@@ -196,9 +197,9 @@ impl Sessions {
                 let start = local.len();
                 local.extend_from_slice(bytes);
                 let copy = &mut local[start..];
-                patch_monitor_id(copy, monitor_id);
+                patch_monitor_id(copy, monitor_id.0);
                 if let Some(session_id) = session_id {
-                    patch_agent_session_id(copy, session_id);
+                    patch_agent_session_id(copy, session_id.0);
                 }
             }
         }
@@ -245,7 +246,7 @@ impl Sessions {
             );
         }
         let id = conn.id;
-        tracing::info!(shard, session = id, "slow consumer cut at its output bound");
+        tracing::info!(shard, session = %id, "slow consumer cut at its output bound");
         if mid_write {
             self.kill.push(id);
         } else {

@@ -38,6 +38,7 @@ use rustc_hash::FxHashMap;
 
 use self::core::{IngestOutcome, ShardCore};
 use crate::config::Config;
+use crate::ids::SessionId;
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
@@ -83,7 +84,7 @@ pub struct Shard {
     /// The routing core (borrowed only briefly, never across an await).
     pub core: RefCell<ShardCore>,
     /// Every connection's wake-ups, by session id.
-    conns: RefCell<FxHashMap<u32, Rc<Conn>>>,
+    conns: RefCell<FxHashMap<SessionId, Rc<Conn>>>,
     to_ingest: RefCell<ring::Sender<ToIngest>>,
     stop_accepting: Notify,
     /// Notified whenever a session is removed (shutdown waits on it).
@@ -255,7 +256,7 @@ async fn control_backlog_loop(shard: Rc<Shard>) {
 async fn shutdown(shard: &Rc<Shard>) {
     shard.stop_accepting.notify();
     shard.with_core(|core| {
-        let ids: Vec<u32> = core.sessions.ids().collect();
+        let ids: Vec<SessionId> = core.sessions.ids().collect();
         for id in ids {
             core.end(id, CloseReason::Shutdown);
         }
@@ -304,7 +305,7 @@ impl Shard {
     }
 
     /// A connection's tasks ended: the core forgets the session.
-    fn remove(&self, id: u32, reason: CloseReason) {
+    fn remove(&self, id: SessionId, reason: CloseReason) {
         self.with_core(|core| core.remove(id, reason));
         self.conns.borrow_mut().remove(&id);
         self.session_removed.notify();

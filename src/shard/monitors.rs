@@ -16,8 +16,10 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::call::Bracket;
+use crate::ids::{MonitorId, Services, SessionId};
 use crate::keys::InterestKey;
 use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
+use crate::session::server::Session;
 use crate::targets::Targets;
 
 /// What a monitor watches.
@@ -73,9 +75,9 @@ impl Watch {
 /// One monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitor {
-    pub id: u32,
-    /// The session (connection id) that owns it.
-    pub session: u32,
+    pub id: MonitorId,
+    /// The session that owns it.
+    pub session: SessionId,
     pub watch: Watch,
     pub call_mask: u32,
     pub agent_mask: u32,
@@ -85,12 +87,39 @@ pub struct Monitor {
     pub calls: super::brackets::Associations,
 }
 
+impl Monitor {
+    /// The Client Events monitor of a session that opened with that service:
+    /// its agent as named in OPEN_REQ (instrument, else extension, else id), and
+    /// its instrument as a device, with the OPEN_CONF MonitorID and OPEN masks.
+    pub fn client_events(session: &Session) -> Option<Monitor> {
+        if !session.services.contains(Services::CLIENT_EVENTS) {
+            return None;
+        }
+        let c = &session.client;
+        let agent = c.agent_key()?;
+        let instrument = c
+            .agent_instrument
+            .as_ref()
+            .filter(|v| !v.is_empty())
+            .map(|v| DeviceKey::device(v.as_bytes()));
+        Some(Monitor {
+            id: session.client_events_monitor,
+            session: session.id,
+            watch: Watch::Agent { agent, instrument },
+            call_mask: session.call_mask,
+            agent_mask: session.agent_mask,
+            client_events: true,
+            calls: Default::default(),
+        })
+    }
+}
+
 /// A monitor as the per-key lists name it: its MonitorID (what copies are
 /// ordered by) and its slot. Ordered by id first; while a monitor is active
 /// its id and slot go together, so equal ids are equal entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
-    id: u32,
+    id: MonitorId,
     slot: u32,
 }
 
@@ -106,7 +135,7 @@ pub struct MonitorIndex {
     slots: Vec<Option<Monitor>>,
     free: Vec<u32>,
     /// MonitorID → slot, for the control path (the event path has the slot).
-    slot_of: FxHashMap<u32, u32>,
+    slot_of: FxHashMap<MonitorId, u32>,
     by_device: KeyMap<DeviceKey, Entries>,
     by_call: KeyMap<CallKey, Entries>,
     by_agent: KeyMap<AgentKey, Entries>,
@@ -136,12 +165,12 @@ impl MonitorIndex {
         self.slot_of.is_empty()
     }
 
-    pub fn get(&self, id: u32) -> Option<&Monitor> {
+    pub fn get(&self, id: MonitorId) -> Option<&Monitor> {
         let slot = *self.slot_of.get(&id)?;
         self.slots[slot as usize].as_ref()
     }
 
-    pub fn get_mut(&mut self, id: u32) -> Option<&mut Monitor> {
+    pub fn get_mut(&mut self, id: MonitorId) -> Option<&mut Monitor> {
         let slot = *self.slot_of.get(&id)?;
         self.slots[slot as usize].as_mut()
     }
@@ -239,7 +268,7 @@ impl MonitorIndex {
     }
 
     /// Remove a monitor; returns it and the keys whose count went back to 0.
-    pub fn remove(&mut self, id: u32) -> Option<(Monitor, SmallVec<[InterestKey; 2]>)> {
+    pub fn remove(&mut self, id: MonitorId) -> Option<(Monitor, SmallVec<[InterestKey; 2]>)> {
         let slot = self.slot_of.remove(&id)?;
         let entry = Entry { id, slot };
         let monitor = self.vacate(entry)?;
@@ -304,7 +333,7 @@ impl MonitorIndex {
     }
 
     /// Ids of the monitors an event with `targets` reaches, ascending, once each.
-    pub fn matches(&self, targets: &Targets, out: &mut SmallVec<[u32; 8]>) {
+    pub fn matches(&self, targets: &Targets, out: &mut SmallVec<[MonitorId; 8]>) {
         out.clear();
         self.lists(targets, |entries| out.extend(entries.iter().map(|e| e.id)));
         if out.len() > 1 {
@@ -361,7 +390,7 @@ impl MonitorIndex {
     }
 
     /// Every monitor a session owns.
-    pub fn of_session(&self, session: u32) -> Vec<u32> {
+    pub fn of_session(&self, session: SessionId) -> Vec<MonitorId> {
         self.slots
             .iter()
             .flatten()
@@ -377,8 +406,8 @@ mod tests {
 
     fn device_monitor(id: u32, device: &[u8]) -> Monitor {
         Monitor {
-            id,
-            session: 1,
+            id: MonitorId(id),
+            session: SessionId(1),
             watch: Watch::Device(DeviceKey::device(device)),
             call_mask: u32::MAX,
             agent_mask: u32::MAX,
@@ -432,7 +461,7 @@ mod tests {
         targets.devices.push(DeviceKey::device(b"3001"));
         let mut out = SmallVec::new();
         index.matches(&targets, &mut out);
-        assert_eq!(out.as_slice(), &[4, 9]);
+        assert_eq!(out.as_slice(), &[MonitorId(4), MonitorId(9)]);
     }
 
     #[test]
@@ -443,8 +472,8 @@ mod tests {
         assert!(!index.count_up(key));
         index.insert(device_monitor(1, b"x"));
         index.insert(device_monitor(2, b"x"));
-        assert!(index.remove(1).unwrap().1.is_empty());
-        assert_eq!(index.remove(2).unwrap().1.as_slice(), &[key]);
+        assert!(index.remove(MonitorId(1)).unwrap().1.is_empty());
+        assert_eq!(index.remove(MonitorId(2)).unwrap().1.as_slice(), &[key]);
     }
 
     #[test]
@@ -483,11 +512,12 @@ mod tests {
         let mut scratch = MatchScratch::new();
         let ids: Vec<u32> = index
             .matching(targets, &mut scratch)
-            .map(|m| m.id)
+            .map(|m| m.id.0)
             .collect();
         let mut out = SmallVec::new();
         index.matches(targets, &mut out);
-        assert_eq!(ids.as_slice(), out.as_slice(), "matching and matches agree");
+        let out: Vec<u32> = out.iter().map(|id| id.0).collect();
+        assert_eq!(ids, out, "matching and matches agree");
         ids
     }
 
@@ -515,12 +545,12 @@ mod tests {
         let mut scratch = MatchScratch::new();
         let got: Vec<&Monitor> = index.matching(&targets, &mut scratch).collect();
         assert_eq!(
-            got.iter().map(|m| m.id).collect::<Vec<_>>(),
+            got.iter().map(|m| m.id.0).collect::<Vec<_>>(),
             [4, 7, 9],
             "ascending, once each"
         );
         assert!(got[1].client_events);
-        assert_eq!(got[2], index.get(9).unwrap());
+        assert_eq!(got[2], index.get(MonitorId(9)).unwrap());
         assert!(matching_ids(&index, &on_devices(&[b"nobody"])).is_empty());
     }
 
@@ -530,15 +560,19 @@ mod tests {
         for id in [10, 11, 12] {
             start(&mut index, device_monitor(id, b"x"));
         }
-        let slot = index.slot_of[&10];
-        index.remove(10).unwrap();
+        let slot = index.slot_of[&MonitorId(10)];
+        index.remove(MonitorId(10)).unwrap();
         start(&mut index, device_monitor(13, b"x"));
-        assert_eq!(index.slot_of[&13], slot, "the freed slot is reused");
+        assert_eq!(
+            index.slot_of[&MonitorId(13)],
+            slot,
+            "the freed slot is reused"
+        );
         assert_eq!(index.slots.len(), 3, "no slot added");
         assert_eq!(index.len(), 3);
         // Slot order is now 13, 11, 12; copies still go out by MonitorID.
         assert_eq!(matching_ids(&index, &on_devices(&[b"x"])), [11, 12, 13]);
-        assert_eq!(index.get(13).unwrap().id, 13);
+        assert_eq!(index.get(MonitorId(13)).unwrap().id, MonitorId(13));
     }
 
     #[test]
@@ -546,20 +580,20 @@ mod tests {
         let mut index = MonitorIndex::default();
         start(&mut index, device_monitor(1, b"x"));
         let stale = Entry {
-            id: 1,
-            slot: index.slot_of[&1],
+            id: MonitorId(1),
+            slot: index.slot_of[&MonitorId(1)],
         };
-        index.remove(1).unwrap();
+        index.remove(MonitorId(1)).unwrap();
         assert!(index.at(stale).is_none(), "a freed slot");
         start(&mut index, device_monitor(2, b"y"));
-        assert_eq!(index.slot_of[&2], stale.slot);
+        assert_eq!(index.slot_of[&MonitorId(2)], stale.slot);
         assert!(index.at(stale).is_none(), "a reused slot");
-        assert!(index.get(1).is_none());
-        assert!(index.get_mut(1).is_none());
-        assert!(index.remove(1).is_none());
+        assert!(index.get(MonitorId(1)).is_none());
+        assert!(index.get_mut(MonitorId(1)).is_none());
+        assert!(index.remove(MonitorId(1)).is_none());
         assert!(matching_ids(&index, &on_devices(&[b"x"])).is_empty());
         assert_eq!(matching_ids(&index, &on_devices(&[b"x", b"y"])), [2]);
-        assert_eq!(index.of_session(1), [2]);
+        assert_eq!(index.of_session(SessionId(1)), [MonitorId(2)]);
     }
 
     #[test]
@@ -575,8 +609,8 @@ mod tests {
         start(&mut index, device_monitor(2, b"x"));
         start(&mut index, call_monitor(3, b));
         start(&mut index, call_monitor(4, a));
-        index.remove(1).unwrap();
-        index.remove(2).unwrap();
+        index.remove(MonitorId(1)).unwrap();
+        index.remove(MonitorId(2)).unwrap();
         start(&mut index, call_monitor(5, a));
         start(&mut index, call_monitor(6, b));
         index.merge_call(a, b);
@@ -595,7 +629,7 @@ mod tests {
         index.count_down(InterestKey::Call(b));
         let ended = index.end_call(b);
         assert_eq!(
-            ended.iter().map(|(m, _)| m.id).collect::<Vec<_>>(),
+            ended.iter().map(|(m, _)| m.id.0).collect::<Vec<_>>(),
             [3, 6, 4, 5],
             "b's monitors, then a's"
         );
@@ -618,8 +652,8 @@ mod tests {
         );
         let dropped = index.drop_call_monitors();
         assert_eq!(dropped.len(), 1);
-        assert_eq!(dropped[0].id, 2);
-        assert!(index.get(2).is_none());
+        assert_eq!(dropped[0].id, MonitorId(2));
+        assert!(index.get(MonitorId(2)).is_none());
         assert_eq!(index.len(), 1);
         assert!(
             index.count_up(InterestKey::Call(call)),

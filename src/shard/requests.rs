@@ -6,18 +6,18 @@
 
 use super::core::{next_monitor_id, Sessions, ShardCore};
 use super::monitors::{Monitor, Watch};
-use crate::keys::{DeviceKey, InterestKey};
+use crate::ids::{InvokeId, MonitorId, SessionId};
+use crate::keys::InterestKey;
 use crate::link::{self, ToIngest};
-use crate::proto::constants::service;
 use crate::proto::msg::{ChangeMonitorMaskConf, MonitorStartConf, MonitorStopConf};
 use crate::proto::msg::{SessionMonitorStartConf, SessionMonitorStopConf};
 use crate::proto::{Message, RequestError, Version};
-use crate::session::server::{failure_conf, reply, MonitorTarget, Request, Session};
+use crate::session::server::{failure_conf, reply, MonitorTarget, Request};
 
 impl Sessions {
     /// Append a reply to session `id`'s output, hold it to its output bound
     /// and wake its writer.
-    fn answer(&mut self, id: u32, f: impl FnOnce(&mut Vec<u8>, Version)) {
+    fn answer(&mut self, id: SessionId, f: impl FnOnce(&mut Vec<u8>, Version)) {
         let Some(slot) = self.slot_of(id) else {
             return;
         };
@@ -30,19 +30,19 @@ impl Sessions {
         }
     }
 
-    fn confirm(&mut self, id: u32, message: impl Into<Message>) {
+    fn confirm(&mut self, id: SessionId, message: impl Into<Message>) {
         let message = message.into();
         self.answer(id, |out, v| reply(out, v, message));
     }
 
-    fn fail(&mut self, id: u32, invoke_id: u32, error: RequestError) {
+    fn fail(&mut self, id: SessionId, invoke_id: InvokeId, error: RequestError) {
         self.answer(id, |out, v| failure_conf(out, v, invoke_id, error));
     }
 }
 
 impl ShardCore {
     /// Carry out one request of session `id`.
-    pub fn on_request(&mut self, id: u32, request: Request) {
+    pub fn on_request(&mut self, id: SessionId, request: Request) {
         match request {
             Request::MonitorStart {
                 invoke_id,
@@ -73,7 +73,13 @@ impl ShardCore {
 
     /// MONITOR_START_REQ: counted at once (so ingest learns the key with the
     /// request), answered when ingest has placed it in the stream.
-    fn monitor_start(&mut self, id: u32, invoke_id: u32, target: MonitorTarget, masks: (u32, u32)) {
+    fn monitor_start(
+        &mut self,
+        id: SessionId,
+        invoke_id: InvokeId,
+        target: MonitorTarget,
+        masks: (u32, u32),
+    ) {
         let watch = match target {
             MonitorTarget::Call(c) => Watch::Call(c),
             MonitorTarget::Device(d) => Watch::Device(d),
@@ -102,17 +108,28 @@ impl ShardCore {
             }));
     }
 
-    fn monitor_stop(&mut self, id: u32, invoke_id: u32, monitor_id: u32) {
+    fn monitor_stop(&mut self, id: SessionId, invoke_id: InvokeId, monitor_id: MonitorId) {
         if !self.owns(id, monitor_id) {
             return self
                 .sessions
                 .fail(id, invoke_id, RequestError::InvalidMonitorId);
         }
         self.remove_monitor(monitor_id);
-        self.sessions.confirm(id, MonitorStopConf { invoke_id });
+        self.sessions.confirm(
+            id,
+            MonitorStopConf {
+                invoke_id: invoke_id.0,
+            },
+        );
     }
 
-    fn change_monitor_mask(&mut self, id: u32, invoke_id: u32, monitor_id: u32, masks: (u32, u32)) {
+    fn change_monitor_mask(
+        &mut self,
+        id: SessionId,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
+        masks: (u32, u32),
+    ) {
         if !self.owns(id, monitor_id) {
             return self
                 .sessions
@@ -121,13 +138,17 @@ impl ShardCore {
         if let Some(m) = self.monitors.get_mut(monitor_id) {
             (m.call_mask, m.agent_mask) = masks;
         }
-        self.sessions
-            .confirm(id, ChangeMonitorMaskConf { invoke_id });
+        self.sessions.confirm(
+            id,
+            ChangeMonitorMaskConf {
+                invoke_id: invoke_id.0,
+            },
+        );
     }
 
     /// SESSION_MONITOR_START_REQ: the watched session may live on another
     /// shard, so ingest decides and answers.
-    fn session_monitor_start(&mut self, id: u32, invoke_id: u32, target: u32) {
+    fn session_monitor_start(&mut self, id: SessionId, invoke_id: InvokeId, target: SessionId) {
         if target == id {
             return self
                 .sessions
@@ -154,7 +175,7 @@ impl ShardCore {
             }));
     }
 
-    fn session_monitor_stop(&mut self, id: u32, invoke_id: u32, monitor_id: u32) {
+    fn session_monitor_stop(&mut self, id: SessionId, invoke_id: InvokeId, monitor_id: MonitorId) {
         let Some(conn) = self.sessions.get_mut(id) else {
             return;
         };
@@ -167,20 +188,24 @@ impl ShardCore {
         }
         self.to_ingest
             .push(ToIngest::SessionMonitorStop { monitor_id });
-        self.sessions
-            .confirm(id, SessionMonitorStopConf { invoke_id });
+        self.sessions.confirm(
+            id,
+            SessionMonitorStopConf {
+                invoke_id: invoke_id.0,
+            },
+        );
     }
 
     /// Whether session `id` started monitor `monitor_id` (a Client Events
     /// registration is not the session's to stop or change).
-    fn owns(&self, id: u32, monitor_id: u32) -> bool {
+    fn owns(&self, id: SessionId, monitor_id: MonitorId) -> bool {
         self.monitors
             .get(monitor_id)
             .is_some_and(|m| m.session == id && !m.client_events)
     }
 
     /// Remove a monitor and tell ingest about keys nobody here watches any more.
-    fn remove_monitor(&mut self, monitor_id: u32) {
+    fn remove_monitor(&mut self, monitor_id: MonitorId) {
         if let Some((_, gone)) = self.monitors.remove(monitor_id) {
             for key in gone {
                 self.to_ingest.push(ToIngest::InterestDown {
@@ -194,9 +219,9 @@ impl ShardCore {
     /// Ingest's answer to a MONITOR_START_REQ.
     pub(super) fn on_monitor_start_result(
         &mut self,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
+        session: SessionId,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
         result: Result<(), RequestError>,
     ) {
         let Some(monitor) = self.pending_monitors.remove(&monitor_id) else {
@@ -210,8 +235,8 @@ impl ShardCore {
             (true, Ok(())) => {
                 self.monitors.insert(monitor);
                 let conf = MonitorStartConf {
-                    invoke_id,
-                    monitor_id,
+                    invoke_id: invoke_id.0,
+                    monitor_id: monitor_id.0,
                 };
                 self.sessions.confirm(session, conf);
             }
@@ -233,9 +258,9 @@ impl ShardCore {
     /// Ingest's answer to a SESSION_MONITOR_START_REQ.
     pub(super) fn on_session_monitor_result(
         &mut self,
-        session: u32,
-        invoke_id: u32,
-        monitor_id: u32,
+        session: SessionId,
+        invoke_id: InvokeId,
+        monitor_id: MonitorId,
         result: Result<(), RequestError>,
     ) {
         let Some(conn) = self.sessions.get_mut(session) else {
@@ -244,8 +269,8 @@ impl ShardCore {
         match result {
             Ok(()) => {
                 let conf = SessionMonitorStartConf {
-                    invoke_id,
-                    monitor_id,
+                    invoke_id: invoke_id.0,
+                    monitor_id: monitor_id.0,
                 };
                 self.sessions.confirm(session, conf);
             }
@@ -257,7 +282,7 @@ impl ShardCore {
     }
 
     /// The session a session monitor watched has ended: the monitor ends too.
-    pub(super) fn on_session_monitor_ended(&mut self, session: u32, monitor_id: u32) {
+    pub(super) fn on_session_monitor_ended(&mut self, session: SessionId, monitor_id: MonitorId) {
         if let Some(conn) = self.sessions.get_mut(session) {
             conn.session_monitors.retain(|&(id, _)| id != monitor_id);
         }
@@ -266,7 +291,7 @@ impl ShardCore {
     /// Drop every monitor of an ending session; returns the keys whose count
     /// went back to 0 (reported with the session's close). Session monitors
     /// it owned are forgotten by ingest with the session.
-    pub(super) fn drop_session_monitors(&mut self, id: u32) -> Vec<InterestKey> {
+    pub(super) fn drop_session_monitors(&mut self, id: SessionId) -> Vec<InterestKey> {
         let index = &mut self.monitors;
         let mut down = Vec::new();
         for monitor in index.of_session(id) {
@@ -282,29 +307,4 @@ impl ShardCore {
         }
         down
     }
-}
-
-/// The Client Events monitor of a session that opened with that service:
-/// its agent as named in OPEN_REQ (instrument, else extension, else id), and
-/// its instrument as a device, with the OPEN_CONF MonitorID and OPEN masks.
-pub fn client_events_monitor(session: &Session) -> Option<Monitor> {
-    if session.services & service::CLIENT_EVENTS == 0 {
-        return None;
-    }
-    let c = &session.client;
-    let agent = c.agent_key()?;
-    let instrument = c
-        .agent_instrument
-        .as_ref()
-        .filter(|v| !v.is_empty())
-        .map(|v| DeviceKey::device(v.as_bytes()));
-    Some(Monitor {
-        id: session.client_events_monitor,
-        session: session.id,
-        watch: Watch::Agent { agent, instrument },
-        call_mask: session.call_mask,
-        agent_mask: session.agent_mask,
-        client_events: true,
-        calls: Default::default(),
-    })
 }

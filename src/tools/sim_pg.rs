@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::sim_pg_client::{Gone, SimClient};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
 use crate::event::Event;
+use crate::ids::{MonitorId, Services, SessionId};
 use crate::proto::constants::msg;
 use crate::proto::{Message, Version};
 use crate::session::server::Context;
@@ -185,8 +186,8 @@ impl Server {
                 token,
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            let id = token.0 as u32;
-            tracing::debug!(session = id, %peer, "sim-pg: client connected");
+            let id = SessionId(token.0 as u32);
+            tracing::debug!(session = %id, %peer, "sim-pg: client connected");
             self.clients
                 .insert(token, SimClient::new(stream, id, peer, Instant::now()));
         }
@@ -199,13 +200,13 @@ impl Server {
         let next_monitor_id = Cell::new(0u32);
         let allocate = || {
             next_monitor_id.set(next_monitor_id.get() + 1);
-            next_monitor_id.get()
+            MonitorId(next_monitor_id.get())
         };
         let ctx = Context {
             config: &self.config,
             status: &self.status,
             next_monitor_id: &allocate,
-            served_services: crate::proto::constants::service::ALL_EVENTS,
+            served_services: Services::ALL_EVENTS,
             at_session_limit: false,
         };
         client.on_readable(&ctx, Instant::now());
@@ -268,7 +269,7 @@ impl Server {
             if let Some(mut client) = self.clients.remove(&token) {
                 let _ = self.poll.registry().deregister(client.stream_mut());
                 if why != Gone::Closed {
-                    tracing::debug!(session = client.session.id, ?why, "sim-pg: client dropped");
+                    tracing::debug!(session = %client.session.id, ?why, "sim-pg: client dropped");
                 }
             }
         }

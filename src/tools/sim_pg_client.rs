@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::ids::{InvokeId, SessionId};
 use crate::proto::{frame, RequestError};
 use crate::session::frames::FrameBuffer;
 use crate::session::server::{
@@ -45,7 +46,7 @@ pub struct SimClient {
 }
 
 impl SimClient {
-    pub fn new(stream: TcpStream, id: u32, peer: SocketAddr, now: Instant) -> SimClient {
+    pub fn new(stream: TcpStream, id: SessionId, peer: SocketAddr, now: Instant) -> SimClient {
         SimClient {
             stream,
             session: Session::new(id, peer, now),
@@ -124,7 +125,7 @@ impl SimClient {
     pub fn queue(&mut self, bytes: &[u8], bound: usize) {
         if self.pending() + bytes.len() > bound {
             tracing::info!(
-                session = self.session.id,
+                session = %self.session.id,
                 bound,
                 "sim-pg: slow client dropped"
             );
@@ -184,7 +185,7 @@ impl SimClient {
 }
 
 /// The InvokeID of a request the session decoded.
-fn invoke_id(request: &Request) -> u32 {
+fn invoke_id(request: &Request) -> InvokeId {
     match *request {
         Request::MonitorStart { invoke_id, .. }
         | Request::MonitorStop { invoke_id, .. }

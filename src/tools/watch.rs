@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::cti_client::{Link, LinkError, Received};
 use super::watch_format;
-use crate::proto::constants::{agent_mask, call_mask, device_type, service, NULL_PERIPHERAL_ID};
+use crate::ids::Services;
+use crate::proto::constants::{agent_mask, call_mask, device_type, NULL_PERIPHERAL_ID};
 use crate::proto::msg::{MonitorStartReq, OpenConf};
 use crate::proto::Version;
 use crate::session::client::{status_name, OpenParams};
@@ -75,9 +76,9 @@ impl WatchOptions {
         p.peripheral_id = self.peripheral_id;
         match &self.mode {
             WatchMode::AllEvents => {}
-            WatchMode::Devices(_) => p.services = service::PERIPHERAL_MONITOR,
+            WatchMode::Devices(_) => p.services = Services::PERIPHERAL_MONITOR,
             WatchMode::Agent(id) => {
-                p.services = service::CLIENT_EVENTS;
+                p.services = Services::CLIENT_EVENTS;
                 p.agent_id = Some(id.clone());
             }
         }

@@ -1,6 +1,7 @@
 //! Unit tests of the session state machine, frame in, frames out.
 
 use super::*;
+use crate::ids::{InvokeId, MonitorId, SessionId};
 use crate::proto::constants::system_event;
 use crate::proto::msg::SystemEvent;
 use crate::proto::Unspec;
@@ -41,7 +42,7 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
     let ids = std::cell::Cell::new(100);
     let next = || {
         ids.set(ids.get() + 1);
-        ids.get()
+        MonitorId(ids.get())
     };
     let ctx = Context {
         config,
@@ -65,7 +66,7 @@ fn feed(s: &mut Session, config: &Config, m: Message, at: Version) -> (Outcome, 
 }
 
 fn session() -> Session {
-    Session::new(1, "127.0.0.1:1".parse().unwrap(), Instant::now())
+    Session::new(SessionId(1), "127.0.0.1:1".parse().unwrap(), Instant::now())
 }
 
 fn failure(status: u32, invoke_id: u32) -> Message {
@@ -281,7 +282,7 @@ fn monitor_start_names_a_call_xor_a_device() {
     assert_eq!(
         outcome,
         Outcome::Request(Request::MonitorStart {
-            invoke_id: 3,
+            invoke_id: InvokeId(3),
             target: expected,
             call_mask: 5,
             agent_mask: 0
@@ -303,7 +304,7 @@ fn client_events_open_conf_carries_a_fresh_monitor_id() {
     };
     assert_eq!(conf.services_granted, service::CLIENT_EVENTS);
     assert_ne!(conf.monitor_id, 0);
-    assert_eq!(conf.monitor_id, s.client_events_monitor);
+    assert_eq!(conf.monitor_id, s.client_events_monitor.0);
     assert_eq!(
         replies.len(),
         1,
