@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -631,33 +631,49 @@ impl ShardCore {
     /// Give back a `max_sessions` slot (a session closed, or an OPEN_REQ
     /// that took one did not open).
     fn release_session(&self) {
-        let metrics = &self.metrics;
-        Metrics::add_signed(&metrics.nr_sessions, -1);
-        if metrics.at_session_limit.load(Ordering::Relaxed)
-            && (metrics.nr_sessions.load(Ordering::Relaxed) as usize)
-                < self.config.limits.max_sessions
-            && metrics.at_session_limit.swap(false, Ordering::Relaxed)
-        {
-            tracing::info!(
-                refused_so_far = metrics.nr_refused.load(Ordering::Relaxed),
-                "below max_sessions again"
-            );
-        }
+        let m = &self.metrics;
+        let limit = self.config.limits.max_sessions;
+        leave_limit(
+            &m.nr_sessions,
+            &m.at_session_limit,
+            limit,
+            &m.nr_refused,
+            "max_sessions",
+        );
     }
 
     /// A connection stopped being one not yet open (it opened, or ended).
     fn pending_done(&self) {
-        let metrics = &self.metrics;
-        Metrics::add_signed(&metrics.nr_pending, -1);
-        if metrics.at_pending_limit.load(Ordering::Relaxed)
-            && (metrics.nr_pending.load(Ordering::Relaxed) as usize)
-                < self.config.limits.max_pending_opens
-            && metrics.at_pending_limit.swap(false, Ordering::Relaxed)
-        {
-            tracing::info!(
-                refused_so_far = metrics.nr_refused_pending.load(Ordering::Relaxed),
-                "below max_pending_opens again"
-            );
-        }
+        let m = &self.metrics;
+        let limit = self.config.limits.max_pending_opens;
+        let refused = &m.nr_refused_pending;
+        leave_limit(
+            &m.nr_pending,
+            &m.at_pending_limit,
+            limit,
+            refused,
+            "max_pending_opens",
+        );
+    }
+}
+
+/// Count one out of a router-wide limit; the first time the count is below
+/// the limit again after reaching it, say so (once per episode).
+fn leave_limit(
+    count: &AtomicU64,
+    at_limit: &AtomicBool,
+    limit: usize,
+    refused: &AtomicU64,
+    name: &'static str,
+) {
+    Metrics::add_signed(count, -1);
+    if at_limit.load(Ordering::Relaxed)
+        && (count.load(Ordering::Relaxed) as usize) < limit
+        && at_limit.swap(false, Ordering::Relaxed)
+    {
+        tracing::info!(
+            refused_so_far = refused.load(Ordering::Relaxed),
+            "below {name} again"
+        );
     }
 }
