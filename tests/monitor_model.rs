@@ -824,6 +824,19 @@ impl Stats {
     }
 }
 
+/// Whether the session's All Events copies are the last of `visible` (a
+/// session that missed the end, or got more, is not at the end).
+fn ends_the_stream(d: &Drv, visible: &[&Vec<u8>]) -> bool {
+    let copies = d.rx.iter().filter_map(|r| match r {
+        Rx::AllEvents(f) => Some(f),
+        _ => None,
+    });
+    d.ae_count <= visible.len()
+        && copies
+            .zip(&visible[visible.len() - d.ae_count..])
+            .all(|(got, want)| got == *want)
+}
+
 /// Run one case; `Err` is a failure report.
 fn run_case(case_seed: u64) -> Result<Stats, String> {
     let mut rng = Rng(case_seed);
@@ -850,6 +863,13 @@ fn run_case(case_seed: u64) -> Result<Stats, String> {
     let mut next_action = Instant::now();
     let mut quiet_since: Option<Instant> = None;
     let last_event = stream.events.last().map(|e| e.frame.clone());
+    // What an All Events session gets of the stream (every event passes).
+    let visible: Vec<&Vec<u8>> = stream
+        .events
+        .iter()
+        .filter(|e| reference::passes(&e.facts, ALL_CALLS, ALL_AGENTS))
+        .map(|e| &e.frame)
+        .collect();
     loop {
         if Instant::now() > deadline {
             let probe = stall_probe(&router, addr, &mut drvs);
@@ -868,8 +888,14 @@ fn run_case(case_seed: u64) -> Result<Stats, String> {
             got += d.rx.len() - before;
         }
         let progress = drvs[0].ae_count as f64 / stream.len().max(1) as f64;
-        let done =
-            |d: &Drv| d.pending.is_none() && (last_event.is_none() || d.last_ae == last_event);
+        // Done once its All Events copies end with the stream's last event
+        // and are the stream's tail: the last event's frame may occur
+        // earlier in the stream too, so that alone is not the end.
+        let done = |d: &Drv| {
+            d.pending.is_none()
+                && (last_event.is_none()
+                    || (d.last_ae == last_event && ends_the_stream(d, &visible)))
+        };
         let all_done = drvs.len() == p.nr_sessions && drvs.iter().all(done);
         if all_done {
             if got > 0 {
