@@ -7,14 +7,12 @@
 //! Synchronisation is by marker events every session's sync monitor matches
 //! (rings and sockets keep order), never by sleeping.
 
-mod support_monitor;
-
 use std::collections::HashSet;
 
 use ctirouter::proto::constants::{device_type, msg, service, status};
 use ctirouter::proto::msg::CallDataUpdateEvent;
 use ctirouter::proto::Message;
-use support_monitor::*;
+use testkit::*;
 
 const DEV: u16 = device_type::DEVICE_IDENTIFIER;
 
@@ -71,7 +69,7 @@ fn device_monitor_follows_its_calls_until_its_connection_clears_or_the_call_ends
     h.send(cleared(c));
     h.send(end_call(c));
     h.send(held(b, None));
-    let mut refs: Vec<&mut Cli> = clis.iter_mut().collect();
+    let mut refs: Vec<&mut Client> = clis.iter_mut().collect();
     let got = h.sync(&mut refs);
     for (k, events) in all_shapes(&got).into_iter().enumerate() {
         let m = ids[k];
@@ -131,7 +129,7 @@ fn device_monitor_matches_agent_fields_and_connection_devices() {
     h.send(agent_ev("1002", "3002", 3));
     h.send(delivered(a, "T7", "5557000", "8001", None));
     h.send(cleared(a));
-    let mut refs: Vec<&mut Cli> = clis.iter_mut().collect();
+    let mut refs: Vec<&mut Client> = clis.iter_mut().collect();
     let got = all_shapes(&h.sync(&mut refs));
     assert_eq!(got[0], vec![shape(msg::AGENT_STATE_EVENT, by_instrument)]);
     assert_eq!(got[1], vec![shape(msg::AGENT_STATE_EVENT, by_agent_id)]);
@@ -172,7 +170,7 @@ fn trunk_and_trunk_group_monitors_match_numbers_in_decimal() {
     h.send(conn_cleared(a, Some("T12")));
     h.send(cleared(a));
     h.send(end_call(a));
-    let mut refs: Vec<&mut Cli> = clis.iter_mut().collect();
+    let mut refs: Vec<&mut Client> = clis.iter_mut().collect();
     let got = all_shapes(&h.sync(&mut refs));
     for (k, m) in [(0, trunk), (1, group)] {
         assert_eq!(
@@ -447,7 +445,7 @@ fn monitor_start_request_checks() {
         pm.monitor_start_reply(i),
         Err(status::E_CTI_REQUIRED_DATA_MISSING)
     );
-    pm.heartbeat();
+    pm.heartbeat_keeping_events();
     assert!(pm
         .monitor_device(DEV, "3001", ALL_CALLS, ALL_AGENTS)
         .is_ok());
@@ -468,7 +466,7 @@ fn monitor_start_request_checks() {
             other.change_mask(1, 0, 0),
             Err(status::E_CTI_FUNCTION_NOT_AVAILABLE)
         );
-        other.heartbeat();
+        other.heartbeat_keeping_events();
     }
 }
 
@@ -630,7 +628,7 @@ fn monitors_matching_one_event_give_one_copy_each_in_ascending_monitor_id() {
     let mut h = Harness::new();
     let a = call(0x0100_0061, "T61");
     h.send(delivered(a, "T61", "5556100", "8001", Some((61, 202))));
-    let mut clis: Vec<Cli> = (0..3)
+    let mut clis: Vec<Client> = (0..3)
         .map(|_| {
             let mut c = h.connect();
             c.open(&OpenSpec::services(
@@ -747,7 +745,7 @@ fn monitors_end_with_their_session() {
         );
     }
     for c in fresh.iter_mut() {
-        c.heartbeat();
+        c.heartbeat_keeping_events();
     }
 }
 
@@ -780,7 +778,7 @@ fn translation_route_event_goes_once_to_each_peripheral_monitor_session() {
     cm.open(&OpenSpec::services(service::CLIENT_MONITOR));
 
     h.send(translation_route("8001"));
-    let mut all: Vec<&mut Cli> = pm_bare.iter_mut().chain(pm_busy.iter_mut()).collect();
+    let mut all: Vec<&mut Client> = pm_bare.iter_mut().chain(pm_busy.iter_mut()).collect();
     all.push(&mut ae_pm);
     all.push(&mut masked_pm);
     all.push(&mut ce);

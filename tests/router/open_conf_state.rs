@@ -13,10 +13,8 @@
 //!   E_CTI_FUNCTION_NOT_AVAILABLE) and the connection closed.
 //!
 //! The router runs in-process with a scripted fake PG as its upstream
-//! (`support_monitor::Harness`); sessions speak v13 and v24 and every reply
+//! (`testkit::Harness`); sessions speak v13 and v24 and every reply
 //! is decoded strictly at the session's version.
-
-mod support_monitor;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +22,7 @@ use ctirouter::config::{ClientEntry, ServiceName};
 use ctirouter::proto::constants::{agent_state, msg, service, status};
 use ctirouter::proto::msg::*;
 use ctirouter::proto::{decode_frame, CtiString, DecodeOptions, Message, Version};
-use support_monitor::*;
+use testkit::*;
 
 const VERSIONS: [u32; 2] = [13, 24];
 
@@ -59,7 +57,7 @@ type Fields = (
 /// Send OPEN_REQ at `version`; the reply: OPEN_CONF or FAILURE_CONF (its
 /// InvokeID must echo the request's).
 fn open_at(
-    cli: &mut Cli,
+    cli: &mut Client,
     version: Version,
     services: u32,
     client_id: &str,
@@ -233,7 +231,7 @@ fn open_conf_for_an_agent_never_seen_is_logout_with_the_requests_fields() {
 
 /// The router's answer to an OPEN_REQ that is granted nothing:
 /// FAILURE_CONF(InvokeID, 12) and then the connection closes, nothing else.
-fn expect_refused_and_closed(cli: &mut Cli, version: Version, services: u32, client_id: &str) {
+fn expect_refused_and_closed(cli: &mut Client, version: Version, services: u32, client_id: &str) {
     let got = open_at(cli, version, services, client_id, (None, None, None));
     assert_eq!(
         got.map(|c| c.services_granted),
@@ -242,7 +240,7 @@ fn expect_refused_and_closed(cli: &mut Cli, version: Version, services: u32, cli
          FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE) (Ok = OPEN_CONF with ServicesGranted)"
     );
     let before = cli.log.len();
-    cli.expect_closed(WAIT);
+    cli.expect_closed_within(WAIT);
     assert_eq!(
         cli.log.len(),
         before,

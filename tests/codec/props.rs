@@ -3,16 +3,14 @@
 //! transcoding between versions, and routing keys read from the encoded bytes
 //! agreeing with the typed fields. Black-box: public `ctirouter::proto` API only.
 
-mod common_codec;
-
 use arbitrary::Unstructured;
-use common_codec::v;
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::error::EncodeError;
 use ctirouter::proto::routing::{self, RoutingKeys, MAX_DEVICES};
 use ctirouter::proto::transcode::{patch_monitor_id, transcode, Transcoded};
 use ctirouter::proto::{decode_frame, tags, DecodeOptions, FieldValue, Message, Version};
 use proptest::prelude::*;
+use testkit::v;
 
 /// Cases per property; each case covers all 12 versions. The whole file
 /// takes well under a second at this count (test profile, 2 cores).

@@ -4,9 +4,6 @@
 //! docs/protocol.md §2.6 asks for (strings without NUL) hold. Black-box: public
 //! `ctirouter::proto` API only.
 
-mod common_codec;
-
-use common_codec::{all_rows, floating, frame_of, v};
 use ctirouter::proto::error::EncodeError;
 use ctirouter::proto::frame::{self, HEADER_LEN, MAX_FRAME_LEN};
 use ctirouter::proto::group::Party;
@@ -17,6 +14,8 @@ use ctirouter::proto::{
     constants::msg, decode_frame, tags, CtiString, DecodeError, DecodeOptions, Invalid, Message,
     NamedVar, Unspec, Version,
 };
+use testkit::vectors::{all_rows, floating_field};
+use testkit::{raw_frame, v};
 
 /// The two floating-field widths: v19 (1-byte tag and length), v20 (2-byte).
 fn widths() -> [Version; 2] {
@@ -113,7 +112,7 @@ fn fixed_part_shorter_than_the_type_needs_is_short_fixed_part() {
                         Err(expected.clone())
                     );
                 }
-                let frame = frame_of(message_type, &body);
+                let frame = raw_frame(message_type, &body);
                 assert_frame_error(&frame, version, &expected);
                 if routing::has_monitor_id(message_type) {
                     assert_eq!(
@@ -150,10 +149,10 @@ fn truncated_floating_header_is_an_error() {
         let header = 2 * version.tag_width();
         for available in 1..header {
             let mut body = body_of(failure_conf(), version);
-            body.extend_from_slice(&floating(version, tags::TEXT, b"ok\0"));
+            body.extend_from_slice(&floating_field(version, tags::TEXT, b"ok\0"));
             body.extend_from_slice(&vec![0x07; available]);
             assert_frame_error(
-                &frame_of(msg::FAILURE_CONF, &body),
+                &raw_frame(msg::FAILURE_CONF, &body),
                 version,
                 &Invalid::TruncatedFloatingHeader { available },
             );
@@ -165,7 +164,7 @@ fn truncated_floating_header_is_an_error() {
 fn floating_field_running_past_the_end_is_floating_overrun() {
     for version in widths() {
         let mut body = body_of(failure_conf(), version);
-        let mut field = floating(version, tags::TEXT, &[b'x'; 10]);
+        let mut field = floating_field(version, tags::TEXT, &[b'x'; 10]);
         field.truncate(field.len() - 7);
         body.extend_from_slice(&field);
         let expected = Invalid::FloatingOverrun {
@@ -173,13 +172,13 @@ fn floating_field_running_past_the_end_is_floating_overrun() {
             len: 10,
             available: 3,
         };
-        assert_frame_error(&frame_of(msg::FAILURE_CONF, &body), version, &expected);
+        assert_frame_error(&raw_frame(msg::FAILURE_CONF, &body), version, &expected);
     }
     // The widest length a v20 field can announce.
     let mut body = body_of(failure_conf(), v(20));
     body.extend_from_slice(&[0, 7, 0xFF, 0xFF, b'x']);
     assert_frame_error(
-        &frame_of(msg::FAILURE_CONF, &body),
+        &raw_frame(msg::FAILURE_CONF, &body),
         v(20),
         &Invalid::FloatingOverrun {
             tag: 7,
@@ -197,8 +196,8 @@ fn overrun_in_a_routed_event_is_an_error_for_routing_too() {
             ..Default::default()
         };
         let mut body = body_of(event, version);
-        body.extend_from_slice(&floating(version, tags::ALERTING_DEVID, b"1001\0")[..4]);
-        let frame = frame_of(msg::CALL_DELIVERED_EVENT, &body);
+        body.extend_from_slice(&floating_field(version, tags::ALERTING_DEVID, b"1001\0")[..4]);
+        let frame = raw_frame(msg::CALL_DELIVERED_EVENT, &body);
         let expected = Invalid::FloatingOverrun {
             tag: tags::ALERTING_DEVID,
             len: 5,
@@ -331,8 +330,8 @@ fn integer_floating_field_of_wrong_length_is_field_length() {
             (tags::TRUNK_GROUP_NUMBER, 0),
         ] {
             let mut body = body_of(CallDeliveredEvent::default(), version);
-            body.extend_from_slice(&floating(version, tag, &vec![1; len]));
-            let frame = frame_of(msg::CALL_DELIVERED_EVENT, &body);
+            body.extend_from_slice(&floating_field(version, tag, &vec![1; len]));
+            let frame = raw_frame(msg::CALL_DELIVERED_EVENT, &body);
             let expected = Invalid::FieldLength { tag, len };
             assert_frame_error(&frame, version, &expected);
             // Routing reads the trunk fields too.
@@ -343,9 +342,9 @@ fn integer_floating_field_of_wrong_length_is_field_length() {
         }
         // A USHORT group member (PARTY_DEVID_TYPE) of 3 bytes.
         let mut body = body_of(CallConferencedEvent::default(), version);
-        body.extend_from_slice(&floating(version, tags::PARTY_DEVID_TYPE, &[0, 0, 1]));
+        body.extend_from_slice(&floating_field(version, tags::PARTY_DEVID_TYPE, &[0, 0, 1]));
         assert_frame_error(
-            &frame_of(msg::CALL_CONFERENCED_EVENT, &body),
+            &raw_frame(msg::CALL_CONFERENCED_EVENT, &body),
             version,
             &Invalid::FieldLength {
                 tag: tags::PARTY_DEVID_TYPE,
@@ -365,9 +364,9 @@ fn named_variable_without_nul_is_field_length() {
             (tags::NAMED_ARRAY, &b""[..]),
         ] {
             let mut body = body_of(CallDeliveredEvent::default(), version);
-            body.extend_from_slice(&floating(version, tag, data));
+            body.extend_from_slice(&floating_field(version, tag, data));
             assert_frame_error(
-                &frame_of(msg::CALL_DELIVERED_EVENT, &body),
+                &raw_frame(msg::CALL_DELIVERED_EVENT, &body),
                 version,
                 &Invalid::FieldLength {
                     tag,
@@ -377,9 +376,13 @@ fn named_variable_without_nul_is_field_length() {
         }
         // The value's NUL is optional, like any string's.
         let mut body = body_of(CallDeliveredEvent::default(), version);
-        body.extend_from_slice(&floating(version, tags::NAMED_VARIABLE, b"user.a\0val"));
+        body.extend_from_slice(&floating_field(
+            version,
+            tags::NAMED_VARIABLE,
+            b"user.a\0val",
+        ));
         let (decoded, _) = decode_frame(
-            &frame_of(msg::CALL_DELIVERED_EVENT, &body),
+            &raw_frame(msg::CALL_DELIVERED_EVENT, &body),
             version,
             DecodeOptions::COUNTS_UNCHECKED,
         )
@@ -416,9 +419,9 @@ fn strings_without_nul_are_accepted_and_sent_with_one() {
     for version in widths() {
         for password in [&b""[..], &b"\0"[..]] {
             let mut body = body_of(open_req(version), version);
-            body.extend_from_slice(&floating(version, tags::CLIENT_ID, b"bridge"));
-            body.extend_from_slice(&floating(version, tags::CLIENT_PASSWORD, password));
-            let frame = frame_of(msg::OPEN_REQ, &body);
+            body.extend_from_slice(&floating_field(version, tags::CLIENT_ID, b"bridge"));
+            body.extend_from_slice(&floating_field(version, tags::CLIENT_PASSWORD, password));
+            let frame = raw_frame(msg::OPEN_REQ, &body);
             let (decoded, _) = decode_frame(&frame, version, DecodeOptions::STRICT).unwrap();
             let expected = OpenReq {
                 client_id: Some("bridge".into()),
@@ -428,11 +431,11 @@ fn strings_without_nul_are_accepted_and_sent_with_one() {
             assert_eq!(decoded, Message::from(expected));
 
             let mut sent = body_of(open_req(version), version);
-            sent.extend_from_slice(&floating(version, tags::CLIENT_ID, b"bridge\0"));
-            sent.extend_from_slice(&floating(version, tags::CLIENT_PASSWORD, password));
+            sent.extend_from_slice(&floating_field(version, tags::CLIENT_ID, b"bridge\0"));
+            sent.extend_from_slice(&floating_field(version, tags::CLIENT_PASSWORD, password));
             assert_eq!(
                 decoded.to_frame(version).unwrap(),
-                frame_of(msg::OPEN_REQ, &sent)
+                raw_frame(msg::OPEN_REQ, &sent)
             );
         }
     }
@@ -458,10 +461,10 @@ fn strings_without_nul_are_accepted_and_sent_with_one() {
 fn unknown_floating_tags_are_skipped() {
     for version in widths() {
         let mut body = body_of(failure_conf(), version);
-        body.extend_from_slice(&floating(version, 200, b"future"));
-        body.extend_from_slice(&floating(version, tags::TEXT, b"why\0"));
+        body.extend_from_slice(&floating_field(version, 200, b"future"));
+        body.extend_from_slice(&floating_field(version, tags::TEXT, b"why\0"));
         let (decoded, _) = decode_frame(
-            &frame_of(msg::FAILURE_CONF, &body),
+            &raw_frame(msg::FAILURE_CONF, &body),
             version,
             DecodeOptions::STRICT,
         )

@@ -6,16 +6,14 @@
 //! connection, 16 on idle timeout; SESSION_MONITOR_START/STOP checks. The
 //! router runs in-process with a (silent) fake PG as its upstream.
 
-mod support_monitor;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::Message;
-use support_monitor::*;
+use testkit::*;
 
-fn observer(h: &Harness) -> Cli {
+fn observer(h: &Harness) -> Client {
     let mut c = h.connect();
     c.open(&OpenSpec::services(service::CLIENT_MONITOR));
     c
@@ -23,7 +21,7 @@ fn observer(h: &Harness) -> Cli {
 
 /// Wait until `obs` has the OPENED (or CLOSED) event of the session on
 /// `port`; returns the decoded event.
-fn opened_of(obs: &mut Cli, port: u16) -> ctirouter::proto::msg::ClientSessionOpenedEvent {
+fn opened_of(obs: &mut Client, port: u16) -> ctirouter::proto::msg::ClientSessionOpenedEvent {
     let port = port as u32;
     let i = obs.expect(
         "CLIENT_SESSION_OPENED_EVENT",
@@ -36,7 +34,7 @@ fn opened_of(obs: &mut Cli, port: u16) -> ctirouter::proto::msg::ClientSessionOp
 }
 
 fn closed_of(
-    obs: &mut Cli,
+    obs: &mut Client,
     port: u16,
     timeout: Duration,
 ) -> ctirouter::proto::msg::ClientSessionClosedEvent {
@@ -222,7 +220,7 @@ fn closed_status_is_16_after_idle_timeout() {
 #[test]
 fn observers_on_both_shards_see_opened_and_closed_in_one_order() {
     let h = Harness::new();
-    let mut observers: Vec<Cli> = (0..6).map(|_| observer(&h)).collect();
+    let mut observers: Vec<Client> = (0..6).map(|_| observer(&h)).collect();
     let addr = h.addr();
     // Workers: (port, status expected).
     let workers: Vec<std::thread::JoinHandle<Vec<(u16, u32)>>> = (0..3)
@@ -230,7 +228,7 @@ fn observers_on_both_shards_see_opened_and_closed_in_one_order() {
             std::thread::spawn(move || {
                 let mut out = Vec::new();
                 for k in 0..8 {
-                    let mut s = Cli::connect(addr);
+                    let mut s = Client::connect(addr);
                     let services = [
                         service::ALL_EVENTS,
                         service::PERIPHERAL_MONITOR,
@@ -238,7 +236,7 @@ fn observers_on_both_shards_see_opened_and_closed_in_one_order() {
                     ][(w + k) % 3];
                     s.open(&OpenSpec::services(services));
                     if k % 3 == 0 {
-                        s.heartbeat();
+                        s.heartbeat_keeping_events();
                     }
                     let port = s.port;
                     if (w + k) % 2 == 0 {
@@ -332,7 +330,7 @@ fn session_monitor_start_and_stop_checks() {
     let h = Harness::new();
     let mut o1 = observer(&h);
     let mut o2 = observer(&h);
-    let mut targets: Vec<Cli> = (0..4)
+    let mut targets: Vec<Client> = (0..4)
         .map(|_| {
             let mut t = h.connect();
             t.open(&OpenSpec::services(service::ALL_EVENTS));
@@ -405,8 +403,8 @@ fn session_monitor_start_and_stop_checks() {
         failure_status(&f),
         Some(status::E_CTI_FUNCTION_NOT_AVAILABLE)
     );
-    o1.heartbeat();
-    o2.heartbeat();
+    o1.heartbeat_keeping_events();
+    o2.heartbeat_keeping_events();
 }
 
 /// A session monitor ends with the session it watches (closed or dropped,
@@ -416,7 +414,7 @@ fn session_monitor_start_and_stop_checks() {
 fn session_monitor_ends_with_the_watched_session() {
     let h = Harness::new();
     let mut o = observer(&h);
-    let mut targets: Vec<Cli> = (0..6)
+    let mut targets: Vec<Client> = (0..6)
         .map(|_| {
             let mut t = h.connect();
             t.open(&OpenSpec::services(service::PERIPHERAL_MONITOR));
@@ -452,7 +450,7 @@ fn session_monitor_ends_with_the_watched_session() {
             Err(status::E_CTI_INVALID_MONITORID)
         );
     }
-    o.heartbeat();
+    o.heartbeat_keeping_events();
 }
 
 /// A session whose OPEN_REQ is refused never opened: Client Monitor
@@ -468,7 +466,7 @@ fn refused_opens_are_not_reported() {
         refused.open_refused(&OpenSpec::services(service::CLIENT_EVENTS)),
         status::E_CTI_REQUIRED_DATA_MISSING
     );
-    refused.expect_closed(WAIT);
+    refused.expect_closed_within(WAIT);
     let mut idle = h.connect();
     let mut spec = OpenSpec::services(service::ALL_EVENTS);
     spec.idle_timeout = 5; // below 20 → 18

@@ -4,17 +4,13 @@
 //! a client that stops reading is dropped without holding up the others;
 //! SIGTERM ends it with exit 0.
 
-#[path = "support/mod.rs"]
-mod support;
-mod support_upstream;
-
+use crate::BIN;
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::Version;
-use support::{as_failure_conf, decode_strict, open_req, Client, Recv, Reference, RunTracker};
-use support_upstream::*;
+use testkit::*;
 
 const SEED: u64 = 9;
 const AGENTS: u32 = 30;
@@ -26,7 +22,10 @@ fn v(n: u32) -> Version {
 
 #[test]
 fn every_client_gets_the_stream_at_its_own_version() {
-    let pg = sim_pg(&["--seed", "9", "--agents", "30", "--calls-per-sec", "20"]);
+    let pg = sim_pg(
+        BIN,
+        &["--seed", "9", "--agents", "30", "--calls-per-sec", "20"],
+    );
     let versions = [v(13), v(16), v(19), v(20), v(24)];
     let mut clients: Vec<(Version, Client)> = versions
         .iter()
@@ -38,7 +37,7 @@ fn every_client_gets_the_stream_at_its_own_version() {
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     for (version, client) in &mut clients {
-        let frames = collect_for(client, Duration::from_millis(300));
+        let frames = client.collect_for(Duration::from_millis(300));
         let mut reference = Reference::at_version(SEED, AGENTS, RATE, *version);
         let mut run = RunTracker::new();
         for f in frames.iter().filter(|f| frame_type(f) != msg::SYSTEM_EVENT) {
@@ -52,9 +51,9 @@ fn every_client_gets_the_stream_at_its_own_version() {
 
 #[test]
 fn session_rules_are_the_routers() {
-    let pg = sim_pg(&[]);
+    let pg = sim_pg(BIN, &[]);
     let mut bad = Client::connect(pg.addr());
-    bad.send(
+    bad.send_at(
         open_req(5, 12, 0x10, 0xFFFF_FFFF, 0x3FFF, 0xFFFF_FFFF, "old", b""),
         v(19),
     );
@@ -69,7 +68,7 @@ fn session_rules_are_the_routers() {
     let mut c = Client::connect(pg.addr());
     c.open_all_events(v(22));
     c.heartbeat(Duration::from_secs(2));
-    c.send(
+    c.send_at(
         ctirouter::proto::msg::CloseReq {
             invoke_id: 77,
             status: 0,
@@ -84,14 +83,17 @@ fn session_rules_are_the_routers() {
 #[test]
 fn a_client_that_stops_reading_is_dropped_and_the_others_go_on() {
     // As fast as clients read, with a small output bound.
-    let pg = sim_pg(&[
-        "--speed",
-        "0",
-        "--calls-per-sec",
-        "50",
-        "--output-bound",
-        "65536",
-    ]);
+    let pg = sim_pg(
+        BIN,
+        &[
+            "--speed",
+            "0",
+            "--calls-per-sec",
+            "50",
+            "--output-bound",
+            "65536",
+        ],
+    );
     let mut stuck = Client::connect(pg.addr());
     stuck.open_all_events(v(24));
     let mut reader = Client::connect(pg.addr());
@@ -127,7 +129,7 @@ fn a_client_that_stops_reading_is_dropped_and_the_others_go_on() {
 
 #[test]
 fn sigterm_exits_zero() {
-    let mut pg = sim_pg(&[]);
+    let mut pg = sim_pg(BIN, &[]);
     let mut c = Client::connect(pg.addr());
     c.open_all_events(v(24));
     pg.signal(libc::SIGTERM);

@@ -2,8 +2,7 @@
 //! frames get the documented answers, and garbage clients or a slow consumer
 //! never cost another session anything.
 
-mod support;
-
+use crate::BIN;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::msg::{ClientEventReportReq, MonitorStartReq};
 use ctirouter::proto::{CtiString, Version};
-use support::*;
+use testkit::*;
 
 const SIM: &[&str] = &[
     "--sim-seed",
@@ -34,7 +33,7 @@ fn quiet_session(router: &RouterProcess, version: Version) -> Client {
 
 #[test]
 fn frame_over_12500_bytes_gets_failure_event_25_then_close() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     // 12,493 body bytes = a 12,501-byte frame; and absurd lengths.
     for body_len in [12_493u32, 65_536, 0x7FFF_FFFF, 0xFFFF_FFFF] {
         for version in [None, Some(v(15)), Some(Version::MAX)] {
@@ -45,7 +44,7 @@ fn frame_over_12500_bytes_gets_failure_event_25_then_close() {
             let mut header = body_len.to_be_bytes().to_vec();
             header.extend_from_slice(&msg::HEARTBEAT_REQ.to_be_bytes());
             c.send_raw(&header);
-            let frames = c.drain_until_closed(REPLY_TIMEOUT);
+            let frames = c.drain_until_closed(WAIT);
             let last = frames.last().map(|(_, f)| f.clone());
             assert_eq!(
                 last,
@@ -59,41 +58,41 @@ fn frame_over_12500_bytes_gets_failure_event_25_then_close() {
 
 #[test]
 fn frame_of_exactly_12500_bytes_is_read_as_a_frame() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     let mut c = quiet_session(&router, Version::MAX);
     let mut body = 4321u32.to_be_bytes().to_vec();
     body.resize(12_500 - 8, 0xAB);
     c.send_raw(&raw_frame(9999, &body));
     assert_eq!(
-        c.expect_failure_conf(REPLY_TIMEOUT),
+        c.expect_failure_conf(WAIT),
         (4321, status::E_CTI_INVALID_MESSAGE_TYPE)
     );
-    c.heartbeat(REPLY_TIMEOUT);
+    c.heartbeat(WAIT);
 }
 
 #[test]
 fn malformed_known_requests_get_failure_conf_25_and_the_session_stays() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(14), v(20), Version::MAX] {
         let mut c = quiet_session(&router, version);
         // HEARTBEAT_REQ with a 2-byte body (InvokeID cut short), and with none.
         c.send_raw(&raw_frame(msg::HEARTBEAT_REQ, &[0x12, 0x34]));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT).1,
+            c.expect_failure_conf(WAIT).1,
             status::E_CTI_BAD_MESSAGE_FORMAT,
             "v{version}"
         );
         c.send_raw(&raw_frame(msg::HEARTBEAT_REQ, &[]));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT).1,
+            c.expect_failure_conf(WAIT).1,
             status::E_CTI_BAD_MESSAGE_FORMAT,
             "v{version}"
         );
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
         // CLOSE_REQ shorter than its 8-byte fixed part.
         c.send_raw(&raw_frame(msg::CLOSE_REQ, &be32s(&[55])));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (55, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
@@ -101,24 +100,24 @@ fn malformed_known_requests_get_failure_conf_25_and_the_session_stays() {
         seven.extend_from_slice(&[0, 0, 0]);
         c.send_raw(&raw_frame(msg::CLOSE_REQ, &seven));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (56, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
         // Still open: a proper CLOSE_REQ is confirmed.
         c.send_raw(&raw_frame(msg::CLOSE_REQ, &be32s(&[57, 0])));
         assert_eq!(
-            c.recv_reply(REPLY_TIMEOUT).1,
+            c.recv_reply(WAIT).1,
             raw_frame(msg::CLOSE_CONF, &be32s(&[57]))
         );
-        c.expect_closed(REPLY_TIMEOUT);
+        c.expect_closed(WAIT);
     }
 }
 
 #[test]
 fn malformed_open_req_gets_failure_conf_25_and_a_proper_open_req_still_works() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(13), v(19), v(20), Version::MAX] {
         let w = version.tag_width();
         let fixed = || open_req_fixed(31, version.number(), NO_IDLE, service::ALL_EVENTS, 0, 0);
@@ -130,7 +129,7 @@ fn malformed_open_req_gets_failure_conf_25_and_a_proper_open_req_still_works() {
         body.truncate(body.len() - 7);
         c.send_raw(&raw_frame(msg::OPEN_REQ, &body));
         assert_eq!(
-            c.expect_frame(REPLY_TIMEOUT).1,
+            c.expect_frame(WAIT).1,
             failure_conf_frame(31, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
@@ -138,14 +137,14 @@ fn malformed_open_req_gets_failure_conf_25_and_a_proper_open_req_still_works() {
         let short = &fixed()[..20];
         c.send_raw(&raw_frame(msg::OPEN_REQ, short));
         assert_eq!(
-            c.expect_frame(REPLY_TIMEOUT).1,
+            c.expect_frame(WAIT).1,
             failure_conf_frame(31, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
         // Not even a VersionNumber.
         c.send_raw(&raw_frame(msg::OPEN_REQ, &be32s(&[32])));
         assert_eq!(
-            c.expect_frame(REPLY_TIMEOUT).1,
+            c.expect_frame(WAIT).1,
             failure_conf_frame(32, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
@@ -155,19 +154,19 @@ fn malformed_open_req_gets_failure_conf_25_and_a_proper_open_req_still_works() {
         body.push(1);
         c.send_raw(&raw_frame(msg::OPEN_REQ, &body));
         assert_eq!(
-            c.expect_frame(REPLY_TIMEOUT).1,
+            c.expect_frame(WAIT).1,
             failure_conf_frame(31, status::E_CTI_BAD_MESSAGE_FORMAT),
             "v{version}"
         );
         // The connection stayed: a proper OPEN_REQ opens it.
         c.open_all_events(version);
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
 }
 
 #[test]
 fn unknown_message_types_get_failure_conf_2() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(16), Version::MAX] {
         let mut c = quiet_session(&router, version);
         for (i, t) in [283u32, 9999, 0x7FFF_FFFF, 0xFFFF_FFFF]
@@ -177,7 +176,7 @@ fn unknown_message_types_get_failure_conf_2() {
             let invoke = 700 + i as u32;
             c.send_raw(&raw_frame(t, &be32s(&[invoke, 1, 2])));
             assert_eq!(
-                c.expect_failure_conf(REPLY_TIMEOUT),
+                c.expect_failure_conf(WAIT),
                 (invoke, status::E_CTI_INVALID_MESSAGE_TYPE),
                 "v{version} type {t}"
             );
@@ -185,30 +184,30 @@ fn unknown_message_types_get_failure_conf_2() {
         // An unknown type with an empty body: no InvokeID to echo, still an answer.
         c.send_raw(&raw_frame(9999, &[]));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT).1,
+            c.expect_failure_conf(WAIT).1,
             status::E_CTI_INVALID_MESSAGE_TYPE
         );
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
 }
 
 #[test]
 fn requests_the_router_does_not_serve_get_failure_conf_12() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(15), Version::MAX] {
         let mut c = quiet_session(&router, version);
         // MAKE_CALL_REQ: InvokeID and a few zeros (the router does not decode it).
         c.send_raw(&raw_frame(msg::MAKE_CALL_REQ, &be32s(&[801, 5000, 0, 0])));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (801, status::E_CTI_FUNCTION_NOT_AVAILABLE)
         );
-        c.send(
+        c.send_at(
             MonitorStartReq {
                 invoke_id: 802,
-                peripheral_id: PERIPHERAL_ID,
+                peripheral_id: PID,
                 call_msg_mask: ALL_CALLS,
-                agent_state_mask: ALL_AGENT_STATES,
+                agent_state_mask: ALL_AGENTS,
                 monitored_device_type: 0,
                 monitored_device_id: Some(CtiString::from("3001")),
                 ..Default::default()
@@ -216,10 +215,10 @@ fn requests_the_router_does_not_serve_get_failure_conf_12() {
             version,
         );
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (802, status::E_CTI_FUNCTION_NOT_AVAILABLE)
         );
-        c.send(
+        c.send_at(
             ClientEventReportReq {
                 invoke_id: 803,
                 state: 0,
@@ -229,10 +228,10 @@ fn requests_the_router_does_not_serve_get_failure_conf_12() {
             version,
         );
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (803, status::E_CTI_FUNCTION_NOT_AVAILABLE)
         );
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
 }
 
@@ -312,7 +311,7 @@ impl Observer {
 
 /// Garbage of several kinds against `addr` until `stop`; counts connections.
 fn garbage_loop(addr: SocketAddr, stop: Arc<AtomicBool>, nr_conns: Arc<AtomicU64>, seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let connect = || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok();
     while !stop.load(Ordering::Relaxed) {
         let Some(mut s) = connect() else { continue };
@@ -324,24 +323,24 @@ fn garbage_loop(addr: SocketAddr, stop: Arc<AtomicBool>, nr_conns: Arc<AtomicU64
             // Random bytes.
             0 => {
                 let n = 1 + rng.below(3000) as usize;
-                out = rng.bytes(n);
+                out = random_bytes(&mut rng, n);
             }
             // Random frames with plausible lengths, before OPEN.
             1 => {
                 for _ in 0..1 + rng.below(40) {
                     let body_len = rng.below(80) as usize;
-                    out.extend(raw_frame(rng.below(300) as u32, &rng.bytes(body_len)));
+                    out.extend(raw_frame(rng.below(300), &random_bytes(&mut rng, body_len)));
                 }
             }
             // Open, then random frames (and some well-formed requests) after OPEN.
             2 => {
-                let version = 13 + rng.below(12) as u32;
+                let version = 13 + rng.below(12);
                 let req = open_req(
                     1,
                     version,
                     service::ALL_EVENTS,
                     ALL_CALLS,
-                    ALL_AGENT_STATES,
+                    ALL_AGENTS,
                     NO_IDLE,
                     "junk",
                     b"",
@@ -355,27 +354,21 @@ fn garbage_loop(addr: SocketAddr, stop: Arc<AtomicBool>, nr_conns: Arc<AtomicU64
                     let body_len = rng.below(120) as usize;
                     let t = match rng.below(4) {
                         0 => rng.next_u64() as u32,
-                        _ => rng.below(290) as u32,
+                        _ => rng.below(290),
                     };
-                    out.extend(raw_frame(t, &rng.bytes(body_len)));
+                    out.extend(raw_frame(t, &random_bytes(&mut rng, body_len)));
                 }
             }
             // Oversize frame header, then junk.
             3 => {
-                out.extend((12_493 + rng.below(1 << 30) as u32).to_be_bytes());
-                out.extend(rng.bytes(200));
+                out.extend((12_493 + rng.below(1 << 30)).to_be_bytes());
+                out.extend(random_bytes(&mut rng, 200));
             }
             // A pipeline of heartbeats, never read, then a half frame.
             _ => {
                 out.extend(raw_frame(msg::OPEN_REQ, &{
-                    let mut b = open_req_fixed(
-                        1,
-                        24,
-                        NO_IDLE,
-                        service::ALL_EVENTS,
-                        ALL_CALLS,
-                        ALL_AGENT_STATES,
-                    );
+                    let mut b =
+                        open_req_fixed(1, 24, NO_IDLE, service::ALL_EVENTS, ALL_CALLS, ALL_AGENTS);
                     b.extend(floating(2, &[(1, b"pipe"), (2, b"")]));
                     b
                 }));
@@ -418,7 +411,7 @@ fn slowloris_loop(addr: SocketAddr, stop: Arc<AtomicBool>) {
                 raw_frame(msg::OPEN_REQ, &b)
             }
             // Garbage, slowly.
-            _ => Rng(i as u64).bytes(64),
+            _ => random_bytes(&mut Rng::new(i as u64), 64),
         };
         conns.push((s, frame, 0));
     }
@@ -444,16 +437,19 @@ impl Drop for StopOnDrop {
 #[test]
 fn garbage_clients_never_disturb_other_sessions() {
     const SEED: u64 = 11;
-    let router = RouterProcess::start(&[
-        "--sim-seed",
-        "11",
-        "--sim-agents",
-        "30",
-        "--sim-calls-per-sec",
-        "20",
-        "--sim-speed",
-        "1",
-    ]);
+    let router = RouterProcess::start(
+        BIN,
+        &[
+            "--sim-seed",
+            "11",
+            "--sim-agents",
+            "30",
+            "--sim-calls-per-sec",
+            "20",
+            "--sim-speed",
+            "1",
+        ],
+    );
     let mut observers: Vec<Observer> = [24, 24, 16, 21]
         .into_iter()
         .map(|n| Observer::open(&router, v(n), SEED, 30, 20.0))
@@ -478,13 +474,13 @@ fn garbage_clients_never_disturb_other_sessions() {
     let mut idle_readers = Vec::new();
     for _ in 0..4 {
         let mut c = router.client();
-        c.send(
+        c.send_at(
             open_req(
                 1,
                 24,
                 service::ALL_EVENTS,
                 ALL_CALLS,
-                ALL_AGENT_STATES,
+                ALL_AGENTS,
                 NO_IDLE,
                 "sleepy",
                 b"",
@@ -548,25 +544,28 @@ fn garbage_clients_never_disturb_other_sessions() {
     assert!(router.is_running(), "router died under garbage");
     let mut c = router.client();
     c.open_all_events(v(18));
-    c.heartbeat(REPLY_TIMEOUT);
+    c.heartbeat(WAIT);
 }
 
 /// A session that never reads is cut at its output bound; a reading session
 /// keeps receiving; the router stays up.
 #[test]
 fn slow_consumer_is_cut_and_others_keep_receiving() {
-    let mut router = RouterProcess::start(&[
-        "--output-bound",
-        "65536",
-        "--sim-seed",
-        "13",
-        "--sim-agents",
-        "200",
-        "--sim-calls-per-sec",
-        "50",
-        "--sim-speed",
-        "20",
-    ]);
+    let mut router = RouterProcess::start(
+        BIN,
+        &[
+            "--output-bound",
+            "65536",
+            "--sim-seed",
+            "13",
+            "--sim-agents",
+            "200",
+            "--sim-calls-per-sec",
+            "50",
+            "--sim-speed",
+            "20",
+        ],
+    );
     // The non-reader: small receive buffer, opens, reads its OPEN_CONF, then stops reading.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
@@ -625,7 +624,7 @@ fn slow_consumer_is_cut_and_others_keep_receiving() {
         }
     }
     assert!(nr_events > before, "the reader got nothing after the cut");
-    reader.heartbeat(REPLY_TIMEOUT);
+    reader.heartbeat(WAIT);
     assert!(router.is_running());
     eprintln!(
         "slow consumer: reader got {nr_events} events / {nr_bytes} bytes; the cut session got {} frames / {cut_bytes} bytes, last {:?}, then {} bytes of a truncated frame",

@@ -2,15 +2,12 @@
 //! event, readable or JSON; Ctrl-C closes the session cleanly; a refused
 //! OPEN or a lost connection ends it with a non-zero exit and a clear message.
 
-#[path = "support/mod.rs"]
-mod support;
-mod support_upstream;
-
+use crate::BIN;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::msg::FailureConf;
 use ctirouter::proto::{Message, Version};
-use support_upstream::*;
+use testkit::*;
 
 /// At least `n` stdout lines within `timeout`.
 fn lines(p: &mut Proc, n: usize, timeout: Duration) -> Vec<String> {
@@ -33,12 +30,12 @@ fn watch(addr: std::net::SocketAddr, extra: &[&str]) -> Proc {
     let addr = addr.to_string();
     let mut args = vec!["watch", "--connect", addr.as_str()];
     args.extend_from_slice(extra);
-    Proc::spawn(&args)
+    Proc::spawn(BIN, &args)
 }
 
 #[test]
 fn readable_lines_then_a_clean_close_on_sigint() {
-    let pg = sim_pg(&["--calls-per-sec", "30"]);
+    let pg = sim_pg(BIN, &["--calls-per-sec", "30"]);
     let mut w = watch(pg.addr(), &[]);
     let got = lines(&mut w, 8, Duration::from_secs(5));
     assert!(got[0].starts_with("SYSTEM_EVENT "), "{}", got[0]);
@@ -66,7 +63,7 @@ fn readable_lines_then_a_clean_close_on_sigint() {
 
 #[test]
 fn json_lines_parse_at_an_old_version() {
-    let pg = sim_pg(&["--calls-per-sec", "30"]);
+    let pg = sim_pg(BIN, &["--calls-per-sec", "30"]);
     let mut w = watch(pg.addr(), &["--json", "--version", "17"]);
     for line in lines(&mut w, 8, Duration::from_secs(5)) {
         let v: serde_json::Value =
@@ -87,7 +84,7 @@ fn json_lines_parse_at_an_old_version() {
 
 #[test]
 fn a_refused_open_exits_non_zero_with_the_reason() {
-    let fake = FakeUpstream::start(|_, conn| {
+    let fake = FakePg::scripted(|_, conn| {
         let req = conn.expect_open();
         let refusal = Message::from(FailureConf {
             invoke_id: req.invoke_id,
@@ -118,7 +115,7 @@ fn a_refused_open_exits_non_zero_with_the_reason() {
 
 #[test]
 fn a_lost_connection_exits_non_zero() {
-    let mut pg = sim_pg(&["--calls-per-sec", "30"]);
+    let mut pg = sim_pg(BIN, &["--calls-per-sec", "30"]);
     let mut w = watch(pg.addr(), &[]);
     lines(&mut w, 2, Duration::from_secs(5));
     pg.kill();
@@ -135,7 +132,7 @@ fn a_lost_connection_exits_non_zero() {
 /// Monitor is granted nothing, so its OPEN_REQ is refused with 12.
 #[test]
 fn device_monitor_refusal_is_reported_clearly() {
-    let pg = sim_pg(&[]);
+    let pg = sim_pg(BIN, &[]);
     let mut w = watch(pg.addr(), &["--device", "3001", "3002"]);
     let status = w.wait_exit(Duration::from_secs(6));
     assert!(!status.success());

@@ -3,16 +3,12 @@
 //! straight to sim-pg at the same version receives, and a gap-free run of
 //! the simulator's stream.
 
-#[path = "support/mod.rs"]
-mod support;
-mod support_upstream;
-
+use crate::BIN;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::Version;
-use support::{decode_strict, Client, Reference, RunTracker};
-use support_upstream::*;
+use testkit::*;
 
 const SEED: u64 = 5;
 const AGENTS: u32 = 40;
@@ -42,15 +38,18 @@ fn find_run(longer: &[Vec<u8>], shorter: &[Vec<u8>]) -> Option<usize> {
 
 #[test]
 fn router_sessions_get_the_bytes_a_direct_sim_pg_client_gets() {
-    let pg = sim_pg(&[
-        "--seed",
-        &SEED.to_string(),
-        "--agents",
-        &AGENTS.to_string(),
-        "--calls-per-sec",
-        &RATE.to_string(),
-    ]);
-    let router = router(&upstream_toml(&[pg.addr()], 1000), &[]);
+    let pg = sim_pg(
+        BIN,
+        &[
+            "--seed",
+            &SEED.to_string(),
+            "--agents",
+            &AGENTS.to_string(),
+            "--calls-per-sec",
+            &RATE.to_string(),
+        ],
+    );
+    let router = router(BIN, &upstream_toml(&[pg.addr()], 1000), &[]);
     let versions = [v(13), v(19), v(24)];
     let mut pairs = Vec::new();
     for &version in &versions {
@@ -69,8 +68,8 @@ fn router_sessions_get_the_bytes_a_direct_sim_pg_client_gets() {
         let left = WINDOW
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(300));
-        let routed = events(collect_for(&mut via_router, left));
-        let straight = events(collect_for(&mut direct, Duration::from_millis(300)));
+        let routed = events(via_router.collect_for(left));
+        let straight = events(direct.collect_for(Duration::from_millis(300)));
         assert!(
             routed.len() >= 20,
             "v{version}: only {} events through the router",
@@ -113,8 +112,9 @@ fn router_sessions_get_the_bytes_a_direct_sim_pg_client_gets() {
 
 #[test]
 fn upstream_status_reaches_downstream_open_conf_and_system_events() {
-    let pg = sim_pg(&["--peripheral-id", "5123"]);
+    let pg = sim_pg(BIN, &["--peripheral-id", "5123"]);
     let router = router(
+        BIN,
         &upstream_toml(&[pg.addr()], 1000),
         &["--upstream-version", "19"],
     );

@@ -2,13 +2,12 @@
 //! versions, before OPEN, heartbeat and idle, close, SIGTERM/SIGINT. The
 //! router binary on a loopback port, raw GED-188 bytes over TCP.
 
-mod support;
-
+use crate::BIN;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{Message, Version};
-use support::*;
+use testkit::*;
 
 /// A simulator that produces a steady stream in real time.
 const SIM: &[&str] = &[
@@ -101,26 +100,26 @@ fn check_event_layout(frame: &[u8], version: Version) -> Message {
 
 #[test]
 fn every_version_13_to_24_opens_and_receives_events_encoded_for_it() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     let mut sessions = Vec::new();
     for n in 13..=24u32 {
         let version = v(n);
         let mut c = router.client();
         let invoke = 500 + n;
-        c.send(
+        c.send_at(
             open_req(
                 invoke,
                 n,
                 service::ALL_EVENTS,
                 ALL_CALLS,
-                ALL_AGENT_STATES,
+                ALL_AGENTS,
                 NO_IDLE,
                 "versions",
                 b"",
             ),
             version,
         );
-        let (t, frame) = c.expect_frame(REPLY_TIMEOUT);
+        let (t, frame) = c.expect_frame(WAIT);
         assert_eq!(
             t,
             msg::OPEN_CONF,
@@ -136,7 +135,7 @@ fn every_version_13_to_24_opens_and_receives_events_encoded_for_it() {
             (invoke, service::ALL_EVENTS, 0)
         );
         c.version = version;
-        let (t, sys) = c.expect_frame(REPLY_TIMEOUT);
+        let (t, sys) = c.expect_frame(WAIT);
         assert_eq!(
             t,
             msg::SYSTEM_EVENT,
@@ -146,10 +145,7 @@ fn every_version_13_to_24_opens_and_receives_events_encoded_for_it() {
         let Message::SystemEvent(sys) = check_event_layout(&sys, version) else {
             unreachable!()
         };
-        assert_eq!(
-            (sys.system_event_id, sys.system_event_arg1),
-            (3, PERIPHERAL_ID)
-        );
+        assert_eq!((sys.system_event_id, sys.system_event_arg1), (3, PID));
         sessions.push((
             c,
             version,
@@ -200,7 +196,7 @@ fn every_version_13_to_24_opens_and_receives_events_encoded_for_it() {
 
 #[test]
 fn versions_outside_13_to_24_get_failure_conf_1_then_close() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     let cases = [(12u32, 1usize), (25, 2), (0, 1), (9, 1), (0xFFFF_FFFF, 2)];
     for (i, (n, width)) in cases.into_iter().enumerate() {
         let invoke = 77 + i as u32;
@@ -211,38 +207,38 @@ fn versions_outside_13_to_24_get_failure_conf_1_then_close() {
             NO_IDLE,
             service::ALL_EVENTS,
             ALL_CALLS,
-            ALL_AGENT_STATES,
+            ALL_AGENTS,
         );
         body.extend(floating(width, &[(1, b"test\0"), (2, b"")]));
         c.send_raw(&raw_frame(msg::OPEN_REQ, &body));
-        let (_, frame) = c.expect_frame(REPLY_TIMEOUT);
+        let (_, frame) = c.expect_frame(WAIT);
         assert_eq!(
             frame,
             failure_conf_frame(invoke, status::E_CTI_INVALID_VERSION),
             "version {n}: got {}",
             describe(&frame)
         );
-        c.expect_closed(REPLY_TIMEOUT);
+        c.expect_closed(WAIT);
     }
 }
 
 #[test]
 fn requests_before_open_get_failure_conf_4_and_the_connection_stays() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     let mut c = router.client();
     c.send_raw(&raw_frame(msg::HEARTBEAT_REQ, &be32s(&[41])));
     assert_eq!(
-        c.expect_frame(REPLY_TIMEOUT).1,
+        c.expect_frame(WAIT).1,
         failure_conf_frame(41, status::E_CTI_SESSION_NOT_OPEN)
     );
     c.send_raw(&raw_frame(msg::CLOSE_REQ, &be32s(&[42, 0])));
     assert_eq!(
-        c.expect_frame(REPLY_TIMEOUT).1,
+        c.expect_frame(WAIT).1,
         failure_conf_frame(42, status::E_CTI_SESSION_NOT_OPEN)
     );
     c.send_raw(&raw_frame(msg::MAKE_CALL_REQ, &be32s(&[43, 0, 0])));
     assert_eq!(
-        c.expect_frame(REPLY_TIMEOUT).1,
+        c.expect_frame(WAIT).1,
         failure_conf_frame(43, status::E_CTI_SESSION_NOT_OPEN)
     );
     // Still up: nothing more arrives (no events before OPEN), and OPEN_REQ works.
@@ -251,18 +247,18 @@ fn requests_before_open_get_failure_conf_4_and_the_connection_stays() {
         "no frames for a session that is not open"
     );
     c.open_all_events(Version::MAX);
-    c.heartbeat(REPLY_TIMEOUT);
+    c.heartbeat(WAIT);
 }
 
 #[test]
 fn heartbeat_req_gets_heartbeat_conf_with_the_same_invoke_id() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(13), v(20), v(24)] {
         let mut c = router.client();
         c.open_all_events(version);
         for invoke in [0u32, 1, 0x7FFF_FFFF, 0xFFFF_FFFF] {
             c.send_raw(&raw_frame(msg::HEARTBEAT_REQ, &invoke.to_be_bytes()));
-            let (t, frame) = c.recv_reply(REPLY_TIMEOUT);
+            let (t, frame) = c.recv_reply(WAIT);
             assert_eq!(
                 t,
                 msg::HEARTBEAT_CONF,
@@ -277,7 +273,7 @@ fn heartbeat_req_gets_heartbeat_conf_with_the_same_invoke_id() {
             .collect();
         c.send_raw(&burst);
         for i in 1..=10u32 {
-            let (_, frame) = c.recv_reply(REPLY_TIMEOUT);
+            let (_, frame) = c.recv_reply(WAIT);
             assert_eq!(
                 frame,
                 raw_frame(msg::HEARTBEAT_CONF, &i.to_be_bytes()),
@@ -289,7 +285,7 @@ fn heartbeat_req_gets_heartbeat_conf_with_the_same_invoke_id() {
             c.send_raw(&[b]);
             std::thread::sleep(Duration::from_millis(5));
         }
-        let (_, frame) = c.recv_reply(REPLY_TIMEOUT);
+        let (_, frame) = c.recv_reply(WAIT);
         assert_eq!(frame, raw_frame(msg::HEARTBEAT_CONF, &77u32.to_be_bytes()));
     }
 }
@@ -299,21 +295,28 @@ fn heartbeat_req_gets_heartbeat_conf_with_the_same_invoke_id() {
 /// one with the idle check disabled stay open past 20 s.
 #[test]
 fn idle_session_gets_failure_event_16_and_close_heartbeating_session_stays() {
-    let router = RouterProcess::start(&[
-        "--sim-seed",
-        "5",
-        "--sim-agents",
-        "10",
-        "--sim-calls-per-sec",
-        "1",
-    ]);
+    let router = RouterProcess::start(
+        BIN,
+        &[
+            "--sim-seed",
+            "5",
+            "--sim-agents",
+            "10",
+            "--sim-calls-per-sec",
+            "1",
+        ],
+    );
     let mut beating = router.client();
     beating.open_all_events_masked(Version::MAX, 0, 0);
     let mut disabled = router.client();
-    disabled.open(v(16), service::ALL_EVENTS, 0, 0, NO_IDLE, "test", b"");
+    disabled.open(&OpenSpec::new(v(16), service::ALL_EVENTS).masks(0, 0));
     let mut idle = router.client();
     let sent = Instant::now();
-    idle.open(v(17), service::ALL_EVENTS, 0, 0, 20, "test", b"");
+    idle.open(
+        &OpenSpec::new(v(17), service::ALL_EVENTS)
+            .masks(0, 0)
+            .idle(20),
+    );
     let mut next_beat = Instant::now();
     let cut = loop {
         let waited = sent.elapsed();
@@ -322,7 +325,7 @@ fn idle_session_gets_failure_event_16_and_close_heartbeating_session_stays() {
             "no FAILURE_EVENT(16) after {waited:?}"
         );
         if Instant::now() >= next_beat {
-            let rtt = beating.heartbeat(REPLY_TIMEOUT);
+            let rtt = beating.heartbeat(WAIT);
             assert!(rtt < Duration::from_secs(1), "heartbeat took {rtt:?}");
             next_beat += Duration::from_secs(5);
         }
@@ -353,15 +356,15 @@ fn idle_session_gets_failure_event_16_and_close_heartbeating_session_stays() {
         cut < Duration::from_secs(23),
         "idle session cut late: {cut:?}"
     );
-    idle.expect_closed(REPLY_TIMEOUT);
+    idle.expect_closed(WAIT);
     // Both others are past 20 s now and still served.
-    beating.heartbeat(REPLY_TIMEOUT);
-    disabled.heartbeat(REPLY_TIMEOUT);
+    beating.heartbeat(WAIT);
+    disabled.heartbeat(WAIT);
 }
 
 #[test]
 fn close_req_gets_close_conf_then_the_router_closes_the_socket() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(13), v(21), v(24)] {
         let mut c = router.client();
         c.open_all_events(version);
@@ -371,16 +374,16 @@ fn close_req_gets_close_conf_then_the_router_closes_the_socket() {
             msg::CLOSE_REQ,
             &be32s(&[4242, status::E_CTI_NO_ERROR]),
         ));
-        let (t, frame) = c.recv_reply(REPLY_TIMEOUT);
+        let (t, frame) = c.recv_reply(WAIT);
         assert_eq!(t, msg::CLOSE_CONF, "v{version}: got {}", describe(&frame));
         assert_eq!(frame, raw_frame(msg::CLOSE_CONF, &4242u32.to_be_bytes()));
-        c.expect_closed(REPLY_TIMEOUT);
+        c.expect_closed(WAIT);
     }
 }
 
 #[test]
 fn sigterm_sends_failure_event_15_to_every_session_then_exits_0() {
-    let mut router = RouterProcess::start(SIM);
+    let mut router = RouterProcess::start(BIN, SIM);
     let mut sessions = Vec::new();
     for n in [15u32, 24, 19, 24, 20, 13] {
         let mut c = router.client();
@@ -427,7 +430,7 @@ fn sigterm_sends_failure_event_15_to_every_session_then_exits_0() {
 
 #[test]
 fn sigint_also_stops_the_router_cleanly() {
-    let mut router = RouterProcess::start(SIM);
+    let mut router = RouterProcess::start(BIN, SIM);
     let mut c = router.client();
     c.open_all_events(Version::MAX);
     router.signal(libc::SIGINT);

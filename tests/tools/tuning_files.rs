@@ -4,6 +4,7 @@
 //! dry-run mode plans and changes nothing; `ctirouter serve` refuses runtime
 //! settings it cannot run, with or without a tuning file.
 
+use crate::BIN;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -94,7 +95,7 @@ fn a_missing_tuning_file_names_its_path() {
 /// `ctirouter serve ARGS` on a loopback port: its exit status and stderr, or
 /// `None` (the process killed) if it is still running after `within`.
 fn serve_exit(args: &[&str], within: Duration) -> Option<(std::process::ExitStatus, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ctirouter"))
+    let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",

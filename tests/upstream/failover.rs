@@ -4,10 +4,7 @@
 //! events again. Loss is an EOF, three missed heartbeats, a FAILURE_EVENT or
 //! a malformed upstream frame; a refused OPEN moves on to the other side.
 
-#[path = "support/mod.rs"]
-mod support;
-mod support_upstream;
-
+use crate::BIN;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +12,7 @@ use std::time::{Duration, Instant};
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::msg::{CallDeliveredEvent, FailureConf, FailureEvent};
 use ctirouter::proto::{Message, Version};
-use support::{Client, Recv};
-use support_upstream::*;
+use testkit::*;
 
 const V24: Version = Version::MAX;
 
@@ -74,9 +70,9 @@ fn back_with_events(seen: &Seen) -> bool {
 
 #[test]
 fn killing_side_a_fails_over_to_side_b_and_sessions_stay_open() {
-    let mut a = sim_pg(&["--calls-per-sec", "30"]);
-    let b = sim_pg(&["--calls-per-sec", "30"]);
-    let router = router(&upstream_toml(&[a.addr(), b.addr()], 200), &[]);
+    let mut a = sim_pg(BIN, &["--calls-per-sec", "30"]);
+    let b = sim_pg(BIN, &["--calls-per-sec", "30"]);
+    let router = router(BIN, &upstream_toml(&[a.addr(), b.addr()], 200), &[]);
     let (mut client, _) = open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
     // Events flow from side A.
     watch_until(&mut client, Duration::from_secs(5), |s| s.events.len() >= 5);
@@ -148,7 +144,7 @@ fn malformed_upstream_frames_reestablish_the_session() {
     // The fake holds its first session healthy until the test's session is open.
     let go = Arc::new(AtomicBool::new(false));
     let go_fake = go.clone();
-    let fake = FakeUpstream::start(move |index, conn| {
+    let fake = FakePg::scripted(move |index, conn| {
         conn.expect_open();
         conn.accept_open(V24);
         while index == 0 && !go_fake.load(Ordering::Relaxed) {
@@ -169,7 +165,7 @@ fn malformed_upstream_frames_reestablish_the_session() {
         // The router must drop this connection now.
         conn.serve_heartbeats(Duration::from_secs(5));
     });
-    let router = router(&upstream_toml(&[fake.addr], 200), &[]);
+    let router = router(BIN, &upstream_toml(&[fake.addr], 200), &[]);
     let (mut client, _) = open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
     go.store(true, Ordering::Relaxed);
     let seen = watch_until(&mut client, Duration::from_secs(10), |s| {
@@ -212,7 +208,7 @@ fn malformed_upstream_frames_reestablish_the_session() {
 
 #[test]
 fn upstream_open_req_is_an_all_events_bridge_session() {
-    let fake = FakeUpstream::start(|_, conn| {
+    let fake = FakePg::scripted(|_, conn| {
         conn.expect_open();
         conn.accept_open(Version::new(20).unwrap());
         conn.serve_heartbeats(Duration::from_secs(10));
@@ -221,7 +217,7 @@ fn upstream_open_req_is_an_all_events_bridge_session() {
         "{}client_id = \"bridge1\"\npassword = \"pw\"\n",
         upstream_toml(&[fake.addr], 2000)
     );
-    let _router = router(&toml, &["--upstream-version", "20"]);
+    let _router = router(BIN, &toml, &["--upstream-version", "20"]);
     let deadline = Instant::now() + Duration::from_secs(5);
     while fake.nr_opens() == 0 {
         assert!(Instant::now() < deadline, "no OPEN_REQ reached the fake");
@@ -240,7 +236,7 @@ fn upstream_open_req_is_an_all_events_bridge_session() {
 
 #[test]
 fn three_missed_heartbeats_lose_a_silent_upstream() {
-    let fake = FakeUpstream::start(|index, conn| {
+    let fake = FakePg::scripted(|index, conn| {
         conn.expect_open();
         conn.accept_open(V24);
         if index == 0 {
@@ -250,7 +246,7 @@ fn three_missed_heartbeats_lose_a_silent_upstream() {
             conn.serve_heartbeats(Duration::from_secs(20));
         }
     });
-    let router = router(&upstream_toml(&[fake.addr], 100), &[]);
+    let router = router(BIN, &upstream_toml(&[fake.addr], 100), &[]);
     let (mut client, _) = open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
     let opened = fake.opens.lock().unwrap()[0].0;
     let seen = watch_until(&mut client, Duration::from_secs(10), |s| {
@@ -273,7 +269,7 @@ fn three_missed_heartbeats_lose_a_silent_upstream() {
 fn refused_open_and_failure_event_move_to_the_other_side() {
     // Side A refuses every OPEN_REQ (bad password); side B accepts, then
     // ends the first session with FAILURE_EVENT.
-    let a = FakeUpstream::start(|_, conn| {
+    let a = FakePg::scripted(|_, conn| {
         let req = conn.expect_open();
         let refusal = Message::from(FailureConf {
             invoke_id: req.invoke_id,
@@ -283,7 +279,7 @@ fn refused_open_and_failure_event_move_to_the_other_side() {
         conn.send(&refusal.to_frame(V24).unwrap());
         let _ = conn.read_frame(Duration::from_millis(500));
     });
-    let b = FakeUpstream::start(|index, conn| {
+    let b = FakePg::scripted(|index, conn| {
         conn.expect_open();
         conn.accept_open(V24);
         if index == 0 {
@@ -300,7 +296,7 @@ fn refused_open_and_failure_event_move_to_the_other_side() {
             conn.serve_heartbeats(Duration::from_secs(20));
         }
     });
-    let router = router(&upstream_toml(&[a.addr, b.addr], 200), &[]);
+    let router = router(BIN, &upstream_toml(&[a.addr, b.addr], 200), &[]);
     let (mut client, _) = open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
     watch_until(&mut client, Duration::from_secs(10), |s| {
         s.events.iter().any(|(_, f)| f == &agent_event("2001"))
@@ -316,16 +312,16 @@ fn refused_open_and_failure_event_move_to_the_other_side() {
 
 #[test]
 fn sessions_opened_before_the_first_upstream_open_see_offline_then_online() {
-    let fake = FakeUpstream::start(|_, conn| {
+    let fake = FakePg::scripted(|_, conn| {
         conn.expect_open();
         // A slow CTI Server: the router has no upstream status meanwhile.
         std::thread::sleep(Duration::from_millis(800));
         conn.accept_open(V24);
         conn.serve_heartbeats(Duration::from_secs(20));
     });
-    let router = router(&upstream_toml(&[fake.addr], 200), &[]);
+    let router = router(BIN, &upstream_toml(&[fake.addr], 200), &[]);
     let mut client = Client::connect(router.addr());
-    let conf = client.open(V24, 0x10, 0xFFFF_FFFF, 0x3FFF, 0xFFFF_FFFF, "early", b"");
+    let conf = client.open(&OpenSpec::new(V24, 0x10).client("early", b""));
     assert_ne!(
         conf.pg_status & 0x08,
         0,
@@ -349,7 +345,7 @@ fn heartbeats_go_out_while_the_upstream_floods_events() {
     // finds data waiting) and counts the HEARTBEAT_REQs that still arrive.
     let heartbeats = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = heartbeats.clone();
-    let fake = FakeUpstream::start(move |index, conn| {
+    let fake = FakePg::scripted(move |index, conn| {
         conn.expect_open();
         conn.accept_open(V24);
         if index > 0 {
@@ -373,7 +369,7 @@ fn heartbeats_go_out_while_the_upstream_floods_events() {
         }
         let _ = flood.join();
     });
-    let _router = router(&upstream_toml(&[fake.addr], 300), &[]);
+    let _router = router(BIN, &upstream_toml(&[fake.addr], 300), &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while fake.nr_opens() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -387,7 +383,7 @@ fn heartbeats_go_out_while_the_upstream_floods_events() {
 fn stopping_the_router_closes_the_upstream_session() {
     let closed = Arc::new(AtomicBool::new(false));
     let seen_close = closed.clone();
-    let fake = FakeUpstream::start(move |_, conn| {
+    let fake = FakePg::scripted(move |_, conn| {
         conn.expect_open();
         conn.accept_open(V24);
         while let Some(frame) = conn.read_frame(Duration::from_secs(10)) {
@@ -403,7 +399,7 @@ fn stopping_the_router_closes_the_upstream_session() {
             conn.send(&reply.to_frame(V24).unwrap());
         }
     });
-    let mut router = router(&upstream_toml(&[fake.addr], 200), &[]);
+    let mut router = router(BIN, &upstream_toml(&[fake.addr], 200), &[]);
     open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
     let asked = Instant::now();
     router.signal(libc::SIGTERM);

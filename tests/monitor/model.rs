@@ -11,52 +11,33 @@
 //! timeline of the event stream, so the position of each reply among them
 //! says exactly from which event a request took effect. The stream is
 //! regenerated with `ctirouter::sim::Simulator` (same config, v24), and a
-//! naive reference (`support_monitor::reference`) says what each session
+//! naive reference (`testkit::model`) says what each session
 //! must receive — copy for copy, MonitorID for MonitorID, in order.
 //!
 //! `MONITOR_MODEL_CASES=n` changes the cases per test (4 tests × 50 by
 //! default); `MONITOR_MODEL_SEED=s` runs only case `s` (in `one_case`).
-
-mod support_monitor;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{device_type, msg, service};
 use ctirouter::proto::{Message, Version};
+use ctirouter::sim::rng::Rng;
 use ctirouter::sim::{SimConfig, Simulator};
-use support_monitor::reference::{
+use testkit::model::{
     built_begin, built_end, client_events_watch, copy_bytes, normalized, CallId, Expected, Kind,
     Reply, Request, SessionModel, Stream, Watch,
 };
-use support_monitor::*;
+use testkit::*;
 
-/// SplitMix64: the case's own randomness (requests, masks, timing).
-struct Rng(u64);
+/// Uniform in `lo..hi` from the case's randomness.
+fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * rng.unit()
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-    fn f64(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
+/// One of `xs` (not empty), uniformly.
+fn pick<'a, T>(rng: &mut Rng, xs: &'a [T]) -> &'a T {
+    &xs[rng.below(xs.len() as u32) as usize]
 }
 
 /// The stream the router's simulator source produces for `sim` and `max`:
@@ -106,7 +87,7 @@ struct SentRequest {
 
 /// One model session and what the driver knows of it.
 struct Drv {
-    cli: Cli,
+    cli: Client,
     /// Client Events: OPEN_REQ agent fields (id, extension, instrument).
     ce_fields: Option<(Option<String>, Option<String>, Option<String>)>,
     ce_monitor: u32,
@@ -167,7 +148,7 @@ impl Drv {
                 Some(0) | None => {
                     self.ae_count += 1;
                     let m = decode(&f);
-                    if let Some(c) = reference::primary_call(&m) {
+                    if let Some(c) = testkit::model::primary_call(&m) {
                         // Calls the session saw end go to the back of the
                         // line: the driver mostly monitors live calls.
                         let ended = matches!(
@@ -224,8 +205,8 @@ impl Drv {
 fn random_masks(rng: &mut Rng) -> (u32, u32) {
     match rng.below(4) {
         0 | 1 => (ALL_CALLS, ALL_AGENTS),
-        2 => (rng.next() as u32, ALL_AGENTS),
-        _ => (rng.next() as u32, rng.next() as u32 & 0x3FFF),
+        2 => (rng.next_u64() as u32, ALL_AGENTS),
+        _ => (rng.next_u64() as u32, rng.next_u64() as u32 & 0x3FFF),
     }
 }
 
@@ -243,13 +224,13 @@ fn params(rng: &mut Rng) -> Params {
     let nr_sessions = rng.range(2, 5) as usize;
     Params {
         sim: SimConfig {
-            seed: rng.next(),
+            seed: rng.next_u64(),
             agents: rng.range(2, 12) as u32,
-            calls_per_sec: rng.f64(1.0, 8.0),
+            calls_per_sec: uniform(rng, 1.0, 8.0),
             peripheral_id: PID,
         },
         max_events: rng.range(120, 320),
-        real_secs: rng.f64(0.3, 0.6),
+        real_secs: uniform(rng, 0.3, 0.6),
         nr_initial: rng.range(1, nr_sessions as u64) as usize,
         nr_sessions,
     }
@@ -257,7 +238,7 @@ fn params(rng: &mut Rng) -> Params {
 
 /// Open one model session (All Events + Peripheral Monitor, maybe Client Events).
 fn open_session(addr: std::net::SocketAddr, rng: &mut Rng, agents: u32) -> Drv {
-    let mut cli = Cli::connect(addr);
+    let mut cli = Client::connect(addr);
     let mut spec = OpenSpec::services(service::ALL_EVENTS | service::PERIPHERAL_MONITOR);
     let mut ce_fields = None;
     if rng.chance(0.45) {
@@ -265,7 +246,7 @@ fn open_session(addr: std::net::SocketAddr, rng: &mut Rng, agents: u32) -> Drv {
         let a = if rng.chance(0.1) {
             agents + 3 // nobody
         } else {
-            rng.below(agents as u64) as u32
+            rng.below(agents)
         };
         let (id, ext) = (format!("{}", 1001 + a), format!("{}", 3001 + a));
         let fields = match rng.below(3) {
@@ -316,7 +297,7 @@ fn random_request(rng: &mut Rng, drvs: &mut [Drv], i: usize, agents: u32) {
     let roll = rng.below(100);
     if roll < 38 {
         // Device monitor.
-        let a = rng.below(agents as u64 + 1);
+        let a = rng.below(agents + 1);
         let (ty, id): (u16, String) = match rng.below(12) {
             0 | 1 => (device_type::DEVICE_IDENTIFIER, format!("{}", 3001 + a)),
             2 => (device_type::AGENT_DEVICE, format!("{}", 3001 + a)),
@@ -335,7 +316,7 @@ fn random_request(rng: &mut Rng, drvs: &mut [Drv], i: usize, agents: u32) {
                 true => (device_type::DEVICE_IDENTIFIER, "99999".to_string()),
                 false => (
                     device_type::DEVICE_IDENTIFIER,
-                    rng.pick(&drvs[i].anis).clone(),
+                    pick(rng, &drvs[i].anis).clone(),
                 ),
             },
             9 => (device_type::TRUNK, format!("0{}", rng.range(1, 9))),
@@ -372,18 +353,18 @@ fn random_request(rng: &mut Rng, drvs: &mut [Drv], i: usize, agents: u32) {
         let ended = &drvs[i].calls_ended;
         let call: CallId = if seen.is_empty() || rng.chance(0.15) {
             match rng.below(3) {
-                0 if !ended.is_empty() => rng.pick(ended).clone(),
+                0 if !ended.is_empty() => pick(rng, ended).clone(),
                 1 if !seen.is_empty() => {
-                    let (id, _, dev) = rng.pick(seen).clone();
+                    let (id, _, dev) = pick(rng, seen).clone();
                     (id, 0, dev) // right id, wrong ConnectionDeviceIDType
                 }
-                _ => (0x7000_0000 + rng.below(1000) as u32, 1, b"T1".to_vec()),
+                _ => (0x7000_0000 + rng.below(1000), 1, b"T1".to_vec()),
             }
         } else if rng.chance(0.8) {
             let from = seen.len().saturating_sub(6);
-            seen[from + rng.below((seen.len() - from) as u64) as usize].clone()
+            seen[from + rng.below((seen.len() - from) as u32) as usize].clone()
         } else {
-            rng.pick(seen).clone()
+            pick(rng, seen).clone()
         };
         let m = ctirouter::proto::msg::MonitorStartReq {
             invoke_id: invoke,
@@ -420,13 +401,13 @@ fn random_request(rng: &mut Rng, drvs: &mut [Drv], i: usize, agents: u32) {
             .collect();
         let own = &drvs[i].monitors;
         let id = if !own.is_empty() && rng.chance(0.8) {
-            *rng.pick(own)
+            *pick(rng, own)
         } else if !others.is_empty() && rng.chance(0.7) {
-            *rng.pick(&others)
+            *pick(rng, &others)
         } else if drvs[i].ce_monitor != 0 && rng.chance(0.3) {
             drvs[i].ce_monitor
         } else {
-            0x7F00_0000 + rng.below(1000) as u32
+            0x7F00_0000 + rng.below(1000)
         };
         if roll < 82 {
             let m = ctirouter::proto::msg::MonitorStopReq {
@@ -586,7 +567,7 @@ fn classify_difference(e: Option<&Expected>, r: Option<&Rx>) -> String {
 /// Compare one session's received frames with the model; `Err` is a report.
 fn check_session(stream: &Stream, k: usize, d: &Drv, session_id: u32) -> Result<(), String> {
     let visible: Vec<usize> = (0..stream.len())
-        .filter(|&i| reference::passes(&stream.events[i].facts, ALL_CALLS, ALL_AGENTS))
+        .filter(|&i| testkit::model::passes(&stream.events[i].facts, ALL_CALLS, ALL_AGENTS))
         .collect();
     let n_ae = d.ae_count;
     if n_ae > visible.len() {
@@ -730,7 +711,7 @@ fn check_session(stream: &Stream, k: usize, d: &Drv, session_id: u32) -> Result<
 /// fresh All Events session tries to open and listen for a second.
 fn stall_probe(router: &TestRouter, addr: std::net::SocketAddr, drvs: &mut [Drv]) -> String {
     let before = router.metrics_line();
-    let mut probe = Cli::connect(addr);
+    let mut probe = Client::connect(addr);
     let invoke = probe.invoke();
     probe.send(OpenSpec::services(service::ALL_EVENTS).request(invoke));
     let opened = probe.wait_for("OPEN_CONF", Duration::from_secs(2), |f| {
@@ -839,7 +820,7 @@ fn ends_the_stream(d: &Drv, visible: &[&Vec<u8>]) -> bool {
 
 /// Run one case; `Err` is a failure report.
 fn run_case(case_seed: u64) -> Result<Stats, String> {
-    let mut rng = Rng(case_seed);
+    let mut rng = Rng::new(case_seed);
     let p = params(&mut rng);
     let (frames, last_due) = reference_stream(&p.sim, p.max_events);
     let stream = Stream::from_frames(frames);
@@ -853,7 +834,7 @@ fn run_case(case_seed: u64) -> Result<Stats, String> {
     let agents = p.sim.agents;
 
     // A Client Monitor observer names every session's SessionID.
-    let mut observer = Cli::connect(addr);
+    let mut observer = Client::connect(addr);
     observer.open(&OpenSpec::services(service::CLIENT_MONITOR));
 
     let mut drvs: Vec<Drv> = (0..p.nr_initial)
@@ -867,7 +848,7 @@ fn run_case(case_seed: u64) -> Result<Stats, String> {
     let visible: Vec<&Vec<u8>> = stream
         .events
         .iter()
-        .filter(|e| reference::passes(&e.facts, ALL_CALLS, ALL_AGENTS))
+        .filter(|e| testkit::model::passes(&e.facts, ALL_CALLS, ALL_AGENTS))
         .map(|e| &e.frame)
         .collect();
     loop {
@@ -907,10 +888,12 @@ fn run_case(case_seed: u64) -> Result<Stats, String> {
             }
         } else if Instant::now() >= next_action {
             next_action = Instant::now() + Duration::from_micros(rng.range(1_000, 12_000));
-            if drvs.len() < p.nr_sessions && (progress > rng.f64(0.0, 0.6) || progress > 0.55) {
+            if drvs.len() < p.nr_sessions
+                && (progress > uniform(&mut rng, 0.0, 0.6) || progress > 0.55)
+            {
                 drvs.push(open_session(addr, &mut rng, agents));
             } else if progress < 0.97 || rng.chance(0.3) {
-                let i = rng.below(drvs.len() as u64) as usize;
+                let i = rng.below(drvs.len() as u32) as usize;
                 if drvs[i].pending.is_none() && drvs[i].requests.len() < 40 {
                     random_request(&mut rng, &mut drvs, i, agents);
                 }

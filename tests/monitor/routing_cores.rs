@@ -3,8 +3,6 @@
 //! case runs in microseconds and every step is deterministic. The loopback
 //! tests (`monitor_*`) pin the same rules through the real drivers.
 
-mod support_monitor;
-
 use std::time::Duration;
 
 use ctirouter::config::Config;
@@ -16,7 +14,7 @@ use ctirouter::proto::msg::{
 };
 use ctirouter::proto::Message;
 use ctirouter::session::server::CloseReason;
-use support_monitor::*;
+use testkit::*;
 
 const DEV: u16 = device_type::DEVICE_IDENTIFIER;
 

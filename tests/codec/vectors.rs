@@ -4,13 +4,12 @@
 //! contradicting docs/protocol.md is pinned to the behaviour the codec chose for it.
 //! Black-box: only the public `ctirouter::proto` API and the vector files.
 
-mod common_codec;
-
-use common_codec::*;
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::error::Invalid;
 use ctirouter::proto::{routing, tags, DecodeOptions, Message, Version};
 use serde_json::Value;
+use testkit::v;
+use testkit::vectors::*;
 
 /// v19 rows whose type the codec does not type: they must stay `Message::Raw`
 /// and pass through byte-exact. A row silently becoming raw (or typed) fails.

@@ -2,13 +2,12 @@
 //! client list, strings with and without NUL, OPEN_CONF and the peripheral
 //! SYSTEM_EVENTs after it. The router binary on a loopback port, raw bytes.
 
-mod support;
-
+use crate::BIN;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{Message, Version};
-use support::*;
+use testkit::*;
 
 /// A simulator that produces a steady stream in real time.
 const SIM: &[&str] = &[
@@ -39,7 +38,7 @@ fn expect_open_rejected(
 ) {
     let mut c = router.client();
     c.send_raw(&req);
-    let (_, frame) = c.expect_frame(REPLY_TIMEOUT);
+    let (_, frame) = c.expect_frame(WAIT);
     let invoke = u32::from_be_bytes(req[8..12].try_into().unwrap());
     assert_eq!(
         frame,
@@ -47,7 +46,7 @@ fn expect_open_rejected(
         "{what} (v{version}): got {}",
         describe(&frame)
     );
-    c.expect_closed(REPLY_TIMEOUT);
+    c.expect_closed(WAIT);
 }
 
 fn open_frame(
@@ -63,7 +62,7 @@ fn open_frame(
         idle,
         services,
         ALL_CALLS,
-        ALL_AGENT_STATES,
+        ALL_AGENTS,
     );
     body.extend(floating(version.tag_width(), fields));
     raw_frame(msg::OPEN_REQ, &body)
@@ -77,7 +76,7 @@ fn with_peripheral(mut frame: Vec<u8>, peripheral_id: u32) -> Vec<u8> {
 
 #[test]
 fn open_req_checks_fail_then_close() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(15), v(24)] {
         let ae = service::ALL_EVENTS;
         let no_id = open_frame(version, 61, NO_IDLE, ae, &[(2, b"")]);
@@ -113,7 +112,7 @@ fn open_req_checks_fail_then_close() {
                 service::CLIENT_EVENTS,
                 &[(1, b"agent\0"), (2, b"")],
             ),
-            PERIPHERAL_ID,
+            PID,
         );
         expect_open_rejected(
             &router,
@@ -130,7 +129,7 @@ fn open_req_checks_fail_then_close() {
                 service::CLIENT_EVENTS,
                 &[(1, b"agent\0"), (2, b""), (4, b"\0"), (5, b""), (6, b"\0")],
             ),
-            PERIPHERAL_ID,
+            PID,
         );
         expect_open_rejected(
             &router,
@@ -144,26 +143,30 @@ fn open_req_checks_fail_then_close() {
 
 #[test]
 fn idle_timeout_20_and_disabled_are_accepted() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for idle in [20, 21, 300, NO_IDLE] {
         let mut c = router.client();
-        let conf = c.open(Version::MAX, service::ALL_EVENTS, 0, 0, idle, "test", b"");
+        let conf = c.open(
+            &OpenSpec::new(Version::MAX, service::ALL_EVENTS)
+                .masks(0, 0)
+                .idle(idle),
+        );
         assert_eq!(
             conf.services_granted,
             service::ALL_EVENTS,
             "IdleTimeout {idle}"
         );
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
 }
 
 #[test]
 fn second_open_req_fails_with_5_then_close() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(14), v(24)] {
         let mut c = router.client();
         c.open_all_events_masked(version, 0, 0);
-        c.send(
+        c.send_at(
             open_req(
                 99,
                 version.number(),
@@ -176,19 +179,19 @@ fn second_open_req_fails_with_5_then_close() {
             ),
             version,
         );
-        let (invoke, code) = c.expect_failure_conf(REPLY_TIMEOUT);
+        let (invoke, code) = c.expect_failure_conf(WAIT);
         assert_eq!(
             (invoke, code),
             (99, status::E_CTI_SESSION_ALREADY_OPEN),
             "v{version}"
         );
-        c.expect_closed(REPLY_TIMEOUT);
+        c.expect_closed(WAIT);
     }
 }
 
 #[test]
 fn strings_with_and_without_nul_are_accepted() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(13), v(19), v(20), v(24)] {
         // ClientID without NUL, password as a 0-length field (what CTM sends).
         let mut c = router.client();
@@ -206,7 +209,7 @@ fn strings_with_and_without_nul_are_accepted() {
             "v{version}"
         );
         assert_eq!(c.expect_system_event().system_event_id, 3);
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
         // ClientID with NUL, password a lone NUL (what GED sends).
         let mut c = router.client();
         c.send_raw(&open_frame(
@@ -217,7 +220,7 @@ fn strings_with_and_without_nul_are_accepted() {
             &[(1, b"bridge\0"), (2, b"\0")],
         ));
         assert_eq!(c.expect_open_conf(version).invoke_id, 72);
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
 }
 
@@ -240,7 +243,7 @@ services = ["client-monitor"]
 
 #[test]
 fn client_list_checks_passwords_and_grants_only_listed_services() {
-    let router = RouterProcess::start_with_config_probed(CLIENTS_TOML, SIM, ("bridge", b""));
+    let router = RouterProcess::start_with_config_probed(BIN, CLIENTS_TOML, SIM, ("bridge", b""));
     let version = Version::MAX;
     let ae = service::ALL_EVENTS;
     let cases: [(&[u8], &[u8], &str); 4] = [
@@ -334,7 +337,7 @@ fn client_list_checks_passwords_and_grants_only_listed_services() {
             describe(&frame)
         );
     }
-    c.heartbeat(REPLY_TIMEOUT);
+    c.heartbeat(WAIT);
 }
 
 fn decode_sys_id(frame: &[u8]) -> u32 {
@@ -346,17 +349,17 @@ fn decode_sys_id(frame: &[u8]) -> u32 {
 
 #[test]
 fn open_conf_echoes_invoke_id_grants_served_services_then_peripheral_system_events() {
-    let router = RouterProcess::start(SIM);
+    let router = RouterProcess::start(BIN, SIM);
     for version in [v(13), v(18), v(19), v(23), v(24)] {
         let mut c = router.client();
         let invoke = 0xDEAD_0000 + version.number();
-        c.send(
+        c.send_at(
             open_req(
                 invoke,
                 version.number(),
                 service::ALL_EVENTS,
                 ALL_CALLS,
-                ALL_AGENT_STATES,
+                ALL_AGENTS,
                 60,
                 "test",
                 b"",
@@ -372,12 +375,12 @@ fn open_conf_echoes_invoke_id_grants_served_services_then_peripheral_system_even
             assert_eq!(conf.num_peripherals, Some(1));
             assert_eq!(
                 conf.peripherals.first().and_then(|p| p.peripheral_id),
-                Some(PERIPHERAL_ID)
+                Some(PID)
             );
         }
         let sys = c.expect_system_event();
         assert_eq!(sys.system_event_id, 3, "SYS_PERIPHERAL_ONLINE");
-        assert_eq!(sys.system_event_arg1, PERIPHERAL_ID);
+        assert_eq!(sys.system_event_arg1, PID);
         assert_eq!(sys.pg_status, 0);
         // The next frame (if any) is a stream event, not another peripheral SYSTEM_EVENT.
         if let Some((t, frame)) = c.recv_frame(Duration::from_millis(300)) {
@@ -395,15 +398,7 @@ fn open_conf_echoes_invoke_id_grants_served_services_then_peripheral_system_even
         | service::CLIENT_CONTROL
         | service::PERIPHERAL_MONITOR
         | service::CLIENT_MONITOR;
-    let conf = c.open(
-        Version::MAX,
-        asked,
-        ALL_CALLS,
-        ALL_AGENT_STATES,
-        NO_IDLE,
-        "test",
-        b"",
-    );
+    let conf = c.open(&OpenSpec::new(Version::MAX, asked));
     assert_eq!(
         conf.services_granted & service::ALL_EVENTS,
         service::ALL_EVENTS
@@ -425,12 +420,13 @@ fn open_conf_echoes_invoke_id_grants_served_services_then_peripheral_system_even
 #[test]
 fn peripheral_system_event_names_the_configured_peripheral() {
     let router = RouterProcess::start_with_config_probed(
+        BIN,
         "[simulator]\nperipheral_id = 6001\n",
         SIM,
         PROBE_CLIENT,
     );
     let mut c = router.client();
-    let conf = c.open(v(22), service::ALL_EVENTS, 0, 0, NO_IDLE, "test", b"");
+    let conf = c.open(&OpenSpec::new(v(22), service::ALL_EVENTS).masks(0, 0));
     assert_eq!(
         conf.peripherals.first().and_then(|p| p.peripheral_id),
         Some(6001)
@@ -451,7 +447,7 @@ fn sessions_opened_right_after_listening_are_told_the_pg_is_up() {
         24,
         service::ALL_EVENTS,
         ALL_CALLS,
-        ALL_AGENT_STATES,
+        ALL_AGENTS,
         NO_IDLE,
         "early",
         b"",
@@ -459,7 +455,7 @@ fn sessions_opened_right_after_listening_are_told_the_pg_is_up() {
     let req = Message::from(req).to_frame(Version::MAX).unwrap();
     // The window is short: several routers, 8 sessions each, opened at once.
     for attempt in 0..12 {
-        let router = RouterProcess::start_unprobed(SIM);
+        let router = RouterProcess::start_unprobed(BIN, SIM);
         let mut clients: Vec<Client> = (0..8)
             .map(|_| {
                 let mut c = router.client();

@@ -8,17 +8,17 @@
 //! Runtime (test profile, opt-level 1, 2-core machine): about 1 s (1.0–1.3 s
 //! measured with the machine under load).
 
-mod common_codec;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common_codec::{all_rows, v};
 use ctirouter::proto::frame::{self, HEADER_LEN, MAX_FRAME_LEN};
 use ctirouter::proto::routing;
 use ctirouter::proto::transcode::{
     patch_agent_session_id, patch_monitor_id, transcode, Transcoded,
 };
 use ctirouter::proto::{decode_frame, DecodeError, DecodeOptions, Message, Version};
+use ctirouter::sim::rng::Rng;
+use testkit::v;
+use testkit::vectors::all_rows;
 
 /// Mutated frames per test (two tests, so both cores work).
 const FRAMES_PER_TEST: usize = 60_000;
@@ -29,30 +29,18 @@ const VERSIONS: [u32; 4] = [13, 19, 20, 24];
 
 const OPTIONS: [DecodeOptions; 2] = [DecodeOptions::STRICT, DecodeOptions::COUNTS_UNCHECKED];
 
-/// splitmix64 (Steele, Lea, Flood 2014): small, fast, good enough to mutate bytes.
-struct SplitMix64(u64);
+/// Uniform-enough in `0..n` (`0 < n < 2^32`).
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(u32::try_from(n).expect("a small bound")) as usize
+}
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// True `p` times in 100.
+fn percent(rng: &mut Rng, p: u32) -> bool {
+    rng.below(100) < p
+}
 
-    /// Uniform-enough in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
+fn byte(rng: &mut Rng) -> u8 {
+    rng.next_u64() as u8
 }
 
 /// The frames mutations start from: every vector frame, and every typed
@@ -84,43 +72,43 @@ fn set_u32(frame: &mut [u8], at: usize, value: u32) {
 }
 
 /// Values that sit on the codec's edges.
-fn interesting_byte(rng: &mut SplitMix64) -> u8 {
-    [0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, 0xFE, 0xFF][rng.below(8)]
+fn interesting_byte(rng: &mut Rng) -> u8 {
+    [0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, 0xFE, 0xFF][below(rng, 8)]
 }
 
-fn interesting_length(rng: &mut SplitMix64, frame_len: usize) -> u32 {
+fn interesting_length(rng: &mut Rng, frame_len: usize) -> u32 {
     let body = frame_len.saturating_sub(HEADER_LEN) as u32;
     let limit = (MAX_FRAME_LEN - HEADER_LEN) as u32;
-    match rng.below(7) {
-        0 => body.wrapping_add(1 + rng.below(8) as u32),
-        1 => body.saturating_sub(1 + rng.below(8) as u32),
+    match below(rng, 7) {
+        0 => body.wrapping_add(1 + below(rng, 8) as u32),
+        1 => body.saturating_sub(1 + below(rng, 8) as u32),
         2 => limit,
         3 => limit + 1,
         4 => 0,
         5 => u32::MAX,
-        _ => rng.next() as u32,
+        _ => rng.next_u64() as u32,
     }
 }
 
 /// One mutation of `frame` in place.
-fn mutate_once(rng: &mut SplitMix64, frame: &mut Vec<u8>, seeds: &[Vec<u8>]) {
-    match rng.below(8) {
+fn mutate_once(rng: &mut Rng, frame: &mut Vec<u8>, seeds: &[Vec<u8>]) {
+    match below(rng, 8) {
         0 if !frame.is_empty() => {
-            let at = rng.below(frame.len());
-            frame[at] ^= 1 << rng.below(8);
+            let at = below(rng, frame.len());
+            frame[at] ^= 1 << below(rng, 8);
         }
         1 if !frame.is_empty() => {
-            let at = rng.below(frame.len());
-            frame[at] = if rng.chance(50) {
+            let at = below(rng, frame.len());
+            frame[at] = if percent(rng, 50) {
                 interesting_byte(rng)
             } else {
-                rng.byte()
+                byte(rng)
             };
         }
-        2 => frame.truncate(rng.below(frame.len() + 1)),
+        2 => frame.truncate(below(rng, frame.len() + 1)),
         3 => {
-            let extra = 1 + rng.below(64);
-            frame.extend((0..extra).map(|_| rng.byte()));
+            let extra = 1 + below(rng, 64);
+            frame.extend((0..extra).map(|_| byte(rng)));
         }
         4 => {
             let length = interesting_length(rng, frame.len());
@@ -128,36 +116,36 @@ fn mutate_once(rng: &mut SplitMix64, frame: &mut Vec<u8>, seeds: &[Vec<u8>]) {
         }
         5 => {
             // Splice: the front of this frame, the back of another.
-            let other = &seeds[rng.below(seeds.len())];
-            frame.truncate(rng.below(frame.len() + 1));
-            frame.extend_from_slice(&other[rng.below(other.len() + 1)..]);
+            let other = &seeds[below(rng, seeds.len())];
+            frame.truncate(below(rng, frame.len() + 1));
+            frame.extend_from_slice(&other[below(rng, other.len() + 1)..]);
         }
         6 => {
             // Another type's decoder on this body.
-            let message_type = if rng.chance(80) {
-                Message::TYPED[rng.below(Message::TYPED.len())]
+            let message_type = if percent(rng, 80) {
+                Message::TYPED[below(rng, Message::TYPED.len())]
             } else {
-                rng.next() as u32 % 300
+                rng.next_u64() as u32 % 300
             };
             set_u32(frame, 4, message_type);
         }
         _ if frame.len() > HEADER_LEN => {
             // A floating length byte (or any body byte) made large.
-            let at = HEADER_LEN + rng.below(frame.len() - HEADER_LEN);
-            frame[at] = 0xF0 | rng.byte();
+            let at = HEADER_LEN + below(rng, frame.len() - HEADER_LEN);
+            frame[at] = 0xF0 | byte(rng);
         }
-        _ => frame.push(rng.byte()),
+        _ => frame.push(byte(rng)),
     }
 }
 
 /// A mutated frame; most get a MessageLength that matches again, so the body
 /// decoders (not just framing) see the damage.
-fn mutated(rng: &mut SplitMix64, seeds: &[Vec<u8>]) -> Vec<u8> {
-    let mut frame = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..1 + rng.below(3) {
+fn mutated(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut frame = seeds[below(rng, seeds.len())].clone();
+    for _ in 0..1 + below(rng, 3) {
         mutate_once(rng, &mut frame, seeds);
     }
-    if frame.len() >= HEADER_LEN && rng.chance(70) {
+    if frame.len() >= HEADER_LEN && percent(rng, 70) {
         let body = (frame.len() - HEADER_LEN) as u32;
         set_u32(&mut frame, 0, body);
     }
@@ -237,7 +225,7 @@ fn patch_checked(input: &[u8]) {
 fn run(seed: u64) {
     let seeds = seed_frames();
     assert!(seeds.len() > 200, "{} seed frames", seeds.len());
-    let mut rng = SplitMix64(seed);
+    let mut rng = Rng::new(seed);
     for i in 0..FRAMES_PER_TEST {
         let input = mutated(&mut rng, &seeds);
         if catch_unwind(AssertUnwindSafe(|| exercise(&input))).is_err() {

@@ -3,10 +3,7 @@
 //! times × speed; a truncated file serves every good record, then the
 //! router reports the byte offset and keeps serving.
 
-#[path = "support/mod.rs"]
-mod support;
-mod support_upstream;
-
+use crate::BIN;
 use std::fs::File;
 use std::time::{Duration, Instant};
 
@@ -15,8 +12,7 @@ use ctirouter::proto::msg::AgentStateEvent;
 use ctirouter::proto::transcode::{transcode, Transcoded};
 use ctirouter::proto::{Message, Version};
 use ctirouter::tools::recording::{Header, Reader, Writer, HEADER_LEN, RECORD_HEADER_LEN};
-use support::{Client, Recv};
-use support_upstream::*;
+use testkit::*;
 
 const V24: Version = Version::MAX;
 
@@ -39,15 +35,7 @@ fn read_recording(path: &str) -> (Header, Vec<(Duration, Vec<u8>)>) {
 /// before ingest has started may still see the initial offline status.)
 fn open(addr: std::net::SocketAddr, version: Version) -> Client {
     let mut client = Client::connect(addr);
-    client.open(
-        version,
-        0x10,
-        0xFFFF_FFFF,
-        0x3FFF,
-        0xFFFF_FFFF,
-        "replay-test",
-        b"",
-    );
+    client.open(&OpenSpec::new(version, 0x10).client("replay-test", b""));
     client
 }
 
@@ -78,15 +66,18 @@ fn replay_toml(path: &str, speed: f64, sessions: usize) -> String {
 
 #[test]
 fn record_then_replay_serves_the_recorded_bytes() {
-    let pg = sim_pg(&["--calls-per-sec", "40", "--speed", "3"]);
+    let pg = sim_pg(BIN, &["--calls-per-sec", "40", "--speed", "3"]);
     let file = TempFile::new(".ctirec");
-    let mut rec = Proc::spawn(&[
-        "record",
-        "--upstream",
-        &pg.addr().to_string(),
-        "--out",
-        file.path(),
-    ]);
+    let mut rec = Proc::spawn(
+        BIN,
+        &[
+            "record",
+            "--upstream",
+            &pg.addr().to_string(),
+            "--out",
+            file.path(),
+        ],
+    );
     assert!(
         rec.wait_stderr("session open", Duration::from_secs(5)),
         "{}",
@@ -108,7 +99,7 @@ fn record_then_replay_serves_the_recorded_bytes() {
     let (header, records) = read_recording(file.path());
     assert_eq!(header.version, V24);
     assert_eq!(
-        support_upstream::frame_type(&records[0].1),
+        frame_type(&records[0].1),
         msg::OPEN_CONF,
         "OPEN_CONF comes first"
     );
@@ -121,7 +112,7 @@ fn record_then_replay_serves_the_recorded_bytes() {
     assert!(events.iter().all(|f| frame_type(f) != msg::HEARTBEAT_CONF));
 
     // As fast as possible, once both sessions are open.
-    let router = router(&replay_toml(file.path(), 0.0, 2), &[]);
+    let router = router(BIN, &replay_toml(file.path(), 0.0, 2), &[]);
     let mut c24 = open(router.addr(), V24);
     let mut c19 = open(router.addr(), v(19));
     let got24 = take(&mut c24, events.len(), Duration::from_secs(10));
@@ -138,7 +129,7 @@ fn record_then_replay_serves_the_recorded_bytes() {
     c24.expect_no_reply(Duration::from_millis(300));
     // The status follows the recorded OPEN_CONF: online, peripheral 5000.
     let mut late = Client::connect(router.addr());
-    let conf = late.open(V24, 0x10, 0xFFFF_FFFF, 0x3FFF, 0xFFFF_FFFF, "late", b"");
+    let conf = late.open(&OpenSpec::new(V24, 0x10).client("late", b""));
     assert_eq!(conf.pg_status, 0);
     assert_eq!(conf.peripherals[0].peripheral_id, Some(5000));
     eprintln!("{} recorded frames replayed byte for byte", events.len());
@@ -170,7 +161,7 @@ fn replay_is_paced_by_the_recorded_times_times_speed() {
     let file = TempFile::new(".ctirec");
     // 21 events 50 ms apart: 1 s as recorded, 0.5 s at speed 2.
     let frames = synthetic(file.path(), 21, Duration::from_millis(50));
-    let router = router(&replay_toml(file.path(), 2.0, 1), &[]);
+    let router = router(BIN, &replay_toml(file.path(), 2.0, 1), &[]);
     let mut client = open(router.addr(), V24);
     let first = take(&mut client, 1, Duration::from_secs(5));
     let started = Instant::now();
@@ -202,7 +193,7 @@ fn truncated_recording_serves_the_good_records_then_reports_the_offset() {
     bytes.extend_from_slice(&partial[..partial.len() / 2]);
     std::fs::write(file.path(), &bytes).unwrap();
 
-    let router = router(&replay_toml(file.path(), 0.0, 1), &[]);
+    let router = router(BIN, &replay_toml(file.path(), 0.0, 1), &[]);
     let mut client = open(router.addr(), V24);
     let got = take(&mut client, frames.len(), Duration::from_secs(5));
     assert_eq!(got, frames);

@@ -6,7 +6,7 @@
 //! told it before the event that opened the association.
 //!
 //! The router runs in-process with a scripted fake PG as its upstream
-//! (`support_monitor::Harness`), so each test writes the exact upstream
+//! (`testkit::Harness`), so each test writes the exact upstream
 //! stream: an inbound call, an outbound call placed by the agent, a consult
 //! transfer and a consult conference (the shapes of `src/sim/flow.rs`).
 //! Watchers are opened at protocol versions 13, 19, 20 and 24, and what each
@@ -18,18 +18,16 @@
 //! bracket properties, with no knowledge of which events reach the
 //! watcher) and the scenario's hand-written expected sequence.
 
-mod support_monitor;
-
 use ctirouter::proto::constants::{device_type, msg, service};
 use ctirouter::proto::msg::*;
 use ctirouter::proto::{
     decode_frame, CtiString, DecodeOptions, Message, NamedArray, NamedVar, Unspec, Version,
 };
-use support_monitor::reference::{
+use testkit::model::{
     built_begin, built_end, ends_association, facts, normalized, primary_call, AgentField,
     Associations, Bracket, CallData, CallDataTable, CallId, Kind, Stream, Watch,
 };
-use support_monitor::*;
+use testkit::*;
 
 /// The protocol versions every scenario's watchers speak.
 const VERSIONS: [u32; 4] = [13, 19, 20, 24];
@@ -75,7 +73,7 @@ const KINDS: [WatcherKind; 3] = [
 ];
 
 struct Watcher {
-    cli: Cli,
+    cli: Client,
     version: Version,
     kind: WatcherKind,
     agent: Agent,
@@ -566,7 +564,7 @@ fn run(scenario: Scenario) {
 }
 
 // ---------------------------------------------------------------------------
-// Upstream event builders beyond support_monitor's
+// Upstream event builders beyond testkit::events
 // ---------------------------------------------------------------------------
 
 fn cs(x: &str) -> Option<CtiString> {
@@ -923,7 +921,7 @@ fn consult_conference(s: &mut Script) -> (Vec<Exp>, Vec<Exp>) {
 }
 
 /// The hand-written expectations of every scenario agree with the model
-/// test's reference (`support_monitor::reference`: call-party rule plus
+/// test's reference (`testkit::model`: call-party rule plus
 /// the bracket rule) for each watcher kind — two readings of the doc, one
 /// answer. No router involved.
 #[test]
