@@ -31,25 +31,15 @@ use ctirouter::ids::{MonitorId, SessionId};
 use ctirouter::keys::InterestKey;
 use ctirouter::keys::{AgentField, AgentKey, CallKey, DeviceKey};
 use ctirouter::shard::monitors::{MatchScratch, Monitor, MonitorIndex, Watch};
+use ctirouter::sim::rng::Rng;
 use ctirouter::targets::Targets;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const POOL: usize = 4096;
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// Uniform in `0..n` (`0 < n < 2^32`) from the simulator's SplitMix64.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u32) as usize
 }
 
 fn device(i: usize) -> DeviceKey {
@@ -119,22 +109,22 @@ fn targets(rng: &mut Rng, n: usize, hit: bool) -> Targets {
     let far = 10_000_000; // keys no index here watches
     for k in 0..6 {
         let i = if hit && k == 1 {
-            rng.below(n)
+            below(rng, n)
         } else {
-            far + rng.below(1 << 30)
+            far + below(rng, 1 << 30)
         };
         t.devices.push(device(i));
     }
     for k in 0..2 {
         let i = if hit && k == 0 {
-            rng.below((n / 10).max(1))
+            below(rng, (n / 10).max(1))
         } else {
-            far + rng.below(1 << 30)
+            far + below(rng, 1 << 30)
         };
         t.calls.push(call_key(i));
     }
     for _ in 0..3 {
-        t.agents.push(agent(far + rng.below(1 << 30)));
+        t.agents.push(agent(far + below(rng, 1 << 30)));
     }
     t
 }
@@ -155,7 +145,7 @@ fn bench_match(c: &mut Criterion) {
     for &n in &SIZES {
         let (index, _) = build(n);
         for hit in [true, false] {
-            let mut rng = Rng(n as u64 * 7 + hit as u64);
+            let mut rng = Rng::new(n as u64 * 7 + hit as u64);
             let pool: Vec<Targets> = (0..POOL).map(|_| targets(&mut rng, n, hit)).collect();
             let mut out = SmallVec::new();
             let mut scratch = MatchScratch::new();
@@ -245,7 +235,7 @@ fn bench_churn(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for &n in &SIZES {
         let (mut index, first_free) = build(n);
-        let mut rng = Rng(n as u64 * 13);
+        let mut rng = Rng::new(n as u64 * 13);
         let pool: Vec<Targets> = (0..POOL).map(|_| targets(&mut rng, n, true)).collect();
         let mut live: VecDeque<u32> = VecDeque::new();
         let mut next = first_free;

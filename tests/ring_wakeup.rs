@@ -38,6 +38,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use ctirouter::ring;
+use ctirouter::sim::rng::Rng;
 use glommio::{LocalExecutorBuilder, Placement};
 
 /// No progress for this long with items in the ring is a lost wake-up.
@@ -50,22 +51,6 @@ const MAX_HANDOFFS: u64 = 2_000_000;
 const END: u64 = u64::MAX;
 /// How often the producer's executor is kicked.
 const KICK_EVERY: Duration = Duration::from_millis(1);
-
-/// xorshift64*: tiny, seedable, good enough for jitter.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn spin_for(d: Duration) {
     let until = Instant::now() + d;
@@ -157,7 +142,7 @@ fn stress(label: &str, producer_at: Placement, consumer_at: Placement, seed: u64
                 }
             })
             .detach();
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let mut tx = tx.connect().await;
             let deadline = Instant::now() + run;
             let mut next = 0u64;
@@ -180,11 +165,17 @@ fn stress(label: &str, producer_at: Placement, consumer_at: Placement, seed: u64
                 match rng.below(16) {
                     0..=4 => {}
                     5..=6 => futures_lite::future::yield_now().await,
-                    7..=10 => spin_for(Duration::from_nanos(rng.below(30_000))),
+                    7..=10 => spin_for(Duration::from_nanos(u64::from(rng.below(30_000)))),
                     11..=14 => {
-                        glommio::timer::sleep(Duration::from_micros(1 + rng.below(100))).await
+                        glommio::timer::sleep(Duration::from_micros(1 + u64::from(rng.below(100))))
+                            .await
                     }
-                    _ => glommio::timer::sleep(Duration::from_micros(1 + rng.below(1_000))).await,
+                    _ => {
+                        glommio::timer::sleep(Duration::from_micros(
+                            1 + u64::from(rng.below(1_000)),
+                        ))
+                        .await
+                    }
                 }
             }
             tx.stage(END);
@@ -205,7 +196,7 @@ fn stress(label: &str, producer_at: Placement, consumer_at: Placement, seed: u64
     let consumer = builder("wakeup-consumer", consumer_at)
         .preempt_timer(preempt)
         .spawn(move || async move {
-            let mut rng = Rng(seed.rotate_left(17) | 1);
+            let mut rng = Rng::new(seed.rotate_left(17));
             let mut rx = rx.connect(Duration::ZERO).await;
             rx.set_park_timeout(None);
             let mut expect = 0u64;
@@ -230,7 +221,7 @@ fn stress(label: &str, producer_at: Placement, consumer_at: Placement, seed: u64
                 // Busy pauses only: a yield or a timer would be another way
                 // to be woken, and only the ring's is under test.
                 if rng.below(4) == 0 {
-                    spin_for(Duration::from_nanos(rng.below(20_000)));
+                    spin_for(Duration::from_nanos(u64::from(rng.below(20_000))));
                 }
             }
             c.consumer_done.store(true, Ordering::SeqCst);

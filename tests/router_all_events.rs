@@ -1,15 +1,19 @@
 //! Black-box All Events tests (docs/design.md §4.8 and fan-out): what each session
 //! receives is checked against the simulator's deterministic stream,
 //! regenerated in the test with `ctirouter::sim::Simulator`.
-
-mod support;
+//!
+//! A binary of its own: one test raises this process's RLIMIT_NOFILE for
+//! its thousands of sessions (`testkit::raise_fd_limit`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service};
 use ctirouter::proto::{Message, Version};
-use support::*;
+use testkit::*;
+
+/// The router binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
 
 const SEED: u64 = 21;
 const AGENTS: u32 = 30;
@@ -139,16 +143,19 @@ impl Masked {
 
 #[test]
 fn all_events_masks_filter_call_events_by_type_and_agent_events_by_state() {
-    let router = RouterProcess::start(&[
-        "--sim-seed",
-        &SEED.to_string(),
-        "--sim-agents",
-        &AGENTS.to_string(),
-        "--sim-calls-per-sec",
-        &RATE.to_string(),
-        "--sim-speed",
-        "2",
-    ]);
+    let router = RouterProcess::start(
+        BIN,
+        &[
+            "--sim-seed",
+            &SEED.to_string(),
+            "--sim-agents",
+            &AGENTS.to_string(),
+            "--sim-calls-per-sec",
+            &RATE.to_string(),
+            "--sim-speed",
+            "2",
+        ],
+    );
     let mut masked = vec![
         Masked::open(&router, "no calls, no agents", Version::MAX, 0, 0),
         Masked::open(&router, "CALL_DELIVERED only", Version::MAX, 0x1, 0),
@@ -171,13 +178,7 @@ fn all_events_masks_filter_call_events_by_type_and_agent_events_by_state() {
     // The unmasked control opens last: every event it gets was dispatched
     // after the masked sessions had registered.
     std::thread::sleep(Duration::from_millis(300));
-    let mut control = Masked::open(
-        &router,
-        "control",
-        Version::MAX,
-        ALL_CALLS,
-        ALL_AGENT_STATES,
-    );
+    let mut control = Masked::open(&router, "control", Version::MAX, ALL_CALLS, ALL_AGENTS);
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
         control.pump(Duration::from_millis(1));
@@ -291,23 +292,26 @@ fn thousand_sessions_each_receive_every_event_once_and_in_order() {
         "RLIMIT_NOFILE {limit} too low"
     );
 
-    let router = RouterProcess::start(&[
-        "--sim-speed",
-        "1",
-        "--sim-calls-per-sec",
-        "20",
-        "--sim-seed",
-        "7",
-        "--sim-agents",
-        "50",
-    ]);
+    let router = RouterProcess::start(
+        BIN,
+        &[
+            "--sim-speed",
+            "1",
+            "--sim-calls-per-sec",
+            "20",
+            "--sim-seed",
+            "7",
+            "--sim-agents",
+            "50",
+        ],
+    );
     let mut reference = Reference::new(7, 50, 20.0);
     let open = Message::from(open_req(
         1,
         24,
         service::ALL_EVENTS,
         ALL_CALLS,
-        ALL_AGENT_STATES,
+        ALL_AGENTS,
         NO_IDLE,
         "fanout",
         b"",

@@ -5,8 +5,9 @@
 //! OPEN time), and at the file-descriptor limit new connections are closed
 //! at once instead of hanging in the accept queue. Every test runs the
 //! router as a process on 127.0.0.1 port 0 and talks raw bytes to it.
-
-mod support;
+//!
+//! A binary of its own: two tests raise this process's RLIMIT_NOFILE
+//! (`testkit::raise_fd_limit`), one runs the router at a descriptor limit.
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{CtiString, Message, Version};
-use support::*;
+use testkit::*;
+
+/// The router binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
 
 const SIM: &[&str] = &[
     "--sim-seed",
@@ -33,14 +37,7 @@ const SIM: &[&str] = &[
 /// extension 1001; masks pass everything; no idle check).
 fn open_req_frame(invoke: u32, services: u32, client_id: &str) -> Vec<u8> {
     let mut req = open_req(
-        invoke,
-        24,
-        services,
-        ALL_CALLS,
-        ALL_AGENT_STATES,
-        NO_IDLE,
-        client_id,
-        b"",
+        invoke, 24, services, ALL_CALLS, ALL_AGENTS, NO_IDLE, client_id, b"",
     );
     if services & service::CLIENT_EVENTS != 0 {
         req.agent_extension = Some(CtiString::from("1001"));
@@ -206,7 +203,7 @@ fn non_reading_heartbeat_flooders_of_every_service_are_cut_and_memory_stays_boun
         "[limits]\noutput_bound_bytes = {BOUND}\n\
          [runtime]\nsocket_send_buffer = 16384\n"
     );
-    let router = RouterProcess::start_with_config_probed(&toml, SIM, PROBE_CLIENT);
+    let router = RouterProcess::start_with_config_probed(BIN, &toml, SIM, PROBE_CLIENT);
     let watcher = Watcher::start(&router);
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = router.status_kb("VmRSS");
@@ -299,7 +296,7 @@ fn wait_closed(stream: &TcpStream, timeout: Duration) -> Option<Instant> {
 fn a_thousand_half_open_connections_do_not_keep_a_real_client_out() {
     raise_fd_limit(4096);
     let toml = "[limits]\nmax_sessions = 100\nmax_pending_opens = 2000\nopen_timeout_secs = 60\n";
-    let router = RouterProcess::start_with_config_probed(toml, SIM, PROBE_CLIENT);
+    let router = RouterProcess::start_with_config_probed(BIN, toml, SIM, PROBE_CLIENT);
     let start = Instant::now();
     let lurkers: Vec<TcpStream> = (0..1000)
         .map(|_| half_open(router.addr(), &[0, 0, 0, 40]))
@@ -323,12 +320,12 @@ fn a_thousand_half_open_connections_do_not_keep_a_real_client_out() {
             nr_events += 1;
         }
     }
-    let rtt = c.heartbeat(REPLY_TIMEOUT);
+    let rtt = c.heartbeat(WAIT);
     eprintln!(
         "beside 1,000 half-open connections: OPEN took {open_took:?}, 5 events after {:?}, heartbeat {rtt:?}",
         opened.elapsed()
     );
-    assert!(open_took < REPLY_TIMEOUT);
+    assert!(open_took < WAIT);
     // The half-open connections were held, not dropped.
     for s in lurkers.iter().step_by(100) {
         assert!(
@@ -341,7 +338,7 @@ fn a_thousand_half_open_connections_do_not_keep_a_real_client_out() {
 #[test]
 fn connections_that_never_open_are_closed_after_open_timeout_secs() {
     let toml = "[limits]\nopen_timeout_secs = 1\n";
-    let router = RouterProcess::start_with_config_probed(toml, SIM, PROBE_CLIENT);
+    let router = RouterProcess::start_with_config_probed(BIN, toml, SIM, PROBE_CLIENT);
     let mut session = router.client();
     session.open_all_events_masked(Version::MAX, 0, 0);
     let start = Instant::now();
@@ -363,13 +360,13 @@ fn connections_that_never_open_are_closed_after_open_timeout_secs() {
     eprintln!("25 never-opened connections closed within {all_closed:?} (open_timeout_secs = 1)");
     // The open session is no concern of the open timeout.
     assert!(start.elapsed() > Duration::from_secs(1));
-    session.heartbeat(REPLY_TIMEOUT);
+    session.heartbeat(WAIT);
 }
 
 #[test]
 fn over_max_pending_opens_a_new_connection_is_closed_at_once() {
     let toml = "[limits]\nmax_pending_opens = 10\nopen_timeout_secs = 60\n";
-    let router = RouterProcess::start_with_config(toml, SIM);
+    let router = RouterProcess::start_with_config(BIN, toml, SIM);
     let lurkers: Vec<TcpStream> = (0..10).map(|_| half_open(router.addr(), &[0, 0])).collect();
     // Let the router accept them all (shards accept concurrently).
     std::thread::sleep(Duration::from_millis(300));
@@ -386,7 +383,7 @@ fn over_max_pending_opens_a_new_connection_is_closed_at_once() {
     loop {
         let mut c = router.client();
         c.send_raw(&open_req_frame(1, service::ALL_EVENTS, "late"));
-        match c.next(REPLY_TIMEOUT) {
+        match c.next(WAIT) {
             Recv::Frame(t, _) if t == msg::OPEN_CONF => break,
             other => assert!(
                 Instant::now() < deadline,
@@ -401,13 +398,9 @@ fn over_max_pending_opens_a_new_connection_is_closed_at_once() {
 fn quiet(router: &RouterProcess) -> Client {
     let mut c = router.client();
     c.open(
-        Version::MAX,
-        service::ALL_EVENTS,
-        0,
-        0,
-        NO_IDLE,
-        "quiet",
-        b"",
+        &OpenSpec::new(Version::MAX, service::ALL_EVENTS)
+            .masks(0, 0)
+            .client("quiet", b""),
     );
     c
 }
@@ -416,6 +409,7 @@ fn quiet(router: &RouterProcess) -> Client {
 fn over_max_sessions_open_req_gets_failure_conf_17_then_close_and_one_warning() {
     let toml = "[limits]\nmax_sessions = 2\n";
     let router = RouterProcess::start_with(
+        BIN,
         StartOptions {
             config: Some(toml),
             capture_log: true,
@@ -431,10 +425,10 @@ fn over_max_sessions_open_req_gets_failure_conf_17_then_close_and_one_warning() 
         let mut c = router.client();
         c.send_raw(&open_req_frame(invoke, service::ALL_EVENTS, "third"));
         assert_eq!(
-            c.expect_failure_conf(REPLY_TIMEOUT),
+            c.expect_failure_conf(WAIT),
             (invoke, status::E_CTI_UNSPECIFIED_FAILURE)
         );
-        c.expect_closed(REPLY_TIMEOUT);
+        c.expect_closed(WAIT);
     }
     assert!(wait_closed(&lurker, Duration::from_millis(200)).is_none());
     // A session closes: there is room again.
@@ -443,7 +437,7 @@ fn over_max_sessions_open_req_gets_failure_conf_17_then_close_and_one_warning() 
     loop {
         let mut c = router.client();
         c.send_raw(&open_req_frame(9, service::ALL_EVENTS, "later"));
-        match c.next(REPLY_TIMEOUT) {
+        match c.next(WAIT) {
             Recv::Frame(t, _) if t == msg::OPEN_CONF => break,
             other => assert!(
                 Instant::now() < deadline,
@@ -473,6 +467,7 @@ fn at_the_descriptor_limit_new_connections_are_closed_at_once_and_sessions_go_on
     const NR_EXTRA: usize = 150;
     const NOFILE: u64 = 64;
     let router = RouterProcess::start_with(
+        BIN,
         StartOptions {
             nofile: Some(NOFILE),
             capture_log: true,
@@ -515,7 +510,7 @@ fn at_the_descriptor_limit_new_connections_are_closed_at_once_and_sessions_go_on
     }
     // Open sessions never noticed.
     for c in sessions.iter_mut() {
-        c.heartbeat(REPLY_TIMEOUT);
+        c.heartbeat(WAIT);
     }
     // Descriptors free up as the extras leave: new clients get in again.
     drop(extras);
@@ -523,7 +518,7 @@ fn at_the_descriptor_limit_new_connections_are_closed_at_once_and_sessions_go_on
     loop {
         let mut c = router.client();
         c.send_raw(&quiet_open);
-        match c.next(REPLY_TIMEOUT) {
+        match c.next(WAIT) {
             Recv::Frame(t, _) if t == msg::OPEN_CONF => break,
             other => assert!(
                 Instant::now() < deadline,

@@ -72,7 +72,7 @@ mod build;
 mod consult;
 mod flow;
 mod inbound;
-mod rng;
+pub mod rng;
 mod world;
 
 #[cfg(test)]

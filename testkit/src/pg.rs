@@ -1,0 +1,333 @@
+//! The fake CTI Server (PG) of the tests, on a std `TcpListener` on
+//! 127.0.0.1 port 0, served by one thread.
+//!
+//! * [`FakePg::start`] — standard: each connection the router opens is
+//!   answered (OPEN_REQ with OPEN_CONF: All Events granted, peripheral
+//!   [`PID`] online; HEARTBEAT_REQ; CLOSE_REQ), and the test writes the event
+//!   stream with [`FakePg::send`];
+//! * [`FakePg::scripted`] — each accepted connection is handed to a script
+//!   with its index (0, 1, 2, …) as a [`FakeConn`]; the connection closes
+//!   when the script returns.
+//!
+//! Either way every OPEN_REQ read is recorded ([`FakePg::opens`]). Dropping
+//! the fake stops its thread and joins it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ctirouter::proto::constants::{msg, service};
+use ctirouter::proto::group::PeripheralEntry;
+use ctirouter::proto::msg::{CloseConf, HeartbeatConf, OpenConf, OpenReq, SystemEvent};
+use ctirouter::proto::{DecodeOptions, Message, MessageBody, Version};
+
+use crate::frames::{be32, frame_type};
+use crate::{v24, PID, PT};
+
+/// What the fake shares with the connection its thread serves.
+#[derive(Clone, Default)]
+struct Shared {
+    stop: Arc<AtomicBool>,
+    opens: Arc<Mutex<Vec<(Instant, OpenReq)>>>,
+    /// The current connection of a standard fake, for [`FakePg::send`].
+    writer: Arc<Mutex<Option<TcpStream>>>,
+    /// A standard fake answered an OPEN_REQ.
+    opened: Arc<AtomicBool>,
+}
+
+/// One accepted connection of the fake, as its script sees it.
+pub struct FakeConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    /// The OPEN_REQ of this connection (read by [`FakeConn::expect_open`]).
+    pub open: Option<OpenReq>,
+    /// The peer closed the connection (or it failed).
+    pub eof: bool,
+    shared: Shared,
+}
+
+impl FakeConn {
+    /// The fake is being dropped: scripts stop waiting.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// The next whole frame, `None` on timeout, EOF or the fake stopping.
+    pub fn read_frame(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if self.buf.len() >= 8 {
+                let len = 8 + be32(&self.buf, 0) as usize;
+                if self.buf.len() >= len {
+                    return Some(self.buf.drain(..len).collect());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stopping() || self.eof {
+                return None;
+            }
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(50))))
+                .ok()?;
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return None;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => {
+                    self.eof = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Read the OPEN_REQ (decoded at its own version); it is recorded.
+    pub fn expect_open(&mut self) -> OpenReq {
+        let frame = self
+            .read_frame(Duration::from_secs(5))
+            .expect("an OPEN_REQ");
+        assert_eq!(frame_type(&frame), msg::OPEN_REQ, "first frame is OPEN_REQ");
+        self.record_open(&frame)
+    }
+
+    fn record_open(&mut self, frame: &[u8]) -> OpenReq {
+        let body = &frame[8..];
+        let version = Version::new(OpenReq::peek_version(body).unwrap()).expect("a valid version");
+        let req =
+            OpenReq::decode_body(body, version, DecodeOptions::STRICT).expect("OPEN_REQ decodes");
+        self.open = Some(req.clone());
+        self.shared
+            .opens
+            .lock()
+            .unwrap()
+            .push((Instant::now(), req.clone()));
+        req
+    }
+
+    /// Write `bytes` (errors ignored: the router may be gone).
+    pub fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// OPEN_CONF (All Events, healthy, peripheral [`PID`]) then the peripheral SYSTEM_EVENT.
+    pub fn accept_open(&mut self, version: Version) {
+        let invoke_id = self.open.as_ref().map_or(1, |r| r.invoke_id);
+        let conf = Message::from(OpenConf {
+            invoke_id,
+            services_granted: service::ALL_EVENTS,
+            peripheral_online: 1,
+            peripheral_type: PT,
+            num_peripherals: Some(1),
+            peripherals: vec![PeripheralEntry {
+                peripheral_id: Some(PID),
+                multiline_agent_control: Some(0),
+            }],
+            session_type: 1,
+            ..Default::default()
+        });
+        self.send(&conf.to_frame(version).unwrap());
+        let online = Message::from(SystemEvent {
+            system_event_id: 3,
+            system_event_arg1: PID,
+            event_device_type: 0xFFFF,
+            ..Default::default()
+        });
+        self.send(&online.to_frame(version).unwrap());
+    }
+
+    /// Answer heartbeats (and CLOSE_REQ) until EOF or `timeout`; returns the
+    /// number of HEARTBEAT_REQs answered.
+    pub fn serve_heartbeats(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut answered = 0;
+        while let Some(frame) = self.read_frame(deadline.saturating_duration_since(Instant::now()))
+        {
+            let invoke_id = be32(&frame, 8);
+            match frame_type(&frame) {
+                msg::HEARTBEAT_REQ => {
+                    self.send(
+                        &Message::from(HeartbeatConf { invoke_id })
+                            .to_frame(Version::MAX)
+                            .unwrap(),
+                    );
+                    answered += 1;
+                }
+                msg::CLOSE_REQ => {
+                    let conf = Message::from(CloseConf { invoke_id });
+                    self.send(&conf.to_frame(Version::MAX).unwrap());
+                    return answered;
+                }
+                _ => {}
+            }
+        }
+        answered
+    }
+
+    /// The standard fake's service of one connection: [`FakePg::send`]
+    /// writes to it; OPEN_REQ gets OPEN_CONF (All Events granted, PGStatus
+    /// 0, peripheral [`PID`] online, no SYSTEM_EVENT), HEARTBEAT_REQ and
+    /// CLOSE_REQ their confirmations; until EOF or the fake stops.
+    pub fn serve_standard(&mut self) {
+        *self.shared.writer.lock().unwrap() = Some(self.stream.try_clone().unwrap());
+        while !self.eof && !self.stopping() {
+            let Some(frame) = self.read_frame(Duration::from_millis(20)) else {
+                continue;
+            };
+            let t = frame_type(&frame);
+            let invoke_id = be32(&frame, 8);
+            let reply: Option<Message> = match t {
+                msg::OPEN_REQ => {
+                    self.record_open(&frame);
+                    Some(
+                        OpenConf {
+                            invoke_id,
+                            services_granted: service::ALL_EVENTS,
+                            monitor_id: 0,
+                            pg_status: 0,
+                            icm_central_controller_time: 1_704_067_200,
+                            peripheral_online: 1,
+                            peripheral_type: PT,
+                            agent_state: 0,
+                            department_id: 0,
+                            session_type: 1,
+                            num_peripherals: Some(1),
+                            peripherals: vec![PeripheralEntry {
+                                peripheral_id: Some(PID),
+                                multiline_agent_control: Some(0),
+                            }],
+                            ..Default::default()
+                        }
+                        .into(),
+                    )
+                }
+                msg::HEARTBEAT_REQ => Some(HeartbeatConf { invoke_id }.into()),
+                msg::CLOSE_REQ => Some(CloseConf { invoke_id }.into()),
+                _ => None,
+            };
+            if let Some(reply) = reply {
+                let bytes = reply.to_frame(v24()).unwrap();
+                if let Some(s) = self.shared.writer.lock().unwrap().as_mut() {
+                    let _ = s.write_all(&bytes);
+                }
+                if t == msg::OPEN_REQ {
+                    self.shared.opened.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+/// A fake CTI Server on 127.0.0.1 (see the module's doc).
+pub struct FakePg {
+    pub addr: SocketAddr,
+    shared: Shared,
+    /// The OPEN_REQs read, with when each arrived.
+    pub opens: Arc<Mutex<Vec<(Instant, OpenReq)>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakePg {
+    /// The standard fake: answers the router's upstream session and sends
+    /// what the test writes with [`FakePg::send`].
+    pub fn start() -> FakePg {
+        Self::scripted(|_, conn| conn.serve_standard())
+    }
+
+    /// Each accepted connection is handed to `script` with its index; the
+    /// connection closes when the script returns.
+    pub fn scripted(mut script: impl FnMut(usize, &mut FakeConn) + Send + 'static) -> FakePg {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake PG");
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let shared = Shared::default();
+        let thread = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let mut index = 0;
+                while !shared.stop.load(Ordering::Acquire) {
+                    let stream = match listener.accept() {
+                        Ok((stream, _)) => stream,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2));
+                            continue;
+                        }
+                        Err(_) => return,
+                    };
+                    stream.set_nonblocking(false).unwrap();
+                    let _ = stream.set_nodelay(true);
+                    let mut conn = FakeConn {
+                        stream,
+                        buf: Vec::new(),
+                        open: None,
+                        eof: false,
+                        shared: shared.clone(),
+                    };
+                    script(index, &mut conn);
+                    index += 1;
+                }
+            })
+        };
+        FakePg {
+            addr,
+            opens: shared.opens.clone(),
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wait until a standard fake has answered the router's OPEN_REQ.
+    pub fn wait_open(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.shared.opened.load(Ordering::Acquire) {
+            assert!(
+                Instant::now() < deadline,
+                "the router never opened its upstream session with the fake PG"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Send one event (encoded at v24) to the router (standard fake).
+    pub fn send(&self, m: impl Into<Message>) {
+        let frame = m.into().to_frame(v24()).expect("encodable event");
+        self.send_raw(&frame);
+    }
+
+    /// Send raw bytes to the router (standard fake).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        let mut w = self.shared.writer.lock().unwrap();
+        let s = w
+            .as_mut()
+            .expect("the router is not connected to the fake PG");
+        s.write_all(bytes)
+            .expect("write to the router's upstream socket");
+    }
+
+    /// OPEN_REQs read so far.
+    pub fn nr_opens(&self) -> usize {
+        self.opens.lock().unwrap().len()
+    }
+}
+
+impl Drop for FakePg {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(s) = self.shared.writer.lock().unwrap().as_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The codec's integration tests, one binary (`cargo test --test codec`):
+//!
+//! * `bad_input` — malformed input against every decoding entry point;
+//! * `props` — property tests over generated typed messages;
+//! * `random` — bounded random input mutated from the sample vectors;
+//! * `vectors` — the public sample vectors (`tests/vectors/`).
+//!
+//! Support: `testkit::vectors` and the frame builders of `testkit`.
+
+mod bad_input;
+mod props;
+mod random;
+mod vectors;

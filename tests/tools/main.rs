@@ -1,0 +1,15 @@
+//! The tools' black-box tests, one binary (`cargo test --test tools`): the
+//! `ctirouter` subcommands beside `serve` and the shipped tuning files.
+//!
+//! * `record_replay` — `record` → file → `serve --replay`;
+//! * `sim_pg` — `sim-pg` as a CTI Server;
+//! * `tuning_files` — `tuning/*.toml` and `tuning/host-tune.sh`;
+//! * `watch` — `watch` against `sim-pg` and a fake server.
+
+mod record_replay;
+mod sim_pg;
+mod tuning_files;
+mod watch;
+
+/// The `ctirouter` binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
