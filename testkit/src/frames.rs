@@ -5,7 +5,7 @@
 
 use ctirouter::proto::constants::msg;
 use ctirouter::proto::msg::{FailureConf, FailureEvent};
-use ctirouter::proto::{decode_frame, DecodeOptions, Message, Version};
+use ctirouter::proto::{decode_frame, CtiString, DecodeOptions, Message, Version};
 
 use crate::{v24, MARK_BASE};
 
@@ -293,7 +293,7 @@ pub fn describe(frame: &[u8]) -> String {
                 s.push_str(&format!(" session={} status={}", e.session_id, e.status))
             }
             _ => {
-                if let Some((id, _, dev)) = crate::model::primary_call(&m) {
+                if let Some((id, _, dev)) = primary_call(&m) {
                     s.push_str(&format!(" call={id}/{}", String::from_utf8_lossy(&dev)));
                 }
             }
@@ -353,4 +353,116 @@ pub fn failure_event_frame(status: u32) -> Vec<u8> {
     Message::from(FailureEvent { status, text: None })
         .to_frame(Version::MAX)
         .unwrap()
+}
+
+/// (ConnectionCallID, ConnectionDeviceIDType, ConnectionDeviceID).
+pub type CallId = (u32, u16, Vec<u8>);
+
+/// A call id from its three fields as a message carries them.
+pub(crate) fn cid(id: u32, ty: u16, dev: &Option<CtiString>) -> CallId {
+    (
+        id,
+        ty,
+        dev.as_ref()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default(),
+    )
+}
+
+/// The primary call of a call event (for descriptions and the drivers).
+pub fn primary_call(m: &Message) -> Option<CallId> {
+    use Message as M;
+    Some(match m {
+        M::CallDeliveredEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallEstablishedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallHeldEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallRetrievedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallClearedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallConnectionClearedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallOriginatedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallFailedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallConferencedEvent(e) => cid(
+            e.primary_call_id,
+            e.primary_device_id_type,
+            &e.primary_device_id,
+        ),
+        M::CallTransferredEvent(e) => cid(
+            e.primary_call_id,
+            e.primary_device_id_type,
+            &e.primary_device_id,
+        ),
+        M::CallDivertedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallServiceInitiatedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallQueuedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallDequeuedEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallReachedNetworkEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::BeginCallEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::EndCallEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        M::CallDataUpdateEvent(e) => cid(
+            e.connection_call_id,
+            e.connection_device_id_type,
+            &e.connection_device_id,
+        ),
+        _ => return None,
+    })
 }

@@ -32,8 +32,8 @@ pub enum Kind {
 }
 
 pub type Dev = (Kind, Vec<u8>);
-/// (ConnectionCallID, ConnectionDeviceIDType, ConnectionDeviceID).
-pub type CallId = (u32, u16, Vec<u8>);
+use crate::frames::cid;
+pub use crate::frames::{primary_call, CallId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AgentField {
@@ -66,114 +66,6 @@ fn text(s: &Option<CtiString>) -> Option<Vec<u8>> {
     s.as_ref()
         .map(|s| s.as_bytes().to_vec())
         .filter(|v| !v.is_empty())
-}
-
-fn cid(id: u32, ty: u16, dev: &Option<CtiString>) -> CallId {
-    (
-        id,
-        ty,
-        dev.as_ref()
-            .map(|d| d.as_bytes().to_vec())
-            .unwrap_or_default(),
-    )
-}
-
-/// The primary call of a call event (for descriptions and the drivers).
-pub fn primary_call(m: &Message) -> Option<CallId> {
-    use Message as M;
-    Some(match m {
-        M::CallDeliveredEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallEstablishedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallHeldEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallRetrievedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallClearedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallConnectionClearedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallOriginatedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallFailedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallConferencedEvent(e) => cid(
-            e.primary_call_id,
-            e.primary_device_id_type,
-            &e.primary_device_id,
-        ),
-        M::CallTransferredEvent(e) => cid(
-            e.primary_call_id,
-            e.primary_device_id_type,
-            &e.primary_device_id,
-        ),
-        M::CallDivertedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallServiceInitiatedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallQueuedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallDequeuedEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallReachedNetworkEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::BeginCallEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::EndCallEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        M::CallDataUpdateEvent(e) => cid(
-            e.connection_call_id,
-            e.connection_device_id_type,
-            &e.connection_device_id,
-        ),
-        _ => return None,
-    })
 }
 
 /// NULL_CALL_ID and 0: no second call.
