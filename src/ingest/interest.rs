@@ -205,6 +205,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_whose_table_hashes_collide_reach_only_their_own_shards() {
+        let mut i = Interest::new(2);
+        let d = DeviceKey::device(b"3001");
+        let other = DeviceKey::device(b"3002").colliding_with(d);
+        i.up(0, InterestKey::Device(d));
+        i.up(1, InterestKey::Device(other));
+        let mut t = Targets::default();
+        t.devices.push(other);
+        assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b10);
+        i.down(1, InterestKey::Device(other));
+        assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0);
+        t.devices[0] = d;
+        assert_eq!(i.shards_for(msg::CALL_HELD_EVENT, &t), 0b01);
+    }
+
+    #[test]
     fn merged_calls_keep_their_watchers() {
         let mut i = Interest::new(2);
         let (a, b) = (CallKey::new(1, 0, b"x"), CallKey::new(2, 0, b"y"));

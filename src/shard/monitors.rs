@@ -665,6 +665,61 @@ mod tests {
     }
 
     #[test]
+    fn keys_whose_table_hashes_collide_reach_only_their_own_monitors() {
+        use crate::keys::AgentField;
+        let device = DeviceKey::device(b"3001");
+        let call = CallKey::new(7, 1, b"T100");
+        let agent = AgentKey::new(AgentField::Id, b"1001");
+        // Other ids forced onto the same table hashes.
+        let other_device = DeviceKey::device(b"3002").colliding_with(device);
+        let other_call = CallKey::new(7, 1, b"T200").colliding_with(call);
+        let other_agent = AgentKey::new(AgentField::Id, b"1002").colliding_with(agent);
+        let mut index = MonitorIndex::default();
+        let watches = [
+            Watch::Device(device),
+            Watch::Device(other_device),
+            Watch::Call(call),
+            Watch::Call(other_call),
+            Watch::Agent {
+                agent,
+                instrument: None,
+            },
+            Watch::Agent {
+                agent: other_agent,
+                instrument: None,
+            },
+        ];
+        for (id, watch) in (1..).zip(watches) {
+            let counted_first = watch.keys().into_iter().all(|k| index.count_up(k));
+            assert!(counted_first, "monitor {id}: its key is its own");
+            index.insert(Monitor {
+                watch,
+                ..device_monitor(id, b"")
+            });
+        }
+        let targets = |d, c, a| {
+            let mut t = Targets::default();
+            t.devices.push(d);
+            t.calls.push(c);
+            t.agents.push(a);
+            t
+        };
+        assert_eq!(
+            matching_ids(&index, &targets(device, call, agent)),
+            [1, 3, 5]
+        );
+        assert_eq!(
+            matching_ids(&index, &targets(other_device, other_call, other_agent)),
+            [2, 4, 6]
+        );
+        assert_eq!(index.end_call(other_call).len(), 1);
+        assert_eq!(
+            matching_ids(&index, &targets(device, call, agent)),
+            [1, 3, 5]
+        );
+    }
+
+    #[test]
     fn inserting_an_active_id_again_replaces_it() {
         let mut index = MonitorIndex::default();
         start(&mut index, device_monitor(1, b"x"));
