@@ -301,6 +301,9 @@ pub struct RuntimeConfig {
     /// Kernel socket buffer sizes for client sockets (0 = kernel default).
     pub socket_send_buffer: usize,
     pub socket_recv_buffer: usize,
+    /// Seconds between `serve`'s log lines of counters and fan-out latency;
+    /// 0 = only the last one, when it stops.
+    pub stats_log_secs: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -316,6 +319,7 @@ impl Default for RuntimeConfig {
             io_memory_bytes: 512 * 1024,
             socket_send_buffer: 0,
             socket_recv_buffer: 0,
+            stats_log_secs: 60,
         }
     }
 }

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ctirouter::config::{Config, ReplayConfig, UpstreamConfig};
+use ctirouter::metrics::Metrics;
 use ctirouter::proto::Version;
 use ctirouter::router::Router;
 use ctirouter::tools;
@@ -96,6 +98,10 @@ struct ServeArgs {
     /// Per-session bound on unsent output, bytes.
     #[arg(long)]
     output_bound: Option<usize>,
+    /// Seconds between log lines of the counters and fan-out latency
+    /// (0 = only when stopping).
+    #[arg(long)]
+    stats_every: Option<u64>,
 }
 
 impl ServeArgs {
@@ -181,6 +187,9 @@ impl ServeArgs {
         if let Some(bound) = self.output_bound {
             config.limits.output_bound_bytes = bound;
         }
+        if let Some(secs) = self.stats_every {
+            config.runtime.stats_log_secs = secs;
+        }
         Ok(config)
     }
 }
@@ -211,22 +220,64 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     let config = args.config()?;
     log_source(&config);
     nofile.log();
-    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("signal handlers: {e}"))?;
+    let stats_every = match config.runtime.stats_log_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    let signal = signal_channel()?;
     let router = Router::start(config).map_err(|e| e.to_string())?;
     tracing::info!(addr = %router.local_addr, "listening");
     // Machine-readable line for scripts and tests.
     println!("listening {}", router.local_addr);
-    let mut signals = signals;
-    if let Some(signal) = signals.forever().next() {
+    let signal = loop {
+        let next = match stats_every {
+            Some(every) => signal.recv_timeout(every),
+            None => signal.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(signal) => break Some(signal),
+            Err(RecvTimeoutError::Timeout) => log_stats(&router.metrics, "stats"),
+            Err(RecvTimeoutError::Disconnected) => break None,
+        }
+    };
+    if let Some(signal) = signal {
         tracing::info!(
             signal,
             "stopping: telling sessions the CTI Server is going offline"
         );
     }
+    let metrics = router.metrics.clone();
     router.shutdown().map_err(|e| e.to_string())?;
-    tracing::info!("stopped");
+    log_stats(&metrics, "stopped");
     Ok(())
+}
+
+/// SIGINT and SIGTERM, delivered on a channel (so the caller can wait for
+/// one with a timeout).
+fn signal_channel() -> Result<mpsc::Receiver<i32>, String> {
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| format!("signal handlers: {e}"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("signal thread: {e}"))?;
+    Ok(rx)
+}
+
+/// The counters so far and the fan-out latency, on one log line.
+fn log_stats(metrics: &Metrics, what: &str) {
+    tracing::info!(
+        "{what}: {}; fan-out latency {}",
+        metrics.snapshot(),
+        metrics.latency_summary()
+    );
 }
 
 #[derive(Args)]

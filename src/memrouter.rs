@@ -221,7 +221,7 @@ impl MemRouter {
                 }
                 shard.end_batch();
             }
-            self.ingest.nr_unflushed_events = 0;
+            self.ingest.count_published();
             for shard in &mut self.shards {
                 for item in shard.to_ingest.drain(..) {
                     moved = true;

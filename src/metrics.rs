@@ -1,5 +1,9 @@
 //! Router-wide counters. Cores add to them once per batch (not per event), so
-//! the shared cache lines stay cold; readers take a snapshot.
+//! the shared cache lines stay cold; readers take a snapshot. `serve` logs a
+//! [`Snapshot`] and the fan-out latency ([`LatencySummary`]) every
+//! `runtime.stats_log_secs` and when it stops.
+
+use std::fmt;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -121,6 +125,11 @@ impl Metrics {
         local.reset();
     }
 
+    /// The fan-out latency percentiles so far.
+    pub fn latency_summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.fanout_latency())
+    }
+
     /// A copy of the fan-out latency histogram so far.
     pub fn fanout_latency(&self) -> Histogram<u64> {
         self.fanout_latency
@@ -128,35 +137,116 @@ impl Metrics {
             .clone()
             .unwrap_or_else(latency_histogram)
     }
+}
 
-    /// Prometheus text exposition of the snapshot.
-    pub fn prometheus(&self) -> String {
-        let s = self.snapshot();
-        let rows = [
-            ("ctirouter_events_total", s.nr_events),
-            (
-                "ctirouter_bad_upstream_frames_total",
-                s.nr_bad_upstream_frames,
-            ),
-            ("ctirouter_deliveries_total", s.nr_deliveries),
-            ("ctirouter_writes_total", s.nr_writes),
-            (
-                "ctirouter_slow_consumer_cuts_total",
-                s.nr_slow_consumer_cuts,
-            ),
-            ("ctirouter_accepted_total", s.nr_accepted),
-            ("ctirouter_refused_total", s.nr_refused),
-            ("ctirouter_refused_pending_total", s.nr_refused_pending),
-            ("ctirouter_refused_fd_limit_total", s.nr_refused_fd_limit),
-            ("ctirouter_open_timeouts_total", s.nr_open_timeouts),
-            ("ctirouter_connected", s.nr_connected),
-            ("ctirouter_pending_opens", s.nr_pending),
-            ("ctirouter_sessions", s.nr_sessions),
-            ("ctirouter_bad_client_frames_total", s.nr_bad_client_frames),
-            ("ctirouter_calls_aged_out_total", s.nr_calls_aged_out),
-        ];
-        rows.iter()
-            .map(|(name, value)| format!("{name} {value}\n"))
-            .collect()
+/// One log line's worth: `events=… deliveries=… sessions=…`, every counter
+/// under a short name (gauges first after events: what is held now).
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "events={} deliveries={} writes={} sessions={} connected={} pending_opens={} \
+             accepted={} refused_max_sessions={} refused_pending={} refused_fd_limit={} \
+             open_timeouts={} slow_consumer_cuts={} bad_client_frames={} \
+             bad_upstream_frames={} calls_aged_out={}",
+            self.nr_events,
+            self.nr_deliveries,
+            self.nr_writes,
+            self.nr_sessions,
+            self.nr_connected,
+            self.nr_pending,
+            self.nr_accepted,
+            self.nr_refused,
+            self.nr_refused_pending,
+            self.nr_refused_fd_limit,
+            self.nr_open_timeouts,
+            self.nr_slow_consumer_cuts,
+            self.nr_bad_client_frames,
+            self.nr_bad_upstream_frames,
+            self.nr_calls_aged_out,
+        )
+    }
+}
+
+/// Percentiles of a latency histogram, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl LatencySummary {
+    pub fn of(histogram: &Histogram<u64>) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: histogram.len(),
+            p50: histogram.value_at_quantile(0.50),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// `n=… p50=…µs p99=…µs p99.9=…µs max=…µs` (`n=0` alone when empty).
+impl fmt::Display for LatencySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        if self.count == 0 {
+            return write!(f, "n=0");
+        }
+        write!(
+            f,
+            "n={} p50={:.1}µs p99={:.1}µs p99.9={:.1}µs max={:.1}µs",
+            self.count,
+            us(self.p50),
+            us(self.p99),
+            us(self.p999),
+            us(self.max)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_line_names_every_counter_with_its_value() {
+        let metrics = Metrics::default();
+        Metrics::add(&metrics.nr_events, 7);
+        Metrics::add(&metrics.nr_calls_aged_out, 2);
+        Metrics::add_signed(&metrics.nr_sessions, 3);
+        Metrics::add_signed(&metrics.nr_sessions, -1);
+        let line = metrics.snapshot().to_string();
+        assert!(line.starts_with("events=7 "), "{line}");
+        assert!(line.contains(" sessions=2 "), "{line}");
+        assert!(line.ends_with(" calls_aged_out=2"), "{line}");
+        // One `name=value` per field of the snapshot.
+        let fields = format!("{:?}", metrics.snapshot()).matches(':').count();
+        assert_eq!(line.split(' ').count(), fields, "{line}");
+    }
+
+    #[test]
+    fn latency_summary_reads_the_merged_histograms() {
+        let metrics = Metrics::default();
+        assert_eq!(metrics.latency_summary().to_string(), "n=0");
+        let mut local = latency_histogram();
+        for us in 1..=1_000u64 {
+            local.record(us * 1_000).unwrap();
+        }
+        metrics.merge_latency(&mut local);
+        assert!(local.is_empty(), "merged and reset");
+        let s = metrics.latency_summary();
+        assert_eq!(s.count, 1_000);
+        assert!((499_000..=501_000).contains(&s.p50), "{s:?}");
+        assert!((989_000..=991_000).contains(&s.p99), "{s:?}");
+        assert!(s.max >= 999_000, "{s:?}");
+        assert!(s.to_string().starts_with("n=1000 p50=50"), "{s}");
     }
 }

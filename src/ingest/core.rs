@@ -46,7 +46,8 @@ pub struct IngestCore<L> {
     pub links: L,
     batch_size: usize,
     pub metrics: Arc<Metrics>,
-    /// Events staged since the last publish (counted once published).
+    /// Events staged since the last publish (counted once published:
+    /// [`IngestCore::count_published`]).
     pub nr_unflushed_events: u64,
     /// Sequence number of the last event built (router-local).
     seq: u64,
@@ -103,6 +104,17 @@ impl<L: Links> IngestCore<L> {
         };
         self.stage_event(event, mask);
         Ok(self.nr_unflushed_events as usize >= self.batch_size)
+    }
+
+    /// The staged batch was published: add what it counted to the shared
+    /// metrics (events, and calls the tracker aged out meanwhile).
+    pub fn count_published(&mut self) {
+        let events = std::mem::take(&mut self.nr_unflushed_events);
+        Metrics::add(&self.metrics.nr_events, events);
+        Metrics::add(
+            &self.metrics.nr_calls_aged_out,
+            self.tracker.take_aged_out(),
+        );
     }
 
     /// Stage a router-made message (Client Monitor events, SYSTEM_EVENTs).

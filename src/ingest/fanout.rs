@@ -42,8 +42,7 @@ impl Core {
     fn try_flush(&mut self) -> usize {
         let left: usize = self.links.iter_mut().map(|s| s.try_flush()).sum();
         if left == 0 {
-            Metrics::add(&self.metrics.nr_events, self.nr_unflushed_events);
-            self.nr_unflushed_events = 0;
+            self.count_published();
         }
         left
     }

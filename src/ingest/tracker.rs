@@ -73,8 +73,9 @@ pub struct CallTracker {
     pub agents: AgentTable,
     max_age: Duration,
     next_sweep: Instant,
-    /// Calls forgotten because they were not seen for `max_age`.
-    pub nr_aged_out: u64,
+    /// Calls forgotten because they were not seen for `max_age`, since
+    /// [`CallTracker::take_aged_out`] last took them.
+    nr_aged_out: u64,
 }
 
 /// NULL_CALL_ID (docs/protocol.md §5.16): no second call.
@@ -143,6 +144,12 @@ impl CallTracker {
 
     pub fn nr_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The calls aged out since the last call (ingest adds them to
+    /// `Metrics::nr_calls_aged_out` with each batch it publishes).
+    pub fn take_aged_out(&mut self) -> u64 {
+        std::mem::take(&mut self.nr_aged_out)
     }
 
     pub fn knows_call(&self, call: CallKey) -> bool {

@@ -65,8 +65,6 @@ const SPARE_DOORBELL_WAKERS: usize = 32;
 /// Counters of one ring, readable from any thread.
 #[derive(Debug, Default)]
 pub struct RingStats {
-    /// Items published.
-    pub nr_pushed: AtomicU64,
     /// Batches published (one release store each).
     pub nr_batches: AtomicU64,
     /// Times the producer found the ring full and had to wait.
@@ -193,7 +191,6 @@ impl<T: Send + 'static> Sender<T> {
         let n = self.producer.push_batch(&mut self.staged);
         if n > 0 {
             let stats = &self.bell.stats;
-            stats.nr_pushed.fetch_add(n as u64, Ordering::Relaxed);
             stats.nr_batches.fetch_add(1, Ordering::Relaxed);
             // Pairs with the consumer's SeqCst store of `parked` before its
             // re-check of the queue (Dekker): one of us sees the other.

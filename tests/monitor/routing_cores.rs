@@ -401,3 +401,31 @@ fn timeouts_run_on_the_simulated_clock() {
     assert_eq!(e.status, status::E_CTI_TIMEOUT);
     assert_eq!(r.closed(idle), Some(CloseReason::IdleTimeout));
 }
+
+#[test]
+fn calls_that_never_end_are_aged_out_and_counted() {
+    let mut r = router(1);
+    let max_age = Duration::from_secs(Config::default().limits.call_max_age_secs);
+    let counters = |r: &MemRouter| r.ingest.metrics.snapshot();
+    let events_before = counters(&r).nr_events;
+    r.upstream(delivered(A, "3001", "5551000", "3001", None));
+    r.advance(max_age / 2);
+    r.upstream(delivered(B, "3002", "5552000", "3002", None));
+    assert_eq!(r.ingest.tracker.nr_calls(), 2);
+    assert_eq!(counters(&r).nr_calls_aged_out, 0);
+
+    // A is not seen again: the first sweep after it is max_age old forgets
+    // it (B, younger, stays) and the published batch counts it.
+    r.advance(max_age / 2 + Duration::from_secs(20));
+    r.upstream(held(B, None));
+    assert_eq!(r.ingest.tracker.nr_calls(), 1);
+    let after = counters(&r);
+    assert_eq!(after.nr_calls_aged_out, 1);
+    assert_eq!(after.nr_events - events_before, 3);
+    // What the tests' failure reports print (`Snapshot`'s Debug) shows it.
+    assert!(format!("{after:?}").contains("nr_calls_aged_out: 1"));
+
+    // Counted once: later batches add nothing for it.
+    r.upstream(held(B, None));
+    assert_eq!(counters(&r).nr_calls_aged_out, 1);
+}

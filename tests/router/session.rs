@@ -441,3 +441,66 @@ fn sigint_also_stops_the_router_cleanly() {
     );
     assert!(router.wait_exit(Duration::from_secs(5)).success());
 }
+
+/// The number after `name=` in a stats log line.
+fn stat(line: &str, name: &str) -> u64 {
+    let start = line
+        .find(&format!(" {name}="))
+        .map(|i| i + name.len() + 2)
+        .or_else(|| line.find(&format!(": {name}=")).map(|i| i + name.len() + 3))
+        .unwrap_or_else(|| panic!("no {name}= in {line}"));
+    let digits: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}= in {line}"))
+}
+
+#[test]
+fn serve_logs_its_counters_and_fan_out_latency_periodically_and_when_stopping() {
+    let mut router = RouterProcess::start_with(
+        BIN,
+        StartOptions {
+            capture_log: true,
+            ..Default::default()
+        },
+        &[SIM, &["--stats-every", "1"]].concat(),
+    );
+    let mut c = router.client();
+    c.open_all_events(Version::MAX);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A periodic line that has seen this session and its events.
+    let periodic = loop {
+        let _ = c.recv_frame(Duration::from_millis(100));
+        let log = router.log();
+        let seen = log.lines().rev().find(|l| l.contains("stats: events="));
+        if let Some(line) = seen.filter(|l| stat(l, "sessions") == 1 && stat(l, "deliveries") > 0) {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stats line with the session:\n{log}"
+        );
+    };
+    assert!(stat(&periodic, "events") > 0, "{periodic}");
+    assert!(stat(&periodic, "accepted") >= 1, "{periodic}");
+    assert!(periodic.contains("fan-out latency n="), "{periodic}");
+
+    router.signal(libc::SIGTERM);
+    let _ = c.drain_until_closed(Duration::from_secs(5));
+    assert!(router.wait_exit(Duration::from_secs(5)).success());
+    let log = router.log();
+    let last = log
+        .lines()
+        .find(|l| l.contains("stopped: events="))
+        .unwrap_or_else(|| panic!("no final stats line:\n{log}"));
+    assert!(stat(last, "events") >= stat(&periodic, "events"), "{last}");
+    assert!(
+        stat(last, "deliveries") >= stat(&periodic, "deliveries"),
+        "{last}"
+    );
+    assert!(stat(last, "n") > 0, "latency was measured: {last}");
+    assert_eq!(stat(last, "bad_client_frames"), 0, "{last}");
+}
