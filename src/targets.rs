@@ -12,8 +12,8 @@ use crate::keys::{AgentKey, CallKey, DeviceKey};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
     pub calls: SmallVec<[CallKey; 2]>,
-    pub devices: SmallVec<[DeviceKey; 16]>,
-    pub agents: SmallVec<[AgentKey; 6]>,
+    pub devices: SmallVec<[DeviceKey; 8]>,
+    pub agents: SmallVec<[AgentKey; 3]>,
     /// Calls this event ends (call monitors end after delivering it).
     pub ended_calls: SmallVec<[CallKey; 2]>,
     /// A call folded into another (conference, transfer) or renamed (call
