@@ -711,16 +711,27 @@ impl Client {
         }
     }
 
-    pub fn monitor_stop(&mut self, monitor_id: u32) -> Result<(), u32> {
+    /// Send the request `make(InvokeID)` and wait for its answer: Ok(the
+    /// confirmation) or Err(FAILURE_CONF status).
+    pub fn request<M: Into<Message>>(
+        &mut self,
+        make: impl FnOnce(u32) -> M,
+    ) -> Result<Message, u32> {
         let invoke = self.invoke();
-        self.send(MonitorStopReq {
-            invoke_id: invoke,
-            monitor_id,
-        });
-        let f = self.reply(invoke);
-        match decode(&f) {
-            Message::MonitorStopConf(_) => Ok(()),
+        self.send(make(invoke));
+        match decode(&self.reply(invoke)) {
             Message::FailureConf(fc) => Err(fc.status),
+            conf => Ok(conf),
+        }
+    }
+
+    pub fn monitor_stop(&mut self, monitor_id: u32) -> Result<(), u32> {
+        let conf = self.request(|invoke_id| MonitorStopReq {
+            invoke_id,
+            monitor_id,
+        })?;
+        match conf {
+            Message::MonitorStopConf(_) => Ok(()),
             other => panic!("MONITOR_STOP_REQ answered with {other:?}"),
         }
     }
@@ -731,45 +742,36 @@ impl Client {
         call_mask: u32,
         agent_mask: u32,
     ) -> Result<(), u32> {
-        let invoke = self.invoke();
-        self.send(ChangeMonitorMaskReq {
-            invoke_id: invoke,
+        let conf = self.request(|invoke_id| ChangeMonitorMaskReq {
+            invoke_id,
             monitor_id,
             call_msg_mask: call_mask,
             agent_state_mask: agent_mask,
-        });
-        let f = self.reply(invoke);
-        match decode(&f) {
+        })?;
+        match conf {
             Message::ChangeMonitorMaskConf(_) => Ok(()),
-            Message::FailureConf(fc) => Err(fc.status),
             other => panic!("CHANGE_MONITOR_MASK_REQ answered with {other:?}"),
         }
     }
 
     pub fn session_monitor_start(&mut self, session_id: u32) -> Result<u32, u32> {
-        let invoke = self.invoke();
-        self.send(SessionMonitorStartReq {
-            invoke_id: invoke,
+        let conf = self.request(|invoke_id| SessionMonitorStartReq {
+            invoke_id,
             session_id,
-        });
-        let f = self.reply(invoke);
-        match decode(&f) {
+        })?;
+        match conf {
             Message::SessionMonitorStartConf(c) => Ok(c.monitor_id),
-            Message::FailureConf(fc) => Err(fc.status),
             other => panic!("SESSION_MONITOR_START_REQ answered with {other:?}"),
         }
     }
 
     pub fn session_monitor_stop(&mut self, monitor_id: u32) -> Result<(), u32> {
-        let invoke = self.invoke();
-        self.send(SessionMonitorStopReq {
-            invoke_id: invoke,
+        let conf = self.request(|invoke_id| SessionMonitorStopReq {
+            invoke_id,
             monitor_id,
-        });
-        let f = self.reply(invoke);
-        match decode(&f) {
+        })?;
+        match conf {
             Message::SessionMonitorStopConf(_) => Ok(()),
-            Message::FailureConf(fc) => Err(fc.status),
             other => panic!("SESSION_MONITOR_STOP_REQ answered with {other:?}"),
         }
     }

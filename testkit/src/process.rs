@@ -53,6 +53,19 @@ impl Drop for TempFile {
     }
 }
 
+/// `ctirouter serve` as the tests run it: loopback, an OS-assigned port, two
+/// shards, no spinning (executors share the test machine's cores), no pinning.
+pub const SERVE: &[&str] = &[
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--shards",
+    "2",
+    "--spin-us",
+    "0",
+    "--no-pin",
+];
+
 /// `ctirouter serve` on 127.0.0.1 with an OS-assigned port, two shards, no
 /// spinning and no pinning. Killed (and reaped) on drop.
 pub struct RouterProcess {
@@ -191,16 +204,7 @@ impl RouterProcess {
         log: Option<PathBuf>,
     ) -> RouterProcess {
         let mut cmd = Command::new(bin);
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-            "--spin-us",
-            "0",
-            "--no-pin",
-        ]);
+        cmd.args(SERVE);
         if let Some(path) = &config {
             cmd.arg("--config").arg(path);
         }
@@ -569,18 +573,8 @@ pub fn sim_pg(bin: &str, extra: &[&str]) -> Proc {
 pub fn router(bin: &str, toml: &str, extra: &[&str]) -> Proc {
     let config = TempFile::new(".toml");
     std::fs::write(&config.0, toml).expect("write the config file");
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--shards",
-        "2",
-        "--spin-us",
-        "0",
-        "--no-pin",
-        "--config",
-        config.path(),
-    ];
+    let mut args = SERVE.to_vec();
+    args.extend_from_slice(&["--config", config.path()]);
     args.extend_from_slice(extra);
     let mut p = Proc::spawn_listening(bin, &args);
     p._config = Some(config);

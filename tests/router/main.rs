@@ -18,3 +18,15 @@ mod session;
 
 /// The router binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
+
+/// A simulator that produces a steady stream in real time.
+const SIM: &[&str] = &[
+    "--sim-seed",
+    "3",
+    "--sim-agents",
+    "20",
+    "--sim-calls-per-sec",
+    "10",
+    "--sim-speed",
+    "1",
+];

@@ -2,24 +2,12 @@
 //! client list, strings with and without NUL, OPEN_CONF and the peripheral
 //! SYSTEM_EVENTs after it. The router binary on a loopback port, raw bytes.
 
-use crate::BIN;
+use crate::{BIN, SIM};
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{Message, Version};
 use testkit::*;
-
-/// A simulator that produces a steady stream in real time.
-const SIM: &[&str] = &[
-    "--sim-seed",
-    "3",
-    "--sim-agents",
-    "20",
-    "--sim-calls-per-sec",
-    "10",
-    "--sim-speed",
-    "1",
-];
 
 /// Every service the router may grant (docs/design.md §4.8–§4.11: All Events,
 /// Client Events, Peripheral Monitor, Client Monitor). Nothing else is granted.

@@ -2,24 +2,12 @@
 //! versions, before OPEN, heartbeat and idle, close, SIGTERM/SIGINT. The
 //! router binary on a loopback port, raw GED-188 bytes over TCP.
 
-use crate::BIN;
+use crate::{BIN, SIM};
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{Message, Version};
 use testkit::*;
-
-/// A simulator that produces a steady stream in real time.
-const SIM: &[&str] = &[
-    "--sim-seed",
-    "3",
-    "--sim-agents",
-    "20",
-    "--sim-calls-per-sec",
-    "10",
-    "--sim-speed",
-    "1",
-];
 
 fn open_conf_fixed_len(version: u32) -> usize {
     match version {
