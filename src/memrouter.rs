@@ -22,6 +22,7 @@ use crate::ingest::core::IngestCore;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::{frame, DecodeError, Message, Version};
+use crate::session::client::reply_invoke_id;
 use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
 use crate::shard::core::ShardCore;
@@ -146,25 +147,34 @@ impl MemRouter {
             .expect("an upstream message ingest can route");
     }
 
-    /// The upstream sends one whole frame; a frame ingest cannot route is
-    /// reported (the real upstream session would be dropped).
+    /// The upstream sends one whole frame: a reply goes to ingest's reply
+    /// path, anything else is an event, as on the upstream link
+    /// (`ClientCore::on_frame`). A frame ingest cannot route is reported
+    /// (the real upstream session would be dropped).
     pub fn upstream_raw(&mut self, frame: &[u8]) -> Result<(), DecodeError> {
-        let result = self
-            .ingest
-            .push_frame(self.upstream_version, frame, self.now)
-            .map(|_| ());
+        let (parsed, _) = frame::parse(frame)?;
+        let result = match reply_invoke_id(parsed.message_type, parsed.body)? {
+            Some(invoke_id) => {
+                self.ingest.on_reply(invoke_id, parsed.message_type);
+                Ok(())
+            }
+            None => self
+                .ingest
+                .push_frame(self.upstream_version, frame, self.now)
+                .map(|_| ()),
+        };
         self.run();
         result
     }
 
     /// The upstream session was lost (design §4.12), and later comes back.
     pub fn upstream_lost(&mut self) {
-        self.ingest.upstream_lost();
+        self.ingest.upstream_lost(self.now);
         self.run();
     }
 
     pub fn upstream_back(&mut self) {
-        self.ingest.upstream_back(self.status.clone());
+        self.ingest.upstream_back(self.status.clone(), self.now);
         self.run();
     }
 
@@ -225,7 +235,7 @@ impl MemRouter {
             for shard in &mut self.shards {
                 for item in shard.to_ingest.drain(..) {
                     moved = true;
-                    self.ingest.on_control(item);
+                    self.ingest.on_control(item, self.now);
                 }
             }
             moved |= self.feed_clients();

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub nr_bad_client_frames: CachePadded<AtomicU64>,
     /// Calls the tracker forgot because they never ended (aged out).
     pub nr_calls_aged_out: CachePadded<AtomicU64>,
+    /// Replies from the upstream that answered no request of the router's
+    /// (late, or an unknown InvokeID): dropped, never fanned out.
+    pub nr_stray_upstream_replies: CachePadded<AtomicU64>,
     /// The router is at `max_sessions` (set when an OPEN_REQ is first
     /// refused, cleared below it): the limit is logged once per episode.
     pub at_session_limit: AtomicBool,
@@ -80,6 +83,7 @@ pub struct Snapshot {
     pub nr_sessions: u64,
     pub nr_bad_client_frames: u64,
     pub nr_calls_aged_out: u64,
+    pub nr_stray_upstream_replies: u64,
 }
 
 impl Metrics {
@@ -112,6 +116,7 @@ impl Metrics {
             nr_sessions: get(&self.nr_sessions),
             nr_bad_client_frames: get(&self.nr_bad_client_frames),
             nr_calls_aged_out: get(&self.nr_calls_aged_out),
+            nr_stray_upstream_replies: get(&self.nr_stray_upstream_replies),
         }
     }
 
@@ -148,7 +153,7 @@ impl fmt::Display for Snapshot {
             "events={} deliveries={} writes={} sessions={} connected={} pending_opens={} \
              accepted={} refused_max_sessions={} refused_pending={} refused_fd_limit={} \
              open_timeouts={} slow_consumer_cuts={} bad_client_frames={} \
-             bad_upstream_frames={} calls_aged_out={}",
+             bad_upstream_frames={} calls_aged_out={} stray_upstream_replies={}",
             self.nr_events,
             self.nr_deliveries,
             self.nr_writes,
@@ -164,6 +169,7 @@ impl fmt::Display for Snapshot {
             self.nr_bad_client_frames,
             self.nr_bad_upstream_frames,
             self.nr_calls_aged_out,
+            self.nr_stray_upstream_replies,
         )
     }
 }
@@ -226,7 +232,7 @@ mod tests {
         let line = metrics.snapshot().to_string();
         assert!(line.starts_with("events=7 "), "{line}");
         assert!(line.contains(" sessions=2 "), "{line}");
-        assert!(line.ends_with(" calls_aged_out=2"), "{line}");
+        assert!(line.contains(" calls_aged_out=2 "), "{line}");
         // One `name=value` per field of the snapshot.
         let fields = format!("{:?}", metrics.snapshot()).matches(':').count();
         assert_eq!(line.split(' ').count(), fields, "{line}");

@@ -7,6 +7,7 @@
 //! can miss it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::core::{IngestCore, Links};
 use super::registry::{closed_event, opened_event, SessionMonitor, SessionRecord};
@@ -19,11 +20,11 @@ use crate::link::{
 use crate::proto::{RequestError, Version};
 
 impl<L: Links> IngestCore<L> {
-    /// One control message from a shard, in that shard's order.
-    pub fn on_control(&mut self, item: ToIngest) {
+    /// One control message from a shard, in that shard's order, taken at `now`.
+    pub fn on_control(&mut self, item: ToIngest, now: Instant) {
         match item {
-            ToIngest::SessionOpened(opened) => self.session_opened(opened),
-            ToIngest::SessionClosed(closed) => self.session_closed(closed),
+            ToIngest::SessionOpened(opened) => self.session_opened(opened, now),
+            ToIngest::SessionClosed(closed) => self.session_closed(closed, now),
             ToIngest::MonitorStart(start) => self.monitor_start(start),
             ToIngest::InterestDown { shard, key } => self.interest.down(shard, key),
             ToIngest::SessionMonitorStart(start) => self.session_monitor_start(start),
@@ -34,7 +35,7 @@ impl<L: Links> IngestCore<L> {
     /// A session is open: count its interest and services, answer `OpenAck`
     /// (with its agent as last seen, and the Client Monitor snapshot), tell
     /// Client Monitor sessions.
-    fn session_opened(&mut self, opened: SessionOpened) {
+    fn session_opened(&mut self, opened: SessionOpened, now: Instant) {
         let SessionOpened {
             shard,
             id,
@@ -78,13 +79,13 @@ impl<L: Links> IngestCore<L> {
             agent_mask,
             client,
         };
-        self.push_message(opened_event(id, &record));
+        self.push_message(opened_event(id, &record), now);
         self.registry.insert(id, record);
     }
 
     /// A session ended: drop its interest, end the session monitors that
     /// watched it, tell Client Monitor sessions.
-    fn session_closed(&mut self, closed: SessionClosed) {
+    fn session_closed(&mut self, closed: SessionClosed, now: Instant) {
         let SessionClosed {
             shard,
             id,
@@ -107,7 +108,7 @@ impl<L: Links> IngestCore<L> {
             );
         }
         if let Some(record) = record {
-            self.push_message(closed_event(id, &record, reason));
+            self.push_message(closed_event(id, &record, reason), now);
         }
     }
 

@@ -106,6 +106,19 @@ impl<L: Links> IngestCore<L> {
         Ok(self.nr_unflushed_events as usize >= self.batch_size)
     }
 
+    /// A reply from the upstream (`msg::is_reply`) to the request with
+    /// `invoke_id`. Replies are never events (docs/requests.md §5): it goes to
+    /// no event session. The router sends no requests upstream beyond its
+    /// own session's, so it answers nothing pending: counted and dropped.
+    pub fn on_reply(&mut self, invoke_id: u32, message_type: u32) {
+        Metrics::add(&self.metrics.nr_stray_upstream_replies, 1);
+        tracing::debug!(
+            invoke_id,
+            message_type,
+            "upstream reply to no pending request: dropped"
+        );
+    }
+
     /// The staged batch was published: add what it counted to the shared
     /// metrics (events, and calls the tracker aged out meanwhile).
     pub fn count_published(&mut self) {
@@ -117,12 +130,13 @@ impl<L: Links> IngestCore<L> {
         );
     }
 
-    /// Stage a router-made message (Client Monitor events, SYSTEM_EVENTs).
-    pub fn push_message(&mut self, message: Message) {
+    /// Stage a router-made message (Client Monitor events, SYSTEM_EVENTs),
+    /// made at `now`.
+    pub fn push_message(&mut self, message: Message, now: Instant) {
         let frame = message
             .to_frame(Version::MAX)
             .expect("router-made messages encode at v24");
-        let _ = self.push_frame(Version::MAX, &frame, Instant::now());
+        let _ = self.push_frame(Version::MAX, &frame, now);
     }
 
     fn stage_event(&mut self, event: Arc<Event>, mask: ShardMask) {
@@ -149,7 +163,7 @@ impl<L: Links> IngestCore<L> {
     }
 
     /// A SYSTEM_EVENT the router itself originates (goes to every session).
-    pub fn system_event(&mut self, id: u32) {
+    pub fn system_event(&mut self, id: u32, now: Instant) {
         let message = Message::from(SystemEvent {
             pg_status: self.status.pg_status,
             icm_central_controller_time: unix_time(),
@@ -157,27 +171,27 @@ impl<L: Links> IngestCore<L> {
             event_device_type: device_type::NONE,
             ..Default::default()
         });
-        self.push_message(message);
+        self.push_message(message, now);
     }
 
     /// The upstream is gone (docs/design.md §4.12): PGStatus says CTI Server
     /// offline, every session gets SYSTEM_EVENT(SYS_CTI_SERVER_OFFLINE), and
     /// call-party state and call monitors are dropped (the calls' fate is
     /// unknown); sessions, device monitors and Client Events survive.
-    pub fn upstream_lost(&mut self) {
+    pub fn upstream_lost(&mut self, now: Instant) {
         let mut status = self.status.clone();
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
         self.set_status(status);
-        self.system_event(system_event::CTI_SERVER_OFFLINE);
+        self.system_event(system_event::CTI_SERVER_OFFLINE, now);
         self.tracker.clear_calls();
         self.interest.clear_calls();
         self.broadcast(|| ToShard::UpstreamLost);
     }
 
     /// The upstream is back with `status`: SYSTEM_EVENT(SYS_CTI_SERVER_ONLINE).
-    pub fn upstream_back(&mut self, status: PgStatus) {
+    pub fn upstream_back(&mut self, status: PgStatus, now: Instant) {
         self.set_status(status);
-        self.system_event(system_event::CTI_SERVER_ONLINE);
+        self.system_event(system_event::CTI_SERVER_ONLINE, now);
     }
 }
 

@@ -133,6 +133,11 @@ impl Fanout {
         self.flush().await;
     }
 
+    /// A reply from the upstream: see [`IngestCore::on_reply`].
+    pub fn upstream_reply(&self, invoke_id: u32, message_type: u32) {
+        self.with(|core| core.on_reply(invoke_id, message_type));
+    }
+
     /// A new status snapshot for OPEN_CONF and the SYSTEM_EVENTs after it.
     pub async fn set_status(&mut self, status: PgStatus) {
         self.with(|core| core.set_status(status));
@@ -141,13 +146,13 @@ impl Fanout {
 
     /// The upstream is gone: see [`IngestCore::upstream_lost`].
     pub async fn upstream_lost(&mut self) {
-        self.with(|core| core.upstream_lost());
+        self.with(|core| core.upstream_lost(Instant::now()));
         self.flush().await;
     }
 
     /// The upstream is back with `status`: SYSTEM_EVENT(SYS_CTI_SERVER_ONLINE).
     pub async fn upstream_back(&mut self, status: PgStatus) {
-        self.with(|core| core.upstream_back(status));
+        self.with(|core| core.upstream_back(status, Instant::now()));
         self.flush().await;
     }
 }
@@ -157,7 +162,8 @@ pub async fn control_loop(mut rx: ring::Receiver<ToIngest>, mut fanout: Fanout) 
     loop {
         rx.ready().await;
         fanout.with(|core| {
-            rx.drain(256, |item| core.on_control(item));
+            let now = Instant::now();
+            rx.drain(256, |item| core.on_control(item, now));
         });
         fanout.flush().await;
     }

@@ -266,12 +266,11 @@ impl UpstreamSource {
                         return Err(format!("malformed upstream frame: {e}"));
                     }
                 }
-                Ok(Inbound::RequestFailed { invoke_id, status }) => {
-                    tracing::warn!(
-                        invoke_id,
-                        status,
-                        "upstream: FAILURE_CONF to a request we did not send"
-                    );
+                Ok(Inbound::Reply { invoke_id, frame }) => {
+                    fanout.upstream_reply(invoke_id, frame_type(frame));
+                }
+                Ok(Inbound::RequestFailed { invoke_id, .. }) => {
+                    fanout.upstream_reply(invoke_id, msg::FAILURE_CONF);
                 }
                 Ok(Inbound::Handled | Inbound::Closed) => {}
                 Err(ClientError::BadFrame(e)) => return Err(bad_frame(fanout, &e.to_string())),

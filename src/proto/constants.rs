@@ -66,6 +66,37 @@ pub mod msg {
 
     /// Highest message type number defined by protocol version 24 (§3.2).
     pub const MAX_KNOWN_V24: u32 = 282;
+
+    /// Whether a message is a reply: the server's answer to one request,
+    /// InvokeID first (FAILURE_CONF, CONTROL_FAILURE_CONF and every `*_CONF`
+    /// and `*_RESP` of docs/protocol.md §3.2). A reply goes to the session
+    /// whose request it answers, never to event sessions.
+    pub const fn is_reply(message_type: u32) -> bool {
+        match message_type {
+            // The control-service confirmations: every odd type 37..=65.
+            37..=65 => message_type % 2 == 1,
+            FAILURE_CONF | OPEN_CONF | HEARTBEAT_CONF | CLOSE_CONF => true,
+            SET_CALL_DATA_CONF | RELEASE_CALL_CONF | CLIENT_EVENT_REPORT_CONF => true,
+            CONTROL_FAILURE_CONF => true,
+            // QUERY_DEVICE_INFO, SNAPSHOT_CALL, SNAPSHOT_DEVICE, SEND_DTMF_SIGNAL.
+            79 | 83 | 85 | 92 => true,
+            MONITOR_START_CONF | MONITOR_STOP_CONF | CHANGE_MONITOR_MASK_CONF => true,
+            SESSION_MONITOR_START_CONF | SESSION_MONITOR_STOP_CONF => true,
+            // USER_MESSAGE, REGISTER_VARIABLES, the two statistics queries,
+            // SUPERVISOR_ASSIST, EMERGENCY_CALL, SUPERVISE_CALL,
+            // AGENT_TEAM_CONFIG, SET_APP_DATA, AGENT_DESK_SETTINGS,
+            // LIST_AGENT_TEAM, MONITOR_AGENT_TEAM_START/STOP, BAD_CALL,
+            // SET_DEVICE_ATTRIBUTES, (UN)REGISTER_SERVICE, START/STOP_RECORDING.
+            108 | 111 | 113 | 115 | 119 | 122 | 125 | 127 | 130 | 132 | 134 | 136 | 138 | 140
+            | 142 | 144 | 146 | 148 | 150 => true,
+            // TASK_MONITOR_START/STOP, CHANGE_TASK_MONITOR_MASK, TASK_INIT_RESP,
+            // TEAM_CONFIG_CONF, AGENT_GREETING_CONTROL, AGENT_TASKS_RESP,
+            // SNAPSHOT_TASK_RESP, START/STOP_NETWORK_RECORDING,
+            // ACTIVE_MAINTENANCE_RESP.
+            202 | 204 | 206 | 210 | 244 | 250 | 256 | 258 | 268 | 270 | 279 => true,
+            _ => false,
+        }
+    }
 }
 
 /// Status codes (docs/protocol.md §5.10): FAILURE_CONF, FAILURE_EVENT, CLOSE_REQ,
@@ -272,5 +303,87 @@ mod tests {
         assert_eq!(call_mask::bit_for(msg::CALL_DELIVERED_EVENT), 1);
         assert_eq!(call_mask::bit_for(msg::CALL_DEQUEUED_EVENT), 0x0004_0000);
         assert_eq!(call_mask::bit_for(msg::SYSTEM_EVENT), 0);
+    }
+
+    /// docs/protocol.md §3: requests (client → server) and events are never
+    /// replies; every REQ/CONF pair's CONF is.
+    #[test]
+    fn replies_are_the_confirmations_and_nothing_else() {
+        let pairs = [
+            (26, 27),
+            (28, 29),
+            (32, 33),
+            (36, 37),
+            (38, 39),
+            (40, 41),
+            (42, 43),
+            (44, 45),
+            (46, 47),
+            (48, 49),
+            (50, 51),
+            (52, 53),
+            (54, 55),
+            (56, 57),
+            (58, 59),
+            (60, 61),
+            (62, 63),
+            (64, 65),
+            (78, 79),
+            (82, 83),
+            (84, 85),
+            (91, 92),
+            (93, 94),
+            (95, 96),
+            (97, 98),
+            (101, 102),
+            (103, 104),
+            (107, 108),
+            (110, 111),
+            (112, 113),
+            (114, 115),
+            (118, 119),
+            (121, 122),
+            (124, 125),
+            (126, 127),
+            (129, 130),
+            (131, 132),
+            (133, 134),
+            (135, 136),
+            (137, 138),
+            (139, 140),
+            (141, 142),
+            (143, 144),
+            (145, 146),
+            (147, 148),
+            (149, 150),
+            (249, 250),
+            (267, 268),
+            (269, 270),
+        ];
+        for (req, conf) in pairs {
+            assert!(!msg::is_reply(req), "{req} is a request");
+            assert!(msg::is_reply(conf), "{conf} answers {req}");
+        }
+        for session in [
+            msg::FAILURE_CONF,
+            msg::OPEN_CONF,
+            msg::HEARTBEAT_CONF,
+            msg::CLOSE_CONF,
+        ] {
+            assert!(msg::is_reply(session));
+        }
+        assert!(msg::is_reply(msg::CONTROL_FAILURE_CONF));
+        let events = (9..=25)
+            .chain([
+                2, 30, 31, 34, 86, 99, 100, 105, 106, 109, 116, 117, 120, 123, 128,
+            ])
+            .chain(191..=200)
+            .chain([207, 211, 212, 213, 214, 215, 248, 260, 261, 262, 263, 282]);
+        for event in events {
+            assert!(!msg::is_reply(event), "{event} is an event");
+        }
+        for session_req in [msg::OPEN_REQ, msg::HEARTBEAT_REQ, msg::CLOSE_REQ] {
+            assert!(!msg::is_reply(session_req));
+        }
     }
 }

@@ -13,7 +13,9 @@ use crate::proto::constants::{
     agent_mask, call_mask, msg, status, MIN_IDLE_TIMEOUT_SECS, NULL_PERIPHERAL_ID,
 };
 use crate::proto::msg::{CloseReq, FailureConf, FailureEvent, HeartbeatReq, OpenConf, OpenReq};
-use crate::proto::{frame, DecodeError, DecodeOptions, Message, MessageBody, Unspec, Version};
+use crate::proto::{
+    frame, DecodeError, DecodeOptions, Invalid, Message, MessageBody, Unspec, Version,
+};
 
 /// ClientSignature the router opens upstream with.
 pub const CLIENT_SIGNATURE: &str = "ctirouter";
@@ -122,8 +124,11 @@ enum Phase {
 pub enum Inbound<'a> {
     /// OPEN_CONF: the session is open.
     Opened(Box<OpenConf>),
-    /// A frame for the caller: an event, or the answer to one of its own requests.
+    /// An event (anything that is not a reply, docs/protocol.md §3).
     Event(&'a [u8]),
+    /// A reply (`msg::is_reply`) to one of the caller's requests, with the
+    /// request's InvokeID: never an event.
+    Reply { invoke_id: u32, frame: &'a [u8] },
     /// FAILURE_CONF to a request the caller sent (not OPEN_REQ, not a heartbeat).
     RequestFailed { invoke_id: u32, status: u32 },
     /// Taken care of here (HEARTBEAT_CONF), or a stray frame before OPEN_CONF
@@ -345,9 +350,32 @@ impl ClientCore {
                 Ok(Inbound::Handled)
             }
             (msg::CLOSE_CONF, Phase::Closing) => Ok(Inbound::Closed),
-            (_, Phase::Open) => Ok(Inbound::Event(whole)),
+            (t, Phase::Open) => match reply_invoke_id(t, body).map_err(ClientError::BadFrame)? {
+                Some(invoke_id) => Ok(Inbound::Reply {
+                    invoke_id,
+                    frame: whole,
+                }),
+                None => Ok(Inbound::Event(whole)),
+            },
             _ => Ok(Inbound::Handled),
         }
+    }
+}
+
+/// The InvokeID of a reply (`msg::is_reply`: it comes first in the body),
+/// `None` for a message that is not one; a reply too short to carry it is
+/// malformed.
+pub fn reply_invoke_id(message_type: u32, body: &[u8]) -> Result<Option<u32>, DecodeError> {
+    if !msg::is_reply(message_type) {
+        return Ok(None);
+    }
+    match body.first_chunk::<4>() {
+        Some(id) => Ok(Some(u32::from_be_bytes(*id))),
+        None => Err(DecodeError::Invalid(Invalid::ShortFixedPart {
+            message_type,
+            needed: 4,
+            available: body.len(),
+        })),
     }
 }
 
@@ -518,6 +546,43 @@ mod tests {
         assert_eq!(core.on_frame(&event, t0), Ok(Inbound::Handled));
         let conf = frame(CloseConf { invoke_id: 2 });
         assert_eq!(core.on_frame(&conf, t0), Ok(Inbound::Closed));
+    }
+
+    #[test]
+    fn replies_are_told_apart_from_events_with_their_invoke_id() {
+        use crate::proto::msg::{ControlFailureConf, SetAgentStateConf};
+        let t0 = Instant::now();
+        let (mut core, _) = core(t0);
+        open(&mut core, t0);
+        let conf = frame(SetAgentStateConf {
+            invoke_id: 0x8000_0007,
+        });
+        assert_eq!(
+            core.on_frame(&conf, t0),
+            Ok(Inbound::Reply {
+                invoke_id: 0x8000_0007,
+                frame: &conf[..]
+            })
+        );
+        let failed = frame(ControlFailureConf {
+            invoke_id: 9,
+            failure_code: 8,
+            ..Default::default()
+        });
+        assert!(matches!(
+            core.on_frame(&failed, t0),
+            Ok(Inbound::Reply { invoke_id: 9, .. })
+        ));
+        let event = frame(AgentStateEvent::default());
+        assert_eq!(core.on_frame(&event, t0), Ok(Inbound::Event(&event[..])));
+        // A reply too short to carry its InvokeID is malformed.
+        let mut short = conf.clone();
+        short.truncate(10);
+        short[..4].copy_from_slice(&2u32.to_be_bytes());
+        assert!(matches!(
+            core.on_frame(&short, t0),
+            Err(ClientError::BadFrame(_))
+        ));
     }
 
     #[test]

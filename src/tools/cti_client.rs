@@ -180,7 +180,7 @@ impl Link {
                 };
                 return Ok(match self.core.on_frame(frame, Instant::now())? {
                     Inbound::Opened(conf) => Received::Opened { conf, frame },
-                    Inbound::Event(frame) => Received::Frame(frame),
+                    Inbound::Event(frame) | Inbound::Reply { frame, .. } => Received::Frame(frame),
                     Inbound::RequestFailed { invoke_id, status } => {
                         Received::RequestFailed { invoke_id, status }
                     }

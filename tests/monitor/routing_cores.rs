@@ -429,3 +429,70 @@ fn calls_that_never_end_are_aged_out_and_counted() {
     r.upstream(held(B, None));
     assert_eq!(counters(&r).nr_calls_aged_out, 1);
 }
+
+/// docs/requests.md §5: a reply from the upstream (any `*_CONF`,
+/// FAILURE_CONF, CONTROL_FAILURE_CONF) answers one request; it is never fanned
+/// out as an event, and with no request of the router's pending it is
+/// counted and dropped. The events around it flow unchanged.
+#[test]
+fn upstream_replies_are_never_events() {
+    use ctirouter::proto::msg::{
+        ControlFailureConf, FailureConf, MonitorStartConf, QueryAgentStateConf, SetAgentStateConf,
+        SetCallDataConf,
+    };
+    let mut r = router(2);
+    let all: Vec<SessionId> = (0..2)
+        // (OPEN_CONF, then the peripheral's SYSTEM_EVENT.)
+        .map(|shard| open_with_snapshot(&mut r, shard, &OpenSpec::services(service::ALL_EVENTS)).0)
+        .collect();
+    let stray = |r: &MemRouter| r.ingest.metrics.snapshot().nr_stray_upstream_replies;
+
+    r.upstream(delivered(A, "3001", "5551000", "3001", None));
+    let invoke = 0x8000_0001;
+    let replies: Vec<Message> = vec![
+        SetAgentStateConf { invoke_id: invoke }.into(),
+        ControlFailureConf {
+            invoke_id: invoke,
+            failure_code: 8,
+            ..Default::default()
+        }
+        .into(),
+        FailureConf {
+            invoke_id: invoke,
+            status: status::E_CTI_TIMEOUT,
+            ..Default::default()
+        }
+        .into(),
+        MonitorStartConf {
+            invoke_id: invoke,
+            monitor_id: 9,
+        }
+        .into(),
+        QueryAgentStateConf {
+            invoke_id: invoke,
+            ..Default::default()
+        }
+        .into(),
+        SetCallDataConf { invoke_id: invoke }.into(),
+    ];
+    let nr_replies = replies.len() as u64;
+    for reply in replies {
+        r.upstream(reply);
+    }
+    r.upstream(held(A, None));
+
+    for id in all {
+        let got = r.received(id);
+        let types: Vec<u32> = got.iter().map(|f| frame_type(f)).collect();
+        assert_eq!(
+            types,
+            vec![msg::CALL_DELIVERED_EVENT, msg::CALL_HELD_EVENT],
+            "session {id:?}: the events and no reply"
+        );
+    }
+    assert_eq!(stray(&r), nr_replies, "every reply counted as stray");
+    // A reply too short to name its request is malformed, like a bad event.
+    let short = raw_frame(msg::SET_AGENT_STATE_CONF, &[0, 0]);
+    assert!(r.upstream_raw(&short).is_err());
+    assert_eq!(stray(&r), nr_replies);
+}

@@ -206,6 +206,65 @@ fn malformed_upstream_frames_reestablish_the_session() {
     client.heartbeat(Duration::from_secs(2));
 }
 
+/// docs/requests.md §5: replies from the CTI Server answer one request and
+/// are never fanned out; with none of the router's requests pending they
+/// are dropped (and counted), and the upstream session stays as it is.
+#[test]
+fn upstream_replies_never_reach_event_sessions() {
+    use ctirouter::proto::msg::{ControlFailureConf, MonitorStartConf, SetAgentStateConf};
+    let go = Arc::new(AtomicBool::new(false));
+    let go_fake = go.clone();
+    let fake = FakePg::scripted(move |_, conn| {
+        conn.expect_open();
+        conn.accept_open(V24);
+        while !go_fake.load(Ordering::Relaxed) {
+            conn.serve_heartbeats(Duration::from_millis(50));
+        }
+        conn.send(&agent_event("100"));
+        let invoke_id = 0x8000_0001;
+        let replies: [Message; 4] = [
+            SetAgentStateConf { invoke_id }.into(),
+            ControlFailureConf {
+                invoke_id,
+                failure_code: 8,
+                ..Default::default()
+            }
+            .into(),
+            FailureConf {
+                invoke_id,
+                status: 16,
+                ..Default::default()
+            }
+            .into(),
+            MonitorStartConf {
+                invoke_id,
+                monitor_id: 3,
+            }
+            .into(),
+        ];
+        for reply in replies {
+            conn.send(&reply.to_frame(V24).unwrap());
+        }
+        conn.send(&agent_event("101"));
+        conn.serve_heartbeats(Duration::from_secs(20));
+    });
+    let router = router(BIN, &upstream_toml(&[fake.addr], 200), &[]);
+    let (mut client, _) = open_when_upstream_up(router.addr(), V24, Duration::from_secs(10));
+    go.store(true, Ordering::Relaxed);
+    let seen = watch_until(&mut client, Duration::from_secs(10), |s| {
+        s.events.iter().any(|(_, f)| f == &agent_event("101"))
+    });
+    let events: Vec<&Vec<u8>> = seen.events.iter().map(|(_, f)| f).collect();
+    assert_eq!(events, [&agent_event("100"), &agent_event("101")]);
+    // Nothing more arrives (a reply fanned out late would show here).
+    client.heartbeat(Duration::from_secs(2));
+    assert_eq!(
+        fake.nr_opens(),
+        1,
+        "replies do not reset the upstream session"
+    );
+}
+
 #[test]
 fn upstream_open_req_is_an_all_events_bridge_session() {
     let fake = FakePg::scripted(|_, conn| {
