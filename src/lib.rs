@@ -30,7 +30,8 @@
 //!   and core-pinning files
 //! * [`sim`] — deterministic PG simulator; [`tools`] — sim-pg, watch,
 //!   record
-//! * [`metrics`] — counters shared by all cores
+//! * [`metrics`] — counters shared by all cores and the fan-out latency
+//!   histogram (`serve` logs them every `--stats-every` seconds)
 //!
 //! # Threading model
 //! One glommio executor for ingest and one per shard, each pinned to a core.
