@@ -43,6 +43,7 @@ pub struct Config {
     /// Optional allow-list; empty means anyone may open any service.
     pub clients: Vec<ClientEntry>,
     pub limits: Limits,
+    pub requests: RequestsConfig,
     pub runtime: RuntimeConfig,
 }
 
@@ -57,6 +58,7 @@ impl Default for Config {
             sim_max_events: None,
             clients: Vec::new(),
             limits: Limits::default(),
+            requests: RequestsConfig::default(),
             runtime: RuntimeConfig::default(),
         }
     }
@@ -81,6 +83,9 @@ pub struct UpstreamConfig {
     pub reconnect_min_ms: u64,
     /// Longest wait between reconnect attempts (plus up to 25% jitter).
     pub reconnect_max_ms: u64,
+    /// The services the router asks the CTI Server for (never IGNORE_CONF).
+    /// What it grants bounds what downstream sessions can be granted.
+    pub services: Vec<ServiceName>,
 }
 
 impl Default for UpstreamConfig {
@@ -94,6 +99,12 @@ impl Default for UpstreamConfig {
             heartbeat_ms: None,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5_000,
+            services: vec![
+                ServiceName::AllEvents,
+                ServiceName::ClientControl,
+                ServiceName::CallDataUpdate,
+                ServiceName::ConnectionMonitor,
+            ],
         }
     }
 }
@@ -107,8 +118,19 @@ impl UpstreamConfig {
         }
     }
 
+    /// ServicesRequested of the upstream OPEN_REQ.
+    pub fn services(&self) -> Services {
+        Services(self.services.iter().fold(0, |bits, s| bits | s.bit()))
+    }
+
     /// Side A and B as given, and the limits of each setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.services().contains(Services::ALL_EVENTS) {
+            return Err(ConfigError(
+                "upstream.services must include \"all-events\": the router serves events from it"
+                    .into(),
+            ));
+        }
         if self.sides.is_empty() || self.sides.len() > 2 {
             return Err(ConfigError(format!(
                 "upstream.sides (--upstream): give side A and optionally side B (got {} sides)",
@@ -179,9 +201,53 @@ pub struct ClientEntry {
     pub client_id: String,
     #[serde(default)]
     pub password: String,
-    /// Services this client may be granted; absent = all the router serves.
+    /// Services this client may be granted; absent = all the router
+    /// serves, except (with a real upstream) the request services, which
+    /// must be listed.
     #[serde(default)]
     pub services: Option<Vec<ServiceName>>,
+    /// Proxied requests one session of this client may have in flight
+    /// (default `[requests] max_outstanding`).
+    #[serde(default)]
+    pub max_outstanding: Option<usize>,
+}
+
+/// Requests proxied to the CTI Server (docs/requests.md §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// Seconds the CTI Server has to answer; then FAILURE_CONF(E_CTI_TIMEOUT)
+    /// and a late reply is dropped.
+    pub timeout_secs: u64,
+    /// Requests in flight router-wide; over it CONTROL_FAILURE_CONF(CF_SERVICE_BUSY).
+    pub max_pending: usize,
+    /// Requests in flight per session, unless its client entry says otherwise.
+    pub max_outstanding: usize,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        RequestsConfig {
+            timeout_secs: 15,
+            max_pending: 4096,
+            max_outstanding: 8,
+        }
+    }
+}
+
+impl RequestsConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout_secs == 0 {
+            return Err(ConfigError(
+                "requests.timeout_secs must be above 0: every request would time out".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Service names as written in the config file.
@@ -194,6 +260,7 @@ pub enum ServiceName {
     ClientMonitor,
     CallDataUpdate,
     ClientControl,
+    ConnectionMonitor,
     Supervisor,
 }
 
@@ -207,6 +274,7 @@ impl ServiceName {
             ServiceName::ClientMonitor => service::CLIENT_MONITOR,
             ServiceName::CallDataUpdate => service::CALL_DATA_UPDATE,
             ServiceName::ClientControl => service::CLIENT_CONTROL,
+            ServiceName::ConnectionMonitor => service::CONNECTION_MONITOR,
             ServiceName::Supervisor => service::SUPERVISOR,
         }
     }
@@ -217,7 +285,11 @@ impl ClientEntry {
     pub fn allowed_services(&self) -> Services {
         match &self.services {
             None => Services(u32::MAX),
-            Some(list) => Services(list.iter().fold(0, |bits, s| bits | s.bit())),
+            // Client Control covers its agent-state-only form.
+            Some(list) => Services(list.iter().fold(0, |bits, s| match s {
+                ServiceName::ClientControl => bits | s.bit() | service::AGENT_STATE_CONTROL_ONLY,
+                _ => bits | s.bit(),
+            })),
         }
     }
 }
@@ -421,6 +493,7 @@ impl Config {
     pub fn validate_on(&self, nr_cores: usize) -> Result<(), ConfigError> {
         self.runtime.validate(nr_cores)?;
         self.limits.validate()?;
+        self.requests.validate()?;
         // A replay is served instead of the upstream (`[upstream]` is unused).
         match (&self.replay, &self.upstream) {
             (Some(replay), _) => replay.validate(),
@@ -460,6 +533,36 @@ mod tests {
         assert_eq!(config.limits.output_bound_bytes, DEFAULT_OUTPUT_BOUND);
         assert_eq!(config.limits.open_timeout_secs, DEFAULT_OPEN_TIMEOUT_SECS);
         assert_eq!(config.limits.max_pending_opens, DEFAULT_MAX_PENDING_OPENS);
+    }
+
+    #[test]
+    fn upstream_services_and_request_limits_parse_and_are_checked() {
+        let config = Config::parse(
+            "[upstream]\nsides = [\"a:1\"]\nservices = [\"all-events\", \"call-data-update\"]\n\
+             [requests]\ntimeout_secs = 3\nmax_pending = 10\nmax_outstanding = 2\n\
+             [[clients]]\nclient_id = \"d\"\nservices = [\"client-control\"]\nmax_outstanding = 4\n",
+        )
+        .unwrap();
+        let upstream = config.upstream.as_ref().unwrap();
+        assert_eq!(
+            upstream.services(),
+            Services::ALL_EVENTS | Services::CALL_DATA_UPDATE
+        );
+        assert_eq!(UpstreamConfig::default().services().bits(), 0x1E);
+        assert_eq!(config.requests.timeout(), Duration::from_secs(3));
+        assert_eq!(config.clients[0].max_outstanding, Some(4));
+        // Client Control covers its agent-state-only grant.
+        assert!(config.clients[0]
+            .allowed_services()
+            .contains(Services::AGENT_STATE_CONTROL_ONLY));
+        config.validate_on(4).unwrap();
+
+        let mut no_events = config.clone();
+        no_events.upstream.as_mut().unwrap().services = vec![ServiceName::ClientControl];
+        assert!(refusal(&no_events).starts_with("upstream.services must include"));
+        let mut no_time = config;
+        no_time.requests.timeout_secs = 0;
+        assert!(refusal(&no_time).starts_with("requests.timeout_secs must be above 0"));
     }
 
     #[test]

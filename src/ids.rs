@@ -67,6 +67,12 @@ impl Services {
     pub const SERVER: Services = Services(service::SERVER);
     pub const CALL_DATA_UPDATE: Services = Services(service::CALL_DATA_UPDATE);
     pub const CONNECTION_MONITOR: Services = Services(service::CONNECTION_MONITOR);
+    pub const AGENT_STATE_CONTROL_ONLY: Services = Services(service::AGENT_STATE_CONTROL_ONLY);
+    /// The request services the router proxies to the CTI Server: a session
+    /// may have them when the upstream granted them to the router.
+    pub const PROXIED: Services = Services(
+        service::CLIENT_CONTROL | service::AGENT_STATE_CONTROL_ONLY | service::CALL_DATA_UPDATE,
+    );
 
     /// Whether every service of `other` is in this set.
     pub const fn contains(self, other: Services) -> bool {

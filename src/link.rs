@@ -46,6 +46,15 @@ pub enum ToShard {
         session: SessionId,
         monitor_id: MonitorId,
     },
+    /// The answer to a proxied request (docs/requests.md §5), encoded at the
+    /// session's version with the client's InvokeID, in stream order with
+    /// the events around it. `ends_request`: the session has one request
+    /// fewer in flight.
+    Reply {
+        session: SessionId,
+        frame: Box<[u8]>,
+        ends_request: bool,
+    },
     /// A new PG status snapshot (for OPEN_CONF and the SYSTEM_EVENTs after it).
     Status(Arc<PgStatus>),
     /// The upstream was lost: call state is unknown now (docs/design.md §4.12).
@@ -70,6 +79,22 @@ pub enum ToIngest {
     SessionMonitorStart(SessionMonitorStart),
     /// A session monitor was stopped by its owner.
     SessionMonitorStop { monitor_id: MonitorId },
+    /// A request to proxy to the CTI Server; ingest answers `Reply`.
+    Request(ProxyRequest),
+}
+
+/// See [`ToIngest::Request`]: a request the session's checks passed
+/// (service granted, known at its version, well formed, within its limit).
+#[derive(Debug)]
+pub struct ProxyRequest {
+    pub shard: usize,
+    pub session: SessionId,
+    pub invoke_id: InvokeId,
+    /// The session's version: `frame` is encoded at it, and so is the reply.
+    pub version: Version,
+    pub message_type: u32,
+    /// The request's body (InvokeID first) as the client sent it.
+    pub body: Box<[u8]>,
 }
 
 /// See [`ToIngest::SessionOpened`].

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ctirouter::config::{Config, ReplayConfig, UpstreamConfig};
+use ctirouter::ids::Services;
 use ctirouter::metrics::Metrics;
 use ctirouter::proto::Version;
 use ctirouter::router::Router;
@@ -202,11 +203,27 @@ fn log_source(config: &Config) {
             speed = replay.speed,
             "ctirouter serving a recorded stream (--replay)"
         ),
-        (None, Some(upstream)) => tracing::info!(
-            sides = ?upstream.sides,
-            version = upstream.version,
-            "ctirouter serving the upstream CTI Server (side A first)"
-        ),
+        (None, Some(upstream)) => {
+            tracing::info!(
+                sides = ?upstream.sides,
+                version = upstream.version,
+                "ctirouter serving the upstream CTI Server (side A first)"
+            );
+            let listed: Vec<&str> = config
+                .clients
+                .iter()
+                .filter(|c| {
+                    c.services.is_some()
+                        && c.allowed_services().bits() & Services::PROXIED.bits() != 0
+                })
+                .map(|c| c.client_id.as_str())
+                .collect();
+            tracing::info!(
+                ?listed,
+                "client-control and call-data-update (they change state at the PG) are granted \
+                 only to [[clients]] listed with them"
+            );
+        }
         (None, None) => tracing::info!(
             agents = config.simulator.agents,
             calls_per_sec = config.simulator.calls_per_sec,

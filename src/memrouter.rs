@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::ids::SessionId;
+use crate::ids::{Services, SessionId};
 use crate::ingest::core::IngestCore;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
@@ -70,6 +70,7 @@ impl MemRouter {
         let status = PgStatus::online(peripherals.iter().map(|&p| (p, true)).collect());
         let links = (0..nr_shards).map(|_| Vec::new()).collect();
         let mut ingest = IngestCore::new(links, batch_size, metrics.clone(), call_max_age);
+        ingest.set_request_limits(&config.requests);
         ingest.set_status(status.clone());
         let shards = (0..nr_shards)
             .map(|i| ShardCore::new(i, config.clone(), metrics.clone()))
@@ -93,13 +94,36 @@ impl MemRouter {
         self.now
     }
 
-    /// Move the clock on and let every shard check its timeouts.
+    /// Move the clock on and let every shard, and ingest's pending
+    /// requests, check their timeouts.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         for shard in &mut self.shards {
             shard.tick(self.now);
         }
+        self.ingest.expire_requests(self.now);
         self.run();
+    }
+
+    /// The upstream grants the router `services` (OPEN_CONF
+    /// ServicesGranted): the request services among them become available
+    /// to sessions that open from now on.
+    pub fn upstream_grants(&mut self, services: Services) {
+        self.status.upstream_services = services;
+        self.ingest.set_status(self.status.clone());
+        self.run();
+    }
+
+    /// The request frames ingest sent the upstream since the last call.
+    pub fn upstream_received(&mut self) -> Vec<Vec<u8>> {
+        let bytes = std::mem::take(&mut self.ingest.to_upstream);
+        let mut frames = Vec::new();
+        let mut rest = &bytes[..];
+        while let Ok((_, used)) = frame::parse(rest) {
+            frames.push(rest[..used].to_vec());
+            rest = &rest[used..];
+        }
+        frames
     }
 
     /// A client connects to `shard`; returns its session id (`None` when the
@@ -155,7 +179,7 @@ impl MemRouter {
         let (parsed, _) = frame::parse(frame)?;
         let result = match reply_invoke_id(parsed.message_type, parsed.body)? {
             Some(invoke_id) => {
-                self.ingest.on_reply(invoke_id, parsed.message_type);
+                self.ingest.on_reply(invoke_id, frame);
                 Ok(())
             }
             None => self

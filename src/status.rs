@@ -2,6 +2,7 @@
 //! peripherals and whether each is online. Built by ingest from the upstream
 //! (or simulator), handed to shards as an immutable snapshot.
 
+use crate::ids::Services;
 use crate::proto::constants::{peripheral_type, pg_status, system_event};
 use crate::proto::msg::SystemEvent;
 use crate::proto::Message;
@@ -15,6 +16,10 @@ pub struct PgStatus {
     pub peripherals: Vec<(u32, bool)>,
     /// PeripheralType reported in OPEN_CONF.
     pub peripheral_type: u16,
+    /// What the CTI Server granted the router (OPEN_CONF ServicesGranted):
+    /// the request services among them can be granted downstream. None
+    /// for the simulator and a replay, which answer no requests.
+    pub upstream_services: Services,
 }
 
 impl PgStatus {
@@ -24,6 +29,7 @@ impl PgStatus {
             pg_status: pg_status::CTI_SERVER_OFFLINE,
             peripherals: Vec::new(),
             peripheral_type: peripheral_type::NONE,
+            upstream_services: Services::NONE,
         }
     }
 
@@ -34,6 +40,7 @@ impl PgStatus {
             pg_status: 0,
             peripherals,
             peripheral_type: peripheral_type::ENTERPRISE_AGENT,
+            upstream_services: Services::NONE,
         }
     }
 

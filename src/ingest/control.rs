@@ -29,6 +29,7 @@ impl<L: Links> IngestCore<L> {
             ToIngest::InterestDown { shard, key } => self.interest.down(shard, key),
             ToIngest::SessionMonitorStart(start) => self.session_monitor_start(start),
             ToIngest::SessionMonitorStop { monitor_id } => self.registry.remove_monitor(monitor_id),
+            ToIngest::Request(request) => self.proxy_request(request, now),
         }
     }
 

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::interest::{Interest, ShardMask};
+use super::pending::PendingTable;
 use super::registry::Registry;
 use super::tracker::CallTracker;
+use crate::config::RequestsConfig;
 use crate::event::Event;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
@@ -55,6 +57,12 @@ pub struct IngestCore<L> {
     pub tracker: CallTracker,
     pub interest: Interest,
     pub registry: Registry,
+    /// Proxied requests not answered yet.
+    pub pending: PendingTable,
+    /// The version the upstream session speaks (requests are re-encoded at it).
+    pub upstream_version: Version,
+    /// Request frames for the upstream, staged until its driver writes them.
+    pub to_upstream: Vec<u8>,
 }
 
 impl<L: Links> IngestCore<L> {
@@ -70,6 +78,12 @@ impl<L: Links> IngestCore<L> {
             tracker: CallTracker::new(call_max_age),
             interest: Interest::new(nr_shards),
             registry: Registry::default(),
+            pending: PendingTable::new(
+                RequestsConfig::default().timeout(),
+                RequestsConfig::default().max_pending,
+            ),
+            upstream_version: Version::MAX,
+            to_upstream: Vec::new(),
         }
     }
 
@@ -106,17 +120,9 @@ impl<L: Links> IngestCore<L> {
         Ok(self.nr_unflushed_events as usize >= self.batch_size)
     }
 
-    /// A reply from the upstream (`msg::is_reply`) to the request with
-    /// `invoke_id`. Replies are never events (docs/requests.md §5): it goes to
-    /// no event session. The router sends no requests upstream beyond its
-    /// own session's, so it answers nothing pending: counted and dropped.
-    pub fn on_reply(&mut self, invoke_id: u32, message_type: u32) {
-        Metrics::add(&self.metrics.nr_stray_upstream_replies, 1);
-        tracing::debug!(
-            invoke_id,
-            message_type,
-            "upstream reply to no pending request: dropped"
-        );
+    /// Limits of the proxied requests (`[requests]`).
+    pub fn set_request_limits(&mut self, requests: &RequestsConfig) {
+        self.pending = PendingTable::new(requests.timeout(), requests.max_pending);
     }
 
     /// The staged batch was published: add what it counted to the shared
@@ -183,6 +189,7 @@ impl<L: Links> IngestCore<L> {
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
         self.set_status(status);
         self.system_event(system_event::CTI_SERVER_OFFLINE, now);
+        self.fail_all_requests();
         self.tracker.clear_calls();
         self.interest.clear_calls();
         self.broadcast(|| ToShard::UpstreamLost);

@@ -5,9 +5,10 @@
 //! while one is full. Status changes and the upstream's loss and return are
 //! broadcast in stream order.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::core::{IngestCore, Links};
@@ -52,6 +53,37 @@ impl Core {
 #[derive(Clone)]
 pub struct Fanout {
     core: Rc<RefCell<Core>>,
+    /// Rung when requests are staged for the upstream.
+    bell: Rc<UpstreamBell>,
+}
+
+/// Wakes the upstream task when the control tasks staged requests for it
+/// (one executor: plain cells, no atomics).
+#[derive(Default)]
+struct UpstreamBell {
+    rung: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl UpstreamBell {
+    fn ring(&self) {
+        self.rung.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        futures_lite::future::poll_fn(|cx| {
+            if self.rung.replace(false) {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
 }
 
 /// How long ingest waits before retrying a full ring (the full-ring policy
@@ -72,6 +104,7 @@ impl Fanout {
                 metrics,
                 call_max_age,
             ))),
+            bell: Rc::default(),
         }
     }
 
@@ -133,9 +166,25 @@ impl Fanout {
         self.flush().await;
     }
 
+    /// Requests staged for the upstream since the last call (the upstream
+    /// task writes them).
+    pub fn take_upstream_requests(&self, out: &mut Vec<u8>) {
+        let mut core = self.core.borrow_mut();
+        if out.is_empty() {
+            std::mem::swap(out, &mut core.to_upstream);
+        } else {
+            out.append(&mut core.to_upstream);
+        }
+    }
+
+    /// Until requests are staged for the upstream.
+    pub async fn requests_staged(&self) {
+        self.bell.wait().await
+    }
+
     /// A reply from the upstream: see [`IngestCore::on_reply`].
-    pub fn upstream_reply(&self, invoke_id: u32, message_type: u32) {
-        self.with(|core| core.on_reply(invoke_id, message_type));
+    pub fn upstream_reply(&self, invoke_id: u32, frame: &[u8]) {
+        self.with(|core| core.on_reply(invoke_id, frame));
     }
 
     /// A new status snapshot for OPEN_CONF and the SYSTEM_EVENTs after it.
@@ -161,10 +210,14 @@ impl Fanout {
 pub async fn control_loop(mut rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
     loop {
         rx.ready().await;
-        fanout.with(|core| {
+        let staged = fanout.with(|core| {
             let now = Instant::now();
             rx.drain(256, |item| core.on_control(item, now));
+            !core.to_upstream.is_empty()
         });
+        if staged {
+            fanout.bell.ring();
+        }
         fanout.flush().await;
     }
 }

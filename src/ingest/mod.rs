@@ -9,6 +9,8 @@
 //! * `agents` — the agent-state table (OPEN_CONF, device → agent)
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
+//! * `pending` — requests proxied upstream and not answered yet
+//! * `proxy` — proxied requests: to the upstream, and replies back
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
 //!   the I/O around the sans-IO `session::client`
@@ -19,6 +21,8 @@ pub mod control;
 pub mod core;
 pub mod fanout;
 pub mod interest;
+pub mod pending;
+pub mod proxy;
 pub mod registry;
 pub mod replay;
 pub mod sim_source;
@@ -63,6 +67,7 @@ pub async fn run(setup: IngestSetup) {
         setup.metrics.clone(),
         Duration::from_secs(config.limits.call_max_age_secs),
     );
+    fanout.with(|core| core.set_request_limits(&config.requests));
     let spin = config.runtime.spin_before_park();
     let mut control_tasks = Vec::new();
     for rx in setup.from_shards {

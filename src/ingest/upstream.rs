@@ -73,6 +73,8 @@ struct Link {
 enum Woke {
     Read(std::io::Result<usize>),
     Timer,
+    /// Requests were staged for the upstream.
+    Requests,
 }
 
 impl UpstreamSource {
@@ -188,6 +190,12 @@ impl UpstreamSource {
             let now = Instant::now();
             let Link { core, out, .. } = &mut *link;
             core.on_timer(now, out).map_err(|e| e.to_string())?;
+            if core.is_open() {
+                fanout.take_upstream_requests(out);
+                if fanout.with(|c| c.expire_requests(now)) > 0 {
+                    fanout.flush().await;
+                }
+            }
             send_pending(link).await?;
             if stopping(stop) {
                 close(link).await;
@@ -201,14 +209,20 @@ impl UpstreamSource {
             let Link { stream, frames, .. } = &mut *link;
             let woke = futures_lite::future::or(
                 async { Woke::Read(stream.read(frames.spare()).await) },
-                async {
-                    glommio::timer::sleep(wait).await;
-                    Woke::Timer
-                },
+                futures_lite::future::or(
+                    async {
+                        glommio::timer::sleep(wait).await;
+                        Woke::Timer
+                    },
+                    async {
+                        fanout.requests_staged().await;
+                        Woke::Requests
+                    },
+                ),
             )
             .await;
             match woke {
-                Woke::Timer => {}
+                Woke::Timer | Woke::Requests => {}
                 Woke::Read(Ok(0)) => return Err("the server closed the connection".into()),
                 Woke::Read(Err(e)) => return Err(format!("read: {e}")),
                 Woke::Read(Ok(n)) => {
@@ -249,6 +263,8 @@ impl UpstreamSource {
                         peripherals = ?link.status.peripherals,
                         "upstream open"
                     );
+                    let version = self.version();
+                    fanout.with(|c| c.upstream_version = version);
                     fanout.upstream_back(link.status.clone()).await;
                 }
                 Ok(Inbound::Event(frame)) => {
@@ -267,10 +283,7 @@ impl UpstreamSource {
                     }
                 }
                 Ok(Inbound::Reply { invoke_id, frame }) => {
-                    fanout.upstream_reply(invoke_id, frame_type(frame));
-                }
-                Ok(Inbound::RequestFailed { invoke_id, .. }) => {
-                    fanout.upstream_reply(invoke_id, msg::FAILURE_CONF);
+                    fanout.upstream_reply(invoke_id, frame);
                 }
                 Ok(Inbound::Handled | Inbound::Closed) => {}
                 Err(ClientError::BadFrame(e)) => return Err(bad_frame(fanout, &e.to_string())),

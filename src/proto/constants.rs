@@ -118,11 +118,18 @@ pub mod status {
     pub const E_CTI_INVALID_TIMEOUT: u32 = 18;
     pub const E_CTI_BAD_MESSAGE_FORMAT: u32 = 25;
     pub const E_CTI_INVALID_PASSWORD: u32 = 36;
+    pub const E_CTI_INVALID_MSG_TYPE_FOR_VERSION: u32 = 48;
     pub const E_CTI_CLIENT_DISCONNECTED: u32 = 37;
     pub const E_CTI_MUTUALLY_EXCLUS_DEVICEID_TYPES: u32 = 54;
     pub const E_CTI_INVALID_MONITORID: u32 = 55;
     pub const E_CTI_SESSION_MONITOR_ALREADY_EXISTS: u32 = 56;
     pub const E_CTI_SESSION_MONITOR_IS_CLIENTS: u32 = 57;
+}
+
+/// CONTROL_FAILURE_CONF FailureCodes the router gives itself (docs/protocol.md §5.12).
+pub mod control_failure {
+    /// The request could not be taken now (too many in flight).
+    pub const CF_SERVICE_BUSY: u16 = 32;
 }
 
 /// ServicesRequested / ServicesGranted bits (docs/protocol.md §5.1).
@@ -136,6 +143,8 @@ pub mod service {
     pub const CLIENT_MONITOR: u32 = 0x0000_0040;
     pub const SUPERVISOR: u32 = 0x0000_0080;
     pub const SERVER: u32 = 0x0000_0100;
+    /// May be granted instead of CLIENT_CONTROL: agent-state requests only.
+    pub const AGENT_STATE_CONTROL_ONLY: u32 = 0x0000_2000;
 }
 
 /// CallMsgMask bits (docs/protocol.md §5.2): which event types a session or monitor wants.

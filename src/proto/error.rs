@@ -101,6 +101,13 @@ pub enum RequestError {
     InvalidTimeout,
     /// OPEN_REQ: the router is at `max_sessions`.
     AtSessionLimit,
+    /// A request type the session's protocol version does not have.
+    NotInVersion,
+    /// A proxied request while the CTI Server is offline, or lost while
+    /// it was pending.
+    ServerOffline,
+    /// A proxied request the CTI Server did not answer in time.
+    Timeout,
 }
 
 impl RequestError {
@@ -122,6 +129,9 @@ impl RequestError {
             RequestError::InvalidPassword => status::E_CTI_INVALID_PASSWORD,
             RequestError::InvalidTimeout => status::E_CTI_INVALID_TIMEOUT,
             RequestError::AtSessionLimit => status::E_CTI_UNSPECIFIED_FAILURE,
+            RequestError::NotInVersion => status::E_CTI_INVALID_MSG_TYPE_FOR_VERSION,
+            RequestError::ServerOffline => status::E_CTI_CTI_SERVER_OFFLINE,
+            RequestError::Timeout => status::E_CTI_TIMEOUT,
         }
     }
 }

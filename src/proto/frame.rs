@@ -78,6 +78,33 @@ pub fn finish_frame(out: &mut [u8], start: usize) -> usize {
     frame_len
 }
 
+/// The MessageType of a frame, once its header is there.
+pub fn message_type(frame: &[u8]) -> Option<u32> {
+    frame
+        .get(4..HEADER_LEN)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+}
+
+/// Append a whole frame of `message_type` around `body`.
+pub fn push_frame(out: &mut Vec<u8>, message_type: u32, body: &[u8]) -> usize {
+    let start = begin_frame(out, message_type);
+    out.extend_from_slice(body);
+    finish_frame(out, start)
+}
+
+/// Overwrite the InvokeID (the first body field of every request and
+/// reply) of the whole frame `frame`; false if it has no room for one.
+pub fn patch_invoke_id(frame: &mut [u8], invoke_id: u32) -> bool {
+    match frame.get_mut(HEADER_LEN..HEADER_LEN + 4) {
+        Some(field) => {
+            field.copy_from_slice(&invoke_id.to_be_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,12 +72,15 @@ impl OpenParams {
     /// The router's upstream session from its config (the version was validated there).
     pub fn upstream(config: &UpstreamConfig) -> Self {
         let version = Version::new(config.version).unwrap_or(Version::MAX);
-        Self::all_events(
-            version,
-            &config.client_id,
-            &config.password,
-            config.heartbeat(),
-        )
+        OpenParams {
+            services: config.services(),
+            ..Self::all_events(
+                version,
+                &config.client_id,
+                &config.password,
+                config.heartbeat(),
+            )
+        }
     }
 
     /// IdleTimeout in OPEN_REQ: 4 × the heartbeat period, rounded up to whole
@@ -127,10 +130,9 @@ pub enum Inbound<'a> {
     /// An event (anything that is not a reply, docs/protocol.md §3).
     Event(&'a [u8]),
     /// A reply (`msg::is_reply`) to one of the caller's requests, with the
-    /// request's InvokeID: never an event.
+    /// request's InvokeID: never an event. FAILURE_CONF to a request
+    /// (not OPEN_REQ, not a heartbeat) is one too.
     Reply { invoke_id: u32, frame: &'a [u8] },
-    /// FAILURE_CONF to a request the caller sent (not OPEN_REQ, not a heartbeat).
-    RequestFailed { invoke_id: u32, status: u32 },
     /// Taken care of here (HEARTBEAT_CONF), or a stray frame before OPEN_CONF
     /// or after CLOSE_REQ.
     Handled,
@@ -334,9 +336,9 @@ impl ClientCore {
                         status: failure.status,
                     });
                 }
-                Ok(Inbound::RequestFailed {
+                Ok(Inbound::Reply {
                     invoke_id: failure.invoke_id,
-                    status: failure.status,
+                    frame: whole,
                 })
             }
             (msg::FAILURE_EVENT, _) => {
@@ -516,9 +518,9 @@ mod tests {
         });
         assert_eq!(
             core.on_frame(&other, t0),
-            Ok(Inbound::RequestFailed {
+            Ok(Inbound::Reply {
                 invoke_id: 999,
-                status: 12
+                frame: &other[..]
             })
         );
         let to_hb = frame(FailureConf {

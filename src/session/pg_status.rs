@@ -4,6 +4,7 @@
 //! PeripheralID; docs/protocol.md §4.1, §4.2, §5.8). Used by the upstream session
 //! and by replay. No I/O here.
 
+use crate::ids::Services;
 use crate::proto::constants::{msg, peripheral_type, system_event};
 use crate::proto::msg::{OpenConf, SystemEvent};
 use crate::proto::{frame, DecodeError, DecodeOptions, MessageBody, Version};
@@ -23,6 +24,7 @@ pub fn from_open_conf(conf: &OpenConf) -> PgStatus {
         pg_status: conf.pg_status,
         peripherals,
         peripheral_type: conf.peripheral_type,
+        upstream_services: Services(conf.services_granted),
     }
 }
 
@@ -33,6 +35,7 @@ pub fn default_online() -> PgStatus {
         pg_status: 0,
         peripherals: Vec::new(),
         peripheral_type: peripheral_type::ENTERPRISE_AGENT,
+        upstream_services: Services::NONE,
     }
 }
 

@@ -7,16 +7,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{ClientEntry, Config};
 use crate::event::MaskBit;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
-use crate::proto::constants::{agent_state, device_type};
+use crate::proto::constants::{agent_state, control_failure, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
-    ChangeMonitorMaskReq, CloseConf, CloseReq, FailureConf, FailureEvent, HeartbeatConf,
-    HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq, SessionMonitorStartReq,
-    SessionMonitorStopReq,
+    ChangeMonitorMaskReq, CloseConf, CloseReq, ControlFailureConf, FailureConf, FailureEvent,
+    HeartbeatConf, HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq,
+    SessionMonitorStartReq, SessionMonitorStopReq,
 };
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, RequestError, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
@@ -109,6 +109,12 @@ pub enum Outcome {
     Close(CloseReason),
     /// A monitor request the shard must carry out (it answers the client).
     Request(Request),
+    /// A request of a proxied service that passed the session's checks:
+    /// the shard sends it to ingest, which sends it upstream.
+    Proxy {
+        message_type: u32,
+        invoke_id: InvokeId,
+    },
 }
 
 /// What a MONITOR_START_REQ asks to watch.
@@ -181,6 +187,9 @@ pub struct Session {
     /// InvokeID of the OPEN_REQ, for the OPEN_CONF sent once the router
     /// has registered the session ([`Session::confirm_open`]).
     pub open_invoke_id: InvokeId,
+    /// Proxied requests sent and not answered yet, and how many may be.
+    pub outstanding: u32,
+    pub max_outstanding: u32,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
@@ -233,6 +242,8 @@ impl Session {
             last_input: now,
             client: ClientInfo::default(),
             open_invoke_id: InvokeId(0),
+            outstanding: 0,
+            max_outstanding: 0,
         }
     }
 
@@ -331,11 +342,8 @@ impl Session {
     /// registered the session and knows its agent.
     fn accept_open(&mut self, req: OpenReq, ctx: &Context<'_>, out: &mut Vec<u8>) -> Outcome {
         let client_id = req.client_id.clone().unwrap_or_default();
-        let allowed = ctx
-            .config
-            .client(client_id.as_bytes())
-            .map_or(Services(u32::MAX), |c| c.allowed_services());
-        let granted = Services(req.services_requested) & ctx.served_services & allowed;
+        let entry = ctx.config.client(client_id.as_bytes());
+        let granted = grant(Services(req.services_requested), ctx, entry);
         if granted.is_empty() {
             return self.reject(out, InvokeId(req.invoke_id), RequestError::NotAvailable);
         }
@@ -345,6 +353,11 @@ impl Session {
         self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)
             .then(|| Duration::from_secs(req.idle_timeout as u64));
         self.open_invoke_id = InvokeId(req.invoke_id);
+        self.max_outstanding = entry
+            .and_then(|c| c.max_outstanding)
+            .unwrap_or(ctx.config.requests.max_outstanding)
+            .try_into()
+            .unwrap_or(u32::MAX);
         self.client = ClientInfo {
             client_signature: req.client_signature.unwrap_or_else(|| client_id.clone()),
             client_id,
@@ -449,10 +462,67 @@ impl Session {
                 Err(e) => failure_conf(out, v, invoke, e.into()),
             },
             msg::OPEN_REQ => return self.reject(out, invoke, RequestError::SessionAlreadyOpen),
+            t if proxied_service(t).is_some() => return self.on_proxied_request(frame, out),
             1..=msg::MAX_KNOWN_V24 => failure_conf(out, v, invoke, RequestError::NotAvailable),
             _ => failure_conf(out, v, invoke, RequestError::UnknownMessageType),
         }
         Outcome::Continue
+    }
+
+    /// A request of a service the router proxies upstream (docs/requests.md
+    /// §5): the service granted (else 12), the type known at the session's
+    /// version (else 48), a well-formed body (else 25), and room among the
+    /// session's requests in flight (else CONTROL_FAILURE_CONF
+    /// CF_SERVICE_BUSY). Answered later by the CTI Server through ingest.
+    fn on_proxied_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
+        let (t, body, v) = (frame.message_type, frame.body, self.version);
+        let invoke = invoke_id(body);
+        let granted = proxied_service(t).is_some_and(|needs| {
+            self.services.contains(needs)
+                || (needs == Services::CLIENT_CONTROL
+                    && is_agent_state_request(t)
+                    && self.services.contains(Services::AGENT_STATE_CONTROL_ONLY))
+        });
+        if !granted {
+            failure_conf(out, v, invoke, RequestError::NotAvailable);
+            return Outcome::Continue;
+        }
+        if v.number() < u32::from(Message::since(t)) {
+            failure_conf(out, v, invoke, RequestError::NotInVersion);
+            return Outcome::Continue;
+        }
+        if let Err(e) = Message::decode(t, body, v, DecodeOptions::STRICT) {
+            failure_conf(out, v, invoke, e.into());
+            return Outcome::Continue;
+        }
+        if body.len() < 4 {
+            failure_conf(out, v, invoke, RequestError::BadFormat);
+            return Outcome::Continue;
+        }
+        if self.outstanding >= self.max_outstanding {
+            push(
+                out,
+                v,
+                ControlFailureConf {
+                    invoke_id: invoke.0,
+                    failure_code: control_failure::CF_SERVICE_BUSY,
+                    peripheral_error_code: 0,
+                    text: None,
+                }
+                .into(),
+            );
+            return Outcome::Continue;
+        }
+        self.outstanding += 1;
+        Outcome::Proxy {
+            message_type: t,
+            invoke_id: invoke,
+        }
+    }
+
+    /// A proxied request was answered (or failed): one fewer in flight.
+    pub fn request_done(&mut self) {
+        self.outstanding = self.outstanding.saturating_sub(1);
     }
 
     /// Monitor and session-monitor requests: decoded and checked here, carried
@@ -492,6 +562,53 @@ impl Session {
     pub fn wants_all_events_bit(&self, bit: MaskBit) -> bool {
         self.services.contains(Services::ALL_EVENTS) && bit.passes(self.call_mask, self.agent_mask)
     }
+}
+
+/// The request service a message type belongs to, for the services the
+/// router proxies (docs/requests.md §1): Client Control and Call Data Update.
+pub fn proxied_service(message_type: u32) -> Option<Services> {
+    match message_type {
+        36..=64 if message_type % 2 == 0 => Some(Services::CLIENT_CONTROL),
+        78 | 82 | 84 | 91 | 118 | 121 | 139 | 249 => Some(Services::CLIENT_CONTROL),
+        msg::SET_CALL_DATA_REQ | msg::RELEASE_CALL_REQ | 141 => Some(Services::CALL_DATA_UPDATE),
+        _ => None,
+    }
+}
+
+/// QUERY_AGENT_STATE_REQ and SET_AGENT_STATE_REQ: what AGENT_STATE_CONTROL_ONLY allows.
+fn is_agent_state_request(message_type: u32) -> bool {
+    matches!(
+        message_type,
+        msg::QUERY_AGENT_STATE_REQ | msg::SET_AGENT_STATE_REQ
+    )
+}
+
+/// The services an OPEN_REQ is granted (docs/design.md §4.3): what it asks
+/// for, of what is available and what its client entry allows. Available
+/// are the event services the router serves itself and the request services
+/// the CTI Server granted the router (asked for CLIENT_CONTROL where the
+/// upstream granted only AGENT_STATE_CONTROL_ONLY, a session gets that).
+/// With a real upstream the request services, which change state at the
+/// PG, go only to clients listed in `[[clients]]` with them.
+pub fn grant(requested: Services, ctx: &Context<'_>, entry: Option<&ClientEntry>) -> Services {
+    let upstream = ctx.status.upstream_services & Services::PROXIED;
+    let mut asked = requested.bits();
+    if asked & service::CLIENT_CONTROL != 0
+        && !upstream.contains(Services::CLIENT_CONTROL)
+        && upstream.contains(Services::AGENT_STATE_CONTROL_ONLY)
+    {
+        asked = (asked & !service::CLIENT_CONTROL) | service::AGENT_STATE_CONTROL_ONLY;
+    }
+    let allowed = entry.map_or(Services(u32::MAX), |c| c.allowed_services());
+    let granted = Services(asked) & (ctx.served_services | upstream) & allowed;
+    let real_upstream = ctx.config.upstream.is_some() && ctx.config.replay.is_none();
+    if !real_upstream {
+        return granted;
+    }
+    let listed = entry
+        .filter(|c| c.services.is_some())
+        .map_or(Services::NONE, |c| c.allowed_services());
+    Services(granted.bits() & !Services::PROXIED.bits()) | (granted & Services::PROXIED & listed)
 }
 
 /// The OPEN_REQ checks of docs/design.md §4.3 (after the version check).

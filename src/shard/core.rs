@@ -283,6 +283,11 @@ impl ShardCore {
             }
             ToShard::Status(status) => return self.on_status(status),
             ToShard::UpstreamLost => self.on_upstream_lost(),
+            ToShard::Reply {
+                session,
+                frame,
+                ends_request,
+            } => self.on_reply(session, &frame, ends_request),
             ToShard::OpenAck {
                 session,
                 agent,
@@ -385,6 +390,7 @@ impl ShardCore {
             // slot before the session handles it (and gives it back unless
             // it opens), so shards never overshoot together.
             let opening = frame.message_type == msg::OPEN_REQ && awaiting_open;
+            let body = frame.body;
             let reserved = opening && self.reserve_session();
             let ctx = Context {
                 config: &self.config,
@@ -408,6 +414,10 @@ impl ShardCore {
             match outcome {
                 Outcome::Opened => self.opened(slot),
                 Outcome::Request(request) => self.on_request(id, request),
+                Outcome::Proxy {
+                    message_type,
+                    invoke_id,
+                } => self.on_proxy(id, message_type, invoke_id, body),
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut

@@ -26,6 +26,7 @@ pub mod listener;
 pub mod monitors;
 pub mod notify;
 pub mod outbox;
+pub mod proxy;
 pub mod requests;
 
 use std::cell::RefCell;

@@ -17,7 +17,7 @@ use crate::session::server::{failure_conf, reply, MonitorTarget, Request};
 impl Sessions {
     /// Append a reply to session `id`'s output, hold it to its output bound
     /// and wake its writer.
-    fn answer(&mut self, id: SessionId, f: impl FnOnce(&mut Vec<u8>, Version)) {
+    pub(super) fn answer(&mut self, id: SessionId, f: impl FnOnce(&mut Vec<u8>, Version)) {
         let Some(slot) = self.slot_of(id) else {
             return;
         };

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::proto::constants::msg;
+use crate::proto::frame::message_type;
 use crate::proto::msg::OpenConf;
 use crate::proto::{Message, Version};
 use crate::session::client::{ClientCore, ClientError, Inbound, OpenParams};
@@ -69,6 +71,14 @@ pub enum Received<'a> {
     Closed,
     /// The deadline passed with no frame.
     Idle,
+}
+
+/// The Status of a whole FAILURE_CONF frame (it follows the InvokeID).
+fn failure_status(frame: &[u8]) -> Option<u32> {
+    frame
+        .get(12..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
 }
 
 /// One client connection.
@@ -180,10 +190,15 @@ impl Link {
                 };
                 return Ok(match self.core.on_frame(frame, Instant::now())? {
                     Inbound::Opened(conf) => Received::Opened { conf, frame },
-                    Inbound::Event(frame) | Inbound::Reply { frame, .. } => Received::Frame(frame),
-                    Inbound::RequestFailed { invoke_id, status } => {
-                        Received::RequestFailed { invoke_id, status }
+                    Inbound::Reply { invoke_id, frame }
+                        if message_type(frame) == Some(msg::FAILURE_CONF) =>
+                    {
+                        Received::RequestFailed {
+                            invoke_id,
+                            status: failure_status(frame).unwrap_or(0),
+                        }
                     }
+                    Inbound::Event(frame) | Inbound::Reply { frame, .. } => Received::Frame(frame),
                     Inbound::Handled => Received::Handled,
                     Inbound::Closed => Received::Closed,
                 });

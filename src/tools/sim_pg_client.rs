@@ -107,6 +107,17 @@ impl SimClient {
                 Outcome::Opened => self.session.confirm_open(ctx.status, None, &mut self.out),
                 Outcome::Continue => {}
                 Outcome::Close(_) => self.closing_since = Some(now),
+                Outcome::Proxy { invoke_id, .. } => {
+                    // sim-pg grants no request service: never reached.
+                    self.session.request_done();
+                    let version = self.session.version;
+                    failure_conf(
+                        &mut self.out,
+                        version,
+                        invoke_id,
+                        RequestError::NotAvailable,
+                    );
+                }
                 Outcome::Request(request) => {
                     // sim-pg serves All Events only: no monitors here.
                     let version = self.session.version;

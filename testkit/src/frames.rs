@@ -196,20 +196,10 @@ pub fn decode(f: &[u8]) -> Message {
     }
 }
 
-/// Reply types: their first field is the InvokeID.
+/// Reply types: their first field is the InvokeID (the router's own
+/// classification, `msg::is_reply`, unit-tested against docs/protocol.md §3).
 pub fn is_reply(t: u32) -> bool {
-    matches!(
-        t,
-        msg::FAILURE_CONF
-            | msg::OPEN_CONF
-            | msg::HEARTBEAT_CONF
-            | msg::CLOSE_CONF
-            | msg::MONITOR_START_CONF
-            | msg::MONITOR_STOP_CONF
-            | msg::CHANGE_MONITOR_MASK_CONF
-            | msg::SESSION_MONITOR_START_CONF
-            | msg::SESSION_MONITOR_STOP_CONF
-    )
+    msg::is_reply(t)
 }
 
 /// Whether an event type starts with a MonitorID (docs/protocol.md §4.5, §4.6).

@@ -122,10 +122,15 @@ impl FakeConn {
 
     /// OPEN_CONF (All Events, healthy, peripheral [`PID`]) then the peripheral SYSTEM_EVENT.
     pub fn accept_open(&mut self, version: Version) {
+        self.accept_open_granting(version, service::ALL_EVENTS);
+    }
+
+    /// [`FakeConn::accept_open`] granting `services`.
+    pub fn accept_open_granting(&mut self, version: Version, services: u32) {
         let invoke_id = self.open.as_ref().map_or(1, |r| r.invoke_id);
         let conf = Message::from(OpenConf {
             invoke_id,
-            services_granted: service::ALL_EVENTS,
+            services_granted: services,
             peripheral_online: 1,
             peripheral_type: PT,
             num_peripherals: Some(1),

@@ -293,6 +293,7 @@ fn open_req_granted_nothing_by_the_client_list_is_refused_with_12_and_closed() {
             client_id: "wallboard".into(),
             password: String::new(),
             services: Some(vec![ServiceName::ClientMonitor]),
+            max_outstanding: None,
         }]
     });
     for v in VERSIONS {

@@ -15,6 +15,7 @@ fn status() -> PgStatus {
         pg_status: 0,
         peripherals: vec![(5000, true), (5001, false)],
         peripheral_type: 17,
+        upstream_services: Services::NONE,
     }
 }
 

@@ -1,0 +1,12 @@
+//! The request services' tests, one binary (`cargo test --test requests`):
+//! requests proxied to the CTI Server (docs/requests.md §2, §3, §5).
+//!
+//! * `routing` — the proxy rules on the routing cores wired together in
+//!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
+//! * `loopback` — the router binary between raw clients and a fake CTI
+//!   Server over loopback.
+
+mod loopback;
+mod routing;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
