@@ -97,6 +97,7 @@ impl<L: Links> IngestCore<L> {
         for key in interest_down {
             self.interest.down(shard, key);
         }
+        self.release_closed_writer(id, now);
         self.interest.count_session(shard, services, -1);
         let (record, ended) = self.registry.remove(id);
         for m in ended {

@@ -6,15 +6,20 @@
 //! `fanout` publishes them once per batch), plain `Vec`s in tests — and owns
 //! no task, socket or timer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::interest::{Interest, ShardMask};
 use super::pending::PendingTable;
+use super::proxy::WrittenCall;
 use super::registry::Registry;
 use super::tracker::CallTracker;
 use crate::config::RequestsConfig;
 use crate::event::Event;
+use crate::ids::SessionId;
 use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::constants::{device_type, pg_status, system_event};
@@ -63,6 +68,9 @@ pub struct IngestCore<L> {
     pub upstream_version: Version,
     /// Request frames for the upstream, staged until its driver writes them.
     pub to_upstream: Vec<u8>,
+    /// The sessions that sent SET_CALL_DATA on each call and have not
+    /// released it (RELEASE_CALL aggregation).
+    pub call_data_writers: HashMap<WrittenCall, SmallVec<[SessionId; 2]>>,
 }
 
 impl<L: Links> IngestCore<L> {
@@ -84,6 +92,7 @@ impl<L: Links> IngestCore<L> {
             ),
             upstream_version: Version::MAX,
             to_upstream: Vec::new(),
+            call_data_writers: HashMap::new(),
         }
     }
 

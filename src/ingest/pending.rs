@@ -15,17 +15,29 @@ use crate::proto::Version;
 /// The top bit marks the InvokeIDs of proxied requests.
 pub const PROXY_INVOKE_BIT: u32 = 0x8000_0000;
 
-/// Who asked, and how to answer them.
+/// A request in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    pub shard: usize,
-    pub session: SessionId,
-    /// The InvokeID the client chose (it need not be unique).
-    pub client_invoke: InvokeId,
-    /// The session's protocol version (replies are re-encoded at it).
-    pub version: Version,
+    pub asker: Asker,
     pub message_type: u32,
     pub sent_at: Instant,
+}
+
+/// Who a reply goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asker {
+    /// A downstream session.
+    Session {
+        shard: usize,
+        session: SessionId,
+        /// The InvokeID the client chose (it need not be unique).
+        invoke_id: InvokeId,
+        /// The session's protocol version (replies are re-encoded at it).
+        version: Version,
+    },
+    /// The router itself (a RELEASE_CALL for sessions that closed): the
+    /// reply is dropped.
+    Router,
 }
 
 /// The pending requests, by upstream InvokeID.
@@ -142,12 +154,28 @@ mod tests {
 
     fn pending(session: u32, client_invoke: u32, at: Instant) -> Pending {
         Pending {
-            shard: 0,
-            session: SessionId(session),
-            client_invoke: InvokeId(client_invoke),
-            version: Version::MAX,
+            asker: Asker::Session {
+                shard: 0,
+                session: SessionId(session),
+                invoke_id: InvokeId(client_invoke),
+                version: Version::MAX,
+            },
             message_type: 38,
             sent_at: at,
+        }
+    }
+
+    fn session(p: &Pending) -> u32 {
+        match p.asker {
+            Asker::Session { session, .. } => session.0,
+            Asker::Router => u32::MAX,
+        }
+    }
+
+    fn client_invoke(p: &Pending) -> u32 {
+        match p.asker {
+            Asker::Session { invoke_id, .. } => invoke_id.0,
+            Asker::Router => u32::MAX,
         }
     }
 
@@ -160,9 +188,9 @@ mod tests {
         let b = table.insert(pending(2, 7, t0));
         assert_ne!(a, b);
         assert!(a & PROXY_INVOKE_BIT != 0 && b & PROXY_INVOKE_BIT != 0);
-        assert_eq!(table.take(b).map(|p| p.session), Some(SessionId(2)));
+        assert_eq!(table.take(b).map(|p| session(&p)), Some(2));
         assert_eq!(table.take(b), None, "answered once");
-        assert_eq!(table.take(a).map(|p| p.session), Some(SessionId(1)));
+        assert_eq!(table.take(a).map(|p| session(&p)), Some(1));
         assert_eq!(table.take(0x1234), None, "an id never sent");
         assert!(table.is_empty());
     }
@@ -195,7 +223,7 @@ mod tests {
         );
         assert!(table.expired(t0 + TIMEOUT).is_empty(), "a was answered");
         let gone = table.expired(t0 + TIMEOUT + Duration::from_secs(2));
-        let ids: Vec<u32> = gone.iter().map(|p| p.client_invoke.0).collect();
+        let ids: Vec<u32> = gone.iter().map(client_invoke).collect();
         assert_eq!(ids, [2, 3]);
         assert!(table.is_empty());
         assert_eq!(table.next_deadline(), None);
@@ -210,7 +238,7 @@ mod tests {
             table.insert(pending(i, i, t0 + Duration::from_millis(u64::from(3 - i))));
         }
         assert!(table.is_full());
-        let order: Vec<u32> = table.drain().iter().map(|p| p.session.0).collect();
+        let order: Vec<u32> = table.drain().iter().map(session).collect();
         assert_eq!(order, [2, 1, 0]);
         assert!(table.is_empty() && !table.is_full());
         assert_eq!(table.next_deadline(), None);

@@ -11,16 +11,41 @@
 use std::time::Instant;
 
 use super::core::{IngestCore, Links};
-use super::pending::Pending;
+use super::pending::{Asker, Pending};
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
-use crate::proto::msg::ControlFailureConf;
+use crate::proto::msg::{ControlFailureConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
-use crate::proto::{Message, RequestError, Version};
+use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
 use crate::session::server::{failure_conf, proxied_service, reply};
+
+/// A call as SET_CALL_DATA_REQ and RELEASE_CALL_REQ name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WrittenCall {
+    peripheral_id: u32,
+    call_id: u32,
+    device_id_type: u16,
+    device_id: Box<[u8]>,
+}
+
+impl WrittenCall {
+    fn of(
+        peripheral_id: u32,
+        call_id: u32,
+        device_id_type: u16,
+        device: Option<&CtiString>,
+    ) -> Self {
+        WrittenCall {
+            peripheral_id,
+            call_id,
+            device_id_type,
+            device_id: device.map(|d| d.as_bytes().into()).unwrap_or_default(),
+        }
+    }
+}
 
 impl<L: Links> IngestCore<L> {
     /// A request a session's checks passed: refuse it here, or send it
@@ -51,6 +76,19 @@ impl<L: Links> IngestCore<L> {
             .contains(crate::ids::Services::AGENT_STATE_CONTROL_ONLY);
         if !granted && !agent_state_only {
             return refuse(self, RequestError::NotAvailable);
+        }
+        if message_type == msg::RELEASE_CALL_REQ && self.release_for_others(session, version, &body)
+        {
+            // Others still write data on this call: theirs to release.
+            let mut out = Vec::new();
+            reply(
+                &mut out,
+                version,
+                Message::from(ReleaseCallConf {
+                    invoke_id: invoke_id.0,
+                }),
+            );
+            return self.answer(shard, session, out);
         }
         if self.pending.is_full() {
             let mut out = Vec::new();
@@ -83,11 +121,16 @@ impl<L: Links> IngestCore<L> {
                 return refuse(self, RequestError::BadFormat);
             }
         }
+        if message_type == msg::SET_CALL_DATA_REQ {
+            self.note_call_data_writer(session, version, &body);
+        }
         let upstream_invoke = self.pending.insert(Pending {
-            shard,
-            session,
-            client_invoke: invoke_id,
-            version,
+            asker: Asker::Session {
+                shard,
+                session,
+                invoke_id,
+                version,
+            },
             message_type,
             sent_at: now,
         });
@@ -105,25 +148,35 @@ impl<L: Links> IngestCore<L> {
             tracing::debug!(invoke_id, "upstream reply to no pending request: dropped");
             return;
         };
+        let Asker::Session {
+            shard,
+            session,
+            invoke_id: client_invoke,
+            version,
+        } = pending.asker
+        else {
+            // The router's own request (a RELEASE_CALL for closed sessions).
+            return;
+        };
         let mut out = Vec::new();
-        match transcode(whole, self.upstream_version, pending.version, &mut out) {
+        match transcode(whole, self.upstream_version, version, &mut out) {
             Ok(Transcoded::Written(_)) => {
-                patch_invoke_id(&mut out, pending.client_invoke.0);
-                self.answer(pending.shard, pending.session, out);
+                patch_invoke_id(&mut out, client_invoke.0);
+                self.answer(shard, session, out);
             }
             // The session's version cannot carry this reply.
             result => {
                 tracing::warn!(
                     ?result,
                     invoke_id,
-                    version = %pending.version,
+                    %version,
                     "upstream reply does not re-encode at the session's version"
                 );
                 self.answer_failure(
-                    pending.shard,
-                    pending.session,
-                    pending.version,
-                    pending.client_invoke,
+                    shard,
+                    session,
+                    version,
+                    client_invoke,
                     RequestError::BadFormat,
                 );
             }
@@ -152,7 +205,98 @@ impl<L: Links> IngestCore<L> {
     }
 
     fn fail_pending(&mut self, p: Pending, error: RequestError) {
-        self.answer_failure(p.shard, p.session, p.version, p.client_invoke, error);
+        if let Asker::Session {
+            shard,
+            session,
+            invoke_id,
+            version,
+        } = p.asker
+        {
+            self.answer_failure(shard, session, version, invoke_id, error);
+        }
+    }
+
+    /// RELEASE_CALL aggregation (docs/requests.md §5): the CTI Server sees
+    /// one client, so a RELEASE_CALL goes upstream only from the last
+    /// session that sent SET_CALL_DATA on the call. Session `session`
+    /// releases the call `body` names: whether others still write on it
+    /// (then it is answered here).
+    fn release_for_others(&mut self, session: SessionId, version: Version, body: &[u8]) -> bool {
+        let Ok(release) = ReleaseCallReq::decode_body(body, version, DecodeOptions::STRICT) else {
+            return false;
+        };
+        let call = WrittenCall::of(
+            release.peripheral_id,
+            release.connection_call_id,
+            release.connection_device_id_type,
+            release.connection_device_id.as_ref(),
+        );
+        let Some(writers) = self.call_data_writers.get_mut(&call) else {
+            return false;
+        };
+        writers.retain(|s| *s != session);
+        if writers.is_empty() {
+            self.call_data_writers.remove(&call);
+            return false;
+        }
+        true
+    }
+
+    /// Session `session` sent SET_CALL_DATA on the call `body` names.
+    fn note_call_data_writer(&mut self, session: SessionId, version: Version, body: &[u8]) {
+        let Ok(set) = SetCallDataReq::decode_body(body, version, DecodeOptions::STRICT) else {
+            return;
+        };
+        let call = WrittenCall::of(
+            set.peripheral_id,
+            set.connection_call_id,
+            set.connection_device_id_type,
+            set.connection_device_id.as_ref(),
+        );
+        let writers = self.call_data_writers.entry(call).or_default();
+        if !writers.contains(&session) {
+            writers.push(session);
+        }
+    }
+
+    /// Session `session` closed: on each call where it was the last writer
+    /// of call data, the router releases the call itself (the reply is
+    /// dropped); where others write on, it just leaves.
+    pub(super) fn release_closed_writer(&mut self, session: SessionId, now: Instant) {
+        let mut released = Vec::new();
+        self.call_data_writers.retain(|call, writers| {
+            let before = writers.len();
+            writers.retain(|s| *s != session);
+            if writers.is_empty() && before > 0 {
+                released.push(call.clone());
+                return false;
+            }
+            true
+        });
+        let online = self.status.pg_status & pg_status::CTI_SERVER_OFFLINE == 0;
+        for call in released {
+            if !online || self.pending.is_full() {
+                continue;
+            }
+            let invoke = self.pending.insert(Pending {
+                asker: Asker::Router,
+                message_type: msg::RELEASE_CALL_REQ,
+                sent_at: now,
+            });
+            let request = Message::from(ReleaseCallReq {
+                invoke_id: invoke,
+                peripheral_id: call.peripheral_id,
+                connection_device_id_type: call.device_id_type,
+                connection_call_id: call.call_id,
+                connection_device_id: Some(CtiString::new(&call.device_id[..])),
+            });
+            if request
+                .encode(self.upstream_version, &mut self.to_upstream)
+                .is_err()
+            {
+                self.pending.take(invoke);
+            }
+        }
     }
 
     fn answer_failure(

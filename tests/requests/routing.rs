@@ -11,8 +11,8 @@ use ctirouter::ids::{Services, SessionId};
 use ctirouter::memrouter::MemRouter;
 use ctirouter::proto::constants::{control_failure, msg, service, status};
 use ctirouter::proto::msg::{
-    FailureConf, OpenConf, QueryAgentStateConf, QueryAgentStateReq, SetAgentStateConf,
-    SetCallDataConf, SetCallDataReq,
+    FailureConf, OpenConf, QueryAgentStateConf, QueryAgentStateReq, ReleaseCallConf,
+    ReleaseCallReq, SetAgentStateConf, SetCallDataConf, SetCallDataReq,
 };
 use ctirouter::proto::{Message, Version};
 use testkit::*;
@@ -420,4 +420,118 @@ fn a_closed_session_gets_nothing_and_its_reply_is_used_up() {
 
 fn v(n: u32) -> Version {
     Version::new(n).unwrap()
+}
+
+const CDU: u32 = service::PERIPHERAL_MONITOR | service::CALL_DATA_UPDATE;
+
+fn set_call_data(invoke_id: u32) -> SetCallDataReq {
+    SetCallDataReq {
+        invoke_id,
+        peripheral_id: PID,
+        connection_call_id: 0x0100_0001,
+        connection_device_id: Some("T1".into()),
+        call_variable_1: Some("wrap".into()),
+        ..Default::default()
+    }
+}
+
+fn release_call(invoke_id: u32) -> ReleaseCallReq {
+    ReleaseCallReq {
+        invoke_id,
+        peripheral_id: PID,
+        connection_device_id_type: 0,
+        connection_call_id: 0x0100_0001,
+        connection_device_id: Some("T1".into()),
+    }
+}
+
+fn release_conf(r: &mut MemRouter, id: SessionId) -> u32 {
+    match one(r, id, Version::MAX) {
+        Message::ReleaseCallConf(c) => c.invoke_id,
+        other => panic!("expected RELEASE_CALL_CONF, got {other:?}"),
+    }
+}
+
+/// Upstream the CTI Server sees one client: the first RELEASE_CALL would end
+/// the call's data for every session. It goes upstream only from the last
+/// session that wrote call data; the others are answered by the router.
+#[test]
+fn release_call_goes_upstream_only_from_the_last_session_that_wrote_call_data() {
+    let mut r = router(2);
+    let a = open(&mut r, 0, Version::MAX, CDU);
+    let b = open(&mut r, 1, Version::MAX, CDU);
+    let c = open(&mut r, 0, Version::MAX, CDU);
+    r.send(a, Version::MAX, set_call_data(1));
+    r.send(b, Version::MAX, set_call_data(2));
+    for f in r.upstream_received() {
+        r.upstream(SetCallDataConf {
+            invoke_id: invoke_of(&f),
+        });
+    }
+    assert!(matches!(
+        one(&mut r, a, Version::MAX),
+        Message::SetCallDataConf(_)
+    ));
+    assert!(matches!(
+        one(&mut r, b, Version::MAX),
+        Message::SetCallDataConf(_)
+    ));
+
+    // a releases while b still writes: answered here, nothing upstream.
+    r.send(a, Version::MAX, release_call(3));
+    assert_eq!(release_conf(&mut r, a), 3);
+    // c never wrote on it: answered here too.
+    r.send(c, Version::MAX, release_call(4));
+    assert_eq!(release_conf(&mut r, c), 4);
+    assert!(r.upstream_received().is_empty());
+    // b, the last writer: its RELEASE_CALL goes upstream, the reply to b.
+    r.send(b, Version::MAX, release_call(5));
+    let sent = r.upstream_received();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(frame_type(&sent[0]), msg::RELEASE_CALL_REQ);
+    r.upstream(ReleaseCallConf {
+        invoke_id: invoke_of(&sent[0]),
+    });
+    assert_eq!(release_conf(&mut r, b), 5);
+    // Released: the next RELEASE_CALL on it goes upstream (nobody writes).
+    r.send(a, Version::MAX, release_call(6));
+    assert_eq!(r.upstream_received().len(), 1);
+}
+
+#[test]
+fn the_last_writer_closing_releases_the_call_and_the_router_drops_the_reply() {
+    let mut r = router(1);
+    let a = open(&mut r, 0, Version::MAX, CDU);
+    let b = open(&mut r, 0, Version::MAX, CDU);
+    r.send(a, Version::MAX, set_call_data(1));
+    r.send(b, Version::MAX, set_call_data(2));
+    let sets = r.upstream_received();
+    assert_eq!(sets.len(), 2);
+    r.disconnect(a);
+    assert!(
+        r.upstream_received().is_empty(),
+        "b still writes on the call"
+    );
+    r.disconnect(b);
+    let sent = r.upstream_received();
+    assert_eq!(sent.len(), 1, "the router releases the call itself");
+    let Message::ReleaseCallReq(release) = decode_at(&sent[0], Version::MAX) else {
+        panic!("{}", describe(&sent[0]))
+    };
+    assert_eq!(
+        (
+            release.peripheral_id,
+            release.connection_call_id,
+            release.connection_device_id.unwrap().as_bytes().to_vec()
+        ),
+        (PID, 0x0100_0001, b"T1".to_vec())
+    );
+    assert!(release.invoke_id & 0x8000_0000 != 0);
+    r.upstream(ReleaseCallConf {
+        invoke_id: release.invoke_id,
+    });
+    // Its own request's reply: neither delivered nor stray. (The two
+    // SET_CALL_DATA wait for their replies, to nobody now.)
+    assert_eq!(r.ingest.metrics.snapshot().nr_stray_upstream_replies, 0);
+    assert_eq!(r.ingest.pending.len(), 2);
 }
