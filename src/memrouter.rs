@@ -179,7 +179,7 @@ impl MemRouter {
         let (parsed, _) = frame::parse(frame)?;
         let result = match reply_invoke_id(parsed.message_type, parsed.body)? {
             Some(invoke_id) => {
-                self.ingest.on_reply(invoke_id, frame);
+                self.ingest.on_reply(invoke_id, frame, self.now);
                 Ok(())
             }
             None => self

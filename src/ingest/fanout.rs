@@ -183,8 +183,8 @@ impl Fanout {
     }
 
     /// A reply from the upstream: see [`IngestCore::on_reply`].
-    pub fn upstream_reply(&self, invoke_id: u32, frame: &[u8]) {
-        self.with(|core| core.on_reply(invoke_id, frame));
+    pub fn upstream_reply(&self, invoke_id: u32, frame: &[u8], now: Instant) {
+        self.with(|core| core.on_reply(invoke_id, frame, now));
     }
 
     /// A new status snapshot for OPEN_CONF and the SYSTEM_EVENTs after it.

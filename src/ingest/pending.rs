@@ -21,6 +21,8 @@ pub struct Pending {
     pub asker: Asker,
     pub message_type: u32,
     pub sent_at: Instant,
+    /// Who sent what, for the audit log (only when that log is on).
+    pub audit: Option<Box<str>>,
 }
 
 /// Who a reply goes to.
@@ -162,6 +164,7 @@ mod tests {
             },
             message_type: 38,
             sent_at: at,
+            audit: None,
         }
     }
 

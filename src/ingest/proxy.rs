@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+use tracing::Level;
+
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending};
 use crate::ids::{InvokeId, SessionId};
@@ -21,6 +23,12 @@ use crate::proto::msg::{ControlFailureConf, ReleaseCallConf, ReleaseCallReq, Set
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
 use crate::session::server::{failure_conf, proxied_service, reply};
+
+/// The audit log's tracing target: one line per proxied request, with who
+/// sent it (ClientID, session), what it named (the request's fields), its
+/// result and latency. Upstream every request looks like the router's, so
+/// this is the only record of who did what (docs/requests.md §4).
+pub const AUDIT_TARGET: &str = "ctirouter::audit";
 
 /// A call as SET_CALL_DATA_REQ and RELEASE_CALL_REQ name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,7 +67,11 @@ impl<L: Links> IngestCore<L> {
             message_type,
             body,
         } = request;
+        let audit = self.describe_request(session, version, message_type, &body);
         let refuse = |core: &mut Self, error: RequestError| {
+            if let Some(what) = &audit {
+                audit_line(what, &format!("refused by the router: {error}"), None);
+            }
             core.answer_failure(shard, session, version, invoke_id, error);
         };
         if self.status.pg_status & pg_status::CTI_SERVER_OFFLINE != 0 {
@@ -80,6 +92,13 @@ impl<L: Links> IngestCore<L> {
         if message_type == msg::RELEASE_CALL_REQ && self.release_for_others(session, version, &body)
         {
             // Others still write data on this call: theirs to release.
+            if let Some(what) = &audit {
+                audit_line(
+                    what,
+                    "answered by the router: others write on the call",
+                    None,
+                );
+            }
             let mut out = Vec::new();
             reply(
                 &mut out,
@@ -91,6 +110,9 @@ impl<L: Links> IngestCore<L> {
             return self.answer(shard, session, out);
         }
         if self.pending.is_full() {
+            if let Some(what) = &audit {
+                audit_line(what, "refused by the router: max_pending in flight", None);
+            }
             let mut out = Vec::new();
             reply(
                 &mut out,
@@ -133,6 +155,7 @@ impl<L: Links> IngestCore<L> {
             },
             message_type,
             sent_at: now,
+            audit,
         });
         patch_invoke_id(&mut self.to_upstream[start..], upstream_invoke);
     }
@@ -142,12 +165,15 @@ impl<L: Links> IngestCore<L> {
     /// version. Replies are never events (docs/requests.md §5): a reply
     /// that answers nothing pending (late, or an id the router did not
     /// send) is counted and dropped.
-    pub fn on_reply(&mut self, invoke_id: u32, whole: &[u8]) {
+    pub fn on_reply(&mut self, invoke_id: u32, whole: &[u8], now: Instant) {
         let Some(pending) = self.pending.take(invoke_id) else {
             Metrics::add(&self.metrics.nr_stray_upstream_replies, 1);
             tracing::debug!(invoke_id, "upstream reply to no pending request: dropped");
             return;
         };
+        if let Some(what) = &pending.audit {
+            audit_line(what, &describe_reply(whole), Some(now - pending.sent_at));
+        }
         let Asker::Session {
             shard,
             session,
@@ -205,6 +231,9 @@ impl<L: Links> IngestCore<L> {
     }
 
     fn fail_pending(&mut self, p: Pending, error: RequestError) {
+        if let Some(what) = &p.audit {
+            audit_line(what, &format!("failed: {error}"), None);
+        }
         if let Asker::Session {
             shard,
             session,
@@ -214,6 +243,36 @@ impl<L: Links> IngestCore<L> {
         {
             self.answer_failure(shard, session, version, invoke_id, error);
         }
+    }
+
+    /// Who sent what, for the audit log; `None` while that log is off.
+    fn describe_request(
+        &self,
+        session: SessionId,
+        version: Version,
+        message_type: u32,
+        body: &[u8],
+    ) -> Option<Box<str>> {
+        if !tracing::enabled!(target: AUDIT_TARGET, Level::INFO) {
+            return None;
+        }
+        let client = self
+            .registry
+            .get(session)
+            .map(|r| String::from_utf8_lossy(r.client.client_id.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let request =
+            match Message::decode(message_type, body, version, DecodeOptions::COUNTS_UNCHECKED) {
+                Ok(m) => format!("{m:?}"),
+                Err(_) => format!("message type {message_type}"),
+            };
+        Some(
+            format!(
+                "client={client:?} session={} v{version} {request}",
+                session.0
+            )
+            .into(),
+        )
     }
 
     /// RELEASE_CALL aggregation (docs/requests.md §5): the CTI Server sees
@@ -282,7 +341,14 @@ impl<L: Links> IngestCore<L> {
                 asker: Asker::Router,
                 message_type: msg::RELEASE_CALL_REQ,
                 sent_at: now,
+                audit: None,
             });
+            tracing::info!(
+                target: AUDIT_TARGET,
+                session = session.0,
+                call_id = call.call_id,
+                "the router releases a call whose last writer of call data closed"
+            );
             let request = Message::from(ReleaseCallReq {
                 invoke_id: invoke,
                 peripheral_id: call.peripheral_id,
@@ -322,5 +388,39 @@ impl<L: Links> IngestCore<L> {
                 ends_request: true,
             },
         );
+    }
+}
+
+/// One audit line: the request, what became of it, and (when the CTI Server
+/// answered) how long it took.
+fn audit_line(request: &str, result: &str, latency: Option<std::time::Duration>) {
+    match latency {
+        Some(latency) => tracing::info!(
+            target: AUDIT_TARGET,
+            latency_us = latency.as_micros() as u64,
+            "{request} -> {result}"
+        ),
+        None => tracing::info!(target: AUDIT_TARGET, "{request} -> {result}"),
+    }
+}
+
+/// A reply as the audit log says it: its type, and a failure's status or code.
+fn describe_reply(whole: &[u8]) -> String {
+    let t = frame::message_type(whole).unwrap_or(0);
+    let name = Message::type_name(t).unwrap_or("reply");
+    let field = |at: usize, len: usize| whole.get(at..at + len);
+    match t {
+        msg::FAILURE_CONF => match field(12, 4) {
+            Some(b) => format!(
+                "{name} status {}",
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            ),
+            None => name.to_string(),
+        },
+        msg::CONTROL_FAILURE_CONF => match field(12, 2) {
+            Some(b) => format!("{name} code {}", u16::from_be_bytes([b[0], b[1]])),
+            None => name.to_string(),
+        },
+        _ => name.to_string(),
     }
 }

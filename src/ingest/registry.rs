@@ -42,6 +42,10 @@ impl Registry {
         self.sessions.contains_key(&id)
     }
 
+    pub fn get(&self, id: SessionId) -> Option<&SessionRecord> {
+        self.sessions.get(&id)
+    }
+
     pub fn nr_sessions(&self) -> usize {
         self.sessions.len()
     }

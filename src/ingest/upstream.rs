@@ -283,7 +283,7 @@ impl UpstreamSource {
                     }
                 }
                 Ok(Inbound::Reply { invoke_id, frame }) => {
-                    fanout.upstream_reply(invoke_id, frame);
+                    fanout.upstream_reply(invoke_id, frame, now);
                 }
                 Ok(Inbound::Handled | Inbound::Closed) => {}
                 Err(ClientError::BadFrame(e)) => return Err(bad_frame(fanout, &e.to_string())),
