@@ -71,3 +71,43 @@ group! {
         multiline_agent_control: u16 = MULTI_LINE_AGENT_CONTROL,
     }
 }
+
+group! {
+    /// A skill group named in SET_AGENT_STATE_REQ: SkillGroupNumber (INT here)
+    /// and SkillGroupPriority (docs/protocol.md §12.2).
+    pub struct AgentSkillGroup {
+        number: i32 = SKILL_GROUP_NUMBER,
+        priority: u16 = SKILL_GROUP_PRIORITY,
+    }
+}
+
+group! {
+    /// A line of QUERY_DEVICE_INFO_CONF: LineHandle + LineType.
+    pub struct DeviceLine {
+        line_handle: u16 = LINE_HANDLE,
+        line_type: u16 = LINE_TYPE,
+    }
+}
+
+group! {
+    /// A device of a call in SNAPSHOT_CALL_CONF: its connection and its state.
+    pub struct CallDevice {
+        connection_call_id: u32 = CALL_CONN_CALLID,
+        connection_device_id_type: u16 = CALL_CONN_DEVID_TYPE,
+        connection_device_id: CtiString = CALL_CONN_DEVID,
+        device_type: u16 = CALL_DEVID_TYPE,
+        device_id: CtiString = CALL_DEVID,
+        connection_state: u16 = CALL_DEV_CONN_STATE,
+    }
+}
+
+group! {
+    /// A call of SNAPSHOT_DEVICE_CONF: its connection, state and silent-monitor status.
+    pub struct DeviceCall {
+        connection_call_id: u32 = CALL_CONN_CALLID,
+        connection_device_id_type: u16 = CALL_CONN_DEVID_TYPE,
+        connection_device_id: CtiString = CALL_CONN_DEVID,
+        call_state: u16 = CALL_STATE,
+        silent_monitor_status: u16 = SILENT_MONITOR_STATUS,
+    }
+}
