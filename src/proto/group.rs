@@ -1,6 +1,7 @@
 //! Repeated groups of floating fields (CTI client signatures, conference
-//! parties, skill groups, team members, peripherals) and the shared helper that
-//! writes one floating field. No I/O here.
+//! parties, skill groups, team members, peripherals, device lines, and the
+//! devices and calls of the snapshots) and the shared helper that writes one
+//! floating field. No I/O here.
 
 use super::values::{CtiString, FloatValue};
 use super::version::Version;

@@ -505,7 +505,7 @@ const FIXED_SIZES: &[(u32, u32, u32, usize)] = &[
     (msg::ANSWER_CALL_CONF, 13, 24, 4),
     (msg::CLEAR_CALL_REQ, 13, 24, 14),
     (msg::CLEAR_CALL_CONF, 13, 24, 4),
-    // §12.8 #1: 14, RequestingDeviceIDType floating (docs/protocol.md §13).
+    // docs/protocol.md §12.8.1: 14, RequestingDeviceIDType floating (docs/protocol.md §13.1).
     (msg::CLEAR_CONNECTION_REQ, 13, 24, 14),
     (msg::CLEAR_CONNECTION_CONF, 13, 24, 4),
     (msg::CONFERENCE_CALL_REQ, 13, 24, 40),
@@ -528,7 +528,7 @@ const FIXED_SIZES: &[(u32, u32, u32, usize)] = &[
     (msg::RETRIEVE_CALL_CONF, 13, 24, 4),
     (msg::TRANSFER_CALL_REQ, 13, 24, 40),
     (msg::TRANSFER_CALL_CONF, 13, 24, 16),
-    // §12.8 #2: Reserved is a USHORT.
+    // docs/protocol.md §12.8.2: Reserved is a USHORT.
     (msg::QUERY_DEVICE_INFO_REQ, 13, 24, 10),
     (msg::QUERY_DEVICE_INFO_CONF, 13, 24, 40),
     (msg::SNAPSHOT_CALL_REQ, 13, 24, 14),
