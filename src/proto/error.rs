@@ -44,6 +44,9 @@ pub enum Invalid {
         count: usize,
         actual: usize,
     },
+    /// A typed message type that the protocol version does not have (it was
+    /// added later, e.g. AGENT_GREETING_CONTROL_REQ before v15).
+    NotInVersion { message_type: u32, version: u32 },
 }
 
 impl DecodeError {
@@ -202,6 +205,13 @@ impl fmt::Display for Invalid {
             } => {
                 write!(f, "{field} says {count} but the message carries {actual}")
             }
+            Invalid::NotInVersion {
+                message_type,
+                version,
+            } => write!(
+                f,
+                "message type {message_type} does not exist at version {version}"
+            ),
         }
     }
 }

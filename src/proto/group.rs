@@ -1,6 +1,7 @@
 //! Repeated groups of floating fields (CTI client signatures, conference
-//! parties, skill groups, team members, peripherals) and the shared helper that
-//! writes one floating field. No I/O here.
+//! parties, skill groups, team members, peripherals, device lines, and the
+//! devices and calls of the snapshots) and the shared helper that writes one
+//! floating field. No I/O here.
 
 use super::values::{CtiString, FloatValue};
 use super::version::Version;
@@ -69,5 +70,45 @@ group! {
     pub struct PeripheralEntry {
         peripheral_id: u32 = PERIPHERAL_ID,
         multiline_agent_control: u16 = MULTI_LINE_AGENT_CONTROL,
+    }
+}
+
+group! {
+    /// A skill group named in SET_AGENT_STATE_REQ: SkillGroupNumber (INT here)
+    /// and SkillGroupPriority (docs/protocol.md §12.2).
+    pub struct AgentSkillGroup {
+        number: i32 = SKILL_GROUP_NUMBER,
+        priority: u16 = SKILL_GROUP_PRIORITY,
+    }
+}
+
+group! {
+    /// A line of QUERY_DEVICE_INFO_CONF: LineHandle + LineType.
+    pub struct DeviceLine {
+        line_handle: u16 = LINE_HANDLE,
+        line_type: u16 = LINE_TYPE,
+    }
+}
+
+group! {
+    /// A device of a call in SNAPSHOT_CALL_CONF: its connection and its state.
+    pub struct CallDevice {
+        connection_call_id: u32 = CALL_CONN_CALLID,
+        connection_device_id_type: u16 = CALL_CONN_DEVID_TYPE,
+        connection_device_id: CtiString = CALL_CONN_DEVID,
+        device_type: u16 = CALL_DEVID_TYPE,
+        device_id: CtiString = CALL_DEVID,
+        connection_state: u16 = CALL_DEV_CONN_STATE,
+    }
+}
+
+group! {
+    /// A call of SNAPSHOT_DEVICE_CONF: its connection, state and silent-monitor status.
+    pub struct DeviceCall {
+        connection_call_id: u32 = CALL_CONN_CALLID,
+        connection_device_id_type: u16 = CALL_CONN_DEVID_TYPE,
+        connection_device_id: CtiString = CALL_CONN_DEVID,
+        call_state: u16 = CALL_STATE,
+        silent_monitor_status: u16 = SILENT_MONITOR_STATUS,
     }
 }

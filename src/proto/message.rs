@@ -107,13 +107,21 @@ macro_rules! message_set {
             }
 
             /// Decode a frame body of `message_type` at `version`. Types without
-            /// a typed struct become [`Message::Raw`].
+            /// a typed struct become [`Message::Raw`]. A typed type that `version`
+            /// does not have (e.g. AGENT_GREETING_CONTROL_REQ below v15) is
+            /// refused with [`Invalid::NotInVersion`].
             pub fn decode(
                 message_type: u32,
                 body: &[u8],
                 version: Version,
                 options: DecodeOptions,
             ) -> Result<Message, Invalid> {
+                if !Self::exists_at(message_type, version) {
+                    return Err(Invalid::NotInVersion {
+                        message_type,
+                        version: version.number(),
+                    });
+                }
                 $(if message_type == <$name as MessageBody>::MESSAGE_TYPE {
                     return Ok(Message::$name(<$name as MessageBody>::decode_body(body, version, options)?));
                 })*
@@ -212,8 +220,43 @@ message_set! {
     ControlFailureConf,
     QueryAgentStateReq,
     QueryAgentStateConf,
+    SetAgentStateReq,
     SetAgentStateConf,
+    AlternateCallReq,
+    AlternateCallConf,
+    AnswerCallReq,
+    AnswerCallConf,
+    ClearCallReq,
+    ClearCallConf,
+    ClearConnectionReq,
+    ClearConnectionConf,
+    ConferenceCallReq,
+    ConferenceCallConf,
+    ConsultationCallReq,
+    ConsultationCallConf,
+    DeflectCallReq,
+    DeflectCallConf,
+    HoldCallReq,
+    HoldCallConf,
+    MakeCallReq,
+    MakeCallConf,
+    MakePredictiveCallReq,
+    MakePredictiveCallConf,
+    ReconnectCallReq,
+    ReconnectCallConf,
+    RetrieveCallReq,
+    RetrieveCallConf,
+    TransferCallReq,
+    TransferCallConf,
+    QueryDeviceInfoReq,
+    QueryDeviceInfoConf,
+    SnapshotCallReq,
+    SnapshotCallConf,
+    SnapshotDeviceReq,
+    SnapshotDeviceConf,
     CallDequeuedEvent,
+    SendDtmfSignalReq,
+    SendDtmfSignalConf,
     MonitorStartReq,
     MonitorStartConf,
     MonitorStopReq,
@@ -230,8 +273,18 @@ message_set! {
     AgentPreCallAbortEvent,
     RtpStartedEvent,
     RtpStoppedEvent,
+    SupervisorAssistReq,
+    SupervisorAssistConf,
+    EmergencyCallReq,
+    EmergencyCallConf,
     AgentTeamConfigEvent,
+    BadCallReq,
+    BadCallConf,
+    SetDeviceAttributesReq,
+    SetDeviceAttributesConf,
     CallAgentGreetingEvent,
+    AgentGreetingControlReq,
+    AgentGreetingControlConf,
 }
 
 impl Message {

@@ -1,4 +1,5 @@
-//! Floating field tag numbers and names (docs/protocol.md §5.17, PV25-CSC).
+//! Floating field tag numbers and names (docs/protocol.md §5.17, PV25-CSC;
+//! the request-service tags of §12.1).
 
 macro_rules! tags {
     ($($name:ident = $value:literal,)*) => {
@@ -125,6 +126,8 @@ tags! {
     ANI_II = 215,
     CTIOS_CIL_CLIENT_ID = 217,
     SILENT_MONITOR_STATUS = 218,
+    REQUESTING_DEVICE_ID = 219,
+    REQUESTING_DEVICE_ID_TYPE = 220,
     PRE_CALL_INVOKE_ID = 221,
     CALL_REFERENCE_ID = 223,
     MULTI_LINE_AGENT_CONTROL = 224,
@@ -138,8 +141,10 @@ tags! {
     AGENT_TEAM_NAME = 243,
     DIRECTION = 244,
     INTERNAL_AGENT_STATE = 255,
+    SSO_ENABLED = 257,
     MAX_BEYOND_TASK_LIMIT = 266,
     PROTOCOL_REFERENCE_GUID = 294,
+    FLT_TERM_DEVICE_NAME = 303,
     FLT_ENABLED_SERVICES = 309,
     NUM_OF_ENABLED_SERVICES = 310,
     CCAI_CONFIG_ID = 311,

@@ -1,5 +1,6 @@
 //! The codec tests' helpers: loading the public sample vectors
-//! (`tests/vectors/*.tsv`, format in `tests/vectors/README.md`), turning a
+//! (`tests/vectors/*.tsv`, format in `tests/vectors/README.md`; the
+//! request-service file separately), turning a
 //! decoded message into the vectors' `fields` JSON, and small frame-building
 //! helpers at a version's tag width. No assertions about the codec live here.
 //! Not glob-exported at the crate root: `use testkit::vectors::…`.
@@ -21,6 +22,11 @@ pub const VECTOR_FILES: [&str; 2] = [
     "tests/vectors/ged188-v19-samples.tsv",
     "tests/vectors/ged188-v20-samples.tsv",
 ];
+
+/// The request-service samples (v19): the same frames as the rows of these
+/// types in the v19 samples file, with docs/protocol.md §12 field names. Kept
+/// apart from [`all_rows`] so no frame is counted twice.
+pub const REQUEST_VECTOR_FILE: &str = "tests/vectors/ged188-v19-requests.tsv";
 
 /// Tags whose values are JSON arrays in the vectors even with one element
 /// (vectors README, "`fields` conventions").
@@ -114,6 +120,12 @@ fn load(file: &'static str) -> Vec<Row> {
 pub fn all_rows() -> &'static [Row] {
     static ROWS: OnceLock<Vec<Row>> = OnceLock::new();
     ROWS.get_or_init(|| VECTOR_FILES.iter().flat_map(|f| load(f)).collect())
+}
+
+/// Every row of the request-service file, in file order.
+pub fn request_rows() -> &'static [Row] {
+    static ROWS: OnceLock<Vec<Row>> = OnceLock::new();
+    ROWS.get_or_init(|| load(REQUEST_VECTOR_FILE))
 }
 
 /// The row named `name` in the file of protocol version `version`.

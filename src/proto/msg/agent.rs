@@ -1,5 +1,5 @@
-//! Agent events and queries (docs/protocol.md §4.5–§4.6): agent state, pre-call,
-//! RTP, team config, greeting, query agent state. Declarations only.
+//! Agent events (docs/protocol.md §4.5–§4.6): agent state, pre-call, RTP, team
+//! config, greeting. Declarations only; QUERY_AGENT_STATE is in `control.rs`.
 
 use crate::proto::constants::msg;
 use crate::proto::group::{SkillGroup, TeamMember};
@@ -182,44 +182,5 @@ message! {
     floating {
         connection_device_id: Opt<CtiString> = CONNECTION_DEVID,
         agent_id: Opt<CtiString> = AGENT_ID,
-    }
-}
-
-message! {
-    /// QUERY_AGENT_STATE_REQ.
-    pub struct QueryAgentStateReq = msg::QUERY_AGENT_STATE_REQ, since 13 {
-        invoke_id: u32,
-        peripheral_id: u32,
-        mrd_id: i32,
-        icm_agent_id: i32,
-    }
-    floating {
-        agent_id: Opt<CtiString> = AGENT_ID,
-        agent_extension: Opt<CtiString> = AGENT_EXTENSION,
-        agent_instrument: Opt<CtiString> = AGENT_INSTRUMENT,
-    }
-}
-
-message! {
-    /// QUERY_AGENT_STATE_CONF.
-    pub struct QueryAgentStateConf = msg::QUERY_AGENT_STATE_CONF, since 13 {
-        invoke_id: u32,
-        agent_state: u16,
-        num_skill_groups: u16,
-        mrd_id: i32,
-        num_tasks: u32,
-        agent_mode: u16,
-        max_task_limit: u32,
-        icm_agent_id: i32,
-        agent_availability_status: u32,
-        department_id: i32 @ 19,
-    }
-    floating {
-        agent_id: Opt<CtiString> = AGENT_ID,
-        agent_extension: Opt<CtiString> = AGENT_EXTENSION,
-        agent_instrument: Opt<CtiString> = AGENT_INSTRUMENT,
-        skill_groups: Group<SkillGroup> # num_skill_groups,
-        internal_agent_state: Opt<u16> = INTERNAL_AGENT_STATE @ 19,
-        max_beyond_task_limit: Opt<u32> = MAX_BEYOND_TASK_LIMIT @ 22,
     }
 }

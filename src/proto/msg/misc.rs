@@ -1,6 +1,7 @@
-//! Miscellaneous, call-data and control messages (docs/protocol.md §4.1–§4.2,
-//! §4.7): SYSTEM_EVENT, CLIENT_EVENT_REPORT, CONTROL_FAILURE_CONF,
-//! SET_CALL_DATA, RELEASE_CALL. Declarations only.
+//! Miscellaneous and Call Data Update messages (docs/protocol.md §4.2, §4.7,
+//! §12.3): SYSTEM_EVENT, CLIENT_EVENT_REPORT, and every request and
+//! confirmation of the Call Data Update service (SET_CALL_DATA, RELEASE_CALL,
+//! SET_DEVICE_ATTRIBUTES). Declarations only; Client Control is in `control.rs`.
 
 use crate::proto::constants::msg;
 use crate::proto::values::{CtiString, NamedArray, NamedVar, Unspec};
@@ -43,19 +44,8 @@ message! {
 }
 
 message! {
-    /// CONTROL_FAILURE_CONF: a control request failed at the peripheral.
-    pub struct ControlFailureConf = msg::CONTROL_FAILURE_CONF, since 13 {
-        invoke_id: u32,
-        failure_code: u16,
-        peripheral_error_code: u32,
-    }
-    floating {
-        text: Opt<CtiString> = TEXT,
-    }
-}
-
-message! {
-    /// SET_CALL_DATA_REQ (Call Data Update service).
+    /// SET_CALL_DATA_REQ: set a call's variables, ECC variables and wrap-up data.
+    /// RouterCallKey* exist from v14 (docs/protocol.md §12.3).
     pub struct SetCallDataReq = msg::SET_CALL_DATA_REQ, since 13 {
         invoke_id: u32,
         peripheral_id: u32,
@@ -88,16 +78,20 @@ message! {
         named_arrays: List<NamedArray> = NAMED_ARRAY # num_named_arrays,
         customer_phone_number: Opt<CtiString> = CUSTOMER_PHONE_NUMBER,
         customer_account_number: Opt<CtiString> = CUSTOMER_ACCOUNT_NUMBER,
-        router_call_key_day: Opt<u32> = ROUTER_CALL_KEY_DAY,
-        router_call_key_call_id: Opt<u32> = ROUTER_CALL_KEY_CALLID,
-        router_call_key_sequence_number: Opt<u32> = ROUTER_CALL_KEY_SEQUENCE_NUM,
+        router_call_key_day: Opt<u32> = ROUTER_CALL_KEY_DAY @ 14,
+        router_call_key_call_id: Opt<u32> = ROUTER_CALL_KEY_CALLID @ 14,
+        router_call_key_sequence_number: Opt<u32> = ROUTER_CALL_KEY_SEQUENCE_NUM @ 14,
         /// UCHAR: 'D' when the call came from the dialer.
         call_originated_from: Opt<u8> = CALL_ORIGINATED_FROM,
+        /// Listed by PV25-CSC only.
+        ani_ii: Opt<CtiString> = ANI_II,
+        /// Added by CTI OS (docs/protocol.md §12.1); kept so a proxy passes it on.
+        ctios_cil_client_id: Opt<CtiString> = CTIOS_CIL_CLIENT_ID,
     }
 }
 
 message! {
-    /// SET_CALL_DATA_CONF.
+    /// SET_CALL_DATA_CONF: the values are stored (and survive a session failure).
     pub struct SetCallDataConf = msg::SET_CALL_DATA_CONF, since 13 {
         invoke_id: u32,
     }
@@ -105,7 +99,8 @@ message! {
 }
 
 message! {
-    /// RELEASE_CALL_REQ.
+    /// RELEASE_CALL_REQ: the client is done with a call's data (ends the wrap-up
+    /// window). ConnectionDeviceIDType comes before ConnectionCallID here.
     pub struct ReleaseCallReq = msg::RELEASE_CALL_REQ, since 13 {
         invoke_id: u32,
         peripheral_id: u32,
@@ -126,8 +121,29 @@ message! {
 }
 
 message! {
-    /// SET_AGENT_STATE_CONF.
-    pub struct SetAgentStateConf = msg::SET_AGENT_STATE_CONF, since 13 {
+    /// SET_DEVICE_ATTRIBUTES_REQ: default service, skill group and call type of a
+    /// dialer port device (CallingDeviceID).
+    pub struct SetDeviceAttributesReq = msg::SET_DEVICE_ATTRIBUTES_REQ, since 13 {
+        invoke_id: u32,
+        peripheral_id: u32,
+        service_number: u32,
+        service_id: u32,
+        skill_group_number: u32,
+        skill_group_id: u32,
+        skill_group_priority: u16,
+        /// 0xFFFF: none.
+        call_type: u16,
+        /// DeviceIDType (docs/protocol.md §5.5).
+        calling_device_type: u16,
+    }
+    floating {
+        calling_device_id: Opt<CtiString> = CALLING_DEVID,
+    }
+}
+
+message! {
+    /// SET_DEVICE_ATTRIBUTES_CONF.
+    pub struct SetDeviceAttributesConf = msg::SET_DEVICE_ATTRIBUTES_CONF, since 13 {
         invoke_id: u32,
     }
     floating {}

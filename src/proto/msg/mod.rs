@@ -3,12 +3,14 @@
 
 pub mod agent;
 pub mod call;
+pub mod control;
 pub mod misc;
 pub mod monitor;
 pub mod session;
 
 pub use agent::*;
 pub use call::*;
+pub use control::*;
 pub use misc::*;
 pub use monitor::*;
 pub use session::*;
