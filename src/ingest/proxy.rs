@@ -120,8 +120,7 @@ impl<L: Links> IngestCore<L> {
                 Message::from(ControlFailureConf {
                     invoke_id: invoke_id.0,
                     failure_code: control_failure::CF_SERVICE_BUSY,
-                    peripheral_error_code: 0,
-                    text: None,
+                    ..Default::default()
                 }),
             );
             return self.answer(shard, session, out);

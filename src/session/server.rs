@@ -506,8 +506,7 @@ impl Session {
                 ControlFailureConf {
                     invoke_id: invoke.0,
                     failure_code: control_failure::CF_SERVICE_BUSY,
-                    peripheral_error_code: 0,
-                    text: None,
+                    ..Default::default()
                 }
                 .into(),
             );

@@ -135,6 +135,21 @@ fn a_desktop_controls_through_the_router_and_others_see_nothing_of_it() {
         "proxied with top-bit InvokeIDs: {upstream_ids:?}"
     );
 
+    // Each proxied request is in the audit log: who, what, result.
+    assert!(
+        router.wait_stderr("QUERY_AGENT_STATE_CONF", Duration::from_secs(5)),
+        "no audit line:\n{}",
+        router.stderr_text()
+    );
+    let log = router.stderr_text();
+    let audit = log
+        .lines()
+        .find(|l| l.contains("ctirouter::audit") && l.contains("QueryAgentStateReq"))
+        .unwrap_or_else(|| panic!("no audit line for the query:\n{log}"));
+    assert!(audit.contains("client=\"desktop\""), "{audit}");
+    assert!(audit.contains("\"3001\""), "names the instrument: {audit}");
+    assert!(audit.contains("latency_us"), "{audit}");
+
     // The wallboard may not: 12, nothing sent upstream.
     wallboard.send(query(5));
     assert_eq!(

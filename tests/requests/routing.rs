@@ -535,3 +535,59 @@ fn the_last_writer_closing_releases_the_call_and_the_router_drops_the_reply() {
     assert_eq!(r.ingest.metrics.snapshot().nr_stray_upstream_replies, 0);
     assert_eq!(r.ingest.pending.len(), 2);
 }
+
+/// Requests are decoded at the session's version and re-encoded at the
+/// upstream's, replies the other way (docs/requests.md §5 Versions).
+#[test]
+fn a_hold_at_v19_goes_upstream_at_v24_and_its_confirmation_comes_back_at_19() {
+    use ctirouter::proto::msg::{HoldCallConf, HoldCallReq};
+    let mut r = router(1);
+    let id = open(&mut r, 0, v(19), CONTROL);
+    let hold = HoldCallReq {
+        invoke_id: 31,
+        peripheral_id: PID,
+        connection_call_id: 0x0100_0001,
+        connection_device_id_type: 0,
+        reservation: 0,
+        connection_device_id: Some("3001".into()),
+        agent_instrument: Some("3001".into()),
+        ..Default::default()
+    };
+    r.send(id, v(19), hold.clone());
+    let sent = r.upstream_received();
+    assert_eq!(sent.len(), 1);
+    let Message::HoldCallReq(upstream) = decode_at(&sent[0], Version::MAX) else {
+        panic!("{}", describe(&sent[0]))
+    };
+    assert_eq!(
+        HoldCallReq {
+            invoke_id: 31,
+            ..upstream.clone()
+        },
+        hold,
+        "the same request, at v24"
+    );
+    r.upstream(HoldCallConf {
+        invoke_id: upstream.invoke_id,
+    });
+    let got = r.received(id);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        decode_at(&got[0], v(19)),
+        Message::HoldCallConf(HoldCallConf { invoke_id: 31 })
+    );
+}
+
+#[test]
+fn a_request_type_the_sessions_version_lacks_is_refused_with_48() {
+    let mut r = router(1);
+    let id = open(&mut r, 0, v(14), CONTROL);
+    // AGENT_GREETING_CONTROL_REQ exists from v15.
+    let body = [0, 0, 0, 9, 0, 0, 0x13, 0x88, 0, 1];
+    r.send_raw(id, &raw_frame(msg::AGENT_GREETING_CONTROL_REQ, &body));
+    assert_eq!(
+        failure(&mut r, id, v(14)),
+        (9, status::E_CTI_INVALID_MSG_TYPE_FOR_VERSION)
+    );
+    assert!(r.upstream_received().is_empty());
+}

@@ -284,7 +284,11 @@ fn upstream_open_req_is_an_all_events_bridge_session() {
     }
     let req = fake.opens.lock().unwrap()[0].1.clone();
     assert_eq!(req.version_number, 20);
-    assert_eq!(req.services_requested, 0x10, "CTI_SERVICE_ALL_EVENTS");
+    assert_eq!(
+        req.services_requested, 0x1E,
+        "[upstream] services by default: All Events, Client Control, Call Data Update, \
+         Connection Monitor (never IGNORE_CONF)"
+    );
     assert_eq!(req.call_msg_mask, 0xFFFF_FFFF);
     assert_eq!(req.agent_state_mask, 0x3FFF);
     assert_eq!(req.idle_timeout, 20, "4 × 2 s heartbeat, at least 20 s");
