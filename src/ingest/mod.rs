@@ -11,6 +11,7 @@
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `pending` — requests proxied upstream and not answered yet
 //! * `proxy` — proxied requests: to the upstream, and replies back
+//! * `scope` — what a Client Events session's request may name
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
 //!   the I/O around the sans-IO `session::client`
@@ -25,6 +26,7 @@ pub mod pending;
 pub mod proxy;
 pub mod registry;
 pub mod replay;
+pub mod scope;
 pub mod sim_source;
 pub mod tracker;
 pub mod upstream;

@@ -14,6 +14,8 @@ use tracing::Level;
 
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending};
+use super::scope::{self, Agent, OutOfScope};
+use crate::ids::Services;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
@@ -125,22 +127,59 @@ impl<L: Links> IngestCore<L> {
             );
             return self.answer(shard, session, out);
         }
-        let mut from_client = Vec::with_capacity(frame::HEADER_LEN + body.len());
-        frame::push_frame(&mut from_client, message_type, &body);
-        let start = self.to_upstream.len();
-        match transcode(
-            &from_client,
-            version,
-            self.upstream_version,
-            &mut self.to_upstream,
-        ) {
-            Ok(Transcoded::Written(_)) => {}
-            Ok(Transcoded::NotInVersion) => return refuse(self, RequestError::NotAvailable),
-            Err(e) => {
-                self.to_upstream.truncate(start);
-                tracing::debug!(%e, message_type, "proxied request does not re-encode");
-                return refuse(self, RequestError::BadFormat);
+        // Decoded at the session's version (its shard checked it does),
+        // scoped, and re-encoded at the upstream's.
+        let Ok(mut request) = Message::decode(message_type, &body, version, DecodeOptions::STRICT)
+        else {
+            return refuse(self, RequestError::BadFormat);
+        };
+        if let Err(out_of_scope) = self.scope(session, &mut request) {
+            let error = match out_of_scope {
+                OutOfScope::OtherAgent => RequestError::InvalidAgentData,
+                OutOfScope::NotCallParty => RequestError::NotCallParty,
+            };
+            if let Some(what) = &audit {
+                audit_line(what, &format!("out of the session's scope: {error}"), None);
             }
+            if proxied_service(message_type) == Some(Services::CLIENT_CONTROL) {
+                let mut out = Vec::new();
+                reply(
+                    &mut out,
+                    version,
+                    Message::from(ControlFailureConf {
+                        invoke_id: invoke_id.0,
+                        failure_code: control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
+                        ..Default::default()
+                    }),
+                );
+                return self.answer(shard, session, out);
+            }
+            return refuse(self, error);
+        }
+        let start = self.to_upstream.len();
+        let encoded = match &request {
+            // No typed layout: passed as it came when the versions agree.
+            Message::Raw(_) => {
+                let mut from_client = Vec::with_capacity(frame::HEADER_LEN + body.len());
+                frame::push_frame(&mut from_client, message_type, &body);
+                matches!(
+                    transcode(
+                        &from_client,
+                        version,
+                        self.upstream_version,
+                        &mut self.to_upstream
+                    ),
+                    Ok(Transcoded::Written(_))
+                )
+            }
+            typed => typed
+                .encode(self.upstream_version, &mut self.to_upstream)
+                .is_ok(),
+        };
+        if !encoded {
+            // Not a request the upstream's version has.
+            self.to_upstream.truncate(start);
+            return refuse(self, RequestError::NotAvailable);
         }
         if message_type == msg::SET_CALL_DATA_REQ {
             self.note_call_data_writer(session, version, &body);
@@ -244,6 +283,26 @@ impl<L: Links> IngestCore<L> {
         }
     }
 
+    /// Scope (docs/requests.md §4): a Client Events session's request is
+    /// completed with its agent and must name only that agent, its device
+    /// and calls the device is in. Other sessions may act on any agent.
+    fn scope(&self, session: SessionId, request: &mut Message) -> Result<(), OutOfScope> {
+        let Some(record) = self.registry.get(session) else {
+            return Ok(());
+        };
+        let scoped = record.services.contains(Services::CLIENT_EVENTS)
+            && !record.services.contains(Services::ALL_EVENTS)
+            && !record.services.contains(Services::PERIPHERAL_MONITOR);
+        let Some(identity) = scoped.then(|| scope::identity(request)).flatten() else {
+            return Ok(());
+        };
+        let agents = &self.tracker.agents;
+        let agent = Agent::of(&record.client, |key| agents.view(key));
+        scope::fill_and_check(identity, &agent, |call, device| {
+            self.tracker.call_has_device(call, device)
+        })
+    }
+
     /// Who sent what, for the audit log; `None` while that log is off.
     fn describe_request(
         &self,
@@ -262,7 +321,15 @@ impl<L: Links> IngestCore<L> {
             .unwrap_or_default();
         let request =
             match Message::decode(message_type, body, version, DecodeOptions::COUNTS_UNCHECKED) {
-                Ok(m) => format!("{m:?}"),
+                Ok(mut m) => {
+                    // Never a password in the log.
+                    if let Message::SetAgentStateReq(r) = &mut m {
+                        if r.agent_password.is_some() {
+                            r.agent_password = Some("(hidden)".into());
+                        }
+                    }
+                    format!("{m:?}")
+                }
                 Err(_) => format!("message type {message_type}"),
             };
         Some(

@@ -152,6 +152,13 @@ impl CallTracker {
         std::mem::take(&mut self.nr_aged_out)
     }
 
+    /// Whether `device` takes part in `call` (as far as the events told).
+    pub fn call_has_device(&self, call: CallKey, device: DeviceKey) -> bool {
+        self.calls
+            .get(&call)
+            .is_some_and(|c| c.devices.contains(&device))
+    }
+
     pub fn knows_call(&self, call: CallKey) -> bool {
         self.calls.contains_key(&call)
     }

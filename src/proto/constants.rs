@@ -155,6 +155,8 @@ pub mod status {
     pub const E_CTI_INVALID_PERIPHERAL_ID: u32 = 7;
     pub const E_CTI_FUNCTION_NOT_AVAILABLE: u32 = 12;
     pub const E_CTI_INVALID_CALLID: u32 = 13;
+    pub const E_CTI_INVALID_AGENT_DATA: u32 = 8;
+    pub const E_CTI_NOT_CALL_PARTY: u32 = 35;
     pub const E_CTI_CTI_SERVER_OFFLINE: u32 = 15;
     pub const E_CTI_TIMEOUT: u32 = 16;
     pub const E_CTI_UNSPECIFIED_FAILURE: u32 = 17;
@@ -171,6 +173,8 @@ pub mod status {
 
 /// CONTROL_FAILURE_CONF FailureCodes the router gives itself (docs/protocol.md §5.12).
 pub mod control_failure {
+    /// The request names a device (or call) the client may not act on.
+    pub const CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE: u16 = 8;
     /// The request could not be taken now (too many in flight).
     pub const CF_SERVICE_BUSY: u16 = 32;
 }

@@ -111,6 +111,10 @@ pub enum RequestError {
     ServerOffline,
     /// A proxied request the CTI Server did not answer in time.
     Timeout,
+    /// A Client Events session's request names another agent or device.
+    InvalidAgentData,
+    /// A Client Events session's request names a call its device is not in.
+    NotCallParty,
 }
 
 impl RequestError {
@@ -135,6 +139,8 @@ impl RequestError {
             RequestError::NotInVersion => status::E_CTI_INVALID_MSG_TYPE_FOR_VERSION,
             RequestError::ServerOffline => status::E_CTI_CTI_SERVER_OFFLINE,
             RequestError::Timeout => status::E_CTI_TIMEOUT,
+            RequestError::InvalidAgentData => status::E_CTI_INVALID_AGENT_DATA,
+            RequestError::NotCallParty => status::E_CTI_NOT_CALL_PARTY,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::msg::{
-    ControlFailureConf, HeartbeatConf, QueryAgentStateConf, QueryAgentStateReq,
+    ControlFailureConf, HeartbeatConf, QueryAgentStateConf, QueryAgentStateReq, SetAgentStateReq,
 };
 use ctirouter::proto::{Message, Version};
 use testkit::*;
@@ -149,6 +149,26 @@ fn a_desktop_controls_through_the_router_and_others_see_nothing_of_it() {
     assert!(audit.contains("client=\"desktop\""), "{audit}");
     assert!(audit.contains("\"3001\""), "names the instrument: {audit}");
     assert!(audit.contains("latency_us"), "{audit}");
+    // A password never reaches the log.
+    desktop.send_at(
+        SetAgentStateReq {
+            invoke_id: 79,
+            peripheral_id: PID,
+            agent_state: 2,
+            agent_instrument: Some("3001".into()),
+            agent_id: Some("1001".into()),
+            agent_password: Some("hunter2".into()),
+            ..Default::default()
+        },
+        v19,
+    );
+    let _ = desktop.reply(79);
+    assert!(
+        router.wait_stderr("SetAgentStateReq", Duration::from_secs(5)),
+        "{}",
+        router.stderr_text()
+    );
+    assert!(!router.stderr_text().contains("hunter2"));
 
     // The wallboard may not: 12, nothing sent upstream.
     wallboard.send(query(5));
@@ -156,7 +176,11 @@ fn a_desktop_controls_through_the_router_and_others_see_nothing_of_it() {
         wallboard.expect_failure_conf(WAIT),
         (5, status::E_CTI_FUNCTION_NOT_AVAILABLE)
     );
-    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "the query, the hold, the agent state"
+    );
     // And no CONF of the desktop's ever reached it: its next reply is its own.
     wallboard.heartbeat(WAIT);
     desktop.heartbeat(WAIT);

@@ -3,10 +3,12 @@
 //!
 //! * `routing` — the proxy rules on the routing cores wired together in
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
+//! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `loopback` — the router binary between raw clients and a fake CTI
 //!   Server over loopback.
 
 mod loopback;
 mod routing;
+mod scope;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");

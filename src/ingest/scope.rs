@@ -1,0 +1,349 @@
+//! Scope (docs/requests.md §4): a Client Events session acts only on its own
+//! agent, that agent's device and the calls the device takes part in.
+//! Upstream every request comes from the router's one session, which must
+//! name the agent: the agent fields a request's layout carries
+//! (docs/protocol.md §12.7) that are absent or empty are filled in from the
+//! session's OPEN_REQ, and a PeripheralID of 0 or 0xFFFFFFFF becomes the
+//! session's. No I/O here.
+
+use smallvec::SmallVec;
+
+use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey};
+use crate::proto::constants::NULL_PERIPHERAL_ID;
+use crate::proto::{CtiString, Message};
+use crate::session::server::ClientInfo;
+use crate::status::AgentView;
+
+/// Why a request is out of a session's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfScope {
+    /// It names another agent or device.
+    OtherAgent,
+    /// It names a call the agent's device is not part of.
+    NotCallParty,
+}
+
+/// The identity fields of one request, borrowed for filling in and checking.
+pub struct Identity<'m> {
+    pub peripheral_id: &'m mut u32,
+    pub agent_id: Option<&'m mut Option<CtiString>>,
+    pub agent_extension: Option<&'m mut Option<CtiString>>,
+    /// The agent's device (AgentInstrument, or the device a request acts on
+    /// where its layout names it otherwise).
+    pub agent_instrument: Option<&'m mut Option<CtiString>>,
+    /// The calls it acts on.
+    pub calls: SmallVec<[CallKey; 2]>,
+}
+
+/// NULL_CALL_ID: no call (single-step transfer or conference, an assist
+/// without a call).
+const NULL_CALL_ID: u32 = 0xFFFF_FFFF;
+
+fn call(id: u32, device_id_type: u16, device: &Option<CtiString>) -> Option<CallKey> {
+    let device = device.as_ref().filter(|d| !d.is_empty())?;
+    (id != NULL_CALL_ID).then(|| CallKey::new(id, device_id_type, device.as_bytes()))
+}
+
+fn calls<const N: usize>(named: [Option<CallKey>; N]) -> SmallVec<[CallKey; 2]> {
+    named.into_iter().flatten().collect()
+}
+
+/// A request on one call (ConnectionCallID + ConnectionDeviceID) from the
+/// agent's instrument.
+macro_rules! connection_call {
+    ($r:expr) => {
+        Identity {
+            calls: calls([call(
+                $r.connection_call_id,
+                $r.connection_device_id_type,
+                &$r.connection_device_id,
+            )]),
+            peripheral_id: &mut $r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut $r.agent_instrument),
+        }
+    };
+}
+
+/// A request on one call that names no agent.
+macro_rules! call_only {
+    ($r:expr) => {
+        Identity {
+            calls: calls([call(
+                $r.connection_call_id,
+                $r.connection_device_id_type,
+                &$r.connection_device_id,
+            )]),
+            peripheral_id: &mut $r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: None,
+        }
+    };
+}
+
+/// The identity fields of a Client Control or Call Data Update request
+/// (docs/protocol.md §12.7); `None` for other messages.
+pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
+    use Message as M;
+    let none = SmallVec::new();
+    Some(match m {
+        M::QueryAgentStateReq(r) => Identity {
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: Some(&mut r.agent_extension),
+            agent_instrument: Some(&mut r.agent_instrument),
+            calls: none,
+        },
+        M::SetAgentStateReq(r) => Identity {
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+            calls: none,
+        },
+        M::AlternateCallReq(r) => Identity {
+            calls: calls([
+                call(
+                    r.active_connection_call_id,
+                    r.active_connection_device_id_type,
+                    &r.active_connection_device_id,
+                ),
+                call(
+                    r.other_connection_call_id,
+                    r.other_connection_device_id_type,
+                    &r.other_connection_device_id,
+                ),
+            ]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::ConferenceCallReq(r) => Identity {
+            calls: calls([
+                call(
+                    r.active_connection_call_id,
+                    r.active_connection_device_id_type,
+                    &r.active_connection_device_id,
+                ),
+                call(
+                    r.held_connection_call_id,
+                    r.held_connection_device_id_type,
+                    &r.held_connection_device_id,
+                ),
+            ]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::ReconnectCallReq(r) => Identity {
+            calls: calls([
+                call(
+                    r.active_connection_call_id,
+                    r.active_connection_device_id_type,
+                    &r.active_connection_device_id,
+                ),
+                call(
+                    r.held_connection_call_id,
+                    r.held_connection_device_id_type,
+                    &r.held_connection_device_id,
+                ),
+            ]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::TransferCallReq(r) => Identity {
+            calls: calls([
+                call(
+                    r.active_connection_call_id,
+                    r.active_connection_device_id_type,
+                    &r.active_connection_device_id,
+                ),
+                call(
+                    r.held_connection_call_id,
+                    r.held_connection_device_id_type,
+                    &r.held_connection_device_id,
+                ),
+            ]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::ConsultationCallReq(r) => Identity {
+            calls: calls([call(
+                r.active_connection_call_id,
+                r.active_connection_device_id_type,
+                &r.active_connection_device_id,
+            )]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::RetrieveCallReq(r) => Identity {
+            calls: calls([call(
+                r.held_connection_call_id,
+                r.held_connection_device_id_type,
+                &r.held_connection_device_id,
+            )]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::AnswerCallReq(r) => connection_call!(r),
+        M::ClearCallReq(r) => connection_call!(r),
+        M::ClearConnectionReq(r) => connection_call!(r),
+        M::DeflectCallReq(r) => connection_call!(r),
+        M::HoldCallReq(r) => connection_call!(r),
+        M::SendDtmfSignalReq(r) => connection_call!(r),
+        M::MakeCallReq(r) => device_only(&mut r.peripheral_id, &mut r.agent_instrument),
+        M::QueryDeviceInfoReq(r) => device_only(&mut r.peripheral_id, &mut r.agent_instrument),
+        M::SnapshotDeviceReq(r) => device_only(&mut r.peripheral_id, &mut r.agent_instrument),
+        M::MakePredictiveCallReq(r) => {
+            device_only(&mut r.peripheral_id, &mut r.originating_device_id)
+        }
+        M::SetDeviceAttributesReq(r) => device_only(&mut r.peripheral_id, &mut r.calling_device_id),
+        M::SupervisorAssistReq(r) => Identity {
+            calls: calls([call(
+                r.connection_call_id,
+                r.connection_device_id_type,
+                &r.connection_device_id,
+            )]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: Some(&mut r.agent_extension),
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::EmergencyCallReq(r) => Identity {
+            calls: calls([call(
+                r.connection_call_id,
+                r.connection_device_id_type,
+                &r.connection_device_id,
+            )]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: Some(&mut r.agent_extension),
+            agent_instrument: Some(&mut r.agent_instrument),
+        },
+        M::BadCallReq(r) => Identity {
+            calls: calls([call(
+                r.connection_call_id,
+                r.connection_device_id_type,
+                &r.connection_device_id,
+            )]),
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: None,
+            agent_instrument: None,
+        },
+        M::AgentGreetingControlReq(r) => Identity {
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: None,
+            agent_instrument: None,
+            calls: none,
+        },
+        M::SnapshotCallReq(r) => call_only!(r),
+        M::SetCallDataReq(r) => call_only!(r),
+        M::ReleaseCallReq(r) => call_only!(r),
+        _ => return None,
+    })
+}
+
+fn device_only<'m>(peripheral_id: &'m mut u32, device: &'m mut Option<CtiString>) -> Identity<'m> {
+    Identity {
+        peripheral_id,
+        agent_id: None,
+        agent_extension: None,
+        agent_instrument: Some(device),
+        calls: SmallVec::new(),
+    }
+}
+
+/// Who a Client Events session is: its OPEN_REQ's fields, completed with
+/// what the agent table knows of that agent (an agent that opened by
+/// instrument is also known by its AgentID once it has reported).
+pub struct Agent {
+    pub peripheral_id: u32,
+    pub agent_id: Option<CtiString>,
+    pub agent_extension: Option<CtiString>,
+    pub agent_instrument: Option<CtiString>,
+}
+
+impl Agent {
+    pub fn of(client: &ClientInfo, known: impl Fn(AgentKey) -> Option<AgentView>) -> Agent {
+        let given = |f: &Option<CtiString>| f.clone().filter(|s| !s.is_empty());
+        let mut agent = Agent {
+            peripheral_id: client.peripheral_id,
+            agent_id: given(&client.agent_id),
+            agent_extension: given(&client.agent_extension),
+            agent_instrument: given(&client.agent_instrument),
+        };
+        let view = [
+            (AgentField::Id, &agent.agent_id),
+            (AgentField::Extension, &agent.agent_extension),
+            (AgentField::Instrument, &agent.agent_instrument),
+        ]
+        .into_iter()
+        .find_map(|(field, value)| known(AgentKey::new(field, value.as_ref()?.as_bytes())));
+        if let Some(view) = view {
+            agent.agent_id = agent.agent_id.or(given(&view.agent_id));
+            agent.agent_extension = agent.agent_extension.or(given(&view.agent_extension));
+            agent.agent_instrument = agent.agent_instrument.or(given(&view.agent_instrument));
+        }
+        agent
+    }
+
+    /// The agent's device, as calls name their parties.
+    pub fn device(&self) -> Option<DeviceKey> {
+        self.agent_instrument
+            .as_ref()
+            .or(self.agent_extension.as_ref())
+            .map(|d| DeviceKey::device(d.as_bytes()))
+    }
+}
+
+/// Fill in a Client Events session's request and check it is in scope:
+/// every agent field it names is the session's agent's, and every call it
+/// names has the agent's device among its parties (`is_party`).
+pub fn fill_and_check(
+    id: Identity<'_>,
+    agent: &Agent,
+    is_party: impl Fn(CallKey, DeviceKey) -> bool,
+) -> Result<(), OutOfScope> {
+    if *id.peripheral_id == 0 || *id.peripheral_id == NULL_PERIPHERAL_ID {
+        *id.peripheral_id = agent.peripheral_id;
+    }
+    for (field, own) in [
+        (id.agent_id, &agent.agent_id),
+        (id.agent_extension, &agent.agent_extension),
+        (id.agent_instrument, &agent.agent_instrument),
+    ] {
+        let Some(field) = field else {
+            continue;
+        };
+        match (field.as_ref().filter(|s| !s.is_empty()), own) {
+            (None, own) => *field = own.clone(),
+            (Some(named), Some(own)) if named != own => return Err(OutOfScope::OtherAgent),
+            // Named, and either the session's own or a field of its agent
+            // the router has not learnt: the CTI Server decides.
+            (Some(_), _) => {}
+        }
+    }
+    if !id.calls.is_empty() {
+        let Some(device) = agent.device() else {
+            return Err(OutOfScope::NotCallParty);
+        };
+        if id.calls.iter().any(|&call| !is_party(call, device)) {
+            return Err(OutOfScope::NotCallParty);
+        }
+    }
+    Ok(())
+}
