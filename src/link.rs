@@ -27,6 +27,12 @@ pub enum ToShard {
         agent: Option<AgentView>,
         snapshot: Vec<Arc<Event>>,
     },
+    /// Ingest refused the session after all (its OPEN_REQ gets FAILURE_CONF
+    /// with this error, and it is closed).
+    OpenRefused {
+        session: SessionId,
+        error: RequestError,
+    },
     /// Ingest's answer to a MONITOR_START_REQ (`Err`: refused, FAILURE_CONF).
     MonitorStartResult {
         session: SessionId,

@@ -9,15 +9,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::core::{IngestCore, Links};
+use smallvec::SmallVec;
+
+use super::core::{Control, IngestCore, Links};
 use super::registry::{closed_event, opened_event, SessionMonitor, SessionRecord};
 use crate::event::Event;
-use crate::ids::Services;
+use crate::ids::{Services, SessionId};
 use crate::keys::InterestKey;
 use crate::link::{
     MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
 };
 use crate::proto::{RequestError, Version};
+use crate::session::server::ClientInfo;
 
 impl<L: Links> IngestCore<L> {
     /// One control message from a shard, in that shard's order, taken at `now`.
@@ -52,6 +55,11 @@ impl<L: Links> IngestCore<L> {
             self.interest.up(shard, key);
         }
         self.interest.count_session(shard, services, 1);
+        if let Err(error) = self.take_control(id, services, &client) {
+            // Its shard closes it and reports that like any close.
+            self.stage(shard, ToShard::OpenRefused { session: id, error });
+            return;
+        }
         let snapshot = if services.contains(Services::CLIENT_MONITOR) {
             self.registry.opened_events().filter_map(event_of).collect()
         } else {
@@ -84,6 +92,37 @@ impl<L: Links> IngestCore<L> {
         self.registry.insert(id, record);
     }
 
+    /// A Client Events session granted Client Control controls its
+    /// instrument (docs/requests.md §4): one held by a session of another
+    /// ClientID is refused with E_CTI_DEVICE_IN_USE; sessions of one
+    /// ClientID may share it.
+    fn take_control(
+        &mut self,
+        id: SessionId,
+        services: Services,
+        client: &ClientInfo,
+    ) -> Result<(), RequestError> {
+        let controls = services.contains(Services::CLIENT_EVENTS)
+            && (services.contains(Services::CLIENT_CONTROL)
+                || services.contains(Services::AGENT_STATE_CONTROL_ONLY));
+        let instrument = client.agent_instrument.as_ref().filter(|i| !i.is_empty());
+        let (true, Some(instrument)) = (controls, instrument) else {
+            return Ok(());
+        };
+        let control = self
+            .controllers
+            .entry(instrument.as_bytes().into())
+            .or_insert_with(|| Control {
+                client_id: client.client_id.clone(),
+                sessions: SmallVec::new(),
+            });
+        if control.client_id != client.client_id {
+            return Err(RequestError::DeviceInUse);
+        }
+        control.sessions.push(id);
+        Ok(())
+    }
+
     /// A session ended: drop its interest, end the session monitors that
     /// watched it, tell Client Monitor sessions.
     fn session_closed(&mut self, closed: SessionClosed, now: Instant) {
@@ -97,6 +136,10 @@ impl<L: Links> IngestCore<L> {
         for key in interest_down {
             self.interest.down(shard, key);
         }
+        self.controllers.retain(|_, control| {
+            control.sessions.retain(|s| *s != id);
+            !control.sessions.is_empty()
+        });
         self.release_closed_writer(id, now);
         self.interest.count_session(shard, services, -1);
         let (record, ended) = self.registry.remove(id);

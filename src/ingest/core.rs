@@ -24,7 +24,7 @@ use crate::link::ToShard;
 use crate::metrics::Metrics;
 use crate::proto::constants::{device_type, pg_status, system_event};
 use crate::proto::msg::SystemEvent;
-use crate::proto::{routing, DecodeError, Message, Version};
+use crate::proto::{routing, CtiString, DecodeError, Message, Version};
 use crate::status::{unix_time, PgStatus};
 
 /// Where ingest stages what it sends each shard, in order.
@@ -71,6 +71,16 @@ pub struct IngestCore<L> {
     /// The sessions that sent SET_CALL_DATA on each call and have not
     /// released it (RELEASE_CALL aggregation).
     pub call_data_writers: HashMap<WrittenCall, SmallVec<[SessionId; 2]>>,
+    /// Who controls each instrument (by its bytes).
+    pub controllers: HashMap<Box<[u8]>, Control>,
+}
+
+/// The client controlling one instrument (docs/requests.md §4).
+#[derive(Debug)]
+pub struct Control {
+    pub client_id: CtiString,
+    /// Its Client Events sessions with control there.
+    pub sessions: SmallVec<[SessionId; 1]>,
 }
 
 impl<L: Links> IngestCore<L> {
@@ -93,6 +103,7 @@ impl<L: Links> IngestCore<L> {
             upstream_version: Version::MAX,
             to_upstream: Vec::new(),
             call_data_writers: HashMap::new(),
+            controllers: HashMap::new(),
         }
     }
 

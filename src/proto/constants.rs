@@ -156,6 +156,7 @@ pub mod status {
     pub const E_CTI_FUNCTION_NOT_AVAILABLE: u32 = 12;
     pub const E_CTI_INVALID_CALLID: u32 = 13;
     pub const E_CTI_INVALID_AGENT_DATA: u32 = 8;
+    pub const E_CTI_DEVICE_IN_USE: u32 = 10;
     pub const E_CTI_NOT_CALL_PARTY: u32 = 35;
     pub const E_CTI_CTI_SERVER_OFFLINE: u32 = 15;
     pub const E_CTI_TIMEOUT: u32 = 16;

@@ -115,6 +115,9 @@ pub enum RequestError {
     InvalidAgentData,
     /// A Client Events session's request names a call its device is not in.
     NotCallParty,
+    /// OPEN_REQ: Client Control on an instrument a session of another
+    /// ClientID already controls.
+    DeviceInUse,
 }
 
 impl RequestError {
@@ -141,6 +144,7 @@ impl RequestError {
             RequestError::Timeout => status::E_CTI_TIMEOUT,
             RequestError::InvalidAgentData => status::E_CTI_INVALID_AGENT_DATA,
             RequestError::NotCallParty => status::E_CTI_NOT_CALL_PARTY,
+            RequestError::DeviceInUse => status::E_CTI_DEVICE_IN_USE,
         }
     }
 }

@@ -29,7 +29,9 @@ use crate::metrics::Metrics;
 use crate::proto::constants::msg;
 use crate::proto::RequestError;
 use crate::session::frames::FrameBuffer;
-use crate::session::server::{CloseReason, Context, Outcome, Phase, Session, SERVED_SERVICES};
+use crate::session::server::{
+    failure_conf, CloseReason, Context, Outcome, Phase, Session, SERVED_SERVICES,
+};
 use crate::status::{AgentView, PgStatus};
 
 /// Session ids are unique across the router (Client Monitor names sessions by them).
@@ -293,6 +295,7 @@ impl ShardCore {
                 agent,
                 snapshot,
             } => self.on_open_ack(session, agent, snapshot),
+            ToShard::OpenRefused { session, error } => self.on_open_refused(session, error),
             ToShard::MonitorStartResult {
                 session,
                 invoke_id,
@@ -517,6 +520,29 @@ impl ShardCore {
         if services.contains(Services::CLIENT_MONITOR) {
             self.client_monitor.push(slot);
         }
+        self.sessions.wake.push(id);
+        self.sessions.activated.push(id);
+    }
+
+    /// Ingest refused the session it held: FAILURE_CONF to its OPEN_REQ, then
+    /// the close (ingest hears of it as of any open session's).
+    fn on_open_refused(&mut self, id: SessionId, error: RequestError) {
+        let Some(conn) = self.sessions.get_mut(id) else {
+            return;
+        };
+        if !conn.held {
+            return;
+        }
+        // Still held (never activated, its Client Events keys still
+        // counted): closing lets its output go out all the same.
+        let ConnState { session, out, .. } = conn;
+        failure_conf(
+            &mut out.local,
+            session.version,
+            session.open_invoke_id,
+            error,
+        );
+        session.phase = Phase::Closing(CloseReason::OpenRejected(error));
         self.sessions.wake.push(id);
         self.sessions.activated.push(id);
     }

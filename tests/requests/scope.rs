@@ -214,3 +214,53 @@ fn an_all_events_session_may_act_on_any_agent() {
     assert_eq!(a.agent_instrument.as_ref().unwrap().as_bytes(), b"3002");
     assert_eq!(a.peripheral_id, NULL_PERIPHERAL_ID, "not filled in");
 }
+
+/// One instrument, one controlling client (docs/requests.md §4): a Client
+/// Events session of another ClientID asking for control of it is refused
+/// at OPEN with E_CTI_DEVICE_IN_USE and closed; sessions of the same
+/// ClientID share it, and watching without control is always allowed.
+#[test]
+fn a_second_client_controlling_the_same_instrument_is_refused_with_10() {
+    use ctirouter::proto::RequestError;
+    use ctirouter::session::server::CloseReason;
+    let mut r = router();
+    let first = desk(&mut r);
+    let same_client_again = desk(&mut r);
+    let other = |services: u32| {
+        OpenSpec {
+            agent_id: Some("1001".into()),
+            agent_instrument: Some("3001".into()),
+            peripheral_id: PID,
+            ..OpenSpec::new(V, services)
+        }
+        .client("other-desktop", b"")
+    };
+    let id = r.connect(0).unwrap();
+    r.send(id, V, other(DESK).request(9));
+    assert_eq!(
+        refusal(&mut r, id),
+        (msg::FAILURE_CONF, 9, status::E_CTI_DEVICE_IN_USE)
+    );
+    assert_eq!(
+        r.closed(id),
+        Some(CloseReason::OpenRejected(RequestError::DeviceInUse))
+    );
+    // Watching the same agent without control: fine.
+    let watcher = r.connect(0).unwrap();
+    r.send(watcher, V, other(service::CLIENT_EVENTS).request(10));
+    assert!(matches!(
+        decode(&r.received(watcher)[0]),
+        Message::OpenConf(_)
+    ));
+    // Once every session of the controlling client is gone, another may.
+    r.disconnect(first);
+    let id = r.connect(0).unwrap();
+    r.send(id, V, other(DESK).request(11));
+    assert_eq!(refusal(&mut r, id).2, status::E_CTI_DEVICE_IN_USE);
+    r.disconnect(same_client_again);
+    let id = r.connect(0).unwrap();
+    r.send(id, V, other(DESK).request(12));
+    assert!(
+        matches!(decode(&r.received(id)[0]), Message::OpenConf(c) if c.services_granted == DESK)
+    );
+}
