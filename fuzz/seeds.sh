@@ -17,7 +17,10 @@ for t in "${targets[@]}"; do mkdir -p "$corpus/$t"; done
 
 # Selector byte of request_decoders: index into ctirouter_fuzz::REQUESTS.
 declare -A request_index=(
-    [3]=0 [5]=1 [7]=2 [93]=3 [95]=4 [97]=5 [101]=6 [103]=7 [32]=8 [36]=9 [26]=10 [28]=11
+    [3]=0 [5]=1 [7]=2 [93]=3 [95]=4 [97]=5 [101]=6 [103]=7 [32]=8 [36]=9 [38]=10 [40]=11
+    [42]=12 [44]=13 [46]=14 [48]=15 [50]=16 [52]=17 [54]=18 [56]=19 [58]=20 [60]=21 [62]=22
+    [64]=23 [78]=24 [82]=25 [84]=26 [91]=27 [118]=28 [121]=29 [139]=30 [249]=31 [26]=32
+    [28]=33 [141]=34
 )
 # Split-stream seeds stay under ctirouter_fuzz::SPLIT_STREAM_MAX.
 split_max=1024

@@ -142,7 +142,7 @@ fn round_trip(m: &Message, version: Version) {
 // ---------------------------------------------------------------------------
 
 /// The client requests the router decodes, in `request_decoders` selector order.
-pub const REQUESTS: [u32; 12] = [
+pub const REQUESTS: [u32; 35] = [
     msg::OPEN_REQ,
     msg::HEARTBEAT_REQ,
     msg::CLOSE_REQ,
@@ -152,12 +152,36 @@ pub const REQUESTS: [u32; 12] = [
     msg::SESSION_MONITOR_START_REQ,
     msg::SESSION_MONITOR_STOP_REQ,
     msg::CLIENT_EVENT_REPORT_REQ,
+    // Client Control and Call Data Update (proxied to the CTI Server).
     msg::QUERY_AGENT_STATE_REQ,
+    msg::SET_AGENT_STATE_REQ,
+    msg::ALTERNATE_CALL_REQ,
+    msg::ANSWER_CALL_REQ,
+    msg::CLEAR_CALL_REQ,
+    msg::CLEAR_CONNECTION_REQ,
+    msg::CONFERENCE_CALL_REQ,
+    msg::CONSULTATION_CALL_REQ,
+    msg::DEFLECT_CALL_REQ,
+    msg::HOLD_CALL_REQ,
+    msg::MAKE_CALL_REQ,
+    msg::MAKE_PREDICTIVE_CALL_REQ,
+    msg::RECONNECT_CALL_REQ,
+    msg::RETRIEVE_CALL_REQ,
+    msg::TRANSFER_CALL_REQ,
+    msg::QUERY_DEVICE_INFO_REQ,
+    msg::SNAPSHOT_CALL_REQ,
+    msg::SNAPSHOT_DEVICE_REQ,
+    msg::SEND_DTMF_SIGNAL_REQ,
+    msg::SUPERVISOR_ASSIST_REQ,
+    msg::EMERGENCY_CALL_REQ,
+    msg::BAD_CALL_REQ,
+    msg::AGENT_GREETING_CONTROL_REQ,
     msg::SET_CALL_DATA_REQ,
     msg::RELEASE_CALL_REQ,
+    msg::SET_DEVICE_ATTRIBUTES_REQ,
 ];
 
-/// `request_decoders`: byte 0 picks a request type (`REQUESTS[b % 12]`), the
+/// `request_decoders`: byte 0 picks a request type (`REQUESTS[b % len]`), the
 /// rest is its body. OPEN_REQ is first decoded at the version peeked from its
 /// own body (as the session does); then every type is decoded at each version
 /// 13..=24.

@@ -4,10 +4,12 @@
 //! * `routing` — the proxy rules on the routing cores wired together in
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
+//! * `model` — random request sequences, each answered exactly once;
 //! * `loopback` — the router binary between raw clients and a fake CTI
 //!   Server over loopback.
 
 mod loopback;
+mod model;
 mod routing;
 mod scope;
 
