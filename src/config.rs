@@ -210,6 +210,23 @@ pub struct ClientEntry {
     /// (default `[requests] max_outstanding`).
     #[serde(default)]
     pub max_outstanding: Option<usize>,
+    /// What this client's All Events and Peripheral Monitor sessions may
+    /// act on (Client Events sessions act on their own agent only).
+    #[serde(default)]
+    pub control_scope: ControlScope,
+}
+
+/// `[[clients]] control_scope` (docs/requests.md §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlScope {
+    /// Any agent, device and call, as on the CTI Server.
+    #[default]
+    Any,
+    /// Only the devices and calls the session monitors.
+    Monitored,
+    /// Nothing: no request service is granted to such sessions.
+    None,
 }
 
 /// Requests proxied to the CTI Server (docs/requests.md §5).

@@ -11,7 +11,6 @@
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `pending` — requests proxied upstream and not answered yet
 //! * `proxy` — proxied requests: to the upstream, and replies back
-//! * `scope` — what a Client Events session's request may name
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
 //!   the I/O around the sans-IO `session::client`
@@ -26,7 +25,6 @@ pub mod pending;
 pub mod proxy;
 pub mod registry;
 pub mod replay;
-pub mod scope;
 pub mod sim_source;
 pub mod tracker;
 pub mod upstream;
@@ -80,9 +78,13 @@ pub async fn run(setup: IngestSetup) {
         )));
     }
     let stop = setup.stop.clone();
-    if config.replay.is_some() || config.upstream.is_some() {
-        // Offline until the upstream answers (or the recording says otherwise).
+    if config.replay.is_some() {
+        // Offline until the recording says otherwise.
         fanout.set_status(PgStatus::offline()).await;
+    } else if let Some(upstream) = &config.upstream {
+        fanout
+            .set_status(upstream::offline_before_first_open(upstream))
+            .await;
     }
     if let Some(replay) = &config.replay {
         replay::ReplaySource::new(replay)

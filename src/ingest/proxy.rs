@@ -14,7 +14,6 @@ use tracing::Level;
 
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending};
-use super::scope::{self, Agent, OutOfScope};
 use crate::ids::Services;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
@@ -24,6 +23,7 @@ use crate::proto::frame::{self, patch_invoke_id};
 use crate::proto::msg::{ControlFailureConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
+use crate::session::scope::{self, Agent, OutOfScope};
 use crate::session::server::{failure_conf, proxied_service, reply};
 
 /// The audit log's tracing target: one line per proxied request, with who

@@ -27,6 +27,18 @@ use crate::session::frames::FrameBuffer;
 use crate::session::pg_status;
 use crate::status::PgStatus;
 
+/// The status before the first upstream session opens: offline, with the
+/// request services the router asks for taken as granted, so a desktop that
+/// connects during startup (or, with the last grant kept, during a
+/// failover) has its Client Control: its requests get FAILURE_CONF(15)
+/// until the CTI Server is there, and (12) if it then grants less.
+pub fn offline_before_first_open(config: &UpstreamConfig) -> PgStatus {
+    PgStatus {
+        upstream_services: config.services(),
+        ..PgStatus::offline()
+    }
+}
+
 /// Longest wait for a TCP connect (an unreachable side must not hold up
 /// trying the other one).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,7 +108,9 @@ impl UpstreamSource {
 
     /// Hold the upstream session until `stop` is set, reconnecting on loss.
     pub async fn run(&mut self, fanout: &mut Fanout, stop: &AtomicBool) {
-        fanout.set_status(PgStatus::offline()).await;
+        fanout
+            .set_status(offline_before_first_open(&self.config))
+            .await;
         if self.config.sides.is_empty() {
             tracing::error!("upstream: no side A configured; nothing to connect to");
             let _ = until_stopped(stop, futures_lite::future::pending::<()>()).await;

@@ -11,9 +11,12 @@
 //! * `frames` — reassembly of a byte stream into whole frames
 //! * `backoff` — when and on which side to reconnect
 //! * `pg_status` — the PG status as the upstream tells it
+//! * `scope` — what a request names (agent, device, calls), and the rules of
+//!   what a session may act on
 
 pub mod backoff;
 pub mod client;
 pub mod frames;
 pub mod pg_status;
+pub mod scope;
 pub mod server;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{ClientEntry, Config};
+use crate::config::{ClientEntry, Config, ControlScope};
 use crate::event::MaskBit;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
@@ -190,6 +190,9 @@ pub struct Session {
     /// Proxied requests sent and not answered yet, and how many may be.
     pub outstanding: u32,
     pub max_outstanding: u32,
+    /// What its requests may act on when it is an All Events or Peripheral
+    /// Monitor session (its client's `control_scope`).
+    pub control_scope: ControlScope,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
@@ -244,6 +247,7 @@ impl Session {
             open_invoke_id: InvokeId(0),
             outstanding: 0,
             max_outstanding: 0,
+            control_scope: ControlScope::Any,
         }
     }
 
@@ -353,6 +357,7 @@ impl Session {
         self.idle_timeout = (req.idle_timeout != IDLE_TIMEOUT_DISABLED)
             .then(|| Duration::from_secs(req.idle_timeout as u64));
         self.open_invoke_id = InvokeId(req.invoke_id);
+        self.control_scope = entry.map_or(ControlScope::Any, |c| c.control_scope);
         self.max_outstanding = entry
             .and_then(|c| c.max_outstanding)
             .unwrap_or(ctx.config.requests.max_outstanding)
@@ -602,12 +607,25 @@ pub fn grant(requested: Services, ctx: &Context<'_>, entry: Option<&ClientEntry>
     let granted = Services(asked) & (ctx.served_services | upstream) & allowed;
     let real_upstream = ctx.config.upstream.is_some() && ctx.config.replay.is_none();
     if !real_upstream {
-        return granted;
+        return no_control_for_scope_none(granted, entry);
     }
     let listed = entry
         .filter(|c| c.services.is_some())
         .map_or(Services::NONE, |c| c.allowed_services());
-    Services(granted.bits() & !Services::PROXIED.bits()) | (granted & Services::PROXIED & listed)
+    let granted = Services(granted.bits() & !Services::PROXIED.bits())
+        | (granted & Services::PROXIED & listed);
+    no_control_for_scope_none(granted, entry)
+}
+
+/// `control_scope = "none"`: an All Events or Peripheral Monitor session
+/// of that client gets no request service.
+fn no_control_for_scope_none(granted: Services, entry: Option<&ClientEntry>) -> Services {
+    let watches_others = granted.bits() & (service::ALL_EVENTS | service::PERIPHERAL_MONITOR) != 0;
+    if watches_others && entry.is_some_and(|c| c.control_scope == ControlScope::None) {
+        Services(granted.bits() & !Services::PROXIED.bits())
+    } else {
+        granted
+    }
 }
 
 /// The OPEN_REQ checks of docs/design.md §4.3 (after the version check).

@@ -4,11 +4,21 @@
 //! the session's version with the client's InvokeID.
 
 use super::core::ShardCore;
-use crate::ids::{InvokeId, SessionId};
+use super::monitors::{Monitor, Watch};
+use crate::config::ControlScope;
+use crate::ids::{InvokeId, Services, SessionId};
+use crate::keys::DeviceKey;
 use crate::link::{ProxyRequest, ToIngest};
+use crate::proto::constants::control_failure;
+use crate::proto::msg::ControlFailureConf;
+use crate::proto::{DecodeOptions, Message, RequestError, Version};
+use crate::session::scope;
+use crate::session::server::{failure_conf, proxied_service, reply};
 
 impl ShardCore {
-    /// Send session `id`'s request (`body` as the client sent it) to ingest.
+    /// Send session `id`'s request (`body` as the client sent it) to ingest,
+    /// unless its client's `control_scope` is "monitored" and it names a
+    /// device or call the session does not monitor (docs/requests.md §4).
     pub(super) fn on_proxy(
         &mut self,
         id: SessionId,
@@ -19,6 +29,35 @@ impl ShardCore {
         let Some(conn) = self.sessions.get(id) else {
             return;
         };
+        let session = &conn.session;
+        let watches_others = session.services.contains(Services::ALL_EVENTS)
+            || session.services.contains(Services::PERIPHERAL_MONITOR);
+        if watches_others
+            && session.control_scope == ControlScope::Monitored
+            && !self.monitored(id, session.version, message_type, body)
+        {
+            let control = proxied_service(message_type) == Some(Services::CLIENT_CONTROL);
+            if let Some(conn) = self.sessions.get_mut(id) {
+                conn.session.request_done();
+            }
+            self.sessions.answer(id, |out, version| {
+                if control {
+                    reply(
+                        out,
+                        version,
+                        Message::from(ControlFailureConf {
+                            invoke_id: invoke_id.0,
+                            failure_code:
+                                control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
+                            ..Default::default()
+                        }),
+                    );
+                } else {
+                    failure_conf(out, version, invoke_id, RequestError::InvalidAgentData);
+                }
+            });
+            return;
+        }
         self.to_ingest.push(ToIngest::Request(ProxyRequest {
             shard: self.index,
             session: id,
@@ -27,6 +66,38 @@ impl ShardCore {
             message_type,
             body: body.into(),
         }));
+    }
+
+    /// Whether the device and calls a request names are ones session `id`
+    /// monitors: a device monitor on the device, and for each call a call
+    /// monitor on it or a device monitor associated with it.
+    fn monitored(&self, id: SessionId, version: Version, message_type: u32, body: &[u8]) -> bool {
+        let Ok(mut request) = Message::decode(message_type, body, version, DecodeOptions::STRICT)
+        else {
+            return false;
+        };
+        let Some(identity) = scope::identity(&mut request) else {
+            return true;
+        };
+        let monitors: Vec<&Monitor> = self
+            .monitors
+            .of_session(id)
+            .into_iter()
+            .filter_map(|m| self.monitors.get(m))
+            .collect();
+        let device = identity
+            .agent_instrument
+            .and_then(|d| d.as_ref().filter(|d| !d.is_empty()).cloned());
+        let device_ok = device.is_none_or(|d| {
+            let key = DeviceKey::device(d.as_bytes());
+            monitors.iter().any(|m| m.watch == Watch::Device(key))
+        });
+        device_ok
+            && identity.calls.iter().all(|&call| {
+                monitors
+                    .iter()
+                    .any(|m| m.watch == Watch::Call(call) || m.calls.contains(call))
+            })
     }
 
     /// Ingest's answer to one of session `id`'s requests. A session that

@@ -262,6 +262,7 @@ fn with_a_real_upstream_request_services_go_only_to_clients_listed_with_them() {
         password: String::new(),
         services,
         max_outstanding: None,
+        control_scope: Default::default(),
     };
     let mut r = router_with(1, |c| {
         c.upstream = Some(UpstreamConfig {
@@ -590,4 +591,23 @@ fn a_request_type_the_sessions_version_lacks_is_refused_with_48() {
         (9, status::E_CTI_INVALID_MSG_TYPE_FOR_VERSION)
     );
     assert!(r.upstream_received().is_empty());
+}
+
+/// A desktop that connects while the CTI Server is away keeps its grant
+/// (the last one known): its requests fail with 15 until the upstream is
+/// back, then go through, without reopening.
+#[test]
+fn a_session_opened_while_the_upstream_is_away_has_control_once_it_is_back() {
+    let mut r = router(1);
+    r.upstream_lost();
+    let id = open(&mut r, 0, Version::MAX, CONTROL);
+    r.send(id, Version::MAX, query(1));
+    assert_eq!(
+        failure(&mut r, id, Version::MAX),
+        (1, status::E_CTI_CTI_SERVER_OFFLINE)
+    );
+    r.upstream_back();
+    let _ = r.received(id);
+    r.send(id, Version::MAX, query(2));
+    assert_eq!(r.upstream_received().len(), 1);
 }

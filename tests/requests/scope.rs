@@ -264,3 +264,81 @@ fn a_second_client_controlling_the_same_instrument_is_refused_with_10() {
         matches!(decode(&r.received(id)[0]), Message::OpenConf(c) if c.services_granted == DESK)
     );
 }
+
+/// `control_scope` (docs/requests.md §3, §4) for All Events and Peripheral
+/// Monitor sessions: "monitored" = the devices and calls the session
+/// monitors; "none" = no request service at all.
+#[test]
+fn control_scope_limits_what_a_monitoring_session_may_act_on() {
+    use ctirouter::config::{ClientEntry, ControlScope};
+    use ctirouter::proto::constants::device_type;
+    use ctirouter::proto::msg::MonitorStartReq;
+    let entry = |id: &str, control_scope| ClientEntry {
+        client_id: id.into(),
+        password: String::new(),
+        services: None,
+        max_outstanding: None,
+        control_scope,
+    };
+    let mut config = Config::default();
+    config.runtime.shards = 1;
+    config.clients = vec![
+        entry("wallboard", ControlScope::Monitored),
+        entry("viewer", ControlScope::None),
+    ];
+    let mut r = MemRouter::new(config, &[PID]);
+    r.upstream_grants(Services(service::ALL_EVENTS | service::CLIENT_CONTROL));
+    let services = service::PERIPHERAL_MONITOR | service::CLIENT_CONTROL;
+    let open = |r: &mut MemRouter, client: &str| {
+        let id = r.connect(0).unwrap();
+        r.send(
+            id,
+            V,
+            OpenSpec::new(V, services).client(client, b"").request(1),
+        );
+        let Message::OpenConf(c) = decode(&r.received(id)[0]) else {
+            panic!()
+        };
+        (id, c.services_granted)
+    };
+    assert_eq!(open(&mut r, "viewer").1, service::PERIPHERAL_MONITOR);
+    let (id, granted) = open(&mut r, "wallboard");
+    assert_eq!(granted, services);
+    r.send(
+        id,
+        V,
+        MonitorStartReq {
+            invoke_id: 2,
+            peripheral_id: PID,
+            call_msg_mask: ALL_CALLS,
+            agent_state_mask: ALL_AGENTS,
+            monitored_device_type: device_type::DEVICE_IDENTIFIER,
+            monitored_device_id: Some("3001".into()),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        decode(&r.received(id)[0]),
+        Message::MonitorStartConf(_)
+    ));
+    r.upstream(delivered(MINE, "3001", "5551000", "3001", None));
+    r.upstream(delivered(OTHER, "3002", "5552000", "3002", None));
+    let _ = r.received(id);
+    // Its monitored device, and the call it is in: proxied.
+    r.send(id, V, answer(1, MINE, Some("3001")));
+    r.send(id, V, answer(2, MINE, None));
+    assert_eq!(sent(&mut r).len(), 2);
+    // Another device, or a call of another device: refused here.
+    let privilege = u32::from(control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE);
+    r.send(id, V, answer(3, OTHER, Some("3002")));
+    assert_eq!(
+        refusal(&mut r, id),
+        (msg::CONTROL_FAILURE_CONF, 3, privilege)
+    );
+    r.send(id, V, answer(4, OTHER, None));
+    assert_eq!(
+        refusal(&mut r, id),
+        (msg::CONTROL_FAILURE_CONF, 4, privilege)
+    );
+    assert!(sent(&mut r).is_empty());
+}

@@ -294,6 +294,7 @@ fn open_req_granted_nothing_by_the_client_list_is_refused_with_12_and_closed() {
             password: String::new(),
             services: Some(vec![ServiceName::ClientMonitor]),
             max_outstanding: None,
+            control_scope: Default::default(),
         }]
     });
     for v in VERSIONS {
