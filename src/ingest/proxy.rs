@@ -20,11 +20,11 @@ use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
-use crate::proto::msg::{ControlFailureConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
+use crate::proto::msg::{ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
 use crate::session::scope::{self, Agent, OutOfScope};
-use crate::session::server::{failure_conf, proxied_service, reply};
+use crate::session::server::{control_failure_conf, failure_conf, proxied_service, reply};
 
 /// The audit log's tracing target: one line per proxied request, with who
 /// sent it (ClientID, session), what it named (the request's fields), its
@@ -115,17 +115,13 @@ impl<L: Links> IngestCore<L> {
             if let Some(what) = &audit {
                 audit_line(what, "refused by the router: max_pending in flight", None);
             }
-            let mut out = Vec::new();
-            reply(
-                &mut out,
+            return self.answer_control_failure(
+                shard,
+                session,
                 version,
-                Message::from(ControlFailureConf {
-                    invoke_id: invoke_id.0,
-                    failure_code: control_failure::CF_SERVICE_BUSY,
-                    ..Default::default()
-                }),
+                invoke_id,
+                control_failure::CF_SERVICE_BUSY,
             );
-            return self.answer(shard, session, out);
         }
         // Decoded at the session's version (its shard checked it does),
         // scoped, and re-encoded at the upstream's.
@@ -142,17 +138,13 @@ impl<L: Links> IngestCore<L> {
                 audit_line(what, &format!("out of the session's scope: {error}"), None);
             }
             if proxied_service(message_type) == Some(Services::CLIENT_CONTROL) {
-                let mut out = Vec::new();
-                reply(
-                    &mut out,
+                return self.answer_control_failure(
+                    shard,
+                    session,
                     version,
-                    Message::from(ControlFailureConf {
-                        invoke_id: invoke_id.0,
-                        failure_code: control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
-                        ..Default::default()
-                    }),
+                    invoke_id,
+                    control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
                 );
-                return self.answer(shard, session, out);
             }
             return refuse(self, error);
         }
@@ -441,6 +433,19 @@ impl<L: Links> IngestCore<L> {
     ) {
         let mut out = Vec::new();
         failure_conf(&mut out, version, invoke_id, error);
+        self.answer(shard, session, out);
+    }
+
+    fn answer_control_failure(
+        &mut self,
+        shard: usize,
+        session: SessionId,
+        version: Version,
+        invoke_id: InvokeId,
+        code: u16,
+    ) {
+        let mut out = Vec::new();
+        control_failure_conf(&mut out, version, invoke_id, code);
         self.answer(shard, session, out);
     }
 

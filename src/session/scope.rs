@@ -83,6 +83,31 @@ macro_rules! call_only {
     };
 }
 
+/// A request on the active call and the held one (a single-step transfer or
+/// conference names no held call), from the agent's instrument.
+macro_rules! active_and_held {
+    ($r:expr) => {
+        Identity {
+            calls: calls([
+                call(
+                    $r.active_connection_call_id,
+                    $r.active_connection_device_id_type,
+                    &$r.active_connection_device_id,
+                ),
+                call(
+                    $r.held_connection_call_id,
+                    $r.held_connection_device_id_type,
+                    &$r.held_connection_device_id,
+                ),
+            ]),
+            peripheral_id: &mut $r.peripheral_id,
+            agent_id: None,
+            agent_extension: None,
+            agent_instrument: Some(&mut $r.agent_instrument),
+        }
+    };
+}
+
 /// The identity fields of a Client Control or Call Data Update request
 /// (docs/protocol.md §12.7); `None` for other messages.
 pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
@@ -121,60 +146,9 @@ pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
             agent_extension: None,
             agent_instrument: Some(&mut r.agent_instrument),
         },
-        M::ConferenceCallReq(r) => Identity {
-            calls: calls([
-                call(
-                    r.active_connection_call_id,
-                    r.active_connection_device_id_type,
-                    &r.active_connection_device_id,
-                ),
-                call(
-                    r.held_connection_call_id,
-                    r.held_connection_device_id_type,
-                    &r.held_connection_device_id,
-                ),
-            ]),
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: None,
-            agent_extension: None,
-            agent_instrument: Some(&mut r.agent_instrument),
-        },
-        M::ReconnectCallReq(r) => Identity {
-            calls: calls([
-                call(
-                    r.active_connection_call_id,
-                    r.active_connection_device_id_type,
-                    &r.active_connection_device_id,
-                ),
-                call(
-                    r.held_connection_call_id,
-                    r.held_connection_device_id_type,
-                    &r.held_connection_device_id,
-                ),
-            ]),
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: None,
-            agent_extension: None,
-            agent_instrument: Some(&mut r.agent_instrument),
-        },
-        M::TransferCallReq(r) => Identity {
-            calls: calls([
-                call(
-                    r.active_connection_call_id,
-                    r.active_connection_device_id_type,
-                    &r.active_connection_device_id,
-                ),
-                call(
-                    r.held_connection_call_id,
-                    r.held_connection_device_id_type,
-                    &r.held_connection_device_id,
-                ),
-            ]),
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: None,
-            agent_extension: None,
-            agent_instrument: Some(&mut r.agent_instrument),
-        },
+        M::ConferenceCallReq(r) => active_and_held!(r),
+        M::ReconnectCallReq(r) => active_and_held!(r),
+        M::TransferCallReq(r) => active_and_held!(r),
         M::ConsultationCallReq(r) => Identity {
             calls: calls([call(
                 r.active_connection_call_id,

@@ -225,6 +225,20 @@ pub fn failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: InvokeId, er
     );
 }
 
+/// Append CONTROL_FAILURE_CONF(InvokeID, FailureCode) (docs/protocol.md §5.12).
+pub fn control_failure_conf(out: &mut Vec<u8>, version: Version, invoke_id: InvokeId, code: u16) {
+    push(
+        out,
+        version,
+        ControlFailureConf {
+            invoke_id: invoke_id.0,
+            failure_code: code,
+            ..Default::default()
+        }
+        .into(),
+    );
+}
+
 /// Append FAILURE_EVENT(status).
 pub fn failure_event(out: &mut Vec<u8>, version: Version, status: u32) {
     push(out, version, FailureEvent { status, text: None }.into());
@@ -505,16 +519,7 @@ impl Session {
             return Outcome::Continue;
         }
         if self.outstanding >= self.max_outstanding {
-            push(
-                out,
-                v,
-                ControlFailureConf {
-                    invoke_id: invoke.0,
-                    failure_code: control_failure::CF_SERVICE_BUSY,
-                    ..Default::default()
-                }
-                .into(),
-            );
+            control_failure_conf(out, v, invoke, control_failure::CF_SERVICE_BUSY);
             return Outcome::Continue;
         }
         self.outstanding += 1;

@@ -10,10 +10,9 @@ use crate::ids::{InvokeId, Services, SessionId};
 use crate::keys::DeviceKey;
 use crate::link::{ProxyRequest, ToIngest};
 use crate::proto::constants::control_failure;
-use crate::proto::msg::ControlFailureConf;
 use crate::proto::{DecodeOptions, Message, RequestError, Version};
 use crate::session::scope;
-use crate::session::server::{failure_conf, proxied_service, reply};
+use crate::session::server::{control_failure_conf, failure_conf, proxied_service};
 
 impl ShardCore {
     /// Send session `id`'s request (`body` as the client sent it) to ingest,
@@ -42,16 +41,8 @@ impl ShardCore {
             }
             self.sessions.answer(id, |out, version| {
                 if control {
-                    reply(
-                        out,
-                        version,
-                        Message::from(ControlFailureConf {
-                            invoke_id: invoke_id.0,
-                            failure_code:
-                                control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
-                            ..Default::default()
-                        }),
-                    );
+                    let code = control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE;
+                    control_failure_conf(out, version, invoke_id, code);
                 } else {
                     failure_conf(out, version, invoke_id, RequestError::InvalidAgentData);
                 }
