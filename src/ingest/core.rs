@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use super::call_data::CallDataWriters;
 use super::interest::{Interest, ShardMask};
 use super::pending::PendingTable;
-use super::proxy::WrittenCall;
 use super::registry::Registry;
 use super::tracker::CallTracker;
 use crate::config::RequestsConfig;
@@ -70,7 +70,7 @@ pub struct IngestCore<L> {
     pub to_upstream: Vec<u8>,
     /// The sessions that sent SET_CALL_DATA on each call and have not
     /// released it (RELEASE_CALL aggregation).
-    pub call_data_writers: HashMap<WrittenCall, SmallVec<[SessionId; 2]>>,
+    pub call_data_writers: CallDataWriters,
     /// Who controls each instrument (by its bytes).
     pub controllers: HashMap<Box<[u8]>, Control>,
 }
@@ -102,7 +102,7 @@ impl<L: Links> IngestCore<L> {
             ),
             upstream_version: Version::MAX,
             to_upstream: Vec::new(),
-            call_data_writers: HashMap::new(),
+            call_data_writers: CallDataWriters::default(),
             controllers: HashMap::new(),
         }
     }

@@ -10,6 +10,7 @@
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `pending` — requests proxied upstream and not answered yet
+//! * `call_data` — who writes call data on which call (RELEASE_CALL aggregation)
 //! * `proxy` — proxied requests: to the upstream, and replies back
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
@@ -17,6 +18,7 @@
 //! * `replay` — a recorded stream file as an event source
 
 pub mod agents;
+pub mod call_data;
 pub mod control;
 pub mod core;
 pub mod fanout;

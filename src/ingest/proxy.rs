@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tracing::Level;
 
+use super::call_data::WrittenCall;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending};
 use crate::ids::Services;
@@ -31,31 +32,6 @@ use crate::session::server::{control_failure_conf, failure_conf, proxied_service
 /// result and latency. Upstream every request looks like the router's, so
 /// this is the only record of who did what (docs/requests.md §4).
 pub const AUDIT_TARGET: &str = "ctirouter::audit";
-
-/// A call as SET_CALL_DATA_REQ and RELEASE_CALL_REQ name it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WrittenCall {
-    peripheral_id: u32,
-    call_id: u32,
-    device_id_type: u16,
-    device_id: Box<[u8]>,
-}
-
-impl WrittenCall {
-    fn of(
-        peripheral_id: u32,
-        call_id: u32,
-        device_id_type: u16,
-        device: Option<&CtiString>,
-    ) -> Self {
-        WrittenCall {
-            peripheral_id,
-            call_id,
-            device_id_type,
-            device_id: device.map(|d| d.as_bytes().into()).unwrap_or_default(),
-        }
-    }
-}
 
 impl<L: Links> IngestCore<L> {
     /// A request a session's checks passed: refuse it here, or send it
@@ -348,15 +324,7 @@ impl<L: Links> IngestCore<L> {
             release.connection_device_id_type,
             release.connection_device_id.as_ref(),
         );
-        let Some(writers) = self.call_data_writers.get_mut(&call) else {
-            return false;
-        };
-        writers.retain(|s| *s != session);
-        if writers.is_empty() {
-            self.call_data_writers.remove(&call);
-            return false;
-        }
-        true
+        self.call_data_writers.release(&call, session)
     }
 
     /// Session `session` sent SET_CALL_DATA on the call `body` names.
@@ -370,26 +338,14 @@ impl<L: Links> IngestCore<L> {
             set.connection_device_id_type,
             set.connection_device_id.as_ref(),
         );
-        let writers = self.call_data_writers.entry(call).or_default();
-        if !writers.contains(&session) {
-            writers.push(session);
-        }
+        self.call_data_writers.wrote(call, session);
     }
 
     /// Session `session` closed: on each call where it was the last writer
     /// of call data, the router releases the call itself (the reply is
     /// dropped); where others write on, it just leaves.
     pub(super) fn release_closed_writer(&mut self, session: SessionId, now: Instant) {
-        let mut released = Vec::new();
-        self.call_data_writers.retain(|call, writers| {
-            let before = writers.len();
-            writers.retain(|s| *s != session);
-            if writers.is_empty() && before > 0 {
-                released.push(call.clone());
-                return false;
-            }
-            true
-        });
+        let released = self.call_data_writers.closed(session);
         let online = self.status.pg_status & pg_status::CTI_SERVER_OFFLINE == 0;
         for call in released {
             if !online || self.pending.is_full() {
