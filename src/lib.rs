@@ -14,12 +14,14 @@
 //!   the keys an event must reach, an event as it crosses cores
 //!   (`Arc<Event>`), a call's data and bracket facts, PG status
 //! * [`session`] — sans-IO GED-188 sessions: server side (downstream
-//!   clients), client side (upstream), frame reassembly, backoff, PG status
+//!   clients), client side (upstream), frame reassembly, backoff, PG status,
+//!   and what a request names and may act on (scope)
 //! * [`ring`] — ingest ⇄ shard transport (batched SPSC + doorbell)
 //! * [`link`] — the messages between cores (`ToShard`, `ToIngest`)
 //! * [`ingest`] — the ingest core: [`ingest::core::IngestCore`] (routing
-//!   state and rules, sans I/O) and its driver (event sources, fan-out to
-//!   the rings, the control loop)
+//!   state and rules, requests proxied to the CTI Server and their pending
+//!   table, sans I/O) and its driver (event sources, fan-out to the rings,
+//!   the control loop)
 //! * [`shard`] — a shard core: [`shard::core::ShardCore`] (sessions,
 //!   monitor index, dispatch, monitor requests, sans I/O) and its driver
 //!   (listener, connection tasks, ring drain)
