@@ -23,9 +23,11 @@ use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
 use crate::proto::msg::{ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
-use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
+use crate::proto::{CtiString, DecodeOptions, Message, RequestError, Version};
 use crate::session::scope::{self, Agent, OutOfScope};
-use crate::session::server::{control_failure_conf, failure_conf, proxied_service, reply};
+use crate::session::server::{
+    control_failure_conf, failure_conf, may_request, proxied_service, reply,
+};
 
 /// The audit log's tracing target: one line per proxied request, with who
 /// sent it (ClientID, session), what it named (the request's fields), its
@@ -45,7 +47,10 @@ impl<L: Links> IngestCore<L> {
             message_type,
             body,
         } = request;
-        let audit = self.describe_request(session, version, message_type, &body);
+        // Decoded once, at the session's version (its shard checked it
+        // decodes): scoped, audited, aggregated, re-encoded at the upstream's.
+        let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
+        let audit = self.describe_request(session, version, message_type, decoded.as_ref().ok());
         let refuse = |core: &mut Self, error: RequestError| {
             if let Some(what) = &audit {
                 audit_line(what, &format!("refused by the router: {error}"), None);
@@ -55,20 +60,13 @@ impl<L: Links> IngestCore<L> {
         if self.status.pg_status & pg_status::CTI_SERVER_OFFLINE != 0 {
             return refuse(self, RequestError::ServerOffline);
         }
-        let granted = proxied_service(message_type)
-            .is_some_and(|needs| self.status.upstream_services.contains(needs));
-        let agent_state_only = matches!(
-            message_type,
-            msg::QUERY_AGENT_STATE_REQ | msg::SET_AGENT_STATE_REQ
-        ) && self
-            .status
-            .upstream_services
-            .contains(crate::ids::Services::AGENT_STATE_CONTROL_ONLY);
-        if !granted && !agent_state_only {
+        if !may_request(self.status.upstream_services, message_type) {
             return refuse(self, RequestError::NotAvailable);
         }
-        if message_type == msg::RELEASE_CALL_REQ && self.release_for_others(session, version, &body)
-        {
+        let Ok(mut request) = decoded else {
+            return refuse(self, RequestError::BadFormat);
+        };
+        if self.release_for_others(session, &request) {
             // Others still write data on this call: theirs to release.
             if let Some(what) = &audit {
                 audit_line(
@@ -99,12 +97,6 @@ impl<L: Links> IngestCore<L> {
                 control_failure::CF_SERVICE_BUSY,
             );
         }
-        // Decoded at the session's version (its shard checked it does),
-        // scoped, and re-encoded at the upstream's.
-        let Ok(mut request) = Message::decode(message_type, &body, version, DecodeOptions::STRICT)
-        else {
-            return refuse(self, RequestError::BadFormat);
-        };
         if let Err(out_of_scope) = self.scope(session, &mut request) {
             let error = match out_of_scope {
                 OutOfScope::OtherAgent => RequestError::InvalidAgentData,
@@ -125,32 +117,18 @@ impl<L: Links> IngestCore<L> {
             return refuse(self, error);
         }
         let start = self.to_upstream.len();
-        let encoded = match &request {
-            // No typed layout: passed as it came when the versions agree.
-            Message::Raw(_) => {
-                let mut from_client = Vec::with_capacity(frame::HEADER_LEN + body.len());
-                frame::push_frame(&mut from_client, message_type, &body);
-                matches!(
-                    transcode(
-                        &from_client,
-                        version,
-                        self.upstream_version,
-                        &mut self.to_upstream
-                    ),
-                    Ok(Transcoded::Written(_))
-                )
-            }
-            typed => typed
-                .encode(self.upstream_version, &mut self.to_upstream)
-                .is_ok(),
-        };
+        // Every proxied request type has a typed layout (tests/codec pins
+        // it), so this is a true re-encoding.
+        let encoded = request
+            .encode(self.upstream_version, &mut self.to_upstream)
+            .is_ok();
         if !encoded {
             // Not a request the upstream's version has.
             self.to_upstream.truncate(start);
             return refuse(self, RequestError::NotAvailable);
         }
-        if message_type == msg::SET_CALL_DATA_REQ {
-            self.note_call_data_writer(session, version, &body);
+        if let Message::SetCallDataReq(set) = &request {
+            self.note_call_data_writer(session, set);
         }
         let upstream_invoke = self.pending.insert(Pending {
             asker: Asker::Session {
@@ -277,7 +255,7 @@ impl<L: Links> IngestCore<L> {
         session: SessionId,
         version: Version,
         message_type: u32,
-        body: &[u8],
+        request: Option<&Message>,
     ) -> Option<Box<str>> {
         if !tracing::enabled!(target: AUDIT_TARGET, Level::INFO) {
             return None;
@@ -287,19 +265,16 @@ impl<L: Links> IngestCore<L> {
             .get(session)
             .map(|r| String::from_utf8_lossy(r.client.client_id.as_bytes()).into_owned())
             .unwrap_or_default();
-        let request =
-            match Message::decode(message_type, body, version, DecodeOptions::COUNTS_UNCHECKED) {
-                Ok(mut m) => {
-                    // Never a password in the log.
-                    if let Message::SetAgentStateReq(r) = &mut m {
-                        if r.agent_password.is_some() {
-                            r.agent_password = Some("(hidden)".into());
-                        }
-                    }
-                    format!("{m:?}")
-                }
-                Err(_) => format!("message type {message_type}"),
-            };
+        let request = match request {
+            // Never a password in the log.
+            Some(Message::SetAgentStateReq(r)) if r.agent_password.is_some() => {
+                let mut r = r.clone();
+                r.agent_password = Some("(hidden)".into());
+                format!("{:?}", Message::from(r))
+            }
+            Some(m) => format!("{m:?}"),
+            None => format!("message type {message_type}"),
+        };
         Some(
             format!(
                 "client={client:?} session={} v{version} {request}",
@@ -312,10 +287,11 @@ impl<L: Links> IngestCore<L> {
     /// RELEASE_CALL aggregation (docs/requests.md §5): the CTI Server sees
     /// one client, so a RELEASE_CALL goes upstream only from the last
     /// session that sent SET_CALL_DATA on the call. Session `session`
-    /// releases the call `body` names: whether others still write on it
+    /// releases the call `request` names (if it is a RELEASE_CALL): whether
+    /// others still write on it
     /// (then it is answered here).
-    fn release_for_others(&mut self, session: SessionId, version: Version, body: &[u8]) -> bool {
-        let Ok(release) = ReleaseCallReq::decode_body(body, version, DecodeOptions::STRICT) else {
+    fn release_for_others(&mut self, session: SessionId, request: &Message) -> bool {
+        let Message::ReleaseCallReq(release) = request else {
             return false;
         };
         let call = WrittenCall::of(
@@ -327,11 +303,8 @@ impl<L: Links> IngestCore<L> {
         self.call_data_writers.release(&call, session)
     }
 
-    /// Session `session` sent SET_CALL_DATA on the call `body` names.
-    fn note_call_data_writer(&mut self, session: SessionId, version: Version, body: &[u8]) {
-        let Ok(set) = SetCallDataReq::decode_body(body, version, DecodeOptions::STRICT) else {
-            return;
-        };
+    /// Session `session` sent SET_CALL_DATA on the call `set` names.
+    fn note_call_data_writer(&mut self, session: SessionId, set: &SetCallDataReq) {
         let call = WrittenCall::of(
             set.peripheral_id,
             set.connection_call_id,

@@ -108,6 +108,24 @@ macro_rules! active_and_held {
     };
 }
 
+/// A request on one (optional) call that may name the agent by any field
+/// (SUPERVISOR_ASSIST, EMERGENCY_CALL).
+macro_rules! call_and_agent {
+    ($r:expr) => {
+        Identity {
+            calls: calls([call(
+                $r.connection_call_id,
+                $r.connection_device_id_type,
+                &$r.connection_device_id,
+            )]),
+            peripheral_id: &mut $r.peripheral_id,
+            agent_id: Some(&mut $r.agent_id),
+            agent_extension: Some(&mut $r.agent_extension),
+            agent_instrument: Some(&mut $r.agent_instrument),
+        }
+    };
+}
+
 /// The identity fields of a Client Control or Call Data Update request
 /// (docs/protocol.md §12.7); `None` for other messages.
 pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
@@ -184,28 +202,8 @@ pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
             device_only(&mut r.peripheral_id, &mut r.originating_device_id)
         }
         M::SetDeviceAttributesReq(r) => device_only(&mut r.peripheral_id, &mut r.calling_device_id),
-        M::SupervisorAssistReq(r) => Identity {
-            calls: calls([call(
-                r.connection_call_id,
-                r.connection_device_id_type,
-                &r.connection_device_id,
-            )]),
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: Some(&mut r.agent_id),
-            agent_extension: Some(&mut r.agent_extension),
-            agent_instrument: Some(&mut r.agent_instrument),
-        },
-        M::EmergencyCallReq(r) => Identity {
-            calls: calls([call(
-                r.connection_call_id,
-                r.connection_device_id_type,
-                &r.connection_device_id,
-            )]),
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: Some(&mut r.agent_id),
-            agent_extension: Some(&mut r.agent_extension),
-            agent_instrument: Some(&mut r.agent_instrument),
-        },
+        M::SupervisorAssistReq(r) => call_and_agent!(r),
+        M::EmergencyCallReq(r) => call_and_agent!(r),
         M::BadCallReq(r) => Identity {
             calls: calls([call(
                 r.connection_call_id,

@@ -496,12 +496,7 @@ impl Session {
     fn on_proxied_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
         let (t, body, v) = (frame.message_type, frame.body, self.version);
         let invoke = invoke_id(body);
-        let granted = proxied_service(t).is_some_and(|needs| {
-            self.services.contains(needs)
-                || (needs == Services::CLIENT_CONTROL
-                    && is_agent_state_request(t)
-                    && self.services.contains(Services::AGENT_STATE_CONTROL_ONLY))
-        });
+        let granted = may_request(self.services, t);
         if !granted {
             failure_conf(out, v, invoke, RequestError::NotAvailable);
             return Outcome::Continue;
@@ -584,12 +579,18 @@ pub fn proxied_service(message_type: u32) -> Option<Services> {
     }
 }
 
-/// QUERY_AGENT_STATE_REQ and SET_AGENT_STATE_REQ: what AGENT_STATE_CONTROL_ONLY allows.
-fn is_agent_state_request(message_type: u32) -> bool {
-    matches!(
+/// Whether `granted` services allow a proxied request of this type: its
+/// service, or for QUERY/SET_AGENT_STATE agent-state control only. (The
+/// same rule for a session's grant and for the router's grant upstream.)
+pub fn may_request(granted: Services, message_type: u32) -> bool {
+    let agent_state = matches!(
         message_type,
         msg::QUERY_AGENT_STATE_REQ | msg::SET_AGENT_STATE_REQ
-    )
+    );
+    proxied_service(message_type).is_some_and(|needs| {
+        granted.contains(needs)
+            || (agent_state && granted.contains(Services::AGENT_STATE_CONTROL_ONLY))
+    })
 }
 
 /// The services an OPEN_REQ is granted (docs/design.md §4.3): what it asks
