@@ -78,7 +78,13 @@ impl UpstreamBell {
             if self.rung.replace(false) {
                 Poll::Ready(())
             } else {
-                self.waker.set(Some(cx.waker().clone()));
+                // Polled on every turn of the upstream loop: keep the waker
+                // it already holds when it is the same task's.
+                let waker = match self.waker.take() {
+                    Some(w) if w.will_wake(cx.waker()) => w,
+                    _ => cx.waker().clone(),
+                };
+                self.waker.set(Some(waker));
                 Poll::Pending
             }
         })
@@ -170,6 +176,9 @@ impl Fanout {
     /// task writes them).
     pub fn take_upstream_requests(&self, out: &mut Vec<u8>) {
         let mut core = self.core.borrow_mut();
+        if core.to_upstream.is_empty() {
+            return;
+        }
         if out.is_empty() {
             std::mem::swap(out, &mut core.to_upstream);
         } else {

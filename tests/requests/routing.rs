@@ -611,3 +611,19 @@ fn a_session_opened_while_the_upstream_is_away_has_control_once_it_is_back() {
     r.send(id, Version::MAX, query(2));
     assert_eq!(r.upstream_received().len(), 1);
 }
+
+/// The CTI Server comes back granting less than before: a session granted
+/// Client Control earlier is refused with 12 by the router, nothing is sent.
+#[test]
+fn a_service_the_upstream_no_longer_grants_is_refused_with_12() {
+    let mut r = router(1);
+    let id = open(&mut r, 0, Version::MAX, CONTROL);
+    r.upstream_grants(Services::ALL_EVENTS);
+    let _ = r.received(id);
+    r.send(id, Version::MAX, query(4));
+    assert_eq!(
+        failure(&mut r, id, Version::MAX),
+        (4, status::E_CTI_FUNCTION_NOT_AVAILABLE)
+    );
+    assert!(r.upstream_received().is_empty());
+}
