@@ -60,6 +60,13 @@ pub struct Metrics {
     pub at_session_limit: AtomicBool,
     /// Likewise for `max_pending_opens`.
     pub at_pending_limit: AtomicBool,
+    /// Client connections the open-file limit leaves room for, counted by
+    /// `Router::start` once every core holds its descriptors (0: not
+    /// counted, no bound). Beyond it a new connection is closed at once, so
+    /// the process never runs out of descriptors for its upstream sockets.
+    pub connection_budget: AtomicU64,
+    /// Likewise for `connection_budget`.
+    pub at_connection_budget: AtomicBool,
     /// Fan-out latency: ingest received the event → its shard issued the
     /// batch's writes. Shards merge their local histograms in every ~100 ms.
     pub fanout_latency: Mutex<Option<Histogram<u64>>>,

@@ -89,6 +89,54 @@ fn builder(name: &str, core: Option<usize>, config: &Config) -> LocalExecutorBui
         .spin_before_park(config.runtime.spin_before_park())
 }
 
+/// Descriptors kept free beside the client connections: the upstream
+/// sockets of both sides and their reconnects, the shards' spare descriptors
+/// (`shard::listener`), files the router opens later.
+const DESCRIPTORS_KEPT: u64 = 16;
+
+/// Count the descriptors every core holds now and bound client connections
+/// to what the open-file limit leaves beside them and [`DESCRIPTORS_KEPT`]
+/// (`Metrics::connection_budget`). Left unbounded where the limit or the
+/// descriptors cannot be read.
+fn set_connection_budget(metrics: &Metrics) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // The directory's own descriptor is listed while it is read.
+    let nr_open = (dir.count() as u64).saturating_sub(1);
+    let nr_clients = metrics.nr_connected.load(Ordering::Relaxed);
+    let nr_router = nr_open.saturating_sub(nr_clients);
+    let budget = (limit.rlim_cur as u64).saturating_sub(nr_router + DESCRIPTORS_KEPT);
+    if budget == 0 {
+        tracing::warn!(
+            open_file_limit = limit.rlim_cur,
+            in_use = nr_router,
+            "the open-file limit leaves no room for client connections; raise it (ulimit -n)"
+        );
+    } else {
+        tracing::info!(
+            open_file_limit = limit.rlim_cur,
+            in_use = nr_router,
+            kept = DESCRIPTORS_KEPT,
+            "room for {budget} client connections under the open-file limit"
+        );
+    }
+    // 0 would mean "no bound": a limit that leaves none still admits one.
+    metrics
+        .connection_budget
+        .store(budget.max(1), Ordering::Relaxed);
+}
+
 /// Reserve the listen address (resolving port 0) without listening on it, so
 /// every shard binds the same port with SO_REUSEPORT.
 fn reserve(listen: SocketAddr) -> Result<(socket2::Socket, SocketAddr), RouterError> {
@@ -205,6 +253,7 @@ impl Router {
                 }
             }
         }
+        set_connection_budget(&metrics);
         Ok(Router {
             local_addr,
             metrics,

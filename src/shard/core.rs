@@ -338,14 +338,24 @@ impl ShardCore {
     pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> Option<SessionId> {
         let metrics = &self.metrics;
         Metrics::add(&metrics.nr_accepted, 1);
+        let budget = match metrics.connection_budget.load(Ordering::Relaxed) {
+            0 => u64::MAX,
+            n => n,
+        };
+        if !take_one(&metrics.nr_connected, budget) {
+            Metrics::add(&metrics.nr_refused_fd_limit, 1);
+            if !metrics.at_connection_budget.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    connections = budget,
+                    "out of file descriptors for clients: the open-file limit leaves room for \
+                     {budget} connections; new ones are closed at once until some close"
+                );
+            }
+            return None;
+        }
         let max_pending = self.config.limits.max_pending_opens as u64;
-        let room = metrics
-            .nr_pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max_pending).then_some(n + 1)
-            })
-            .is_ok();
-        if !room {
+        if !take_one(&metrics.nr_pending, max_pending) {
+            self.connection_done();
             Metrics::add(&metrics.nr_refused_pending, 1);
             if !metrics.at_pending_limit.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -357,7 +367,6 @@ impl ShardCore {
         }
         let id = next_session_id();
         self.sessions.insert(ConnState::new(id, peer, now));
-        Metrics::add(&metrics.nr_connected, 1);
         Some(id)
     }
 
@@ -628,7 +637,7 @@ impl ShardCore {
         ] {
             list.retain(|&s| s != slot);
         }
-        Metrics::add_signed(&self.metrics.nr_connected, -1);
+        self.connection_done();
         if conn.was_open {
             self.release_session();
             self.to_ingest
@@ -649,12 +658,7 @@ impl ShardCore {
     fn reserve_session(&self) -> bool {
         let metrics = &self.metrics;
         let max = self.config.limits.max_sessions as u64;
-        let taken = metrics
-            .nr_sessions
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
+        let taken = take_one(&metrics.nr_sessions, max);
         if !taken && !metrics.at_session_limit.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 max_sessions = max,
@@ -678,6 +682,22 @@ impl ShardCore {
         );
     }
 
+    /// A connection's descriptor was given back.
+    fn connection_done(&self) {
+        let m = &self.metrics;
+        let budget = match m.connection_budget.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        leave_limit(
+            &m.nr_connected,
+            &m.at_connection_budget,
+            budget,
+            &m.nr_refused_fd_limit,
+            "the connections the open-file limit leaves room for",
+        );
+    }
+
     /// A connection stopped being one not yet open (it opened, or ended).
     fn pending_done(&self) {
         let m = &self.metrics;
@@ -691,6 +711,15 @@ impl ShardCore {
             "max_pending_opens",
         );
     }
+}
+
+/// Count one into a router-wide limit; false (nothing counted) at the limit.
+fn take_one(count: &AtomicU64, limit: u64) -> bool {
+    count
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 /// Count one out of a router-wide limit; the first time the count is below
