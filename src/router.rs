@@ -116,7 +116,7 @@ fn set_connection_budget(metrics: &Metrics) {
     let nr_open = (dir.count() as u64).saturating_sub(1);
     let nr_clients = metrics.nr_connected.load(Ordering::Relaxed);
     let nr_router = nr_open.saturating_sub(nr_clients);
-    let budget = (limit.rlim_cur as u64).saturating_sub(nr_router + DESCRIPTORS_KEPT);
+    let budget = limit.rlim_cur.saturating_sub(nr_router + DESCRIPTORS_KEPT);
     if budget == 0 {
         tracing::warn!(
             open_file_limit = limit.rlim_cur,
