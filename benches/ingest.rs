@@ -44,6 +44,7 @@ fn sim_frames(n: usize) -> Vec<Vec<u8>> {
         agents: 500,
         calls_per_sec: 40.0,
         peripheral_id: 5000,
+        ..SimConfig::default()
     });
     (0..n)
         .map(|_| {

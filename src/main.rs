@@ -317,6 +317,10 @@ struct SimPgArgs {
     /// PeripheralID of the simulated peripheral.
     #[arg(long, default_value_t = 5000)]
     peripheral_id: u32,
+    /// The last N agents start logged out and act only on requests (a
+    /// desktop drives them: their calls ring until answered).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    manual_agents: u32,
     /// Unsent bytes per client before it is dropped.
     #[arg(long, default_value_t = ctirouter::config::DEFAULT_OUTPUT_BOUND)]
     output_bound: usize,
@@ -406,6 +410,7 @@ fn sim_pg(args: SimPgArgs) -> Result<(), String> {
             agents: args.agents,
             calls_per_sec: args.calls_per_sec,
             peripheral_id: args.peripheral_id,
+            manual_agents: args.manual_agents,
         },
         speed: args.speed,
         output_bound: args.output_bound,

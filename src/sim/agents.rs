@@ -47,6 +47,13 @@ impl Simulator {
 
     /// The agent's call is over: wrap-up, or straight back to work or a break.
     pub(super) fn after_call(&mut self, a: u32) {
+        let agent = &mut self.world.agents[a as usize];
+        if agent.manual {
+            // Wrap-up until its desktop sets the next state.
+            let state = std::mem::replace(&mut agent.wrap_up, WORK_READY);
+            self.set_state(a, state, 0, Some(direction::IN));
+            return;
+        }
         match self.rng.pick(&AFTER_CALL) {
             choice @ (0 | 1) => {
                 let state = [WORK_READY, WORK_NOT_READY][choice];
@@ -90,7 +97,7 @@ impl Simulator {
             return;
         }
         self.world.push_available(a);
-        if self.rng.chance(BREAK_CHANCE) {
+        if !self.world.agents[a as usize].manual && self.rng.chance(BREAK_CHANCE) {
             let wait = self.world.timing.draw(&mut self.rng, secs::BREAK_START);
             self.schedule_agent(a, wait, AgentStep::Break);
         }

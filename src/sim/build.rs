@@ -63,12 +63,14 @@ pub struct CallRef<'a> {
 }
 
 impl Call {
-    /// The inbound call's identity.
+    /// The call's identity: an inbound call is named by its trunk, a call an
+    /// agent placed by the agent's instrument.
     pub fn primary<'a>(&self, world: &'a World) -> CallRef<'a> {
-        CallRef {
-            id: self.id,
-            dev: &world.trunks[self.trunk as usize].dev,
-        }
+        let dev = match world.agents.get(self.placed_by as usize) {
+            Some(agent) => &agent.ext,
+            None => &world.trunks[self.trunk as usize].dev,
+        };
+        CallRef { id: self.id, dev }
     }
 
     /// The consult call's identity: it was placed from the first agent's instrument.

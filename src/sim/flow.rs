@@ -3,9 +3,10 @@
 //! one pending timer; scheduling a new one makes any older one stale.
 
 use super::build::{self, call_type, cause, direction};
-use super::world::{secs, Call, Plan, DATA_GAP, NO_AGENT, ROUTE_GAP};
+use super::world::{secs, Call, Phase, Plan, DATA_GAP, NO_AGENT, ROUTE_GAP};
 use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type};
+use crate::proto::CtiString;
 
 /// Steps of a call, in the order they usually happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub enum CallStep {
     /// The consulting agent leaves the conference.
     ConferenceDrop,
     Hangup,
+    /// The called party of a call an agent placed answers.
+    FarAnswer,
 }
 
 /// Share of calls per [`Plan`]: plain, hold, transfer, conference.
@@ -76,18 +79,12 @@ impl Simulator {
             consult_id: 0,
             talk_left: 0,
             timer: 0,
+            phase: Phase::Routing,
+            placed_by: NO_AGENT,
+            dialed: CtiString::default(),
+            data: Box::default(),
         };
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.calls[slot as usize] = Some(call);
-                slot
-            }
-            None => {
-                self.calls.push(Some(call));
-                self.calls.len() as u32 - 1
-            }
-        };
-        self.live_calls += 1;
+        let slot = self.store_call(call);
         let (pid, day) = (self.config.peripheral_id, self.day());
         let call = self.calls[slot as usize].as_ref().expect("just stored");
         let c = call.primary(&self.world);
@@ -138,37 +135,24 @@ impl Simulator {
             }
             CallStep::Alert => {
                 self.out.push(build::offered(pid, world, call));
-                let ring = world.timing.draw(&mut self.rng, secs::RING);
-                self.schedule_call(slot, ring, CallStep::Answer);
+                call.phase = Phase::Ringing;
+                // A manual agent's phone rings until its desktop answers.
+                if !world.agents[a as usize].manual {
+                    let ring = world.timing.draw(&mut self.rng, secs::RING);
+                    self.schedule_call(slot, ring, CallStep::Answer);
+                }
             }
-            CallStep::Answer => {
-                let talk = world.timing.draw(&mut self.rng, secs::TALK);
-                let (first, next) = match call.plan {
-                    Plan::Plain => (talk, CallStep::Hangup),
-                    Plan::Hold => (talk * 2 / 5, CallStep::Hold),
-                    Plan::Transfer | Plan::Conference => (talk / 2, CallStep::ConsultStart),
-                };
-                call.talk_left = talk - first;
-                self.out.push(build::answered(pid, world, call));
-                self.set_state(a, TALKING, 0, Some(direction::IN));
-                self.schedule_call(slot, first, next);
-            }
+            CallStep::Answer => self.answer(slot),
             CallStep::Hold => {
-                self.out.push(build::held(
-                    pid,
-                    call.primary(world),
-                    &world.agents[a as usize],
-                ));
-                self.set_state(a, HOLD, 0, Some(direction::IN));
+                self.hold(slot);
                 let hold = self.world.timing.draw(&mut self.rng, secs::HOLD);
                 self.schedule_call(slot, hold, CallStep::Retrieve);
             }
             CallStep::Retrieve => {
-                let left = call.talk_left;
-                let agent = &world.agents[a as usize];
-                self.out
-                    .push(build::retrieved(pid, call.primary(world), agent));
-                self.set_state(a, TALKING, 0, Some(direction::IN));
+                self.retrieve(slot);
+                let left = self.calls[slot as usize]
+                    .as_ref()
+                    .map_or(0, |c| c.talk_left);
                 self.schedule_call(slot, left, CallStep::Hangup);
             }
             CallStep::ConsultStart => self.consult_start(slot),
@@ -201,51 +185,169 @@ impl Simulator {
                     a,
                     b,
                 ));
-                let ring = world.timing.draw(&mut self.rng, secs::RING);
-                self.schedule_call(slot, ring, CallStep::ConsultAnswer);
-            }
-            CallStep::ConsultAnswer => {
-                self.out.push(build::consult_answered(
-                    pid,
-                    world,
-                    call.consult(world),
-                    a,
-                    b,
-                ));
-                self.set_state(b, TALKING, 0, Some(direction::OTHER_IN));
-                let talk = self.world.timing.draw(&mut self.rng, secs::CONSULT_TALK);
-                self.schedule_call(slot, talk, CallStep::ConsultComplete);
-            }
-            CallStep::ConsultComplete => self.consult_complete(slot),
-            CallStep::ConferenceDrop => {
-                let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
-                let kind = device_type::DEVICE_IDENTIFIER;
-                self.out
-                    .push(build::connection_cleared(pid, p, kind, ext, cause::NONE));
-                call.agent = b;
-                call.other = NO_AGENT;
-                let left = call.talk_left;
-                self.after_call(a);
-                self.schedule_call(slot, left, CallStep::Hangup);
-            }
-            CallStep::Hangup => {
-                let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
-                let trunk = (device_type::TRUNK, p.dev);
-                let phone = (device_type::DEVICE_IDENTIFIER, ext);
-                let order = if self.rng.chance(CALLER_HANGS_UP) {
-                    [trunk, phone]
-                } else {
-                    [phone, trunk]
-                };
-                for (kind, dev) in order {
-                    self.out
-                        .push(build::connection_cleared(pid, p, kind, dev, cause::NONE));
+                if !world.agents[b as usize].manual {
+                    let ring = world.timing.draw(&mut self.rng, secs::RING);
+                    self.schedule_call(slot, ring, CallStep::ConsultAnswer);
                 }
-                self.out.push(build::cleared(pid, p, cause::NONE));
-                self.out.push(build::end_call(pid, p));
-                self.free_call(slot);
-                self.after_call(a);
             }
+            CallStep::ConsultAnswer => self.consult_answer(slot),
+            CallStep::ConsultComplete => {
+                let transfer = call.plan == Plan::Transfer;
+                self.consult_complete(slot, transfer);
+            }
+            CallStep::ConferenceDrop => self.conference_drop(slot),
+            CallStep::Hangup => {
+                let caller_first = self.rng.chance(CALLER_HANGS_UP);
+                self.hang_up(slot, caller_first);
+            }
+            CallStep::FarAnswer => self.far_answer(slot),
+        }
+    }
+
+    /// The agent the call rings at answers.
+    pub(super) fn answer(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let a = call.agent;
+        self.out.push(build::answered(pid, world, call));
+        call.phase = Phase::Talking;
+        if world.agents[a as usize].manual {
+            // Talks until its desktop hangs up (or does something else).
+            call.talk_left = 0;
+            self.set_state(a, TALKING, 0, Some(direction::IN));
+            return;
+        }
+        let talk = world.timing.draw(&mut self.rng, secs::TALK);
+        let (first, next) = match call.plan {
+            Plan::Plain => (talk, CallStep::Hangup),
+            Plan::Hold => (talk * 2 / 5, CallStep::Hold),
+            Plan::Transfer | Plan::Conference => (talk / 2, CallStep::ConsultStart),
+        };
+        call.talk_left = talk - first;
+        self.set_state(a, TALKING, 0, Some(direction::IN));
+        self.schedule_call(slot, first, next);
+    }
+
+    /// The call's agent puts the customer on hold.
+    pub(super) fn hold(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let a = call.agent;
+        call.phase = Phase::Held;
+        let agent = &self.world.agents[a as usize];
+        self.out
+            .push(build::held(pid, call.primary(&self.world), agent));
+        self.set_state(a, HOLD, 0, Some(direction::IN));
+    }
+
+    /// The call's agent takes the customer off hold.
+    pub(super) fn retrieve(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let a = call.agent;
+        call.phase = Phase::Talking;
+        let agent = &self.world.agents[a as usize];
+        self.out
+            .push(build::retrieved(pid, call.primary(&self.world), agent));
+        self.set_state(a, TALKING, 0, Some(direction::IN));
+    }
+
+    /// The consulted agent answers the consult call.
+    pub(super) fn consult_answer(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let (a, b) = (call.agent, call.other);
+        self.out.push(build::consult_answered(
+            pid,
+            world,
+            call.consult(world),
+            a,
+            b,
+        ));
+        call.phase = Phase::Consulting { consult_up: true };
+        self.set_state(b, TALKING, 0, Some(direction::OTHER_IN));
+        // A manual consulting agent completes (or drops) the consult itself.
+        if !self.world.agents[a as usize].manual {
+            let talk = self.world.timing.draw(&mut self.rng, secs::CONSULT_TALK);
+            self.schedule_call(slot, talk, CallStep::ConsultComplete);
+        }
+    }
+
+    /// The consulting agent leaves a conference; the consulted agent stays
+    /// with the customer.
+    pub(super) fn conference_drop(&mut self, slot: u32) {
+        let pid = self.config.peripheral_id;
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_mut().expect("live call");
+        let (a, b) = (call.agent, call.other);
+        let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
+        let kind = device_type::DEVICE_IDENTIFIER;
+        self.out
+            .push(build::connection_cleared(pid, p, kind, ext, cause::NONE));
+        call.agent = b;
+        call.other = NO_AGENT;
+        call.phase = Phase::Talking;
+        let left = call.talk_left;
+        self.after_call(a);
+        self.talk_on(slot, b, left);
+    }
+
+    /// Agent `b` now has the customer alone: an autonomous one hangs up
+    /// after `left` (a fresh talk time when the call had none planned).
+    fn talk_on(&mut self, slot: u32, b: u32, left: u64) {
+        if self.world.agents[b as usize].manual {
+            return;
+        }
+        let left = if left == 0 {
+            self.world.timing.draw(&mut self.rng, secs::TALK)
+        } else {
+            left
+        };
+        self.schedule_call(slot, left, CallStep::Hangup);
+    }
+
+    /// The call ends: the customer or the agent hangs up first.
+    pub(super) fn hang_up(&mut self, slot: u32, caller_first: bool) {
+        let pid = self.config.peripheral_id;
+        let world = &self.world;
+        let call = self.calls[slot as usize].as_ref().expect("live call");
+        let (a, b) = (call.agent, call.other);
+        let (p, ext) = (call.primary(world), &world.agents[a as usize].ext);
+        let far = match call.placed_by {
+            NO_AGENT => (device_type::TRUNK, p.dev),
+            _ if b != NO_AGENT => (
+                device_type::DEVICE_IDENTIFIER,
+                &world.agents[b as usize].ext,
+            ),
+            _ => (device_type::TRUNK, &call.dialed),
+        };
+        let phone = (device_type::DEVICE_IDENTIFIER, ext);
+        let order = if caller_first {
+            [far, phone]
+        } else {
+            [phone, far]
+        };
+        for (kind, dev) in order {
+            self.out
+                .push(build::connection_cleared(pid, p, kind, dev, cause::NONE));
+        }
+        // A conference cleared whole: the consulted agent leaves too.
+        let conferenced = call.phase == Phase::Conferenced && b != NO_AGENT;
+        if conferenced {
+            let ext = &world.agents[b as usize].ext;
+            let kind = device_type::DEVICE_IDENTIFIER;
+            self.out
+                .push(build::connection_cleared(pid, p, kind, ext, cause::NONE));
+        }
+        self.out.push(build::cleared(pid, p, cause::NONE));
+        self.out.push(build::end_call(pid, p));
+        let placed_internal = call.placed_by != NO_AGENT && b != NO_AGENT;
+        self.free_call(slot);
+        self.after_call(a);
+        if placed_internal || conferenced {
+            self.after_call(b);
         }
     }
 
@@ -311,6 +413,7 @@ impl Simulator {
         let call = self.calls[slot as usize].as_mut().expect("live call");
         call.other = b;
         call.consult_id = consult_id;
+        call.phase = Phase::Consulting { consult_up: false };
         let agent = &self.world.agents[a as usize];
         self.out
             .push(build::held(pid, call.primary(&self.world), agent));
@@ -320,13 +423,12 @@ impl Simulator {
     }
 
     /// Completes the consult as a transfer or a conference.
-    fn consult_complete(&mut self, slot: u32) {
+    pub(super) fn consult_complete(&mut self, slot: u32, transfer: bool) {
         let pid = self.config.peripheral_id;
         let world = &self.world;
         let call = self.calls[slot as usize].as_mut().expect("live call");
         let (a, b) = (call.agent, call.other);
         let (p, c) = (call.primary(world), call.consult(world));
-        let transfer = call.plan == Plan::Transfer;
         self.out.push(build::merged(pid, world, call, transfer));
         if transfer {
             let ext = &world.agents[a as usize].ext;
@@ -342,14 +444,36 @@ impl Simulator {
             self.out.push(build::end_call(pid, c));
             call.agent = b;
             call.other = NO_AGENT;
+            call.consult_id = 0;
+            call.phase = Phase::Talking;
             let left = call.talk_left;
             self.after_call(a);
-            self.schedule_call(slot, left, CallStep::Hangup);
+            self.talk_on(slot, b, left);
         } else {
             self.out.push(build::cleared(pid, c, cause::KEY_CONFERENCE));
             self.out.push(build::end_call(pid, c));
-            let talk = self.world.timing.draw(&mut self.rng, secs::CONFERENCE_TALK);
-            self.schedule_call(slot, talk, CallStep::ConferenceDrop);
+            call.consult_id = 0;
+            call.phase = Phase::Conferenced;
+            // A manual agent leaves the conference when its desktop says so.
+            if !self.world.agents[a as usize].manual {
+                let talk = self.world.timing.draw(&mut self.rng, secs::CONFERENCE_TALK);
+                self.schedule_call(slot, talk, CallStep::ConferenceDrop);
+            }
+        }
+    }
+
+    /// A new live call takes a slot.
+    pub(super) fn store_call(&mut self, call: Call) -> u32 {
+        self.live_calls += 1;
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.calls[slot as usize] = Some(call);
+                slot
+            }
+            None => {
+                self.calls.push(Some(call));
+                self.calls.len() as u32 - 1
+            }
         }
     }
 

@@ -70,11 +70,14 @@
 mod agents;
 mod build;
 mod consult;
+mod control;
 mod flow;
 mod inbound;
 pub mod rng;
 mod world;
 
+#[cfg(test)]
+mod control_tests;
 #[cfg(test)]
 mod tests;
 
@@ -102,6 +105,9 @@ pub struct SimConfig {
     pub calls_per_sec: f64,
     /// PeripheralID of the simulated peripheral.
     pub peripheral_id: u32,
+    /// The last this many agents start logged out and act only on requests
+    /// ([`Simulator::request`]): a desktop drives them end to end.
+    pub manual_agents: u32,
 }
 
 impl Default for SimConfig {
@@ -111,6 +117,7 @@ impl Default for SimConfig {
             agents: 50,
             calls_per_sec: 5.0,
             peripheral_id: 5000,
+            manual_agents: 0,
         }
     }
 }
@@ -217,6 +224,9 @@ impl Simulator {
         };
         let nr_agents = sim.world.agents.len() as u64;
         for a in 0..nr_agents {
+            if sim.world.agents[a as usize].manual {
+                continue;
+            }
             let at = sim.world.timing.login_spread * a / nr_agents.max(1);
             sim.schedule_agent(a as u32, at, AgentStep::Login);
         }
@@ -248,12 +258,63 @@ impl Simulator {
         }
     }
 
+    /// The next event due at or before `until`, if any. Unlike
+    /// [`Simulator::next_event`] it runs no action scheduled after `until`,
+    /// so a request taken at `until` ([`Simulator::request`]) comes before
+    /// everything later: what a paced, live simulator uses.
+    pub fn next_event_until(&mut self, until: Duration) -> Option<(Duration, Message)> {
+        let until = until.as_nanos() as u64;
+        loop {
+            if let Some(&(at, _)) = self.out.queue.front() {
+                if at > until {
+                    return None;
+                }
+                let (at, m) = self.out.queue.pop_front()?;
+                self.produced += 1;
+                return Some((Duration::from_nanos(at), m));
+            }
+            if self.heap.peek().is_none_or(|next| next.at > until) {
+                return None;
+            }
+            self.run_next();
+        }
+    }
+
+    /// When the next event may be due (an action due then may turn out to
+    /// send nothing: the caller asks again).
+    pub fn next_due(&self) -> Duration {
+        self.out
+            .queue
+            .front()
+            .map(|&(at, _)| at)
+            .or_else(|| self.heap.peek().map(|next| next.at))
+            .map_or(Duration::MAX, Duration::from_nanos)
+    }
+
+    /// Take a request from a client at simulated time `at` (or at the
+    /// simulator's present, if that is later): every action due by then
+    /// runs first, then the request's answer — its CONF, CONTROL_FAILURE_CONF
+    /// or FAILURE_CONF with `invoke_id` — and the events it causes join the
+    /// stream at that time (docs/requests.md §9; what each request does is
+    /// in `control`). Deterministic: the same seed and the same requests at
+    /// the same times give the same stream; with no requests the stream is
+    /// that of [`Simulator::next_event`] alone.
+    pub fn request(&mut self, at: Duration, invoke_id: u32, request: &Message) {
+        let at = at.as_nanos() as u64;
+        while self.heap.peek().is_some_and(|next| next.at <= at) {
+            self.run_next();
+        }
+        self.out.now = self.out.now.max(at);
+        self.take_request(invoke_id, request);
+    }
+
     /// Number of events produced so far.
     pub fn nr_events(&self) -> u64 {
         self.produced
     }
 
-    /// Calls in progress (inbound calls from trunk seizure to END_CALL).
+    /// Calls in progress (inbound calls from trunk seizure to END_CALL, and
+    /// calls agents placed).
     pub fn live_calls(&self) -> usize {
         self.live_calls
     }

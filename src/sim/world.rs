@@ -42,6 +42,13 @@ pub struct Agent {
     pub epoch: u32,
     /// Sequence number of the agent's pending timer (0: none).
     pub timer: u64,
+    /// Driven by requests only (`--manual-agents`, or since its first
+    /// request): no timers of its own; its calls ring until answered and
+    /// last until it hangs up; after a call it stays in wrap-up until set.
+    pub manual: bool,
+    /// The wrap-up state a manual agent asked for during its call
+    /// (WORK_READY when it did not ask).
+    pub wrap_up: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +120,41 @@ pub struct Call {
     pub talk_left: u64,
     /// Sequence number of the call's pending timer.
     pub timer: u64,
+    /// Where the call stands, for the requests that act on it.
+    pub phase: Phase,
+    /// The agent who placed the call (MAKE_CALL_REQ; its instrument names
+    /// the call), or [`NO_AGENT`] for an inbound call (named by its trunk).
+    pub placed_by: u32,
+    /// The number a placed call dialed outside the PG (empty: internal, to `other`).
+    pub dialed: CtiString,
+    /// Call data set by SET_CALL_DATA_REQ (CallVariable1–10, wrap-up data).
+    pub data: Box<SetData>,
+}
+
+/// Where a call stands (the parts the requests need).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// In the IVR, queued, or reserved for an agent.
+    Routing,
+    /// Ringing at `agent` (or, for a placed internal call, at `other`;
+    /// outside the PG for a placed external call).
+    Ringing,
+    /// `agent` talks to the customer (and `other` on a placed internal call).
+    Talking,
+    /// `agent` holds the customer.
+    Held,
+    /// `agent` holds the customer and consults `other` on the consult call
+    /// (ringing until `consult_up`).
+    Consulting { consult_up: bool },
+    /// `agent`, `other` and the customer.
+    Conferenced,
+}
+
+/// Values SET_CALL_DATA_REQ stored on a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetData {
+    pub variables: [Option<CtiString>; 10],
+    pub wrapup: Option<CtiString>,
 }
 
 /// Durations in nanoseconds of simulated time.
@@ -239,6 +281,8 @@ impl World {
                     state: agent_state::LOGOUT,
                     epoch: 0,
                     timer: 0,
+                    manual: i >= n.saturating_sub(config.manual_agents as usize),
+                    wrap_up: agent_state::WORK_READY,
                 }
             })
             .collect();

@@ -61,6 +61,7 @@ impl Reference {
                 agents,
                 calls_per_sec,
                 peripheral_id: PID,
+                ..SimConfig::default()
             }),
             transform,
             frames: Vec::new(),

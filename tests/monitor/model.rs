@@ -228,6 +228,7 @@ fn params(rng: &mut Rng) -> Params {
             agents: rng.range(2, 12) as u32,
             calls_per_sec: uniform(rng, 1.0, 8.0),
             peripheral_id: PID,
+            manual_agents: 0,
         },
         max_events: rng.range(120, 320),
         real_secs: uniform(rng, 0.3, 0.6),
