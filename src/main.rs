@@ -90,6 +90,10 @@ struct ServeArgs {
     /// Simulated inbound calls per second.
     #[arg(long)]
     sim_calls_per_sec: Option<f64>,
+    /// The last N simulated agents start logged out and act only on
+    /// requests: a desktop (`ctirouter ctl`) drives them end to end.
+    #[arg(long, value_name = "N")]
+    manual_agents: Option<u32>,
     /// Simulated seconds per real second (0 = as fast as possible).
     #[arg(long)]
     sim_speed: Option<f64>,
@@ -179,6 +183,9 @@ impl ServeArgs {
         if let Some(rate) = self.sim_calls_per_sec {
             config.simulator.calls_per_sec = rate;
         }
+        if let Some(manual) = self.manual_agents {
+            config.simulator.manual_agents = manual;
+        }
         if let Some(speed) = self.sim_speed {
             config.sim_speed = speed;
         }
@@ -228,7 +235,9 @@ fn log_source(config: &Config) {
             agents = config.simulator.agents,
             calls_per_sec = config.simulator.calls_per_sec,
             seed = config.simulator.seed,
-            "ctirouter serving the built-in simulated PG (no --upstream given)"
+            manual_agents = config.simulator.manual_agents,
+            "ctirouter serving the built-in simulated PG (no --upstream given); it answers \
+             Client Control and Call Data Update requests"
         ),
     }
 }

@@ -6,11 +6,14 @@
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `model` — random request sequences, each answered exactly once;
 //! * `loopback` — the router binary between raw clients and a fake CTI
-//!   Server over loopback.
+//!   Server over loopback;
+//! * `simulated` — the router binary with its built-in simulated PG
+//!   answering: a desktop drives an agent end to end.
 
 mod loopback;
 mod model;
 mod routing;
 mod scope;
+mod simulated;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");

@@ -9,12 +9,17 @@ use ctirouter::proto::constants::{msg, service, status};
 use ctirouter::proto::{Message, Version};
 use testkit::*;
 
-/// Every service the router may grant (docs/design.md §4.8–§4.11: All Events,
-/// Client Events, Peripheral Monitor, Client Monitor). Nothing else is granted.
+/// Every service the router may grant on its built-in simulated PG: the
+/// event services it serves itself (docs/design.md §4.8–§4.11: All Events,
+/// Client Events, Peripheral Monitor, Client Monitor) and the request
+/// services the simulator answers (Client Control, Call Data Update).
+/// Nothing else is granted.
 const SERVED: u32 = service::ALL_EVENTS
     | service::CLIENT_EVENTS
     | service::PERIPHERAL_MONITOR
-    | service::CLIENT_MONITOR;
+    | service::CLIENT_MONITOR
+    | service::CLIENT_CONTROL
+    | service::CALL_DATA_UPDATE;
 
 /// Send a raw OPEN_REQ and expect FAILURE_CONF(invoke, code) then close.
 fn expect_open_rejected(
@@ -385,7 +390,9 @@ fn open_conf_echoes_invoke_id_grants_served_services_then_peripheral_system_even
         | service::CALL_DATA_UPDATE
         | service::CLIENT_CONTROL
         | service::PERIPHERAL_MONITOR
-        | service::CLIENT_MONITOR;
+        | service::CLIENT_MONITOR
+        | service::SUPERVISOR
+        | service::SERVER;
     let conf = c.open(&OpenSpec::new(Version::MAX, asked));
     assert_eq!(
         conf.services_granted & service::ALL_EVENTS,
