@@ -5,6 +5,8 @@
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `model` — random request sequences, each answered exactly once;
+//! * `sim_model` — random request sequences against the simulated PG as
+//!   the upstream: each answered once, All Events streams whole;
 //! * `loopback` — the router binary between raw clients and a fake CTI
 //!   Server over loopback;
 //! * `simulated` — the router binary with its built-in simulated PG
@@ -14,6 +16,7 @@ mod loopback;
 mod model;
 mod routing;
 mod scope;
+mod sim_model;
 mod simulated;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
