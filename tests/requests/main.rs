@@ -6,11 +6,18 @@
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `model` — random request sequences, each answered exactly once;
 //! * `loopback` — the router binary between raw clients and a fake CTI
-//!   Server over loopback.
+//!   Server over loopback;
+//! * `versions` — the same, clients at v13, v19, v20 and v24 against a CTI
+//!   Server at v24 and at v14: each request and CONF decoded at the far
+//!   end's version with the sender's values.
+//!
+//! `fake_cti` is their fake CTI Server, which answers proxied requests.
 
+mod fake_cti;
 mod loopback;
 mod model;
 mod routing;
 mod scope;
+mod versions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
