@@ -9,10 +9,13 @@
 //!   Server over loopback;
 //! * `versions` — the same, clients at v13, v19, v20 and v24 against a CTI
 //!   Server at v24 and at v14: each request and CONF decoded at the far
-//!   end's version with the sender's values.
+//!   end's version with the sender's values;
+//! * `failover` — requests in flight when the upstream is lost: FAILURE_CONF
+//!   15 to each, none replayed on side B, late replies delivered to no one.
 //!
 //! `fake_cti` is their fake CTI Server, which answers proxied requests.
 
+mod failover;
 mod fake_cti;
 mod loopback;
 mod model;
