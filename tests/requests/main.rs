@@ -11,12 +11,15 @@
 //!   Server at v24 and at v14: each request and CONF decoded at the far
 //!   end's version with the sender's values;
 //! * `failover` — requests in flight when the upstream is lost: FAILURE_CONF
-//!   15 to each, none replayed on side B, late replies delivered to no one.
+//!   15 to each, none replayed on side B, late replies delivered to no one;
+//! * `load` — 2,000 desktops' requests through one router at once, each CONF
+//!   to its own session.
 //!
 //! `fake_cti` is their fake CTI Server, which answers proxied requests.
 
 mod failover;
 mod fake_cti;
+mod load;
 mod loopback;
 mod model;
 mod routing;
