@@ -9,14 +9,28 @@
 //!   the upstream: each answered once, All Events streams whole;
 //! * `loopback` — the router binary between raw clients and a fake CTI
 //!   Server over loopback;
+//! * `versions` — the same, clients at v13, v19, v20 and v24 against a CTI
+//!   Server at v24 and at v14: each request and CONF decoded at the far
+//!   end's version with the sender's values;
+//! * `failover` — requests in flight when the upstream is lost: FAILURE_CONF
+//!   15 to each, none replayed on side B, late replies delivered to no one;
+//! * `load` — 2,000 desktops' requests through one router at once, each CONF
+//!   to its own session;
 //! * `simulated` — the router binary with its built-in simulated PG
 //!   answering: a desktop drives an agent end to end.
+//!
+//! `fake_cti` is the fake CTI Server of the loopback tests, which answers
+//! proxied requests.
 
+mod failover;
+mod fake_cti;
+mod load;
 mod loopback;
 mod model;
 mod routing;
 mod scope;
 mod sim_model;
 mod simulated;
+mod versions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");
