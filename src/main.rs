@@ -40,6 +40,8 @@ enum Command {
     SimPg(SimPgArgs),
     /// Command-line CTI client that prints events, one per line.
     Watch(WatchArgs),
+    /// Drive one agent by hand: agent state, calls, call data (Client Control).
+    Ctl(Box<tools::ctl::CtlArgs>),
     /// Record an upstream stream to a file (replay it with `serve --replay`).
     Record(RecordArgs),
     /// Write a core-pinning tuning file for this host (stdout, or --write FILE).
@@ -583,6 +585,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args, nofile),
         Command::SimPg(args) => sim_pg(args),
         Command::Watch(args) => watch(args),
+        Command::Ctl(args) => return tools::ctl::main(*args),
         Command::Record(args) => record(args),
         Command::Tune(args) => tune(args),
     };

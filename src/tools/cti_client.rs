@@ -1,4 +1,4 @@
-//! A CTI client connection for the tools (`watch`, `record`) on mio: the
+//! A CTI client connection for the tools (`watch`, `ctl`, `record`) on mio: the
 //! connect, the sans-IO client core (`session::client`: OPEN,
 //! heartbeats, close), frame reassembly, and a blocking [`Link::next`] that
 //! waits for the next frame until a deadline, heartbeating meanwhile.
@@ -12,8 +12,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::proto::constants::msg;
 use crate::proto::frame::message_type;
-use crate::proto::msg::OpenConf;
-use crate::proto::{Message, Version};
+use crate::proto::msg::{OpenConf, OpenReq};
+use crate::proto::{decode_frame, DecodeOptions, Message, Version};
 use crate::session::client::{ClientCore, ClientError, Inbound, OpenParams};
 use crate::session::frames::FrameBuffer;
 
@@ -61,9 +61,11 @@ pub enum Received<'a> {
     },
     /// An event, or the answer to one of the caller's requests.
     Frame(&'a [u8]),
+    /// FAILURE_CONF to one of the caller's requests.
     RequestFailed {
         invoke_id: u32,
         status: u32,
+        frame: &'a [u8],
     },
     /// A frame the client core took care of (heartbeat answer, ...).
     Handled,
@@ -107,6 +109,17 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, LinkError> {
 impl Link {
     /// Connect (within `timeout`) and send OPEN_REQ; [`Link::next`] brings the answer.
     pub fn connect(addr: &str, params: OpenParams, timeout: Duration) -> Result<Link, LinkError> {
+        Self::connect_with(addr, params, timeout, |_| {})
+    }
+
+    /// [`Link::connect`], with `amend` given the OPEN_REQ before it is sent
+    /// (for the fields [`OpenParams`] does not carry, such as AgentInstrument).
+    pub fn connect_with(
+        addr: &str,
+        params: OpenParams,
+        timeout: Duration,
+        amend: impl FnOnce(&mut OpenReq),
+    ) -> Result<Link, LinkError> {
         let peer = resolve(addr)?;
         let poll = Poll::new().map_err(LinkError::Io)?;
         let mut stream =
@@ -129,6 +142,7 @@ impl Link {
         link.wait_connected(addr, now + timeout)?;
         let _ = link.stream.set_nodelay(true);
         link.core.start(now, &mut link.out);
+        amend_open_req(&mut link.out, link.core.version(), amend)?;
         link.flush()?;
         Ok(link)
     }
@@ -196,6 +210,7 @@ impl Link {
                         Received::RequestFailed {
                             invoke_id,
                             status: failure_status(frame).unwrap_or(0),
+                            frame,
                         }
                     }
                     Inbound::Event(frame) | Inbound::Reply { frame, .. } => Received::Frame(frame),
@@ -285,6 +300,55 @@ impl Link {
     }
 }
 
+/// Decode the OPEN_REQ frame the client core wrote into `out`, let `amend`
+/// change it, and write it again.
+fn amend_open_req(
+    out: &mut Vec<u8>,
+    version: Version,
+    amend: impl FnOnce(&mut OpenReq),
+) -> Result<(), LinkError> {
+    let (message, _) = decode_frame(out, version, DecodeOptions::STRICT).map_err(bad_frame)?;
+    let Message::OpenReq(mut req) = message else {
+        return Ok(());
+    };
+    amend(&mut req);
+    let frame = Message::from(req)
+        .to_frame(version)
+        .map_err(|e| LinkError::Connect(format!("OPEN_REQ: {e}")))?;
+    *out = frame;
+    Ok(())
+}
+
 fn bad_frame(e: crate::proto::DecodeError) -> LinkError {
     LinkError::Session(ClientError::BadFrame(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Services;
+
+    #[test]
+    fn the_open_req_is_amended_before_it_is_sent() {
+        let version = Version::new(15).unwrap();
+        let mut params = OpenParams::all_events(version, "ctl", "pw", Duration::from_secs(5));
+        params.services = Services::CLIENT_EVENTS;
+        params.agent_id = Some("1001".into());
+        let mut core = ClientCore::new(params, Instant::now());
+        let mut out = Vec::new();
+        core.start(Instant::now(), &mut out);
+        amend_open_req(&mut out, version, |req| {
+            req.agent_instrument = Some("3001".into())
+        })
+        .unwrap();
+        let (message, used) = decode_frame(&out, version, DecodeOptions::STRICT).unwrap();
+        assert_eq!(used, out.len(), "one frame");
+        let Message::OpenReq(req) = message else {
+            panic!("{message:?}")
+        };
+        assert_eq!(req.agent_instrument.unwrap().as_bytes(), b"3001");
+        assert_eq!(req.agent_id.unwrap().as_bytes(), b"1001");
+        assert_eq!(req.client_id.unwrap().as_bytes(), b"ctl");
+        assert_eq!((req.invoke_id, req.version_number), (1, 15));
+    }
 }

@@ -121,9 +121,9 @@ pub fn run(
                     return close(&mut link);
                 }
             }
-            Received::RequestFailed { invoke_id, status } => {
-                report_request_failure(monitors.get(&invoke_id), invoke_id, status)
-            }
+            Received::RequestFailed {
+                invoke_id, status, ..
+            } => report_request_failure(monitors.get(&invoke_id), invoke_id, status),
             Received::Handled | Received::Idle | Received::Closed => {}
         }
     }

@@ -1,11 +1,13 @@
 //! The tools' black-box tests, one binary (`cargo test --test tools`): the
 //! `ctirouter` subcommands beside `serve` and the shipped tuning files.
 //!
+//! * `ctl` — `ctl` against the router in front of a scripted fake CTI Server;
 //! * `record_replay` — `record` → file → `serve --replay`;
 //! * `sim_pg` — `sim-pg` as a CTI Server;
 //! * `tuning_files` — `tuning/*.toml` and `tuning/host-tune.sh`;
 //! * `watch` — `watch` against `sim-pg` and a fake server.
 
+mod ctl;
 mod record_replay;
 mod sim_pg;
 mod tuning_files;
