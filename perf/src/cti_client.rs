@@ -1,7 +1,9 @@
 //! One downstream CTI client session, sans I/O: the OPEN_REQ of its service
 //! (All Events, Client Events for one agent, or Peripheral Monitor followed by
 //! one MONITOR_START_REQ per device), what each frame from the router means,
-//! and heartbeats (docs/protocol.md §4.1, §4.3, §6.1).
+//! and heartbeats (docs/protocol.md §4.1, §4.3, §6.1). A desktop session
+//! (`with_requests`) also asks for Client Control and Call Data Update,
+//! sends requests for its agent and matches their replies by InvokeID.
 
 use ctirouter::proto::constants::{agent_mask, call_mask, msg, service, IDLE_TIMEOUT_DISABLED};
 use ctirouter::proto::constants::{device_type, NULL_PERIPHERAL_ID};
@@ -9,7 +11,14 @@ use ctirouter::proto::msg::{HeartbeatReq, MonitorStartReq, OpenReq};
 use ctirouter::proto::{frame, Message, Unspec, Version};
 
 use crate::events::{agent_id, instrument, PERIPHERAL_ID};
+use crate::requests::{self, InFlight, Kind, Reply};
 use crate::scenario::Service;
+
+/// ClientID of the desktop sessions: the runner lists it in the router's
+/// `[[clients]]` with the request services (docs/requests.md §3).
+pub const DESKTOP_CLIENT_ID: &str = "ctirouter-perf-desktop";
+/// ClientID of every other session (listed without request services).
+pub const CLIENT_ID: &str = "ctirouter-perf";
 
 /// What a frame from the router means to the swarm.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +31,8 @@ pub enum Seen<'a> {
     Refused(u32),
     /// FAILURE_EVENT: the router ends the session (25: slow consumer).
     Ended(u32),
+    /// A reply to one of the session's requests (or to none it sent).
+    Reply(Reply),
     /// Anything else (SYSTEM_EVENT, HEARTBEAT_CONF, ...).
     Other,
 }
@@ -37,6 +48,10 @@ pub struct CtiClient {
     pending_monitors: usize,
     next_invoke: u32,
     pub nr_heartbeats: u64,
+    /// Opens with Client Control and Call Data Update (a desktop).
+    requests: bool,
+    /// Requests sent and not answered yet.
+    pub in_flight: InFlight,
 }
 
 impl CtiClient {
@@ -47,7 +62,16 @@ impl CtiClient {
             pending_monitors: 0,
             next_invoke: 1,
             nr_heartbeats: 0,
+            requests: false,
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// A desktop: Client Events + Client Control + Call Data Update, as
+    /// ClientID [`DESKTOP_CLIENT_ID`].
+    pub fn with_requests(mut self) -> CtiClient {
+        self.requests = self.service == Service::ClientEvents;
+        self
     }
 
     fn invoke(&mut self) -> u32 {
@@ -59,8 +83,16 @@ impl CtiClient {
     pub fn hello(&mut self, out: &mut Vec<u8>) {
         let services = match self.service {
             Service::AllEvents => service::ALL_EVENTS,
+            Service::ClientEvents if self.requests => {
+                service::CLIENT_EVENTS | service::CLIENT_CONTROL | service::CALL_DATA_UPDATE
+            }
             Service::ClientEvents => service::CLIENT_EVENTS,
             Service::PeripheralMonitor => service::PERIPHERAL_MONITOR,
+        };
+        let client_id = if self.requests {
+            DESKTOP_CLIENT_ID
+        } else {
+            CLIENT_ID
         };
         let mut req = OpenReq {
             invoke_id: self.invoke(),
@@ -70,7 +102,7 @@ impl CtiClient {
             services_requested: services,
             call_msg_mask: call_mask::ALL,
             agent_state_mask: agent_mask::ALL,
-            client_id: Some("ctirouter-perf".into()),
+            client_id: Some(client_id.into()),
             client_password: Some(Unspec(Vec::new())),
             ..Default::default()
         };
@@ -88,6 +120,15 @@ impl CtiClient {
     pub fn heartbeat(&mut self, out: &mut Vec<u8>) {
         let invoke_id = self.invoke();
         encode(HeartbeatReq { invoke_id }.into(), out);
+    }
+
+    /// A request of `kind` for the session's agent, appended to `out`; its
+    /// InvokeID (the caller puts it in flight with its send time).
+    pub fn request(&mut self, kind: Kind, out: &mut Vec<u8>) -> u32 {
+        let invoke_id = self.invoke();
+        let k = self.agents.first().copied().unwrap_or(0);
+        encode(kind.message(invoke_id, k), out);
+        invoke_id
     }
 
     /// Classify one whole frame; requests that follow (monitors) go to `out`.
@@ -118,7 +159,15 @@ impl CtiClient {
                 self.nr_heartbeats += 1;
                 Seen::Other
             }
-            msg::FAILURE_CONF => Seen::Refused(be32(body, 4)),
+            msg::FAILURE_CONF => match InFlight::invoke_id(body) {
+                Some(id) if self.in_flight.expects(id) => {
+                    Seen::Reply(self.in_flight.on_reply(message_type, body))
+                }
+                _ => Seen::Refused(be32(body, 4)),
+            },
+            t if requests::is_request_reply(t) => {
+                Seen::Reply(self.in_flight.on_reply(message_type, body))
+            }
             msg::FAILURE_EVENT => Seen::Ended(be32(body, 0)),
             _ => Seen::Other,
         }
@@ -192,5 +241,57 @@ mod tests {
         assert_eq!(m.agent_id.unwrap().as_bytes(), b"100012");
         assert_eq!(m.agent_instrument.unwrap().as_bytes(), b"200012");
         assert_eq!(m.services_requested, 1);
+        assert_eq!(m.client_id.unwrap().as_bytes(), CLIENT_ID.as_bytes());
+    }
+
+    #[test]
+    fn desktop_opens_with_control_and_matches_replies() {
+        use crate::requests::{Outcome, Sent, Tag};
+        use ctirouter::proto::msg::{FailureConf, HoldCallConf};
+        let mut c = CtiClient::new(Service::ClientEvents, vec![12]).with_requests();
+        let mut out = Vec::new();
+        c.hello(&mut out);
+        let (m, _) = decode_frame(&out, Version::MAX, DecodeOptions::STRICT).unwrap();
+        let Message::OpenReq(m) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(m.services_requested, 0x07);
+        assert_eq!(
+            m.client_id.unwrap().as_bytes(),
+            DESKTOP_CLIENT_ID.as_bytes()
+        );
+        out.clear();
+        let invoke_id = c.request(Kind::HoldCall, &mut out);
+        let (m, _) = decode_frame(&out, Version::MAX, DecodeOptions::STRICT).unwrap();
+        assert!(matches!(m, Message::HoldCallReq(r) if r.invoke_id == invoke_id));
+        let sent = Sent {
+            invoke_id,
+            kind: Kind::HoldCall,
+            sent_ns: 5,
+            tag: Tag::Measured,
+        };
+        c.in_flight.push(sent);
+        let conf = Message::from(HoldCallConf { invoke_id })
+            .to_frame(Version::MAX)
+            .unwrap();
+        assert_eq!(
+            c.on_frame(&conf, &mut out),
+            Seen::Reply(Reply::Answered(sent, Outcome::Conf))
+        );
+        // A FAILURE_CONF with no request of that InvokeID in flight is not a
+        // request's answer (it refuses the OPEN_REQ or a monitor).
+        let failure = Message::from(FailureConf {
+            invoke_id,
+            status: 12,
+            text: None,
+        })
+        .to_frame(Version::MAX)
+        .unwrap();
+        assert_eq!(c.on_frame(&failure, &mut out), Seen::Refused(12));
+        c.in_flight.push(sent);
+        assert_eq!(
+            c.on_frame(&failure, &mut out),
+            Seen::Reply(Reply::Answered(sent, Outcome::Failure(12)))
+        );
     }
 }

@@ -3,6 +3,10 @@
 //! OPEN and heartbeats); for a peer it is a NATS or Redis publisher. It plays
 //! the current plan: events at a fixed rate (with bursts), or as fast as the
 //! window of in-flight deliveries allows, each stamped just before its write.
+//! In a scenario with requests it also answers the router's Client Control
+//! and Call Data Update requests, and accepts desktops that connect straight
+//! to it on a second listener (the reference path: the same answering code,
+//! no router, no events).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -26,6 +30,10 @@ use crate::shared::Shared;
 
 const LISTENER: Token = Token(0);
 const CONN: Token = Token(1);
+/// The listener of desktops connecting straight to the PG.
+const DIRECT_LISTENER: Token = Token(2);
+/// Direct session `i` is Token(DIRECT_BASE + i).
+const DIRECT_BASE: usize = 16;
 /// Unsent bytes past which the driver stops producing until the socket drains.
 const HIGH_WATER: usize = 256 * 1024;
 /// Most events produced per loop turn (reads and plan changes run between).
@@ -73,6 +81,20 @@ impl PubWire {
             _ => 0,
         }
     }
+
+    /// Requests answered, and those of them that did not decode.
+    fn requests(&self) -> (u64, u64) {
+        match self {
+            PubWire::Cti(s) => (s.nr_requests, s.nr_bad_requests),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// A desktop connected straight to the PG.
+struct Direct {
+    conn: Conn,
+    server: CtiServer,
 }
 
 /// Where the driver's one connection comes from.
@@ -167,6 +189,14 @@ struct Playing {
 pub struct Driver {
     endpoint: Endpoint,
     wire: PubWire,
+    /// Grant and answer requests (the scenario has desktops).
+    requests: bool,
+    /// Where direct desktops connect (the scenario has a `direct` group).
+    direct: Option<TcpListener>,
+    /// Requests answered on connections of earlier upstream sessions and
+    /// on direct sessions that closed (the counters are per connection).
+    done_upstream: (u64, u64),
+    done_direct: (u64, u64),
     templates: Templates,
     load: Load,
     targeting: Targeting,
@@ -184,6 +214,7 @@ impl Driver {
         targeting: Targeting,
         shared: Arc<Shared>,
     ) -> Driver {
+        let requests = matches!(&wire, PubWire::Cti(s) if s.grants_requests());
         let templates = Templates::new(load.agents);
         let total: u64 = targeting.recipients.iter().map(|&r| r as u64).sum();
         let avg_recipients = (total as f64 / load.agents.max(1) as f64).max(1.0);
@@ -191,12 +222,22 @@ impl Driver {
             rng: Rng::new(load.seed),
             endpoint,
             wire,
+            requests,
+            direct: None,
+            done_upstream: (0, 0),
+            done_direct: (0, 0),
             templates,
             load,
             targeting,
             shared,
             avg_recipients,
         }
+    }
+
+    /// Also accept desktops straight to the PG on `listener`.
+    pub fn with_direct(mut self, listener: TcpListener) -> Driver {
+        self.direct = Some(listener);
+        self
     }
 
     pub fn spawn(self) -> JoinHandle<()> {
@@ -234,14 +275,26 @@ impl Driver {
                 conn = Some(Conn::new(stream, false));
             }
         }
+        let mut direct_listener = self.direct.take();
+        if let Some(l) = direct_listener.as_mut() {
+            poll.registry()
+                .register(l, DIRECT_LISTENER, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+        }
+        let mut directs: Vec<Option<Direct>> = Vec::new();
         let mut playing: Option<Playing> = None;
         let mut plan_seen = 0;
+        let mut primed_up_to = 0;
         while !self.shared.stop.load(Ordering::Relaxed) {
             self.follow_plan(&mut plan_seen, &mut playing);
             let mut timeout = Duration::from_millis(20);
             if let Some(c) = conn.as_mut().filter(|c| c.connected) {
                 if self.wire.ready() {
                     self.shared.upstream_ready.store(true, Ordering::Relaxed);
+                    if self.shared.prime.load(Ordering::Acquire) {
+                        self.prime(c, &mut primed_up_to);
+                        timeout = Duration::from_millis(1);
+                    }
                     if let Some(p) = playing.as_mut() {
                         timeout = self.produce(p, c);
                     }
@@ -262,10 +315,17 @@ impl Driver {
                 match ev.token() {
                     LISTENER => {
                         if let Some(c) = self.accept(&poll, listener.as_ref())? {
-                            self.wire = PubWire::Cti(CtiServer::default());
+                            let (n, bad) = self.wire.requests();
+                            self.done_upstream.0 += n;
+                            self.done_upstream.1 += bad;
+                            self.wire = PubWire::Cti(CtiServer::upstream(self.requests));
                             conn = Some(c);
                         }
                     }
+                    DIRECT_LISTENER => {
+                        self.accept_direct(&poll, direct_listener.as_ref(), &mut directs)?
+                    }
+                    Token(t) if t >= DIRECT_BASE => self.direct_io(&poll, &mut directs, t),
                     _ => {
                         let Some(c) = conn.as_mut() else { continue };
                         if ev.is_writable() && !c.connected {
@@ -276,12 +336,40 @@ impl Driver {
                         if ev.is_readable() && !self.read(c)? {
                             self.shared.upstream_ready.store(false, Ordering::Relaxed);
                             conn = None;
+                        } else if self.requests && !c.out.is_empty() {
+                            // Answers go out at once, as on direct sessions.
+                            c.flush().map_err(|e| format!("driver write: {e}"))?;
                         }
+                        let (n, bad) = self.wire.requests();
+                        self.shared
+                            .upstream_requests
+                            .store(self.done_upstream.0 + n, Ordering::Relaxed);
+                        self.count_bad(bad, &directs);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Send the next CALL_DELIVERED_EVENTs of the priming round (one per
+    /// agent, agent 0 first); when all are written, say so and stop.
+    fn prime(&mut self, c: &mut Conn, next: &mut u32) {
+        let log_arc = Arc::clone(&self.targeting.log);
+        let mut log = None;
+        let mut produced = 0;
+        let now = now_ns();
+        while *next < self.load.agents && c.pending() < HIGH_WATER {
+            self.emit(*next, EventKind::CallDelivered, now, c, &log_arc, &mut log);
+            *next += 1;
+            produced += 1;
+        }
+        self.shared.nr_events.fetch_add(produced, Ordering::Relaxed);
+        if *next == self.load.agents {
+            *next = 0;
+            self.shared.prime.store(false, Ordering::Release);
+            self.shared.primed.store(true, Ordering::Release);
+        }
     }
 
     /// Take the newest plan: a new pacer from now, or paused.
@@ -381,6 +469,20 @@ impl Driver {
         } else {
             EventKind::CallDelivered
         };
+        self.emit(k, kind, ts, c, log_arc, log);
+    }
+
+    /// Append agent `k`'s event of `kind`, stamped `ts`, and account for it.
+    #[inline]
+    fn emit<'a>(
+        &mut self,
+        k: u32,
+        kind: EventKind,
+        ts: u64,
+        c: &mut Conn,
+        log_arc: &'a Mutex<Vec<Vec<u64>>>,
+        log: &mut Option<std::sync::MutexGuard<'a, Vec<Vec<u64>>>>,
+    ) {
         let seq = self.shared.sent_seq.load(Ordering::Relaxed) + 1;
         let len = self.templates.frame_len(kind, k);
         match &self.wire {
@@ -418,6 +520,81 @@ impl Driver {
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(format!("accept: {e}")),
         }
+    }
+
+    /// Accept every desktop waiting on the direct listener.
+    fn accept_direct(
+        &self,
+        poll: &Poll,
+        listener: Option<&TcpListener>,
+        directs: &mut Vec<Option<Direct>>,
+    ) -> Result<(), String> {
+        let Some(l) = listener else { return Ok(()) };
+        loop {
+            match l.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let i = directs.iter().position(Option::is_none).unwrap_or_else(|| {
+                        directs.push(None);
+                        directs.len() - 1
+                    });
+                    poll.registry()
+                        .register(
+                            &mut stream,
+                            Token(DIRECT_BASE + i),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .map_err(|e| e.to_string())?;
+                    directs[i] = Some(Direct {
+                        conn: Conn::new(stream, true),
+                        server: CtiServer::direct(),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("direct accept: {e}")),
+            }
+        }
+    }
+
+    /// Read, answer and write one direct session; it is dropped when it
+    /// closes or breaks the protocol (the swarm counts what it missed).
+    fn direct_io(&mut self, poll: &Poll, directs: &mut [Option<Direct>], token: usize) {
+        let Some(slot) = directs.get_mut(token - DIRECT_BASE) else {
+            return;
+        };
+        let Some(d) = slot.as_mut() else { return };
+        let before = d.server.nr_requests;
+        let open = d.conn.fill().unwrap_or(false);
+        let answered = d.server.on_input(&d.conn.input, &mut d.conn.out);
+        if let Ok(used) = answered {
+            d.conn.input.drain(..used);
+        }
+        let flushed = d.conn.flush().is_ok();
+        self.shared
+            .direct_requests
+            .fetch_add(d.server.nr_requests - before, Ordering::Relaxed);
+        if !open || answered.is_err() || !flushed {
+            if let Some(mut d) = slot.take() {
+                self.done_direct.0 += d.server.nr_requests;
+                self.done_direct.1 += d.server.nr_bad_requests;
+                let _ = poll.registry().deregister(&mut d.conn.stream);
+            }
+        }
+        self.count_bad(self.wire.requests().1, directs);
+    }
+
+    /// Requests that did not decode, on every connection so far.
+    fn count_bad(&self, upstream_bad: u64, directs: &[Option<Direct>]) {
+        let direct: u64 = directs
+            .iter()
+            .flatten()
+            .map(|d| d.server.nr_bad_requests)
+            .sum();
+        self.shared.bad_requests.store(
+            self.done_upstream.1 + upstream_bad + self.done_direct.1 + direct,
+            Ordering::Relaxed,
+        );
     }
 
     /// Read and answer; false once the other side closed.

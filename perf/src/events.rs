@@ -23,6 +23,14 @@ pub fn instrument(k: u32) -> String {
     format!("2{k:05}")
 }
 
+/// ConnectionCallID of agent `k`'s call: every CALL_DELIVERED_EVENT for `k`
+/// names this call (static device id: `k`'s instrument), so the router's
+/// call-party tracker knows the instrument takes part in it, and a desktop's
+/// requests on it are in scope (docs/requests.md §4).
+pub fn call_id(k: u32) -> u32 {
+    10_000_000 + k
+}
+
 /// What kind of event a template is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -90,7 +98,7 @@ pub fn call_delivered(k: u32) -> Message {
         peripheral_id: PERIPHERAL_ID,
         peripheral_type: peripheral_type::ENTERPRISE_AGENT,
         connection_device_id_type: connection_type::STATIC,
-        connection_call_id: 10_000_000 + k,
+        connection_call_id: call_id(k),
         line_handle: 0,
         line_type: 0,
         service_number: 7001,

@@ -11,7 +11,8 @@
 //! * `scenario`, `plan` — scenario files; sessions and routing model
 //! * `events`, `marker`, `rng`, `clock` — what the driver sends, and when
 //! * `driver`, `pacer`, `cti_server`, `nats`, `redis` — the publisher thread
-//! * `swarm`, `cti_client`, `tally` — the client sessions and their accounting
+//! * `swarm`, `cti_client`, `requests`, `tally` — the client sessions, their
+//!   requests and their accounting
 //! * `runner`, `router_proc`, `procstat`, `shared` — a run, the router process, its cost
 //! * `results`, `summary`, `report`, `svg`, `compare` — results, files, tables
 
@@ -28,6 +29,7 @@ mod plan;
 mod procstat;
 mod redis;
 mod report;
+mod requests;
 mod results;
 mod rng;
 mod router_proc;

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use crate::results::PhaseResult;
+use crate::results::{PhaseResult, RequestResult};
 
 /// Machine, kernel and commit, as markdown lines.
 pub fn header(command: &str) -> String {
@@ -68,6 +68,7 @@ pub fn table(results: &[PhaseResult]) -> String {
             ms(r.latency.p999_us), ms(r.latency.max_us), per_delivery(r),
             r.rss_peak_mb, r.rss_end_mb,
         );
+        requests_rows(&mut s, r);
         if r.groups.len() < 2 {
             continue;
         }
@@ -89,6 +90,57 @@ pub fn table(results: &[PhaseResult]) -> String {
         }
     }
     s
+}
+
+/// `unanswered U / failed F / wrong id W` of a request row.
+fn request_loss(q: &RequestResult) -> String {
+    format!(
+        "unanswered {} / failed {} / wrong id {}",
+        q.unanswered,
+        q.failed(),
+        q.wrong_invoke + q.wrong_type
+    )
+}
+
+/// The request rows of a phase: round trips per sending group (through
+/// the router, and straight to the PG), the burst, and the deliveries read
+/// during the burst. Rate column: requests/s; last column: answers.
+fn requests_rows(s: &mut String, r: &PhaseResult) {
+    for q in &r.requests {
+        let path = if q.path == "direct" {
+            "straight to the PG"
+        } else {
+            "through the router"
+        };
+        let _ = writeln!(
+            s,
+            "| | | requests {path}: {} ({} sessions) | | {:.1} req/s | {} | {} | {} | {} | {} | | | {} |",
+            q.group, q.sessions, q.per_sec,
+            ms(q.latency.p50_us), ms(q.latency.p90_us), ms(q.latency.p99_us),
+            ms(q.latency.p999_us), ms(q.latency.max_us), request_loss(q),
+        );
+    }
+    if let Some(b) = &r.burst {
+        let q = &b.requests;
+        let _ = writeln!(
+            s,
+            "| | | burst: {} requests through the router (written in {:.1} ms, all answered in {:.1} ms) | | | {} | {} | {} | {} | {} | | | {} |",
+            q.sent, b.write_span_ms, b.answered_in_ms,
+            ms(q.latency.p50_us), ms(q.latency.p90_us), ms(q.latency.p99_us),
+            ms(q.latency.p999_us), ms(q.latency.max_us), request_loss(q),
+        );
+        let e = &b.events;
+        let _ = writeln!(
+            s,
+            "| | | deliveries read during the burst ({}) | | | {} | {} | {} | {} | {} | | | |",
+            e.count,
+            ms(e.p50_us),
+            ms(e.p90_us),
+            ms(e.p99_us),
+            ms(e.p999_us),
+            ms(e.max_us),
+        );
+    }
 }
 
 /// The targets of every phase, one line each.
@@ -119,6 +171,36 @@ pub fn details(results: &[PhaseResult]) -> String {
             r.driver_behind, r.upstream_heartbeats, r.unmarked_events, r.open.opened,
             r.open.p50_ms, r.open.p99_ms, r.open.max_ms, r.open.span_ms, r.plot
         );
+        for q in &r.requests {
+            let _ = writeln!(
+                s,
+                "* {} / {}: requests {} ({}): {}",
+                r.scenario,
+                r.phase,
+                q.group,
+                q.path,
+                q.answers()
+            );
+        }
+        if let Some(b) = &r.burst {
+            let _ = writeln!(
+                s,
+                "* {} / {}: burst of {} requests: written in {:.2} ms by one harness thread, last answer read {:.2} ms after the first write; {}",
+                r.scenario,
+                r.phase,
+                b.requested,
+                b.write_span_ms,
+                b.answered_in_ms,
+                b.requests.answers()
+            );
+        }
+        if let Some(pg) = &r.pg_requests {
+            let _ = writeln!(
+                s,
+                "* {} / {}: the PG (driver) answered {} requests from the router and {} from direct sessions in the window and drain ({} did not decode)",
+                r.scenario, r.phase, pg.from_router, pg.direct, pg.bad
+            );
+        }
     }
     s
 }
@@ -164,5 +246,39 @@ mod tests {
         assert_eq!(t.lines().count(), 5);
         assert!(t.contains("not checked"));
         assert!(targets(&[r]).contains("**MISS** missed by 100%"));
+    }
+
+    #[test]
+    fn request_rows_follow_the_phase_row() {
+        use crate::results::{BurstResult, Percentiles};
+        let q = |path: &str| RequestResult {
+            group: "desk".into(),
+            path: path.into(),
+            sessions: 3,
+            sent: 10,
+            confs: 9,
+            failure_confs: [(16, 1)].into_iter().collect(),
+            latency: Percentiles {
+                p99_us: 52.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = PhaseResult {
+            requests: vec![q("router"), q("direct")],
+            burst: Some(BurstResult {
+                requested: 10,
+                requests: q("router"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let t = table(std::slice::from_ref(&r));
+        assert_eq!(t.lines().count(), 7, "{t}");
+        assert!(t.contains("requests through the router: desk (3 sessions)"));
+        assert!(t.contains("requests straight to the PG"));
+        assert!(t.contains("| 0.052 |"));
+        assert!(t.contains("unanswered 0 / failed 1 / wrong id 0"));
+        assert!(details(&[r]).contains("FAILURE_CONF {16: 1}"));
     }
 }

@@ -2,8 +2,12 @@
 //! server cost, latency percentiles per group, delivery accounting, session
 //! opens, and each target with its verdict. Building blocks only; no I/O here.
 
+use std::collections::BTreeMap;
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::requests::RequestStats;
 
 /// Latency percentiles, microseconds.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -68,6 +72,114 @@ pub struct OpenResult {
     pub span_ms: f64,
 }
 
+/// The requests of one group (or of the burst) in a phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestResult {
+    pub group: String,
+    /// `router`, or `direct` (straight to the PG, the reference).
+    pub path: String,
+    pub sessions: u32,
+    /// Requests written in the measured window (or in the burst).
+    pub sent: u64,
+    pub per_sec: f64,
+    /// Answered by their own confirmation.
+    pub confs: u64,
+    /// FAILURE_CONF by status (docs/protocol.md §5.10).
+    pub failure_confs: BTreeMap<u32, u64>,
+    /// CONTROL_FAILURE_CONF by FailureCode (docs/protocol.md §5.12).
+    pub control_failure_confs: BTreeMap<u16, u64>,
+    /// Another reply type with the request's InvokeID.
+    pub wrong_type: u64,
+    /// Replies with an InvokeID the session had not in flight.
+    pub wrong_invoke: u64,
+    /// Still without an answer after the drain.
+    pub unanswered: u64,
+    /// Write → confirmation read (confirmations only), µs.
+    pub latency: Percentiles,
+}
+
+impl RequestResult {
+    pub fn of(
+        group: &str,
+        path: &str,
+        sessions: u32,
+        stats: &RequestStats,
+        unanswered: u64,
+        secs: f64,
+    ) -> RequestResult {
+        RequestResult {
+            group: group.into(),
+            path: path.into(),
+            sessions,
+            sent: stats.sent,
+            per_sec: if secs > 0.0 {
+                stats.sent as f64 / secs
+            } else {
+                0.0
+            },
+            confs: stats.confs,
+            failure_confs: stats.failures.clone(),
+            control_failure_confs: stats.control_failures.clone(),
+            wrong_type: stats.wrong_type,
+            wrong_invoke: stats.wrong_invoke,
+            unanswered,
+            latency: Percentiles::of(&stats.latency),
+        }
+    }
+
+    /// FAILURE_CONF and CONTROL_FAILURE_CONF together.
+    pub fn failed(&self) -> u64 {
+        self.failure_confs.values().sum::<u64>() + self.control_failure_confs.values().sum::<u64>()
+    }
+
+    /// Every request answered, by its own InvokeID and reply type.
+    pub fn all_answered(&self) -> bool {
+        self.unanswered == 0
+            && self.wrong_invoke == 0
+            && self.wrong_type == 0
+            && self.confs + self.failed() == self.sent
+    }
+
+    /// `sent S, N CONF, FAILURE_CONF {status: n}, ...`: for targets and details.
+    pub fn answers(&self) -> String {
+        let mut s = format!("sent {}, {} CONF", self.sent, self.confs);
+        if !self.failure_confs.is_empty() {
+            s += &format!(", FAILURE_CONF {:?}", self.failure_confs);
+        }
+        if !self.control_failure_confs.is_empty() {
+            s += &format!(", CONTROL_FAILURE_CONF {:?}", self.control_failure_confs);
+        }
+        s + &format!(
+            ", unanswered {}, wrong InvokeID {}, wrong type {}",
+            self.unanswered, self.wrong_invoke, self.wrong_type
+        )
+    }
+}
+
+/// The phase's burst of requests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BurstResult {
+    pub requested: u32,
+    /// First write to last write (one harness thread writes them), ms.
+    pub write_span_ms: f64,
+    /// First write to last answer read, ms.
+    pub answered_in_ms: f64,
+    pub requests: RequestResult,
+    /// Deliveries read from the first write until 20 ms after the last answer.
+    pub events: Percentiles,
+}
+
+/// Requests as the PG (the driver) saw them in the window and drain.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PgRequests {
+    /// Answered on the router's upstream session.
+    pub from_router: u64,
+    /// Answered on direct sessions.
+    pub direct: u64,
+    /// Of those, bodies that did not decode (FAILURE_CONF 25).
+    pub bad: u64,
+}
+
 /// A target of the issue and how the phase did against it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
@@ -107,6 +219,13 @@ pub struct PhaseResult {
     pub latency: Percentiles,
     pub groups: Vec<GroupResult>,
     pub open: OpenResult,
+    /// Requests per sending group (scenarios with desktops only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_requests: Option<PgRequests>,
     pub targets: Vec<TargetCheck>,
     /// The CDF plot written for this phase (file name in the out dir).
     pub plot: String,

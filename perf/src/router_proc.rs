@@ -136,6 +136,42 @@ pub fn serve_args(upstream: SocketAddr, flags: &RouterFlags) -> Vec<String> {
     args
 }
 
+/// The router config of a scenario with desktops (`--config`): with a real
+/// upstream, Client Control and Call Data Update go only to ClientIDs listed
+/// with them (docs/requests.md §3), and once a list exists every ClientID
+/// must be on it. So: the harness's other sessions as `ctirouter-perf`
+/// (every event service), the desktops as `ctirouter-perf-desktop`.
+pub fn desktop_config() -> String {
+    format!(
+        "# Written by ctirouter-perf for a scenario with desktops (perf/README.md).\n\
+         [[clients]]\n\
+         client_id = \"{}\"\n\
+         \n\
+         [[clients]]\n\
+         client_id = \"{}\"\n\
+         services = [\"client-events\", \"client-control\", \"call-data-update\"]\n",
+        crate::cti_client::CLIENT_ID,
+        crate::cti_client::DESKTOP_CLIENT_ID
+    )
+}
+
+/// `flags` plus `--config PATH`; an error if the scenario passes its own.
+pub fn with_config(flags: &RouterFlags, path: &Path) -> Result<RouterFlags, String> {
+    if flags
+        .args
+        .iter()
+        .any(|a| a == "--config" || a.starts_with("--config="))
+    {
+        return Err(
+            "a scenario with desktops gets its router config from the harness: drop --config from [router] args".into(),
+        );
+    }
+    let mut flags = flags.clone();
+    flags.args.push("--config".into());
+    flags.args.push(path.display().to_string());
+    Ok(flags)
+}
+
 /// `target/release/ctirouter` of the workspace this harness was built in.
 pub fn default_router_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -159,5 +195,30 @@ mod tests {
         let line = args.join(" ");
         assert!(line.starts_with("serve --listen 127.0.0.1:0 --upstream 127.0.0.1:9"));
         assert!(line.contains("--shards 1 --spin-us 0 --output-bound 1024"));
+    }
+
+    #[test]
+    fn desktop_config_lists_both_client_ids_and_control_for_desktops_only() {
+        use ctirouter::config::Config;
+        use ctirouter::proto::constants::service;
+        let config = Config::parse(&desktop_config()).unwrap();
+        let desk = config.client(b"ctirouter-perf-desktop").unwrap();
+        let desk = desk.allowed_services().bits();
+        assert_eq!(
+            desk & (service::CLIENT_CONTROL | service::CALL_DATA_UPDATE | service::CLIENT_EVENTS),
+            0x07
+        );
+        let others = config.client(b"ctirouter-perf").unwrap();
+        assert!(
+            others.services.is_none(),
+            "every event service, no request service"
+        );
+        let flags = with_config(&RouterFlags::default(), Path::new("/tmp/x.toml")).unwrap();
+        assert_eq!(flags.args, ["--config", "/tmp/x.toml"]);
+        let taken = RouterFlags {
+            args: vec!["--config".into(), "mine.toml".into()],
+            ..Default::default()
+        };
+        assert!(with_config(&taken, Path::new("/tmp/x.toml")).is_err());
     }
 }

@@ -3,6 +3,10 @@
 //! opens the sessions, plays each phase (warm-up, measured window, drain),
 //! prints a progress line a second, and turns each phase's snapshot into a
 //! `PhaseResult` with its targets checked. Stops everything it started.
+//! A scenario with desktops also gets a router config listing their
+//! ClientID, a second driver listener for the direct desktops, one priming
+//! event per agent (so the router knows every agent's call), and each
+//! phase's request plan.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -20,11 +24,12 @@ use crate::nats::NatsPub;
 use crate::plan;
 use crate::procstat;
 use crate::redis::RedisPub;
-use crate::router_proc::RouterProcess;
+use crate::results::PgRequests;
+use crate::router_proc::{self, RouterProcess};
 use crate::scenario::{Phase, Scenario};
 use crate::shared::Shared;
 use crate::summary::{phase_result, PhaseInputs};
-use crate::swarm::{Cmd, Protocol, Snapshot, Swarm};
+use crate::swarm::{Cmd, Protocol, RequestPlan, Snapshot, Swarm};
 
 /// The server under test.
 #[derive(Debug, Clone)]
@@ -108,14 +113,24 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         logged: plan::logged_agents(scenario, &specs),
         log: log.clone(),
     };
-    let (endpoint, wire, protocol, upstream) = publisher(&opts.server)?;
-    let driver = Driver::new(
+    let (endpoint, wire, protocol, upstream) = publisher(&opts.server, scenario.has_requests())?;
+    let mut driver = Driver::new(
         endpoint,
         wire,
         scenario.load.clone(),
         targeting,
         shared.clone(),
     );
+    let mut direct_addr = None;
+    if scenario.has_direct() {
+        if !matches!(opts.server, Server::Router { .. }) {
+            return Err("direct groups need the router (the driver is the PG)".into());
+        }
+        let std = StdListener::bind("127.0.0.1:0").map_err(|e| format!("direct bind: {e}"))?;
+        std.set_nonblocking(true).map_err(|e| e.to_string())?;
+        direct_addr = Some(std.local_addr().map_err(|e| e.to_string())?);
+        driver = driver.with_direct(TcpListener::from_std(std));
+    }
     let (tx, rx) = mpsc::channel();
     let mut live = Live {
         shared: shared.clone(),
@@ -130,7 +145,16 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let server_addr = match &opts.server {
         Server::Router { bin } => {
             let log_path = opts.out_dir.join(format!("{}-router.log", scenario.name));
-            let router = RouterProcess::start(bin, upstream, &scenario.router, &log_path)?;
+            let flags = if scenario.has_requests() {
+                let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
+                crate::summary::write(&path, &router_proc::desktop_config())?;
+                let path =
+                    std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                router_proc::with_config(&scenario.router, &path)?
+            } else {
+                scenario.router.clone()
+            };
+            let router = RouterProcess::start(bin, upstream, &flags, &log_path)?;
             eprintln!(
                 "router pid {} listening {} (log {})",
                 router.pid(),
@@ -155,6 +179,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     )?;
     let swarm = Swarm::new(
         server_addr,
+        direct_addr,
         protocol,
         specs,
         scenario.groups.len(),
@@ -164,6 +189,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     .map_err(|e| format!("swarm: {e}"))?;
     live.swarm = Some(swarm.spawn());
     open_initial_groups(scenario, &mut live)?;
+    if scenario.has_requests() {
+        prime(&mut live)?;
+    }
     let mut results = Vec::new();
     for phase in &scenario.phases {
         if !opts.only_phases.is_empty() && !opts.only_phases.contains(&phase.name) {
@@ -202,9 +230,31 @@ fn warn_if_busy() {
     }
 }
 
+/// One CALL_DELIVERED_EVENT per agent before the first phase, so that the
+/// router's call-party tracker knows each desktop's call (requests naming a
+/// call its device is not part of are refused, docs/requests.md §4), then
+/// the drain of what they owe.
+fn prime(live: &mut Live) -> Result<(), String> {
+    live.shared.primed.store(false, Ordering::SeqCst);
+    live.shared.prime.store(true, Ordering::SeqCst);
+    wait_for("priming events", Duration::from_secs(30), live, |l| {
+        l.shared.primed.load(Ordering::Acquire)
+    })?;
+    drain(live)?;
+    eprintln!(
+        "primed: one call per agent ({} deliveries of {} owed)",
+        live.shared.delivered.load(Ordering::Relaxed),
+        live.shared.expected.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
 /// The driver's endpoint and protocol, the swarm's protocol, and the
 /// upstream address the router is given.
-fn publisher(server: &Server) -> Result<(Endpoint, PubWire, Protocol, SocketAddr), String> {
+fn publisher(
+    server: &Server,
+    requests: bool,
+) -> Result<(Endpoint, PubWire, Protocol, SocketAddr), String> {
     match server {
         Server::Router { .. } => {
             let std = StdListener::bind("127.0.0.1:0").map_err(|e| format!("driver bind: {e}"))?;
@@ -213,7 +263,7 @@ fn publisher(server: &Server) -> Result<(Endpoint, PubWire, Protocol, SocketAddr
             let l = TcpListener::from_std(std);
             Ok((
                 Endpoint::Listen(l),
-                PubWire::Cti(CtiServer::default()),
+                PubWire::Cti(CtiServer::upstream(requests)),
                 Protocol::Cti,
                 addr,
             ))
@@ -315,6 +365,7 @@ struct Sample {
     delivered: u64,
     events: u64,
     behind: u64,
+    requests: u64,
 }
 
 fn sample(live: &Live) -> Result<Sample, String> {
@@ -325,6 +376,7 @@ fn sample(live: &Live) -> Result<Sample, String> {
         delivered: live.shared.delivered.load(Ordering::Relaxed),
         events: live.shared.nr_events.load(Ordering::Relaxed),
         behind: live.shared.driver_behind.load(Ordering::Relaxed),
+        requests: live.shared.requests_sent.load(Ordering::Relaxed),
     })
 }
 
@@ -342,8 +394,17 @@ fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
         live.rss_peak = live.rss_peak.max(rss);
         let dt = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
         let s = &live.shared;
+        let requests = if now.requests > 0 {
+            format!(
+                " | requests/s {:.0} in flight {}",
+                (now.requests - last.requests) as f64 / dt,
+                s.requests_in_flight.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {}",
+            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {}{requests}",
             started.elapsed().as_secs_f64(),
             (now.events - last.events) as f64 / dt,
             (now.delivered - last.delivered) as f64 / dt,
@@ -391,6 +452,12 @@ fn run_phase(
         }
     }
     live.shared.set_plan(Some(phase.clone()))?;
+    if phase.has_requests() {
+        send(
+            live,
+            Cmd::Requests(Some(request_plan(scenario, phase, measure_at))),
+        )?;
+    }
     live.rss_peak = 0;
     progress(live, &format!("{label} warm-up"), phase.warmup_secs)?;
     send(live, Cmd::Measure)?;
@@ -402,8 +469,12 @@ fn run_phase(
     }
     let before = sample(live)?;
     let upstream_hb = live.shared.upstream_heartbeats.load(Ordering::Relaxed);
+    let pg_before = pg_requests(live);
     progress(live, &label, phase.duration_secs)?;
     let after = sample(live)?;
+    if phase.has_requests() {
+        send(live, Cmd::Requests(None))?;
+    }
     live.shared.set_plan(None)?;
     let to_seq = live.shared.sent_seq.load(Ordering::SeqCst);
     send(live, Cmd::EndMeasure { to_seq })?;
@@ -415,6 +486,7 @@ fn run_phase(
         std::thread::sleep(Duration::from_secs(1));
     }
     let snapshot = take_snapshot(live)?;
+    let pg_after = pg_requests(live);
     let rss_end = procstat::rss_bytes(live.pid).unwrap_or(0);
     live.rss_peak = live.rss_peak.max(rss_end);
     let log = live.log.lock().expect("log lock").clone();
@@ -431,6 +503,11 @@ fn run_phase(
         rss_end,
         driver_behind: after.behind - before.behind,
         upstream_heartbeats: live.shared.upstream_heartbeats.load(Ordering::Relaxed) - upstream_hb,
+        pg_requests: scenario.has_requests().then(|| PgRequests {
+            from_router: pg_after.from_router - pg_before.from_router,
+            direct: pg_after.direct - pg_before.direct,
+            bad: pg_after.bad - pg_before.bad,
+        }),
         from_seq: snapshot.from_seq,
         to_seq,
         stalled: &stalled,
@@ -442,9 +519,36 @@ fn run_phase(
     phase_result(&inputs)
 }
 
-/// Wait until every delivery the driver's events owe has arrived, or until
-/// none has arrived for 2 s (a stalled or cut session never catches up), at
-/// most 30 s. A short quiet spell alone is not enough: on a busy machine the
+/// What the swarm sends in `phase`: every group's rate, and the burst (at
+/// `request_burst_after_secs` into the window, by default its middle).
+fn request_plan(scenario: &Scenario, phase: &Phase, measure_at: u64) -> RequestPlan {
+    let per_group = (0..scenario.groups.len())
+        .map(|gi| scenario.request_rate_per_session(phase, gi) * scenario.groups[gi].count as f64)
+        .collect();
+    let after = phase
+        .request_burst_after_secs
+        .unwrap_or(phase.duration_secs / 2.0);
+    RequestPlan {
+        start_ns: now_ns(),
+        per_group,
+        burst: (phase.request_burst > 0)
+            .then(|| (phase.request_burst, measure_at + (after * 1e9) as u64)),
+    }
+}
+
+/// The PG's request counters now.
+fn pg_requests(live: &Live) -> PgRequests {
+    let s = &live.shared;
+    PgRequests {
+        from_router: s.upstream_requests.load(Ordering::Relaxed),
+        direct: s.direct_requests.load(Ordering::Relaxed),
+        bad: s.bad_requests.load(Ordering::Relaxed),
+    }
+}
+
+/// Wait until every delivery the driver's events owe has arrived and every
+/// request sent has its answer, or until no delivery has arrived for 2 s (a
+/// stalled or cut session never catches up), at most 30 s. A short quiet spell alone is not enough: on a busy machine the
 /// router or the swarm can go unscheduled for half a second.
 fn drain(live: &mut Live) -> Result<(), String> {
     const QUIET: Duration = Duration::from_secs(2);
@@ -453,7 +557,8 @@ fn drain(live: &mut Live) -> Result<(), String> {
     let mut last_change = Instant::now();
     while Instant::now() < deadline && last_change.elapsed() < QUIET {
         let owed = live.shared.expected.load(Ordering::Relaxed);
-        if last >= owed {
+        let requests = live.shared.requests_in_flight.load(Ordering::Relaxed);
+        if last >= owed && requests == 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -128,6 +128,25 @@ pub struct Group {
     /// router's bound, not the kernel's buffers, decides when it is cut).
     #[serde(default)]
     pub rcvbuf: Option<usize>,
+    /// Client Events sessions that also ask for Client Control and Call Data
+    /// Update (ClientID `ctirouter-perf-desktop`, listed in the `[[clients]]`
+    /// of the config the runner writes for the router) and send the phases'
+    /// requests (`requests_per_sec`, `request_burst`).
+    #[serde(default)]
+    pub requests: bool,
+    /// Client Events sessions that connect to the driver's second listener
+    /// (straight to the PG, no router) and send the same requests: the
+    /// reference the router's request round trip is compared with. Implies
+    /// `requests`; they get no events.
+    #[serde(default)]
+    pub direct: bool,
+}
+
+impl Group {
+    /// Sends requests (through the router or straight to the PG).
+    pub fn sends_requests(&self) -> bool {
+        self.requests || self.direct
+    }
 }
 
 fn default_monitors() -> u32 {
@@ -154,8 +173,34 @@ pub struct Phase {
     pub burst_secs: f64,
     #[serde(default = "default_burst_factor")]
     pub burst_factor: f64,
+    /// Requests per second through the router, in total over the sessions of
+    /// the `requests` groups (round robin over them, mix of five types).
+    #[serde(default)]
+    pub requests_per_sec: f64,
+    /// Requests per second straight to the PG, in total over the `direct`
+    /// groups; absent: the same rate per session as through the router.
+    #[serde(default)]
+    pub direct_requests_per_sec: Option<f64>,
+    /// One burst of this many requests through the router, one per session
+    /// of the `requests` groups, written back to back (as close to "in the
+    /// same millisecond" as one harness thread gets).
+    #[serde(default)]
+    pub request_burst: u32,
+    /// Seconds into the measured window when the burst goes (default: the
+    /// middle of the window).
+    #[serde(default)]
+    pub request_burst_after_secs: Option<f64>,
     #[serde(default)]
     pub targets: Targets,
+}
+
+impl Phase {
+    /// Whether the phase sends any request.
+    pub fn has_requests(&self) -> bool {
+        self.requests_per_sec > 0.0
+            || self.direct_requests_per_sec.is_some_and(|r| r > 0.0)
+            || self.request_burst > 0
+    }
 }
 
 fn default_warmup() -> f64 {
@@ -220,6 +265,23 @@ pub struct Targets {
     pub all_open: bool,
     /// First connect to last open of the sessions opened in the phase, ms.
     pub open_span_ms: Option<f64>,
+    /// Request round trip p99 through the router at most this many µs above
+    /// the p99 of the same requests sent straight to the PG (same phase).
+    pub request_p99_added_us: Option<f64>,
+    /// Every request of the window answered by a confirmation or a failure
+    /// with the asker's InvokeID; none unanswered after the drain.
+    #[serde(default)]
+    pub requests_answered: bool,
+    /// The slowest event delivery read while the burst was in flight at most
+    /// `ms` above the p99.9 of every delivery in `phase`.
+    pub burst_added_ms: Option<BurstAdded>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstAdded {
+    pub phase: String,
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -269,14 +331,102 @@ impl Scenario {
         if self.phases.is_empty() {
             return Err("no phases".into());
         }
+        for g in &self.groups {
+            if g.sends_requests() && g.service != Service::ClientEvents {
+                return Err(format!(
+                    "group {:?}: requests and direct are for client-events groups",
+                    g.name
+                ));
+            }
+        }
+        let router_requesters = self.request_sessions(false);
         for p in &self.phases {
             if let Rate::PerSec(r) = p.rate {
                 if !(r.is_finite() && r >= 0.0) {
                     return Err(format!("phase {:?}: rate {r}", p.name));
                 }
             }
+            let rates = [p.requests_per_sec, p.direct_requests_per_sec.unwrap_or(0.0)];
+            if rates.iter().any(|r| !(r.is_finite() && *r >= 0.0)) {
+                return Err(format!("phase {:?}: request rates {rates:?}", p.name));
+            }
+            if (p.requests_per_sec > 0.0 || p.request_burst > 0) && router_requesters == 0 {
+                return Err(format!(
+                    "phase {:?} sends requests through the router but no group has `requests = true`",
+                    p.name
+                ));
+            }
+            if p.request_burst > router_requesters {
+                return Err(format!(
+                    "phase {:?}: request_burst {} is more than the {router_requesters} sessions that send requests (one each)",
+                    p.name, p.request_burst
+                ));
+            }
+            if p.direct_requests_per_sec.is_some_and(|r| r > 0.0)
+                && self.request_sessions(true) == 0
+            {
+                return Err(format!(
+                    "phase {:?}: direct_requests_per_sec without a `direct` group",
+                    p.name
+                ));
+            }
+            let refers = p
+                .targets
+                .burst_added_ms
+                .as_ref()
+                .map(|b| &b.phase)
+                .into_iter()
+                .chain(p.targets.p99_within_pct_of.as_ref().map(|r| &r.phase));
+            for name in refers {
+                if !self.phases.iter().any(|ph| &ph.name == name) {
+                    return Err(format!("phase {:?}: no phase named {name:?}", p.name));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Sessions that send requests through the router (`direct = false`) or
+    /// straight to the PG (`direct = true`).
+    pub fn request_sessions(&self, direct: bool) -> u32 {
+        self.groups
+            .iter()
+            .filter(|g| g.sends_requests() && g.direct == direct)
+            .map(|g| g.count)
+            .sum()
+    }
+
+    /// Whether any group sends requests (the driver then grants Client
+    /// Control and Call Data Update, and the router gets a client list).
+    pub fn has_requests(&self) -> bool {
+        self.groups.iter().any(|g| g.sends_requests())
+    }
+
+    /// Whether a group connects straight to the PG.
+    pub fn has_direct(&self) -> bool {
+        self.groups.iter().any(|g| g.direct)
+    }
+
+    /// Requests per second each session of group `gi` sends in `phase`
+    /// (0 for groups that send none).
+    pub fn request_rate_per_session(&self, phase: &Phase, gi: usize) -> f64 {
+        let g = &self.groups[gi];
+        if !g.sends_requests() {
+            return 0.0;
+        }
+        let router = self.request_sessions(false);
+        let per_router_session = if router == 0 {
+            0.0
+        } else {
+            phase.requests_per_sec / router as f64
+        };
+        if !g.direct {
+            return per_router_session;
+        }
+        match phase.direct_requests_per_sec {
+            Some(total) => total / self.request_sessions(true).max(1) as f64,
+            None => per_router_session,
+        }
     }
 }
 
@@ -296,6 +446,85 @@ mod tests {
             }
         }
         assert!(n >= 6);
+    }
+
+    const DESKTOPS: &str = r#"
+        name = "d"
+        load = { agents = 30 }
+        [[groups]]
+        name = "desk"
+        service = "client-events"
+        count = 20
+        requests = true
+        [[groups]]
+        name = "direct"
+        service = "client-events"
+        count = 4
+        agent_offset = 20
+        direct = true
+        [[groups]]
+        name = "ae"
+        service = "all-events"
+        count = 2
+        [[phases]]
+        name = "base"
+        rate = 10
+        duration_secs = 1
+        [[phases]]
+        name = "req"
+        rate = 10
+        duration_secs = 1
+        requests_per_sec = 200
+        [phases.targets]
+        request_p99_added_us = 50
+        requests_answered = true
+        p99_within_pct_of = { phase = "base", group = "ae", pct = 10 }
+        [[phases]]
+        name = "burst"
+        rate = 10
+        duration_secs = 1
+        request_burst = 20
+        direct_requests_per_sec = 8
+        [phases.targets]
+        burst_added_ms = { phase = "req", ms = 1 }
+    "#;
+
+    #[test]
+    fn request_keys_parse_and_rates_split_per_session() {
+        let s: Scenario = toml::from_str(DESKTOPS).unwrap();
+        s.check().unwrap();
+        assert!(s.has_requests() && s.has_direct());
+        assert_eq!(
+            (s.request_sessions(false), s.request_sessions(true)),
+            (20, 4)
+        );
+        let (base, req, burst) = (&s.phases[0], &s.phases[1], &s.phases[2]);
+        assert!(!base.has_requests() && req.has_requests() && burst.has_requests());
+        // 200/s over 20 desktops: 10/s each; direct sessions the same per
+        // session unless told otherwise.
+        assert_eq!(s.request_rate_per_session(req, 0), 10.0);
+        assert_eq!(s.request_rate_per_session(req, 1), 10.0);
+        assert_eq!(s.request_rate_per_session(req, 2), 0.0);
+        assert_eq!(s.request_rate_per_session(burst, 1), 2.0);
+        assert_eq!(burst.request_burst, 20);
+        assert_eq!(req.targets.request_p99_added_us, Some(50.0));
+        assert_eq!(burst.targets.burst_added_ms.as_ref().unwrap().ms, 1.0);
+    }
+
+    #[test]
+    fn request_keys_are_checked() {
+        let bad = |from: &str, to: &str| {
+            let s: Scenario = toml::from_str(&DESKTOPS.replace(from, to)).unwrap();
+            s.check().unwrap_err()
+        };
+        assert!(bad("request_burst = 20", "request_burst = 21").contains("more than"));
+        assert!(bad("requests = true", "requests = false").contains("no group"));
+        assert!(bad(
+            "service = \"all-events\"\n        count = 2",
+            "service = \"all-events\"\n        count = 2\n        direct = true"
+        )
+        .contains("client-events groups"));
+        assert!(bad("phase = \"req\", ms", "phase = \"nope\", ms").contains("nope"));
     }
 
     #[test]

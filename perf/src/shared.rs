@@ -40,6 +40,21 @@ pub struct Shared {
     /// p99 and max of the last second's deliveries, ns (progress line).
     pub interval_p99_ns: AtomicU64,
     pub interval_max_ns: AtomicU64,
+    /// Requests the swarm sent and has no answer for yet (the drain waits
+    /// for them too).
+    pub requests_in_flight: AtomicU64,
+    /// Requests the swarm sent, through the router or straight to the PG.
+    pub requests_sent: AtomicU64,
+    /// Requests the driver answered on the router's upstream session / on
+    /// direct sessions, and those that did not decode (FAILURE_CONF 25).
+    pub upstream_requests: AtomicU64,
+    pub direct_requests: AtomicU64,
+    pub bad_requests: AtomicU64,
+    /// Set by the main thread: the driver sends one CALL_DELIVERED_EVENT
+    /// per agent (so the router knows every agent's call before desktops act
+    /// on it), then sets `primed`.
+    pub prime: AtomicBool,
+    pub primed: AtomicBool,
     pub stop: AtomicBool,
     /// Why the driver stopped, if it did on its own.
     pub driver_error: Mutex<Option<String>>,

@@ -6,7 +6,11 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 
-use crate::results::{at_most, holds, GroupResult, OpenResult, Percentiles, PhaseResult};
+use crate::requests::RequestStats;
+use crate::results::{
+    at_most, holds, BurstResult, GroupResult, OpenResult, Percentiles, PgRequests, PhaseResult,
+    RequestResult,
+};
 use crate::scenario::{Phase, Scenario, Service};
 use crate::svg;
 use crate::swarm::{histogram, End, SessionReport, Snapshot};
@@ -26,6 +30,8 @@ pub struct PhaseInputs<'a> {
     pub rss_end: u64,
     pub driver_behind: u64,
     pub upstream_heartbeats: u64,
+    /// Requests the PG answered (scenarios with desktops).
+    pub pg_requests: Option<PgRequests>,
     /// Seqs of the measured window.
     pub from_seq: u64,
     pub to_seq: u64,
@@ -49,7 +55,7 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
             .iter()
             .filter(|s| s.group == gi)
             .collect();
-        let mut r = account(&members, i, stalled);
+        let mut r = account(&members, i, stalled, g.direct);
         r.name = g.name.clone();
         r.service = format!("{:?}", g.service);
         r.sessions = g.count;
@@ -106,6 +112,9 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
             },
             span_ms: i.snapshot.open_span_ns as f64 / 1e6,
         },
+        requests: request_results(i),
+        burst: burst_result(i),
+        pg_requests: i.pg_requests.clone(),
         targets: Vec::new(),
         plot: String::new(),
     };
@@ -114,8 +123,77 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
     Ok(result)
 }
 
-/// Deliveries, losses and session ends of one group.
-fn account(members: &[&SessionReport], i: &PhaseInputs<'_>, stalled: bool) -> GroupResult {
+/// The requests of every group that sends them in the phase.
+fn request_results(i: &PhaseInputs<'_>) -> Vec<RequestResult> {
+    let snap = i.snapshot;
+    i.scenario
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.sends_requests())
+        .filter_map(|(gi, g)| {
+            let stats = snap.requests.get(gi)?;
+            let unanswered = snap.unanswered.get(gi).copied().unwrap_or(0);
+            // A group that sends nothing in this phase gets a row only if
+            // something came back anyway.
+            let paced = i.scenario.request_rate_per_session(i.phase, gi) > 0.0;
+            let seen = stats.sent + stats.wrong_invoke + stats.wrong_type + unanswered;
+            if !paced && seen == 0 {
+                return None;
+            }
+            let path = if g.direct { "direct" } else { "router" };
+            Some(RequestResult::of(
+                &g.name, path, g.count, stats, unanswered, i.secs,
+            ))
+        })
+        .collect()
+}
+
+fn burst_result(i: &PhaseInputs<'_>) -> Option<BurstResult> {
+    let b = i.snapshot.burst.as_ref()?;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let unanswered = b.sent.saturating_sub(b.stats.answered());
+    Some(BurstResult {
+        requested: b.requested,
+        write_span_ms: ms(b.written_ns.saturating_sub(b.start_ns)),
+        answered_in_ms: ms(b.stats.last_answer_ns.saturating_sub(b.start_ns)),
+        requests: RequestResult::of(
+            "burst",
+            "router",
+            b.requested,
+            &RequestStats {
+                sent: b.sent,
+                ..b.stats.clone()
+            },
+            unanswered,
+            0.0,
+        ),
+        events: Percentiles::of(&b.events),
+    })
+}
+
+/// Round-trip histograms of every group sending through the router
+/// (`direct` false) or straight to the PG (true), merged.
+fn merged_requests(i: &PhaseInputs<'_>, direct: bool) -> Histogram<u64> {
+    let mut h = histogram();
+    for (gi, g) in i.scenario.groups.iter().enumerate() {
+        if g.sends_requests() && g.direct == direct {
+            if let Some(stats) = i.snapshot.requests.get(gi) {
+                let _ = h.add(&stats.latency);
+            }
+        }
+    }
+    h
+}
+
+/// Deliveries, losses and session ends of one group (a direct group is
+/// owed nothing: it is not connected to the server).
+fn account(
+    members: &[&SessionReport],
+    i: &PhaseInputs<'_>,
+    stalled: bool,
+    direct: bool,
+) -> GroupResult {
     let mut r = GroupResult {
         unchecked: stalled,
         ..Default::default()
@@ -136,6 +214,7 @@ fn account(members: &[&SessionReport], i: &PhaseInputs<'_>, stalled: bool) -> Gr
         }
         let lower = i.from_seq.max(s.open_seq + 1);
         let expected = match s.service {
+            _ if direct => 0,
             Service::AllEvents => expected_all(lower, i.to_seq),
             _ => s
                 .agents
@@ -252,6 +331,79 @@ fn check_targets(i: &PhaseInputs<'_>, r: &PhaseResult) -> Vec<crate::results::Ta
     }
     if let Some(limit) = t.open_span_ms {
         checks.push(at_most("connect → all open", r.open.span_ms, limit, "ms"));
+    }
+    if let Some(limit) = t.request_p99_added_us {
+        let (router, direct) = (merged_requests(i, false), merged_requests(i, true));
+        if router.is_empty() || direct.is_empty() {
+            checks.push(holds(
+                "request p99 added by the router",
+                false,
+                format!(
+                    "no round trips ({} through the router, {} direct)",
+                    router.len(),
+                    direct.len()
+                ),
+            ));
+        } else {
+            let us = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e3;
+            let (via, straight) = (us(&router), us(&direct));
+            let mut c = at_most(
+                "request p99 added by the router",
+                via - straight,
+                limit,
+                "µs",
+            );
+            c.actual = format!(
+                "{:.1} µs (router p99 {via:.1} µs over {} requests, direct p99 {straight:.1} µs over {})",
+                via - straight,
+                router.len(),
+                direct.len()
+            );
+            checks.push(c);
+        }
+    }
+    if t.requests_answered {
+        let mut all: Vec<&RequestResult> = r.requests.iter().collect();
+        all.extend(r.burst.as_ref().map(|b| &b.requests));
+        let pass = !all.is_empty() && all.iter().all(|q| q.all_answered());
+        let actual: Vec<String> = all
+            .iter()
+            .map(|q| format!("{} ({}): {}", q.group, q.path, q.answers()))
+            .collect();
+        checks.push(holds(
+            "every request answered, by its InvokeID",
+            pass,
+            actual.join("; "),
+        ));
+    }
+    if let Some(b) = &t.burst_added_ms {
+        let base = i
+            .earlier
+            .iter()
+            .find(|p| p.phase == b.phase)
+            .map(|p| p.latency.p999_us);
+        match (&r.burst, base) {
+            (Some(burst), Some(base)) if burst.events.count > 0 => {
+                let added = (burst.events.max_us - base) / 1e3;
+                let mut c = at_most("delivery delay added by the burst", added, b.ms, "ms");
+                c.actual = format!(
+                    "{added:.3} ms (slowest of {} deliveries read during the burst {:.3} ms, {} p99.9 {:.3} ms)",
+                    burst.events.count,
+                    burst.events.max_us / 1e3,
+                    b.phase,
+                    base / 1e3
+                );
+                checks.push(c);
+            }
+            _ => checks.push(holds(
+                "delivery delay added by the burst",
+                false,
+                format!(
+                    "no burst deliveries, or no phase {:?} before this one",
+                    b.phase
+                ),
+            )),
+        }
     }
     if let Some(ratio) = t.nats_ratio {
         checks.push(crate::results::TargetCheck {

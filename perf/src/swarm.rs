@@ -2,7 +2,10 @@
 //! reads them, and for each event delivery takes the marker (seq, send time)
 //! and records the end-to-end latency (one clock read per socket read) and
 //! the session's tally. Sessions speak GED-188 to the router, or NATS / Redis
-//! to a peer; the measuring is the same.
+//! to a peer; the measuring is the same. Desktop sessions also send the
+//! phase's requests (paced round robin over their group, and one burst) and
+//! record each request's round trip (write → its confirmation read); the
+//! `direct` ones connect straight to the driver instead of the router.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -22,12 +25,18 @@ use crate::cti_client::{CtiClient, Seen};
 use crate::marker;
 use crate::nats::NatsSub;
 use crate::redis::RedisSub;
+use crate::requests::{Kind, Outcome, Reply, RequestStats, Sent, Tag};
+use crate::rng::Rng;
 use crate::scenario::Service;
 use crate::shared::Shared;
 use crate::tally::Tally;
 
-/// Sessions connecting or opening at once (a storm is spread, not refused).
-const MAX_OPENING: usize = 1024;
+/// Sessions connecting or opening at once (a storm is spread, not refused):
+/// the router's default `[limits] max_pending_opens`, over which it closes a
+/// new connection at once (the swarm does not reconnect, so a session
+/// refused there would simply be missing: at 1,024, the value from before
+/// that limit existed, desktops.toml lost 24 of its 2,040 sessions).
+const MAX_OPENING: usize = ctirouter::config::DEFAULT_MAX_PENDING_OPENS;
 /// Seconds between a CTI session's HEARTBEAT_REQs (docs/protocol.md §6.3: 5 s
 /// minimum; desktops use more).
 const HEARTBEAT_NS: u64 = 10_000_000_000;
@@ -35,6 +44,17 @@ const HEARTBEAT_NS: u64 = 10_000_000_000;
 const SCRATCH: usize = 256 * 1024;
 /// Reads of one session per wake-up before the others get a turn.
 const READS_PER_TURN: usize = 4;
+/// Paced requests sent per loop turn at most (the rest on the next turn).
+const MAX_REQUESTS_PER_TURN: u64 = 256;
+/// Deliveries read until this long after the burst's last answer still
+/// count as read during the burst.
+const BURST_TAIL_NS: u64 = 20_000_000;
+/// A burst whose answers do not all come is watched this long at most.
+const BURST_WATCH_MAX_NS: u64 = 5_000_000_000;
+/// Burst requests written between two rounds of reading: one thread plays
+/// every client, and a real desktop's writes never hold up another
+/// client's reads, so the event readers wait for one chunk at most.
+const BURST_CHUNK: usize = 64;
 
 /// Latency histograms cover 1 ns .. 100 s with 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -57,6 +77,39 @@ pub struct SessionSpec {
     /// Its agent (Client Events) or monitored agents' instruments (Peripheral Monitor).
     pub agents: Vec<u32>,
     pub rcvbuf: Option<usize>,
+    /// A desktop: Client Control and Call Data Update, sends requests.
+    pub requests: bool,
+    /// Connects straight to the driver (the PG), not to the router.
+    pub direct: bool,
+}
+
+/// The requests of a phase.
+#[derive(Debug, Clone)]
+pub struct RequestPlan {
+    /// When pacing starts (the phase's warm-up), CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Per group: requests per second over the whole group (0: none).
+    pub per_group: Vec<f64>,
+    /// One burst: this many requests, one per open desktop of the
+    /// router-bound groups, written from this time on (`BURST_CHUNK` at a
+    /// time).
+    pub burst: Option<(u32, u64)>,
+}
+
+/// The burst of a phase, as measured.
+#[derive(Debug, Clone)]
+pub struct BurstReport {
+    /// Requests asked for, and written.
+    pub requested: u32,
+    pub sent: u64,
+    /// Before the first write, after the last one.
+    pub start_ns: u64,
+    pub written_ns: u64,
+    /// Their answers; `stats.last_answer_ns` is when the last one was read.
+    pub stats: RequestStats,
+    /// Latency of the deliveries read from the first write until 20 ms
+    /// after the last answer.
+    pub events: Histogram<u64>,
 }
 
 /// Main thread → swarm.
@@ -77,6 +130,8 @@ pub enum Cmd {
     EndMeasure {
         to_seq: u64,
     },
+    /// Start (or, with `None`, stop) sending requests.
+    Requests(Option<RequestPlan>),
     Snapshot(Sender<Snapshot>),
 }
 
@@ -117,6 +172,11 @@ pub struct Snapshot {
     pub nr_unmarked: u64,
     /// First seq of the measured window.
     pub from_seq: u64,
+    /// Per group: requests sent in the window and their answers.
+    pub requests: Vec<RequestStats>,
+    /// Per group: requests still without an answer (any time).
+    pub unanswered: Vec<u64>,
+    pub burst: Option<BurstReport>,
 }
 
 enum Wire {
@@ -175,9 +235,39 @@ struct Session {
     last_heartbeat_ns: u64,
 }
 
+/// A request plan being played.
+struct Playing {
+    plan: RequestPlan,
+    /// Per group: requests sent so far, and the member to try next.
+    sent: Vec<u64>,
+    cursor: Vec<usize>,
+    burst_fired: bool,
+}
+
+/// A burst in flight.
+struct BurstState {
+    report: BurstReport,
+    /// The sessions that send one request each, and the next to write.
+    queue: Vec<usize>,
+    next: usize,
+    outstanding: u64,
+    /// Deliveries read until then count as read during the burst.
+    watch_until: u64,
+}
+
 /// The swarm's thread state.
 pub struct Swarm {
     addr: SocketAddr,
+    /// The driver's listener for direct desktops.
+    direct_addr: Option<SocketAddr>,
+    /// Per group: its sessions.
+    members: Vec<Vec<usize>>,
+    requests: Option<Playing>,
+    req_stats: Vec<RequestStats>,
+    burst: Option<BurstState>,
+    /// Between `Measure` and `EndMeasure`: requests are counted.
+    measuring: bool,
+    rng: Rng,
     sessions: Vec<Session>,
     shared: Arc<Shared>,
     cmds: Receiver<Cmd>,
@@ -200,6 +290,7 @@ pub struct Swarm {
 impl Swarm {
     pub fn new(
         addr: SocketAddr,
+        direct_addr: Option<SocketAddr>,
         protocol: Protocol,
         specs: Vec<SessionSpec>,
         nr_groups: usize,
@@ -210,6 +301,9 @@ impl Swarm {
             .into_iter()
             .map(|spec| Session {
                 wire: match protocol {
+                    Protocol::Cti if spec.requests => {
+                        Wire::Cti(CtiClient::new(spec.service, spec.agents.clone()).with_requests())
+                    }
                     Protocol::Cti => Wire::Cti(CtiClient::new(spec.service, spec.agents.clone())),
                     Protocol::Nats => Wire::Nats(NatsSub::default()),
                     Protocol::Redis => Wire::Redis(RedisSub),
@@ -227,9 +321,22 @@ impl Swarm {
                 tally: Tally::default(),
                 last_heartbeat_ns: 0,
             })
-            .collect();
+            .collect::<Vec<Session>>();
+        let mut members = vec![Vec::new(); nr_groups];
+        for (i, s) in sessions.iter().enumerate() {
+            if let Some(m) = members.get_mut(s.spec.group) {
+                m.push(i);
+            }
+        }
         Ok(Swarm {
             addr,
+            direct_addr,
+            members,
+            requests: None,
+            req_stats: (0..nr_groups).map(|_| RequestStats::default()).collect(),
+            burst: None,
+            measuring: false,
+            rng: Rng::new(0x5EED_DE5C),
             sessions,
             shared,
             cmds,
@@ -265,11 +372,14 @@ impl Swarm {
             }
             let now = now_ns();
             self.connect_due(now);
+            self.send_requests(now);
+            self.burst_chunk();
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + 1_000_000_000;
             }
-            let timeout = if self.again.is_empty() {
+            let burst_writing = self.burst.as_ref().is_some_and(|b| b.next < b.queue.len());
+            let timeout = if self.again.is_empty() && !burst_writing {
                 Duration::from_millis(1)
             } else {
                 Duration::ZERO
@@ -320,8 +430,24 @@ impl Swarm {
                 self.sessions
                     .iter_mut()
                     .for_each(|s| s.tally = Tally::default());
+                self.req_stats
+                    .iter_mut()
+                    .for_each(|r| *r = RequestStats::default());
+                self.burst = None;
+                self.measuring = true;
             }
-            Cmd::EndMeasure { to_seq } => self.to_seq = to_seq,
+            Cmd::EndMeasure { to_seq } => {
+                self.to_seq = to_seq;
+                self.measuring = false;
+            }
+            Cmd::Requests(plan) => {
+                self.requests = plan.map(|plan| Playing {
+                    sent: vec![0; plan.per_group.len()],
+                    cursor: vec![0; plan.per_group.len()],
+                    burst_fired: false,
+                    plan,
+                })
+            }
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -359,6 +485,167 @@ impl Swarm {
             open_span_ns: self.last_open_ns.saturating_sub(self.first_connect_ns),
             nr_unmarked: self.nr_unmarked,
             from_seq: self.from_seq,
+            requests: self.req_stats.clone(),
+            unanswered: self
+                .members
+                .iter()
+                .map(|m| {
+                    m.iter()
+                        .map(|&i| match &self.sessions[i].wire {
+                            Wire::Cti(c) => c.in_flight.len() as u64,
+                            _ => 0,
+                        })
+                        .sum()
+                })
+                .collect(),
+            burst: self.burst.as_ref().map(|b| b.report.clone()),
+        }
+    }
+
+    /// Send the requests due: each group's paced ones (round robin over its
+    /// open sessions) and the burst when its time has come.
+    fn send_requests(&mut self, now: u64) {
+        let Some(mut p) = self.requests.take() else {
+            return;
+        };
+        if let Some((count, at)) = p.plan.burst {
+            if !p.burst_fired && now >= at {
+                p.burst_fired = true;
+                self.fire_burst(count);
+            }
+        }
+        let tag = if self.measuring {
+            Tag::Measured
+        } else {
+            Tag::Warmup
+        };
+        for gi in 0..p.plan.per_group.len() {
+            let rate = p.plan.per_group[gi];
+            if rate <= 0.0 || self.members[gi].is_empty() {
+                continue;
+            }
+            let due = (now.saturating_sub(p.plan.start_ns) as f64 * rate / 1e9) as u64;
+            let n = due.saturating_sub(p.sent[gi]).min(MAX_REQUESTS_PER_TURN);
+            for _ in 0..n {
+                p.sent[gi] += 1;
+                let m = self.members[gi].len();
+                let at = |t: usize| self.members[gi][(p.cursor[gi] + t) % m];
+                let open = (0..m).find(|&t| {
+                    let s = &self.sessions[at(t)];
+                    s.state == State::Open && !s.stalled
+                });
+                let Some(t) = open else { break };
+                let i = at(t);
+                p.cursor[gi] = (p.cursor[gi] + t + 1) % m;
+                self.send_request(i, tag);
+            }
+        }
+        self.requests = Some(p);
+    }
+
+    /// `count` requests, one per open desktop of the router-bound groups,
+    /// written [`BURST_CHUNK`] at a time with a round of reads in between.
+    fn fire_burst(&mut self, count: u32) {
+        let start_ns = now_ns();
+        let targets: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| {
+                let s = &self.sessions[i];
+                s.spec.requests && !s.spec.direct && s.state == State::Open && !s.stalled
+            })
+            .take(count as usize)
+            .collect();
+        self.burst = Some(BurstState {
+            report: BurstReport {
+                requested: count,
+                sent: 0,
+                start_ns,
+                written_ns: start_ns,
+                stats: RequestStats::default(),
+                events: histogram(),
+            },
+            queue: targets,
+            next: 0,
+            outstanding: 0,
+            watch_until: start_ns + BURST_WATCH_MAX_NS,
+        });
+    }
+
+    /// The burst's next chunk of writes, if it has any left.
+    fn burst_chunk(&mut self) {
+        let Some(b) = self.burst.as_mut() else {
+            return;
+        };
+        if b.next >= b.queue.len() {
+            return;
+        }
+        let end = (b.next + BURST_CHUNK).min(b.queue.len());
+        let chunk: Vec<usize> = b.queue[b.next..end].to_vec();
+        b.next = end;
+        for i in chunk {
+            self.send_request(i, Tag::Burst);
+        }
+        if let Some(b) = self.burst.as_mut() {
+            b.report.written_ns = now_ns();
+        }
+    }
+
+    /// Write one request of the mix on session `i`, timed from just before
+    /// the write.
+    fn send_request(&mut self, i: usize, tag: Tag) {
+        let kind = Kind::of(self.rng.next_u64());
+        let s = &mut self.sessions[i];
+        let Wire::Cti(c) = &mut s.wire else {
+            return;
+        };
+        let invoke_id = c.request(kind, &mut s.out);
+        c.in_flight.push(Sent {
+            invoke_id,
+            kind,
+            sent_ns: now_ns(),
+            tag,
+        });
+        self.shared
+            .requests_in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.requests_sent.fetch_add(1, Ordering::Relaxed);
+        match tag {
+            Tag::Measured => self.req_stats[s.spec.group].sent += 1,
+            Tag::Burst => {
+                if let Some(b) = self.burst.as_mut() {
+                    b.report.sent += 1;
+                    b.outstanding += 1;
+                }
+            }
+            Tag::Warmup => {}
+        }
+        self.flush(i);
+    }
+
+    /// A reply read on a session of `group`.
+    fn on_reply(&mut self, group: usize, reply: Reply, now: u64) {
+        let Reply::Answered(sent, outcome) = reply else {
+            self.req_stats[group].wrong_invoke += 1;
+            return;
+        };
+        self.shared
+            .requests_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+        match sent.tag {
+            Tag::Measured => self.req_stats[group].record(&sent, outcome, now),
+            Tag::Burst => {
+                if let Some(b) = self.burst.as_mut() {
+                    b.report.stats.record(&sent, outcome, now);
+                    b.outstanding = b.outstanding.saturating_sub(1);
+                    if b.outstanding == 0 {
+                        b.watch_until = now + BURST_TAIL_NS;
+                    }
+                }
+            }
+            Tag::Warmup => {
+                if matches!(outcome, Outcome::WrongType(_)) {
+                    self.req_stats[group].wrong_type += 1;
+                }
+            }
         }
     }
 
@@ -378,7 +665,18 @@ impl Swarm {
 
     fn connect(&mut self, i: usize, now: u64) {
         let s = &mut self.sessions[i];
-        match connect_socket(self.addr, s.spec.rcvbuf) {
+        let addr = if s.spec.direct {
+            self.direct_addr
+        } else {
+            Some(self.addr)
+        };
+        let Some(addr) = addr else {
+            s.end = Some(End::Error("no direct listener".into()));
+            s.state = State::Gone;
+            self.shared.nr_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match connect_socket(addr, s.spec.rcvbuf) {
             Ok(mut stream) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) = self
@@ -530,6 +828,11 @@ impl Swarm {
                         let latency = now.saturating_sub(ts).max(1);
                         let _ = self.latency[group].record(latency);
                         let _ = self.interval.record(latency);
+                        if let Some(b) = self.burst.as_mut() {
+                            if now >= b.report.start_ns && now <= b.watch_until {
+                                let _ = b.report.events.record(latency);
+                            }
+                        }
                     }
                 }
                 Seen::Opened => self.opened(i, now),
@@ -537,6 +840,9 @@ impl Swarm {
                     s.end = Some(End::Refused(status));
                 }
                 Seen::Ended(status) => s.end = Some(End::FailureEvent(status)),
+                Seen::Reply(reply) => self.on_reply(group, reply, now),
+                // A FAILURE_CONF that answers none of an open desktop's requests.
+                Seen::Refused(_) if s.spec.requests => self.req_stats[group].wrong_invoke += 1,
                 Seen::Refused(_) | Seen::Other => {}
             }
         }
