@@ -34,6 +34,17 @@ macro_rules! since {
     };
 }
 
+/// The value a gated fixed field holds at a version without it: the
+/// declared one (`field: u32 @ 14 = NULL`), else the type's default.
+macro_rules! absent {
+    () => {
+        Default::default()
+    };
+    ($absent:expr) => {
+        $absent
+    };
+}
+
 /// Decode step for one floating declaration: consumes `$f` and `continue`s when it matches.
 macro_rules! float_take {
     (Opt, $ty:ty, $slot:expr, $f:ident, $tag:ident) => {
@@ -145,6 +156,7 @@ macro_rules! count_sync {
 ///     pub struct Name = msg::NUMBER, since 13 {
 ///         fixed_field: u32,
 ///         gated_field: i32 @ 19,            // exists from version 19
+///         null_before: u32 @ 14 = 0xFFFF_FFFF, // what it means before 14
 ///     }
 ///     floating {
 ///         field: Opt<CtiString> = TAG,      // at most once
@@ -159,7 +171,8 @@ macro_rules! message {
     (
         $(#[$meta:meta])*
         pub struct $name:ident = $mmod:ident :: $mtype:ident, since $msince:literal {
-            $( $(#[$fmeta:meta])* $fname:ident : $fty:ident $(@ $fsince:literal)? ),* $(,)?
+            $( $(#[$fmeta:meta])* $fname:ident : $fty:ident
+               $(@ $fsince:literal $(= $fabsent:expr)?)? ),* $(,)?
         }
         floating {
             $( $(#[$lmeta:meta])*
@@ -201,6 +214,8 @@ macro_rules! message {
                 let mut m = Self::default();
                 $( if version.has(since!($($fsince)?), u8::MAX) {
                     m.$fname = fixed.take::<$fty>();
+                } else {
+                    m.$fname = absent!($($($fabsent)?)?);
                 } )*
                 let mut fields = $crate::proto::wire::FloatingFields::new(fixed.floating(), version);
                 while let Some(f) = fields.next_field()? {
@@ -230,7 +245,7 @@ macro_rules! message {
             #[allow(unused_variables)]
             fn restrict_to(&mut self, version: $crate::proto::Version) {
                 $( if !version.has(since!($($fsince)?), u8::MAX) {
-                    self.$fname = Default::default();
+                    self.$fname = absent!($($($fabsent)?)?);
                 } )*
                 $( {
                     let (lo, hi) = version_range!($($lsince $(, $luntil)?)?);

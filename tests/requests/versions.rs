@@ -400,12 +400,10 @@ fn matrix(up: Version) {
         let reply = rig.round_trip(&mut desk, sent.clone(), |invoke_id, got| {
             let skill_group_number = match got {
                 Message::MakeCallReq(_) if cv >= 14 => sent.skill_group_number,
-                // A v13 client has no SkillGroupNumber. What the v14+
-                // upstream must get for it is pinned apart, by the ignored
-                // `a_v13_make_call_asks_upstream_for_the_default_skill_group`
-                // (a defect: the router sends 0, not NULL_SKILL_GROUP);
-                // every other field is checked here.
-                Message::MakeCallReq(got) => got.skill_group_number,
+                // A v13 client has no SkillGroupNumber: it asks for the
+                // default, NULL_SKILL_GROUP to a v14+ upstream (pinned apart
+                // by `a_v13_make_call_asks_upstream_for_the_default_skill_group`).
+                Message::MakeCallReq(_) => NULL_SKILL_GROUP,
                 other => panic!("{other:?}"),
             };
             MakeCallReq {
@@ -712,9 +710,6 @@ fn requests_and_replies_cross_versions_with_a_v14_upstream() {
 /// Re-encoded for a v14+ CTI Server it must say so with NULL_SKILL_GROUP
 /// (docs/protocol.md §12.2 #56), not name skill group number 0.
 #[test]
-#[ignore = "defect: a v13 MAKE_CALL_REQ goes to a v14+ upstream with SkillGroupNumber 0 \
-            instead of NULL_SKILL_GROUP (src/ingest/proxy.rs proxy_request re-encodes the \
-            decoded default)"]
 fn a_v13_make_call_asks_upstream_for_the_default_skill_group() {
     let (mut rig, _observer) = rig(V24);
     let v13 = Version::new(13).unwrap();

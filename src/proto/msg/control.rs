@@ -393,8 +393,8 @@ message! {
         post_route: u16,
         num_named_variables: u16,
         num_named_arrays: u16,
-        /// NULL_SKILL_GROUP for the default.
-        skill_group_number: u32 @ 14,
+        /// NULL_SKILL_GROUP for the default (all a v13 client can ask for).
+        skill_group_number: u32 @ 14 = 0xFFFF_FFFF,
     }
     floating {
         agent_instrument: Opt<CtiString> = AGENT_INSTRUMENT,
