@@ -114,6 +114,13 @@ impl MemRouter {
         self.run();
     }
 
+    /// The upstream session is open at `version` (OPEN_CONF at it): events
+    /// come and requests go at that version from now on.
+    pub fn upstream_opens_at(&mut self, version: Version) {
+        self.upstream_version = version;
+        self.ingest.upstream_version = version;
+    }
+
     /// The request frames ingest sent the upstream since the last call.
     pub fn upstream_received(&mut self) -> Vec<Vec<u8>> {
         let bytes = std::mem::take(&mut self.ingest.to_upstream);

@@ -8,6 +8,7 @@
 //! (CONTROL_FAILURE_CONF CF_SERVICE_BUSY). Sans I/O: the driver writes
 //! [`IngestCore::to_upstream`] to the CTI Server.
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use tracing::Level;
@@ -265,23 +266,14 @@ impl<L: Links> IngestCore<L> {
             .get(session)
             .map(|r| String::from_utf8_lossy(r.client.client_id.as_bytes()).into_owned())
             .unwrap_or_default();
-        let request = match request {
-            // Never a password in the log.
-            Some(Message::SetAgentStateReq(r)) if r.agent_password.is_some() => {
-                let mut r = r.clone();
-                r.agent_password = Some("(hidden)".into());
-                format!("{:?}", Message::from(r))
+        let mut line = format!("client={client:?} session={} v{version} ", session.0);
+        match request {
+            Some(m) => audited_fields(m, version, &mut line),
+            None => {
+                let _ = write!(line, "message type {message_type}");
             }
-            Some(m) => format!("{m:?}"),
-            None => format!("message type {message_type}"),
-        };
-        Some(
-            format!(
-                "client={client:?} session={} v{version} {request}",
-                session.0
-            )
-            .into(),
-        )
+        }
+        Some(line.into())
     }
 
     /// RELEASE_CALL aggregation (docs/requests.md §5): the CTI Server sees
@@ -389,6 +381,37 @@ impl<L: Links> IngestCore<L> {
             },
         );
     }
+}
+
+/// The fields an audit line names: who acted and on what. Never a
+/// password, never call data (variables are the customer's).
+const AUDITED: &[&str] = &[
+    "AGENT_ID",
+    "AGENT_EXTENSION",
+    "AGENT_INSTRUMENT",
+    "icm_agent_id",
+    "agent_state",
+    "event_reason_code",
+    "connection_call_id",
+    "active_connection_call_id",
+    "held_connection_call_id",
+    "other_connection_call_id",
+    "CONNECTION_DEVID",
+    "ACTIVE_CONN_DEVID",
+    "HELD_CONN_DEVID",
+    "DIALED_NUMBER",
+];
+
+/// `TYPE_NAME field=value …` of a request: its type and the fields in
+/// [`AUDITED`] it carries (short: the line is written on the ingest core).
+fn audited_fields(m: &Message, version: Version, line: &mut String) {
+    line.push_str(Message::type_name(m.message_type()).unwrap_or("request"));
+    m.visit(version, &mut |field| {
+        let name = field.wire_name();
+        if AUDITED.contains(&name) {
+            let _ = write!(line, " {name}={}", field.value);
+        }
+    });
 }
 
 /// One audit line: the request, what became of it, and (when the CTI Server

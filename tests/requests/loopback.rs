@@ -144,7 +144,7 @@ fn a_desktop_controls_through_the_router_and_others_see_nothing_of_it() {
     let log = router.stderr_text();
     let audit = log
         .lines()
-        .find(|l| l.contains("ctirouter::audit") && l.contains("QueryAgentStateReq"))
+        .find(|l| l.contains("ctirouter::audit") && l.contains("QUERY_AGENT_STATE_REQ"))
         .unwrap_or_else(|| panic!("no audit line for the query:\n{log}"));
     assert!(audit.contains("client=\"desktop\""), "{audit}");
     assert!(audit.contains("\"3001\""), "names the instrument: {audit}");
@@ -164,7 +164,7 @@ fn a_desktop_controls_through_the_router_and_others_see_nothing_of_it() {
     );
     let _ = desktop.reply(79);
     assert!(
-        router.wait_stderr("SetAgentStateReq", Duration::from_secs(5)),
+        router.wait_stderr("SET_AGENT_STATE_REQ", Duration::from_secs(5)),
         "{}",
         router.stderr_text()
     );
