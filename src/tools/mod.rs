@@ -2,7 +2,7 @@
 //! CTI Server (`sim-pg`), the `watch` client, and record/replay files. They
 //! use mio, not glommio, so they never share the router's runtime.
 //!
-//! * `sim_pg` (+ `sim_pg_client`) — `ctirouter sim-pg`, one thread, mio
+//! * `sim_pg` (+ `sim_pg_client`, `sim_pg_requests`) — `ctirouter sim-pg`, one thread, mio
 //! * `cti_client` — a CTI client connection (OPEN, heartbeats, close) for the tools
 //! * `watch` (+ `watch_format`) — `ctirouter watch`, events as lines or JSON
 //! * `record` — `ctirouter record`, an upstream stream into a file
@@ -13,5 +13,6 @@ pub mod record;
 pub mod recording;
 pub mod sim_pg;
 pub mod sim_pg_client;
+pub mod sim_pg_requests;
 pub mod watch;
 pub mod watch_format;
