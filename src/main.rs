@@ -335,6 +335,19 @@ struct SimPgArgs {
     /// Unsent bytes per client before it is dropped.
     #[arg(long, default_value_t = ctirouter::config::DEFAULT_OUTPUT_BOUND)]
     output_bound: usize,
+    /// Grant at most these services (hex 0x… or decimal; e.g. 0x10 = All
+    /// Events only, 0x11 = All and Client Events): requests of a service not granted get what a CTI
+    /// Server gives, FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE).
+    #[arg(long, value_name = "MASK", value_parser = tools::sim_pg::parse_mask)]
+    grant: Option<u32>,
+    /// Hold each answer to a request this long (real time) before it goes
+    /// out; the events the request caused are not held.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    reply_delay_ms: u64,
+    /// Never send this share of the answers (0..=100; which ones follows
+    /// --seed).
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
+    drop_replies: f64,
 }
 
 #[derive(Args)]
@@ -413,6 +426,12 @@ fn sim_pg(args: SimPgArgs) -> Result<(), String> {
             args.speed
         ));
     }
+    if !(0.0..=100.0).contains(&args.drop_replies) {
+        return Err(format!(
+            "--drop-replies {}: give a percentage, 0 to 100",
+            args.drop_replies
+        ));
+    }
     let stop = stop_flag()?;
     let options = tools::sim_pg::SimPgOptions {
         listen: args.listen,
@@ -425,6 +444,9 @@ fn sim_pg(args: SimPgArgs) -> Result<(), String> {
         },
         speed: args.speed,
         output_bound: args.output_bound,
+        grant: Services(args.grant.unwrap_or(u32::MAX)),
+        reply_delay: std::time::Duration::from_millis(args.reply_delay_ms),
+        drop_replies: args.drop_replies,
     };
     tools::sim_pg::run(options, &stop, |addr| {
         tracing::info!(%addr, "sim-pg listening");

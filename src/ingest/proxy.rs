@@ -16,7 +16,6 @@ use tracing::Level;
 use super::call_data::WrittenCall;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending};
-use crate::ids::Services;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
@@ -26,9 +25,7 @@ use crate::proto::msg::{ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{CtiString, DecodeOptions, Message, RequestError, Version};
 use crate::session::scope::{self, Agent, OutOfScope};
-use crate::session::server::{
-    control_failure_conf, failure_conf, may_request, proxied_service, reply,
-};
+use crate::session::server::{control_failure_conf, failure_conf, may_request, reply};
 
 /// The audit log's tracing target: one line per proxied request, with who
 /// sent it (ClientID, session), what it named (the request's fields), its
@@ -99,23 +96,13 @@ impl<L: Links> IngestCore<L> {
             );
         }
         if let Err(out_of_scope) = self.scope(session, &mut request) {
-            let error = match out_of_scope {
-                OutOfScope::OtherAgent => RequestError::InvalidAgentData,
-                OutOfScope::NotCallParty => RequestError::NotCallParty,
-            };
             if let Some(what) = &audit {
+                let error = out_of_scope.error();
                 audit_line(what, &format!("out of the session's scope: {error}"), None);
             }
-            if proxied_service(message_type) == Some(Services::CLIENT_CONTROL) {
-                return self.answer_control_failure(
-                    shard,
-                    session,
-                    version,
-                    invoke_id,
-                    control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
-                );
-            }
-            return refuse(self, error);
+            let mut out = Vec::new();
+            scope::refuse(&mut out, version, invoke_id, message_type, out_of_scope);
+            return self.answer(shard, session, out);
         }
         let start = self.to_upstream.len();
         // Every proxied request type has a typed layout (tests/codec pins
@@ -237,9 +224,7 @@ impl<L: Links> IngestCore<L> {
         let Some(record) = self.registry.get(session) else {
             return Ok(());
         };
-        let scoped = record.services.contains(Services::CLIENT_EVENTS)
-            && !record.services.contains(Services::ALL_EVENTS)
-            && !record.services.contains(Services::PERIPHERAL_MONITOR);
+        let scoped = scope::applies_to(record.services);
         let Some(identity) = scoped.then(|| scope::identity(request)).flatten() else {
             return Ok(());
         };

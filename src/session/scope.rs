@@ -8,10 +8,11 @@
 
 use smallvec::SmallVec;
 
+use crate::ids::{InvokeId, Services};
 use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey};
-use crate::proto::constants::NULL_PERIPHERAL_ID;
-use crate::proto::{CtiString, Message};
-use crate::session::server::ClientInfo;
+use crate::proto::constants::{control_failure, NULL_PERIPHERAL_ID};
+use crate::proto::{CtiString, Message, RequestError, Version};
+use crate::session::server::{control_failure_conf, failure_conf, proxied_service, ClientInfo};
 use crate::status::AgentView;
 
 /// Why a request is out of a session's scope.
@@ -21,6 +22,45 @@ pub enum OutOfScope {
     OtherAgent,
     /// It names a call the agent's device is not part of.
     NotCallParty,
+}
+
+impl OutOfScope {
+    /// The FAILURE_CONF status of a refused request that is not Client
+    /// Control: E_CTI_INVALID_AGENT_DATA or E_CTI_NOT_CALL_PARTY.
+    pub fn error(self) -> RequestError {
+        match self {
+            OutOfScope::OtherAgent => RequestError::InvalidAgentData,
+            OutOfScope::NotCallParty => RequestError::NotCallParty,
+        }
+    }
+}
+
+/// Whether a session's requests are held to its own agent: a Client Events
+/// session that watches nobody else (neither All Events nor Peripheral
+/// Monitor, which may act on any agent device).
+pub fn applies_to(services: Services) -> bool {
+    services.contains(Services::CLIENT_EVENTS)
+        && !services.contains(Services::ALL_EVENTS)
+        && !services.contains(Services::PERIPHERAL_MONITOR)
+}
+
+/// Append the answer to a request of `message_type` out of scope
+/// (docs/requests.md §4): CONTROL_FAILURE_CONF
+/// CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE for Client Control, else
+/// FAILURE_CONF with [`OutOfScope::error`].
+pub fn refuse(
+    out: &mut Vec<u8>,
+    version: Version,
+    invoke_id: InvokeId,
+    message_type: u32,
+    why: OutOfScope,
+) {
+    if proxied_service(message_type) == Some(Services::CLIENT_CONTROL) {
+        let code = control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE;
+        control_failure_conf(out, version, invoke_id, code);
+    } else {
+        failure_conf(out, version, invoke_id, why.error());
+    }
 }
 
 /// The identity fields of one request, borrowed for filling in and checking.
@@ -318,4 +358,60 @@ pub fn fill_and_check(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::constants::{msg, status};
+    use crate::proto::msg::{ControlFailureConf, FailureConf};
+    use crate::proto::{frame, DecodeOptions};
+
+    fn answer(message_type: u32, why: OutOfScope) -> Message {
+        let mut out = Vec::new();
+        refuse(&mut out, Version::MAX, InvokeId(42), message_type, why);
+        let (f, used) = frame::parse(&out).expect("one whole frame");
+        assert_eq!(used, out.len());
+        Message::decode(f.message_type, f.body, Version::MAX, DecodeOptions::STRICT)
+            .expect("decodes")
+    }
+
+    #[test]
+    fn refusals_are_control_failures_for_client_control_else_failure_confs() {
+        for why in [OutOfScope::OtherAgent, OutOfScope::NotCallParty] {
+            let m = answer(msg::ANSWER_CALL_REQ, why);
+            assert!(
+                matches!(
+                    m,
+                    Message::ControlFailureConf(ControlFailureConf {
+                        invoke_id: 42,
+                        failure_code: control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE,
+                        ..
+                    })
+                ),
+                "{m:?}"
+            );
+        }
+        let m = answer(msg::SET_CALL_DATA_REQ, OutOfScope::OtherAgent);
+        assert!(
+            matches!(m, Message::FailureConf(FailureConf { invoke_id: 42, status, .. })
+                if status == status::E_CTI_INVALID_AGENT_DATA),
+            "{m:?}"
+        );
+        let m = answer(msg::RELEASE_CALL_REQ, OutOfScope::NotCallParty);
+        assert!(
+            matches!(m, Message::FailureConf(FailureConf { invoke_id: 42, status, .. })
+                if status == status::E_CTI_NOT_CALL_PARTY),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn scope_holds_client_events_sessions_that_watch_nobody_else() {
+        let ce = Services::CLIENT_EVENTS;
+        assert!(applies_to(ce | Services::CLIENT_CONTROL));
+        assert!(!applies_to(ce | Services::ALL_EVENTS));
+        assert!(!applies_to(ce | Services::PERIPHERAL_MONITOR));
+        assert!(!applies_to(Services::ALL_EVENTS | Services::CLIENT_CONTROL));
+    }
 }

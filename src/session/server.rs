@@ -159,8 +159,9 @@ pub struct Context<'a> {
     pub status: &'a PgStatus,
     /// Allocates a MonitorID unique across the router.
     pub next_monitor_id: &'a dyn Fn() -> MonitorId,
-    /// The services this server grants ([`SERVED_SERVICES`] for the router;
-    /// `sim-pg` serves All Events only).
+    /// The services this server serves itself ([`SERVED_SERVICES`] for the
+    /// router; `sim-pg`'s event services); the request services come from
+    /// `status.upstream_services`.
     pub served_services: Services,
     /// The router holds `max_sessions` open sessions: an OPEN_REQ that
     /// passes its checks is refused (E_CTI_UNSPECIFIED_FAILURE) and closed.

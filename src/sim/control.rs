@@ -24,7 +24,7 @@ use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type, lcs, status};
 use crate::proto::group::{CallDevice, DeviceCall, Party, SkillGroup};
 use crate::proto::msg::*;
-use crate::proto::{CtiString, Message};
+use crate::proto::{frame, CtiString, DecodeOptions, Message, Version};
 
 /// CONTROL_FAILURE_CONF codes the simulated PG gives (docs/protocol.md §5.12).
 pub mod code {
@@ -72,7 +72,7 @@ impl Simulator {
         let mark = self.out.queue.len();
         let answer = self.answer_request(request);
         let reply = match answer {
-            Ok(conf) => conf,
+            Ok(conf) => with_invoke_id(conf, invoke_id),
             Err(Failure::Control(failure_code, text)) => Message::from(ControlFailureConf {
                 invoke_id,
                 failure_code,
@@ -1029,6 +1029,22 @@ impl Simulator {
         }
         .into())
     }
+}
+
+/// `conf` with its InvokeID set to `invoke_id`: the CONFs are built with
+/// the request's own InvokeID, and the caller's [`Simulator::request`]
+/// argument is the one the answer carries (as the failures do).
+fn with_invoke_id(conf: Message, invoke_id: u32) -> Message {
+    let Ok(mut frame) = conf.to_frame(Version::MAX) else {
+        return conf;
+    };
+    if !frame::patch_invoke_id(&mut frame, invoke_id) {
+        return conf;
+    }
+    let patched = frame::parse(&frame).ok().and_then(|(f, _)| {
+        Message::decode(f.message_type, f.body, Version::MAX, DecodeOptions::STRICT).ok()
+    });
+    patched.unwrap_or(conf)
 }
 
 /// Which call rings at an agent that answers.

@@ -68,6 +68,13 @@ impl Desk {
             .expect("every request is answered at once");
         let caused = out.split_off(at + 1);
         let answer = out.pop().expect("the answer");
+        // The requests carry InvokeID 0: the answer has the caller's.
+        let frame = answer.to_frame(Version::MAX).expect("the answer encodes");
+        assert_eq!(
+            u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]),
+            invoke_id,
+            "the answer carries the InvokeID given to request(): {answer:?}"
+        );
         assert!(
             !caused.iter().any(|m| msg::is_reply(m.message_type())),
             "one answer per request"

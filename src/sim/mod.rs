@@ -263,7 +263,7 @@ impl Simulator {
     /// so a request taken at `until` ([`Simulator::request`]) comes before
     /// everything later: what a paced, live simulator uses.
     pub fn next_event_until(&mut self, until: Duration) -> Option<(Duration, Message)> {
-        let until = until.as_nanos() as u64;
+        let until = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
         loop {
             if let Some(&(at, _)) = self.out.queue.front() {
                 if at > until {
@@ -300,7 +300,7 @@ impl Simulator {
     /// the same times give the same stream; with no requests the stream is
     /// that of [`Simulator::next_event`] alone.
     pub fn request(&mut self, at: Duration, invoke_id: u32, request: &Message) {
-        let at = at.as_nanos() as u64;
+        let at = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
         while self.heap.peek().is_some_and(|next| next.at <= at) {
             self.run_next();
         }

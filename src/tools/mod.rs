@@ -2,7 +2,7 @@
 //! CTI Server (`sim-pg`), the `watch` and `ctl` clients, and record/replay files. They
 //! use mio, not glommio, so they never share the router's runtime.
 //!
-//! * `sim_pg` (+ `sim_pg_client`) — `ctirouter sim-pg`, one thread, mio
+//! * `sim_pg` (+ `sim_pg_client`, `sim_pg_requests`) — `ctirouter sim-pg`, one thread, mio
 //! * `cti_client` — a CTI client connection (OPEN, heartbeats, close) for the tools
 //! * `cti_names` — names of status codes, failure codes and connection states
 //! * `ctl` (+ `ctl_plan`, `ctl_requests`) — `ctirouter ctl`, one agent driven by hand
@@ -19,5 +19,6 @@ pub mod record;
 pub mod recording;
 pub mod sim_pg;
 pub mod sim_pg_client;
+pub mod sim_pg_requests;
 pub mod watch;
 pub mod watch_format;

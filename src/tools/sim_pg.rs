@@ -1,14 +1,34 @@
 //! `ctirouter sim-pg`: a standalone simulated CTI Server on one thread (mio).
-//! Any number of clients open at their own protocol version (13..=24); All
-//! Events clients get the simulator's stream (`crate::sim`), paced in real
-//! time × speed. Each event is encoded once at v24 and transcoded once per
-//! version some client uses (`event::Event::bytes_at`), filtered by each
-//! client's masks, and written once per client per loop turn. A client that
-//! falls more than the output bound behind is dropped.
+//! Any number of clients open at their own protocol version (13..=24) and
+//! get the simulator's stream (`crate::sim`), paced in real time × speed.
+//! Each event is encoded once at v24 and transcoded once per version some
+//! client uses (`event::Event::bytes_at`), filtered by each client's masks,
+//! and written once per client per loop turn. A client that falls more than
+//! the output bound behind is dropped.
 //!
 //! Like a real CTI Server it is one stream for everyone: a client that opens
-//! later sees the stream from then on. It serves All Events only (monitor
-//! requests get E_CTI_FUNCTION_NOT_AVAILABLE).
+//! later sees the stream from then on. It serves (docs/requests.md §9):
+//!
+//! * **All Events** — every event;
+//! * **Client Events** — the events of the session's agent and of the calls
+//!   its device takes part in, chosen and bracketed the way the router
+//!   chooses them (its call-party tracker, `Monitor::client_events`, call
+//!   brackets), MonitorID and SessionID patched in;
+//! * **Client Control** and **Call Data Update** — each request that passes
+//!   the session layer's checks (`Outcome::Proxy`: the router's grant and
+//!   admission rules, `status.upstream_services` being what sim-pg answers)
+//!   goes to the simulator (`Simulator::request`) under a sim-pg-wide
+//!   InvokeID; its answer comes out of the stream in order and goes to that
+//!   client alone, with the client's InvokeID, at its version. A Client Events
+//!   session (without All Events) acts only on its own agent, device and
+//!   calls (the router's `session::scope`), and controls its instrument
+//!   alone (another ClientID: E_CTI_DEVICE_IN_USE).
+//!
+//! Peripheral Monitor and Client Monitor are not served (their requests get
+//! E_CTI_FUNCTION_NOT_AVAILABLE). Fault switches for tests: `--grant MASK`
+//! (grant only these services), `--reply-delay-ms` (answers held back in
+//! real time; the events a request caused are not), `--drop-replies
+//! PERCENT` (answers lost, deterministically by `--seed`).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -20,19 +40,34 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::sim_pg_client::{Gone, SimClient};
+use super::sim_pg_client::{Gone, Host, SimClient};
+use super::sim_pg_requests::{Asker, Controllers, Fate, Requests};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
-use crate::event::Event;
-use crate::ids::{MonitorId, Services, SessionId};
-use crate::proto::constants::msg;
-use crate::proto::{Message, Version};
-use crate::session::server::Context;
+use crate::event::{Event, MaskBit};
+use crate::ids::{InvokeId, MonitorId, Services, SessionId};
+use crate::ingest::tracker::CallTracker;
+use crate::proto::constants::{call_mask, msg};
+use crate::proto::frame::{patch_invoke_id, HEADER_LEN};
+use crate::proto::{routing, DecodeOptions, Message, RequestError, Version};
+use crate::session::scope::{self, Agent};
+use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
+use crate::shard::brackets::{self, Steps};
+use crate::shard::monitors::{MatchScratch, Monitor, MonitorIndex};
 use crate::sim::{SimConfig, Simulator};
 use crate::status::PgStatus;
 
 /// Default address: CTI Server instance 1, side A (42027 + 40; docs/protocol.md
 /// §1), so it runs beside a router on the default 42027.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42067";
+/// The event services sim-pg sends itself.
+pub const EVENT_SERVICES: Services = Services(Services::ALL_EVENTS.0 | Services::CLIENT_EVENTS.0);
+/// The request services the simulator answers (agent-state control only is
+/// what a `--grant` without Client Control but with 0x2000 leaves).
+pub const REQUEST_SERVICES: Services = Services(
+    Services::CLIENT_CONTROL.0
+        | Services::CALL_DATA_UPDATE.0
+        | Services::AGENT_STATE_CONTROL_ONLY.0,
+);
 /// Longest the loop sleeps: how soon the stop flag is seen.
 const TICK: Duration = Duration::from_millis(50);
 /// Most events produced per loop turn (reads and accepts run in between).
@@ -42,6 +77,9 @@ const MAX_EVENTS_PER_TURN: usize = 4096;
 /// reader; the ones that fall behind reach the bound and are dropped.
 const FLAT_OUT_HIGH_WATER: usize = 256 * 1024;
 const LISTENER: Token = Token(0);
+/// The mask bits of the BEGIN_CALL and END_CALL a call bracket adds.
+const BEGIN_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::BEGIN_CALL_EVENT));
+const END_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::END_CALL_EVENT));
 
 /// What `sim-pg` runs with.
 #[derive(Debug, Clone)]
@@ -52,6 +90,12 @@ pub struct SimPgOptions {
     pub speed: f64,
     /// Unsent bytes per client before it is dropped.
     pub output_bound: usize,
+    /// Services it may grant (`--grant`): what it serves, masked by this.
+    pub grant: Services,
+    /// Real time each answer is held before it goes out (`--reply-delay-ms`).
+    pub reply_delay: Duration,
+    /// Percentage (0..=100) of answers never sent (`--drop-replies`).
+    pub drop_replies: f64,
 }
 
 impl Default for SimPgOptions {
@@ -61,8 +105,34 @@ impl Default for SimPgOptions {
             sim: SimConfig::default(),
             speed: 1.0,
             output_bound: DEFAULT_OUTPUT_BOUND,
+            grant: Services(u32::MAX),
+            reply_delay: Duration::ZERO,
+            drop_replies: 0.0,
         }
     }
+}
+
+impl SimPgOptions {
+    /// The event services it grants (the session layer's `served_services`).
+    pub fn served_services(&self) -> Services {
+        EVENT_SERVICES & self.grant
+    }
+
+    /// The request services it answers: what the session layer reads as the
+    /// upstream's grant (`PgStatus::upstream_services`), so it grants and
+    /// admits requests exactly as the router does.
+    pub fn request_services(&self) -> Services {
+        REQUEST_SERVICES & self.grant
+    }
+}
+
+/// A service mask as `--grant` takes it: `0x…` hexadecimal or decimal.
+pub fn parse_mask(text: &str) -> Result<u32, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|e| format!("{text:?}: {e} (give 0x… or decimal)"))
 }
 
 /// The server's state.
@@ -77,8 +147,19 @@ struct Server {
     status: PgStatus,
     sim: Simulator,
     started: Instant,
-    /// The next event, produced but not yet due.
-    next: Option<(Duration, Message)>,
+    /// Simulated time of the last event sent: the clock at speed 0.
+    sim_clock: Duration,
+    /// The last turn left events that were due unsent (paced).
+    behind: bool,
+    /// The router's call-party tracker and agent table: which events reach
+    /// a Client Events session, and its scope.
+    tracker: CallTracker,
+    /// The Client Events sessions' agents.
+    monitors: MonitorIndex,
+    scratch: MatchScratch,
+    next_monitor_id: Cell<u32>,
+    requests: Requests,
+    controllers: Controllers,
     nr_events: u64,
     frame: Vec<u8>,
 }
@@ -102,10 +183,12 @@ pub fn run(
         for event in events.iter() {
             match event.token() {
                 LISTENER => server.accept()?,
-                token => server.on_readable(token),
+                token => server.on_readable(token, Instant::now()),
             }
         }
-        server.emit_due(Instant::now());
+        let now = Instant::now();
+        server.emit_due(now);
+        server.release_held(now);
         server.flush_and_reap(Instant::now());
     }
     server.shut_down();
@@ -119,43 +202,79 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let sim = Simulator::new(options.sim.clone());
-        let status = PgStatus::online(sim.peripherals());
+        let mut status = PgStatus::online(sim.peripherals());
+        status.upstream_services = options.request_services();
+        let config = Config::default();
         tracing::info!(
             agents = options.sim.agents,
+            manual_agents = options.sim.manual_agents,
             calls_per_sec = options.sim.calls_per_sec,
             seed = options.sim.seed,
             speed = options.speed,
+            grants = %(options.served_services() | options.request_services()),
+            reply_delay_ms = options.reply_delay.as_millis() as u64,
+            drop_replies = options.drop_replies,
             "sim-pg: simulated CTI Server"
         );
         Ok(Server {
+            tracker: CallTracker::new(Duration::from_secs(config.limits.call_max_age_secs)),
+            requests: Requests::new(options.sim.seed, options.drop_replies, options.reply_delay),
             options,
             poll,
             listener,
             clients: HashMap::new(),
             next_token: 1,
-            config: Config::default(),
+            config,
             status,
             sim,
             started: Instant::now(),
-            next: None,
+            sim_clock: Duration::ZERO,
+            behind: false,
+            monitors: MonitorIndex::default(),
+            scratch: MatchScratch::new(),
+            next_monitor_id: Cell::new(0),
+            controllers: Controllers::default(),
             nr_events: 0,
             frame: Vec::with_capacity(1024),
         })
     }
 
-    /// How long the next poll may wait: until the next event is due (or at
-    /// once at speed 0 when events can go out), at most [`TICK`].
-    fn timeout(&mut self, now: Instant) -> Duration {
+    /// Simulated time at real time `now` (at speed 0, or while the stream
+    /// lags behind its pace: the time of the last event sent): what a
+    /// request is taken at, so that it never makes the simulator run ahead
+    /// of what has been sent.
+    fn sim_now(&self, now: Instant) -> Duration {
+        if self.options.speed <= 0.0 || self.behind {
+            return self.sim_clock;
+        }
+        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+        Duration::try_from_secs_f64(elapsed * self.options.speed).unwrap_or(Duration::MAX)
+    }
+
+    /// Real time at which simulated time `due` comes (`None`: never).
+    fn real_at(&self, due: Duration) -> Option<Instant> {
+        let after = Duration::try_from_secs_f64(due.as_secs_f64() / self.options.speed).ok()?;
+        self.started.checked_add(after)
+    }
+
+    /// How long the next poll may wait: until the next event or held answer
+    /// is due (or at once at speed 0 when events can go out), at most [`TICK`].
+    fn timeout(&self, now: Instant) -> Duration {
+        let mut wait = TICK;
+        if let Some(at) = self.requests.next_release() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
         if self.options.speed <= 0.0 {
             return if self.can_flat_out() {
                 Duration::ZERO
             } else {
-                TICK
+                wait
             };
         }
-        let (due, _) = self.next.get_or_insert_with(|| self.sim.next_event());
-        let at = self.started + due.div_f64(self.options.speed);
-        at.saturating_duration_since(now).min(TICK)
+        match self.real_at(self.sim.next_due()) {
+            Some(at) => wait.min(at.saturating_duration_since(now)),
+            None => wait,
+        }
     }
 
     /// Speed 0: produce while an open client keeps up.
@@ -193,62 +312,205 @@ impl Server {
         }
     }
 
-    fn on_readable(&mut self, token: Token) {
+    fn on_readable(&mut self, token: Token, now: Instant) {
+        let at = self.sim_now(now);
         let Some(client) = self.clients.get_mut(&token) else {
             return;
         };
-        let next_monitor_id = Cell::new(0u32);
         let allocate = || {
-            next_monitor_id.set(next_monitor_id.get() + 1);
-            MonitorId(next_monitor_id.get())
+            // MonitorID 0 is All Events.
+            let id = self.next_monitor_id.get().wrapping_add(1).max(1);
+            self.next_monitor_id.set(id);
+            MonitorId(id)
         };
         let ctx = Context {
             config: &self.config,
             status: &self.status,
             next_monitor_id: &allocate,
-            served_services: Services::ALL_EVENTS,
+            served_services: self.options.served_services(),
             at_session_limit: false,
         };
-        client.on_readable(&ctx, Instant::now());
+        let mut desk = Desk {
+            token,
+            at,
+            status: &self.status,
+            sim: &mut self.sim,
+            tracker: &self.tracker,
+            monitors: &mut self.monitors,
+            requests: &mut self.requests,
+            controllers: &mut self.controllers,
+        };
+        client.on_readable(&ctx, now, &mut desk);
     }
 
-    /// Produce every event that is due and queue it for the clients that want it.
+    /// Send every event that is due (paced: by the simulated time of `now`;
+    /// at speed 0: while some client keeps up).
     fn emit_due(&mut self, now: Instant) {
+        self.behind = false;
+        let until = self.sim_now(now);
+        self.behind = true;
         for _ in 0..MAX_EVENTS_PER_TURN {
-            if self.options.speed <= 0.0 && !self.can_flat_out() {
+            let next = if self.options.speed <= 0.0 {
+                if !self.can_flat_out() {
+                    return;
+                }
+                Some(self.sim.next_event())
+            } else {
+                self.sim.next_event_until(until)
+            };
+            let Some((due, message)) = next else {
+                self.behind = false;
                 return;
-            }
-            let (due, message) = self.next.take().unwrap_or_else(|| self.sim.next_event());
-            if self.options.speed > 0.0 && self.started + due.div_f64(self.options.speed) > now {
-                self.next = Some((due, message));
-                return;
-            }
-            self.emit(&message);
+            };
+            self.sim_clock = self.sim_clock.max(due);
+            self.emit(&message, now);
         }
     }
 
-    /// Encode once at v24, then copy each client's version to it.
-    fn emit(&mut self, message: &Message) {
+    /// One message of the simulator's stream: an answer to its asker, an
+    /// event to every client that wants it (encoded once at v24, then copied
+    /// at each client's version).
+    fn emit(&mut self, message: &Message, now: Instant) {
+        if msg::is_reply(message.message_type()) {
+            return self.answer(message, now);
+        }
         self.frame.clear();
         if message.encode(Version::MAX, &mut self.frame).is_err() {
             return;
         }
-        self.nr_events += 1;
-        let event = match Event::new(self.nr_events, Version::MAX, self.frame.as_slice().into()) {
-            Ok(event) => event,
+        let keys = match routing::extract(&self.frame, Version::MAX) {
+            Ok(keys) => keys,
             Err(e) => {
                 tracing::warn!(error = %e, "sim-pg: simulated event does not decode");
                 return;
             }
         };
-        let is_system = event.message_type() == msg::SYSTEM_EVENT;
+        self.nr_events += 1;
+        let keyed = !self.monitors.is_empty();
+        let targets = self
+            .tracker
+            .observe(&self.frame, &keys, Version::MAX, now, keyed);
+        let frame = self.frame.as_slice().into();
+        let event = Event::routed(self.nr_events, Version::MAX, frame, now, &keys, targets);
         let bound = self.options.output_bound;
+        let message_type = event.message_type();
+        let is_system = message_type == msg::SYSTEM_EVENT;
         for client in self.clients.values_mut().filter(|c| c.is_open()) {
             if !is_system && !client.session.wants_all_events_bit(event.mask_bit) {
                 continue;
             }
             if let Some(bytes) = event.bytes_at(client.session.version) {
                 client.queue(bytes, bound);
+            }
+        }
+        // As the router: CALL_TRANSLATION_ROUTE_EVENT is for All Events only.
+        if !is_system && message_type != msg::CALL_TRANSLATION_ROUTE_EVENT {
+            self.deliver_client_events(&event);
+        }
+    }
+
+    /// One copy of `event` per Client Events session whose agent it
+    /// reaches, through that session's masks and inside its call brackets
+    /// (docs/call-brackets.md), as the router's shards send it.
+    fn deliver_client_events(&mut self, event: &Event) {
+        if self.monitors.is_empty() {
+            return;
+        }
+        let bound = self.options.output_bound;
+        let bracket = event.targets.bracket.as_ref();
+        self.monitors
+            .matching_entries(&event.targets, &mut self.scratch);
+        for &entry in self.scratch.iter() {
+            let Some(m) = self.monitors.at_mut(entry) else {
+                continue;
+            };
+            let steps = match bracket {
+                Some(b) if m.watch.is_bracketed() => {
+                    brackets::step(&mut m.calls, m.watch.leaves(b), event.message_type(), b)
+                }
+                _ => Steps::EVENT,
+            };
+            let token = Token(m.session.0 as usize);
+            let Some(client) = self.clients.get_mut(&token).filter(|c| c.is_open()) else {
+                continue;
+            };
+            let (id, version) = (m.id, client.session.version);
+            let passes = |bit: MaskBit| bit.passes(m.call_mask, m.agent_mask);
+            let session = m.client_events.then_some(m.session);
+            if let (true, Some(b)) = (steps.begin && passes(BEGIN_BIT), bracket) {
+                if let Some(bytes) = b.before.begin_at(version) {
+                    client.queue_monitor_copy(bytes, id, None, bound);
+                }
+            }
+            if steps.event && passes(event.mask_bit) {
+                if let Some(bytes) = event.bytes_at(version) {
+                    client.queue_monitor_copy(bytes, id, session, bound);
+                }
+            }
+            let folded = bracket.and_then(|b| b.folded.as_ref());
+            if let (true, Some((_, folded))) = (steps.end_folded && passes(END_BIT), folded) {
+                if let Some(bytes) = folded.end_at(version) {
+                    client.queue_monitor_copy(bytes, id, None, bound);
+                }
+            }
+            if let (true, Some(b)) = (steps.end && passes(END_BIT), bracket) {
+                if let Some(bytes) = b.before.end_at(version) {
+                    client.queue_monitor_copy(bytes, id, None, bound);
+                }
+            }
+        }
+    }
+
+    /// An answer from the simulator: to the client whose request it
+    /// answers only, with its InvokeID, at its version — unless that client
+    /// is gone, or the fault switches lose or hold it.
+    fn answer(&mut self, message: &Message, now: Instant) {
+        self.frame.clear();
+        if message.encode(Version::MAX, &mut self.frame).is_err() {
+            return;
+        }
+        let Some(invoke) = self
+            .frame
+            .get(HEADER_LEN..HEADER_LEN + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return;
+        };
+        let Some(asker) = self.requests.answered(invoke) else {
+            tracing::debug!(invoke, "sim-pg: an answer to no request in flight");
+            return;
+        };
+        let Some(client) = self.clients.get_mut(&asker.token).filter(|c| c.is_open()) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        let encoded = message.encode(asker.version, &mut bytes).is_ok()
+            && patch_invoke_id(&mut bytes, asker.invoke_id.0);
+        if !encoded {
+            // As the router: an answer the session's version cannot carry.
+            bytes.clear();
+            failure_conf(
+                &mut bytes,
+                asker.version,
+                asker.invoke_id,
+                RequestError::BadFormat,
+            );
+        }
+        match self.requests.fate(now) {
+            Fate::Dropped => {
+                client.session.request_done();
+                tracing::debug!(session = %client.session.id, invoke = asker.invoke_id.0, "sim-pg: answer dropped (--drop-replies)");
+            }
+            Fate::Now => client.queue_answer(&bytes, self.options.output_bound),
+            Fate::Hold(at) => self.requests.hold(at, asker.token, bytes),
+        }
+    }
+
+    /// Send the held answers that are due.
+    fn release_held(&mut self, now: Instant) {
+        while let Some((token, bytes)) = self.requests.due(now) {
+            if let Some(client) = self.clients.get_mut(&token).filter(|c| c.is_open()) {
+                client.queue_answer(&bytes, self.options.output_bound);
             }
         }
     }
@@ -268,6 +530,12 @@ impl Server {
         for (token, why) in gone {
             if let Some(mut client) = self.clients.remove(&token) {
                 let _ = self.poll.registry().deregister(client.stream_mut());
+                let monitor = client.session.client_events_monitor;
+                if monitor != MonitorId::ALL_EVENTS {
+                    self.monitors.remove(monitor);
+                }
+                self.requests.forget(token);
+                self.controllers.release(token);
                 if why != Gone::Closed {
                     tracing::debug!(session = %client.session.id, ?why, "sim-pg: client dropped");
                 }
@@ -282,6 +550,375 @@ impl Server {
             client.shut_down(now);
             client.flush();
         }
-        tracing::info!(nr_events = self.nr_events, "sim-pg stopped");
+        tracing::info!(
+            nr_events = self.nr_events,
+            nr_answers_dropped = self.requests.nr_dropped(),
+            "sim-pg stopped"
+        );
+    }
+}
+
+/// What a client's session reaches of the server while its input is read:
+/// the simulator (at simulated time `at`), the tracker and the Client
+/// Events agents.
+struct Desk<'a> {
+    token: Token,
+    at: Duration,
+    status: &'a PgStatus,
+    sim: &'a mut Simulator,
+    tracker: &'a CallTracker,
+    monitors: &'a mut MonitorIndex,
+    requests: &'a mut Requests,
+    controllers: &'a mut Controllers,
+}
+
+impl Host for Desk<'_> {
+    /// OPEN_CONF (a Client Events session's with its agent as last
+    /// reported) and its Client Events agent; refused with
+    /// E_CTI_DEVICE_IN_USE when another ClientID controls its instrument.
+    fn opened(&mut self, session: &mut Session, out: &mut Vec<u8>) -> bool {
+        if !self
+            .controllers
+            .take(self.token, session.services, &session.client)
+        {
+            let error = RequestError::DeviceInUse;
+            failure_conf(out, session.version, session.open_invoke_id, error);
+            session.phase = Phase::Closing(CloseReason::OpenRejected(error));
+            return false;
+        }
+        let agent = if session.services.contains(Services::CLIENT_EVENTS) {
+            let agents = &self.tracker.agents;
+            session.client.agent_key().and_then(|key| agents.view(key))
+        } else {
+            None
+        };
+        session.confirm_open(self.status, agent.as_ref(), out);
+        if let Some(monitor) = Monitor::client_events(session) {
+            for key in monitor.watch.keys() {
+                self.monitors.count_up(key);
+            }
+            self.monitors.insert(monitor);
+        }
+        true
+    }
+
+    /// Scope (a Client Events session's request completed with its agent
+    /// and held to it), then to the simulator under a fresh InvokeID.
+    fn request(
+        &mut self,
+        session: &mut Session,
+        message_type: u32,
+        invoke_id: InvokeId,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let version = session.version;
+        let Ok(mut request) = Message::decode(message_type, body, version, DecodeOptions::STRICT)
+        else {
+            // The session checked that it decodes.
+            session.request_done();
+            failure_conf(out, version, invoke_id, RequestError::BadFormat);
+            return;
+        };
+        if scope::applies_to(session.services) {
+            if let Some(identity) = scope::identity(&mut request) {
+                let tracker = self.tracker;
+                let agent = Agent::of(&session.client, |key| tracker.agents.view(key));
+                let in_scope = scope::fill_and_check(identity, &agent, |call, device| {
+                    tracker.call_has_device(call, device)
+                });
+                if let Err(why) = in_scope {
+                    session.request_done();
+                    scope::refuse(out, version, invoke_id, message_type, why);
+                    return;
+                }
+            }
+        }
+        let sim_invoke = self.requests.sent(Asker {
+            token: self.token,
+            invoke_id,
+            version,
+        });
+        self.sim.request(self.at, sim_invoke, &request);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::server::proxied_service;
+    use crate::sim::rng::Rng;
+
+    /// Whatever a client's request holds, once it passed the session's
+    /// checks and the scope fill, the simulator answers it exactly once
+    /// and does not panic.
+    #[test]
+    fn arbitrary_requests_are_answered_once_and_never_panic_the_simulator() {
+        let mut sim = Simulator::new(SimConfig {
+            agents: 4,
+            manual_agents: 1,
+            calls_per_sec: 2.0,
+            seed: 11,
+            ..SimConfig::default()
+        });
+        let desk = Agent {
+            peripheral_id: 5000,
+            agent_id: Some("1004".into()),
+            agent_extension: None,
+            agent_instrument: Some("3004".into()),
+        };
+        let requests: Vec<usize> = (0..Message::TYPED.len())
+            .filter(|&i| proxied_service(Message::TYPED[i]).is_some())
+            .collect();
+        let mut rng = Rng::new(5);
+        let mut now = Duration::ZERO;
+        let mut invoke = 0u32;
+        for round in 0..4000 {
+            let bytes: Vec<u8> = (0..256).map(|_| rng.next_u64() as u8).collect();
+            let which = requests[round % requests.len()];
+            let mut u = arbitrary::Unstructured::new(&bytes);
+            let Ok(mut request) = Message::arbitrary_typed(which, &mut u) else {
+                continue;
+            };
+            // Half of them as a desktop of the manual agent sends them.
+            if round % 2 == 0 {
+                if let Some(identity) = scope::identity(&mut request) {
+                    let _ = scope::fill_and_check(identity, &desk, |_, _| true);
+                }
+            }
+            invoke += 1;
+            now += Duration::from_millis(rng.range(0, 3000));
+            sim.request(now, invoke, &request);
+            let mut answers = Vec::new();
+            while let Some((_, m)) = sim.next_event_until(now) {
+                if msg::is_reply(m.message_type()) {
+                    let frame = m.to_frame(Version::MAX).expect("the answer encodes");
+                    answers.push(u32::from_be_bytes([
+                        frame[8], frame[9], frame[10], frame[11],
+                    ]));
+                }
+            }
+            assert_eq!(
+                answers,
+                [invoke],
+                "one answer, with its InvokeID: {request:?}"
+            );
+        }
+    }
+
+    /// Desktops acting on the agents and calls they see, at random: every
+    /// request answered once, every event encodes and routes, no panic.
+    #[test]
+    fn random_desktops_never_panic_the_simulator() {
+        let mut done = std::collections::BTreeMap::new();
+        for seed in 1..=4 {
+            for (t, n) in random_desktops(seed, 25_000) {
+                *done.entry(t).or_insert(0) += n;
+            }
+        }
+        for t in [
+            msg::SET_AGENT_STATE_CONF,
+            msg::ANSWER_CALL_CONF,
+            msg::HOLD_CALL_CONF,
+            msg::RETRIEVE_CALL_CONF,
+            msg::MAKE_CALL_CONF,
+            msg::CONSULTATION_CALL_CONF,
+            msg::TRANSFER_CALL_CONF,
+            msg::CONFERENCE_CALL_CONF,
+            msg::CLEAR_CONNECTION_CONF,
+        ] {
+            assert!(done.contains_key(&t), "no {t} in {done:?}");
+        }
+    }
+
+    /// `n` random requests on a small center with `seed`: how many of each
+    /// CONF (not failures) came back.
+    fn random_desktops(seed: u64, n: u32) -> std::collections::BTreeMap<u32, u32> {
+        use crate::proto::msg::*;
+        let mut sim = Simulator::new(SimConfig {
+            agents: 4,
+            manual_agents: 2,
+            calls_per_sec: 1.0,
+            seed,
+            ..SimConfig::default()
+        });
+        let exts = ["3001", "3002", "3003", "3004", "5551234"];
+        let mut rng = Rng::new(seed);
+        let mut calls: Vec<u32> = vec![0];
+        let mut hot: Option<crate::proto::CtiString> = None;
+        let mut consulted: Option<crate::proto::CtiString> = None;
+        let mut script = std::collections::VecDeque::new();
+        let mut now = Duration::ZERO;
+        let mut kinds = std::collections::BTreeMap::new();
+        for invoke in 1..=n {
+            now += Duration::from_millis(rng.range(0, 2000));
+            let ext = |rng: &mut Rng| Some(exts[rng.below(exts.len() as u32) as usize].into());
+            let call = calls[rng.below(calls.len() as u32) as usize];
+            // Scripted steps come from the agent that last consulted.
+            let inst = match &hot {
+                Some(hot) if !script.is_empty() => Some(hot.clone()),
+                _ => ext(&mut rng),
+            };
+            let scripted = script.pop_front();
+            let request: Message = match scripted.unwrap_or_else(|| rng.below(14)) {
+                0 | 1 => SetAgentStateReq {
+                    agent_state: rng.below(11) as u16,
+                    event_reason_code: rng.below(3) as u16,
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                2 => AnswerCallReq {
+                    connection_call_id: if scripted.is_some() { 0 } else { call },
+                    agent_instrument: if scripted.is_some() {
+                        consulted.clone()
+                    } else {
+                        inst
+                    },
+                    ..Default::default()
+                }
+                .into(),
+                3 => HoldCallReq {
+                    connection_call_id: call,
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                4 => RetrieveCallReq {
+                    held_connection_call_id: call,
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                5 => ClearConnectionReq {
+                    connection_call_id: call,
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                6 => ClearCallReq {
+                    connection_call_id: call,
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                7 => MakeCallReq {
+                    agent_instrument: inst,
+                    dialed_number: ext(&mut rng),
+                    ..Default::default()
+                }
+                .into(),
+                8 => ConsultationCallReq {
+                    active_connection_call_id: call,
+                    agent_instrument: inst,
+                    dialed_number: ext(&mut rng),
+                    ..Default::default()
+                }
+                .into(),
+                9 => TransferCallReq {
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                10 => ConferenceCallReq {
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                11 => ReconnectCallReq {
+                    agent_instrument: inst,
+                    ..Default::default()
+                }
+                .into(),
+                12 => SnapshotCallReq {
+                    connection_call_id: call,
+                    ..Default::default()
+                }
+                .into(),
+                _ => SetCallDataReq {
+                    connection_call_id: call,
+                    call_variable_1: Some("x".into()),
+                    ..Default::default()
+                }
+                .into(),
+            };
+            sim.request(now, invoke, &request);
+            let mut answers = Vec::new();
+            while let Some((_, m)) = sim.next_event_until(now) {
+                let frame = m.to_frame(Version::MAX).expect("every message encodes");
+                if msg::is_reply(m.message_type()) {
+                    answers.push(u32::from_be_bytes([
+                        frame[8], frame[9], frame[10], frame[11],
+                    ]));
+                    let ok = !matches!(m, Message::ControlFailureConf(_) | Message::FailureConf(_));
+                    if let Message::ConsultationCallConf(c) = &m {
+                        // The consulted agent answers, then the consulting
+                        // one transfers, conferences or reconnects.
+                        hot = c.new_connection_device_id.clone();
+                        if let Message::ConsultationCallReq(r) = &request {
+                            consulted = r.dialed_number.clone();
+                        }
+                        script.extend([2, 9 + rng.below(3)]);
+                    }
+                    if ok {
+                        *kinds.entry(m.message_type()).or_insert(0u32) += 1;
+                    }
+                    continue;
+                }
+                routing::extract(&frame, Version::MAX).expect("every event routes");
+                let id = match &m {
+                    Message::CallDeliveredEvent(e) => e.connection_call_id,
+                    Message::CallServiceInitiatedEvent(e) => e.connection_call_id,
+                    _ => continue,
+                };
+                if !calls.contains(&id) {
+                    calls.push(id);
+                    if calls.len() > 12 {
+                        calls.remove(1);
+                    }
+                }
+            }
+            assert_eq!(answers, [invoke], "one answer: {request:?}");
+        }
+        kinds
+    }
+
+    #[test]
+    fn grant_masks_parse_as_hex_or_decimal() {
+        assert_eq!(parse_mask("0x1"), Ok(1));
+        assert_eq!(parse_mask("0X2013"), Ok(0x2013));
+        assert_eq!(parse_mask("22"), Ok(22));
+        assert!(parse_mask("0x").is_err());
+        assert!(parse_mask("ab").is_err());
+        assert!(parse_mask("-1").is_err());
+    }
+
+    #[test]
+    fn grant_masks_what_is_served() {
+        let all = SimPgOptions::default();
+        assert_eq!(
+            all.served_services(),
+            Services::ALL_EVENTS | Services::CLIENT_EVENTS
+        );
+        assert_eq!(
+            all.request_services(),
+            Services::CLIENT_CONTROL
+                | Services::CALL_DATA_UPDATE
+                | Services::AGENT_STATE_CONTROL_ONLY
+        );
+        let all_events_only = SimPgOptions {
+            grant: Services(0x10),
+            ..SimPgOptions::default()
+        };
+        assert_eq!(all_events_only.served_services(), Services::ALL_EVENTS);
+        assert_eq!(all_events_only.request_services(), Services::NONE);
+        let agent_state_only = SimPgOptions {
+            grant: Services(0x2011),
+            ..SimPgOptions::default()
+        };
+        assert_eq!(
+            agent_state_only.request_services(),
+            Services::AGENT_STATE_CONTROL_ONLY
+        );
     }
 }

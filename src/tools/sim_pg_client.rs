@@ -1,8 +1,10 @@
 //! One client of `sim-pg`: its mio socket, the router's sans-IO session
-//! state machine (`session::server::Session`: OPEN checks, OPEN_CONF and the
-//! peripheral SYSTEM_EVENTs, heartbeat, close, bad input), its read buffer
-//! and its bounded output. The server loop decides what to send it; this
-//! file moves the bytes.
+//! state machine (`session::server::Session`: OPEN checks and grants,
+//! heartbeat, close, bad input, the checks on requests), its read buffer
+//! and its bounded output. What the session layer hands on — a session
+//! that opened, a request that passed its checks — goes to the server
+//! through [`Host`]; the server loop decides what to send; this file moves
+//! the bytes.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::ids::{InvokeId, SessionId};
+use crate::ids::{InvokeId, MonitorId, SessionId};
+use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::proto::{frame, RequestError};
 use crate::session::frames::FrameBuffer;
 use crate::session::server::{
@@ -30,6 +33,27 @@ pub enum Gone {
     /// The session ended (CLOSE_REQ, refused OPEN, bad framing, idle) and
     /// its last bytes were written or the grace ran out.
     Closed,
+}
+
+/// What the server does for a client's session beyond the session layer.
+pub trait Host {
+    /// The session passed its OPEN_REQ checks: append its OPEN_CONF (and
+    /// what follows it), or refuse it (append the FAILURE_CONF, set the
+    /// session closing) and return `false`.
+    fn opened(&mut self, session: &mut Session, out: &mut Vec<u8>) -> bool;
+    /// A request of a granted service passed the session's checks
+    /// (`Outcome::Proxy`; `body` as the client sent it, at the session's
+    /// version): take it, or answer it now in `out`. Either way the
+    /// session's request ends with [`Session::request_done`] once its
+    /// answer is sent or given up.
+    fn request(
+        &mut self,
+        session: &mut Session,
+        message_type: u32,
+        invoke_id: InvokeId,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    );
 }
 
 /// One connected client.
@@ -73,13 +97,13 @@ impl SimClient {
     }
 
     /// Read all that is there and run every whole frame through the session.
-    pub fn on_readable(&mut self, ctx: &Context<'_>, now: Instant) {
+    pub fn on_readable(&mut self, ctx: &Context<'_>, now: Instant, host: &mut dyn Host) {
         while self.gone.is_none() {
             match self.stream.read(self.frames.spare()) {
                 Ok(0) => self.gone = Some(Gone::Disconnected),
                 Ok(n) => {
                     self.frames.filled(n);
-                    self.on_frames(ctx, now);
+                    self.on_frames(ctx, now, host);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -88,7 +112,7 @@ impl SimClient {
         }
     }
 
-    fn on_frames(&mut self, ctx: &Context<'_>, now: Instant) {
+    fn on_frames(&mut self, ctx: &Context<'_>, now: Instant, host: &mut dyn Host) {
         while self.closing_since.is_none() {
             let whole = match self.frames.next_frame() {
                 Ok(Some(whole)) => whole,
@@ -104,22 +128,25 @@ impl SimClient {
                 return;
             };
             match self.session.on_frame(parsed, ctx, now, &mut self.out) {
-                Outcome::Opened => self.session.confirm_open(ctx.status, None, &mut self.out),
+                Outcome::Opened => {
+                    if !host.opened(&mut self.session, &mut self.out) {
+                        self.closing_since = Some(now);
+                    }
+                }
                 Outcome::Continue => {}
                 Outcome::Close(_) => self.closing_since = Some(now),
-                Outcome::Proxy { invoke_id, .. } => {
-                    // sim-pg grants no request service: never reached.
-                    self.session.request_done();
-                    let version = self.session.version;
-                    failure_conf(
-                        &mut self.out,
-                        version,
-                        invoke_id,
-                        RequestError::NotAvailable,
-                    );
-                }
+                Outcome::Proxy {
+                    message_type,
+                    invoke_id,
+                } => host.request(
+                    &mut self.session,
+                    message_type,
+                    invoke_id,
+                    parsed.body,
+                    &mut self.out,
+                ),
                 Outcome::Request(request) => {
-                    // sim-pg serves All Events only: no monitors here.
+                    // sim-pg grants neither Peripheral nor Client Monitor.
                     let version = self.session.version;
                     failure_conf(
                         &mut self.out,
@@ -133,7 +160,8 @@ impl SimClient {
     }
 
     /// Queue bytes for the client; past `bound` unsent bytes it is dropped.
-    pub fn queue(&mut self, bytes: &[u8], bound: usize) {
+    /// Returns whether they were queued.
+    pub fn queue(&mut self, bytes: &[u8], bound: usize) -> bool {
         if self.pending() + bytes.len() > bound {
             tracing::info!(
                 session = %self.session.id,
@@ -141,9 +169,36 @@ impl SimClient {
                 "sim-pg: slow client dropped"
             );
             self.gone = Some(Gone::TooSlow);
-            return;
+            return false;
         }
         self.out.extend_from_slice(bytes);
+        true
+    }
+
+    /// Queue a Client Events copy of an event: its MonitorID, and for an
+    /// AGENT_STATE_EVENT (`session` given) the session's id, patched in.
+    pub fn queue_monitor_copy(
+        &mut self,
+        bytes: &[u8],
+        monitor_id: MonitorId,
+        session: Option<SessionId>,
+        bound: usize,
+    ) {
+        let start = self.out.len();
+        if !self.queue(bytes, bound) {
+            return;
+        }
+        let copy = &mut self.out[start..];
+        patch_monitor_id(copy, monitor_id.0);
+        if let Some(session) = session {
+            patch_agent_session_id(copy, session.0);
+        }
+    }
+
+    /// Queue the answer to one of the session's requests: one fewer in flight.
+    pub fn queue_answer(&mut self, bytes: &[u8], bound: usize) {
+        self.session.request_done();
+        self.queue(bytes, bound);
     }
 
     /// End an open session for idle timeout (FAILURE_EVENT, then close).

@@ -4,12 +4,14 @@
 //! * `ctl` — `ctl` against the router in front of a scripted fake CTI Server;
 //! * `record_replay` — `record` → file → `serve --replay`;
 //! * `sim_pg` — `sim-pg` as a CTI Server;
+//! * `sim_pg_requests` — `sim-pg` answering requests, its fault switches;
 //! * `tuning_files` — `tuning/*.toml` and `tuning/host-tune.sh`;
 //! * `watch` — `watch` against `sim-pg` and a fake server.
 
 mod ctl;
 mod record_replay;
 mod sim_pg;
+mod sim_pg_requests;
 mod tuning_files;
 mod watch;
 
