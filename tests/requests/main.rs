@@ -4,6 +4,8 @@
 //! * `routing` — the proxy rules on the routing cores wired together in
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
+//! * `matrix` — every request type, every field, from clients at v13–v24
+//!   to an upstream at v24 and v14 and its confirmation back, in memory;
 //! * `model` — random request sequences, each answered exactly once;
 //! * `sim_model` — random request sequences against the simulated PG as
 //!   the upstream: each answered once, All Events streams whole;
@@ -26,6 +28,7 @@ mod failover;
 mod fake_cti;
 mod load;
 mod loopback;
+mod matrix;
 mod model;
 mod routing;
 mod scope;
