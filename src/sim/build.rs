@@ -233,7 +233,15 @@ pub fn agent_state(
         direction: dir,
         ..Default::default()
     };
-    m.skill_groups = agent
+    m.skill_groups = skill_groups(world, agent, state);
+    m.sync_counts();
+    Message::from(m)
+}
+
+/// The agent's skill groups, each in `state` (AGENT_STATE_EVENT,
+/// QUERY_AGENT_STATE_CONF).
+pub fn skill_groups(world: &World, agent: &Agent, state: u16) -> Vec<SkillGroup> {
+    agent
         .groups
         .iter()
         .map(|&g| {
@@ -245,9 +253,7 @@ pub fn agent_state(
                 state: Some(state),
             }
         })
-        .collect();
-    m.sync_counts();
-    Message::from(m)
+        .collect()
 }
 
 /// SYSTEM_EVENT SYS_HALF_HOUR_CHANGE at simulated second `secs`.

@@ -22,7 +22,7 @@ use super::flow::CallStep;
 use super::world::{secs, Call, Phase, NO_AGENT};
 use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type, lcs, status};
-use crate::proto::group::{CallDevice, DeviceCall, Party, SkillGroup};
+use crate::proto::group::{CallDevice, DeviceCall, Party};
 use crate::proto::msg::*;
 use crate::proto::{frame, CtiString, DecodeOptions, Message, Version};
 
@@ -267,19 +267,7 @@ impl Simulator {
             agent_instrument: some(&agent.ext),
             ..Default::default()
         };
-        conf.skill_groups = agent
-            .groups
-            .iter()
-            .map(|&g| {
-                let group = &world.groups[g as usize];
-                SkillGroup {
-                    number: Some(group.number),
-                    id: Some(group.id),
-                    priority: Some(0),
-                    state: Some(state),
-                }
-            })
-            .collect();
+        conf.skill_groups = build::skill_groups(world, agent, state);
         Ok(done(conf.into()))
     }
 
