@@ -260,7 +260,7 @@ impl Default for RequestStats {
             control_failures: BTreeMap::new(),
             wrong_type: 0,
             wrong_invoke: 0,
-            latency: crate::swarm::histogram(),
+            latency: crate::tally::histogram(),
             last_answer_ns: 0,
         }
     }

@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn percentiles_are_in_microseconds() {
-        let mut h = crate::swarm::histogram();
+        let mut h = crate::tally::histogram();
         for v in 1..=1000u64 {
             h.record(v * 1_000).unwrap();
         }

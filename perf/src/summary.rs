@@ -13,7 +13,8 @@ use crate::results::{
 };
 use crate::scenario::{Phase, Scenario, Service};
 use crate::svg;
-use crate::swarm::{histogram, End, SessionReport, Snapshot};
+use crate::swarm::{End, SessionReport, Snapshot};
+use crate::tally::histogram;
 use crate::tally::{expected_all, expected_logged, lost_and_extra};
 
 /// Everything measured about one phase.

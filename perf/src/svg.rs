@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn cdf_ends_at_one_and_svg_is_well_formed() {
-        let mut h = crate::swarm::histogram();
+        let mut h = crate::tally::histogram();
         for v in 1..=10_000u64 {
             h.record(v * 100).unwrap();
         }

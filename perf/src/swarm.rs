@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use ctirouter::proto::frame;
 use hdrhistogram::Histogram;
+
+use crate::tally::histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
@@ -55,11 +57,6 @@ const BURST_WATCH_MAX_NS: u64 = 5_000_000_000;
 /// every client, and a real desktop's writes never hold up another
 /// client's reads, so the event readers wait for one chunk at most.
 const BURST_CHUNK: usize = 64;
-
-/// Latency histograms cover 1 ns .. 100 s with 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
-}
 
 /// Which protocol the sessions speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

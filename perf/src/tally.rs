@@ -2,7 +2,13 @@
 //! duplicates and out-of-order arrivals as they happen; losses are worked out
 //! at the end against what the driver sent (`expected_*`). No I/O here.
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
+
+/// Latency histograms cover 1 ns .. 100 s with 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
 
 /// One session's deliveries in the measured window.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
