@@ -8,8 +8,10 @@
 //! The upstream must see exactly 2,000 requests, each completed with its
 //! own session's agent; each session must get exactly one CONF, its own
 //! InvokeID, at its own version, before a barrier event sent after the
-//! last reply (replies and events share the ordered ring). One test
-//! thread, non-blocking sockets on one `mio::Poll`.
+//! last reply (replies and events share the ordered ring). While the
+//! requests are in flight the CTI Server also sends events: an All Events
+//! session gets every one of them, in order and unchanged, and none of the
+//! replies. One test thread, non-blocking sockets on one `mio::Poll`.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -22,7 +24,7 @@ use crate::fake_cti::*;
 use crate::BIN;
 
 use ctirouter::proto::constants::service;
-use ctirouter::proto::msg::{SetAgentStateConf, SetAgentStateReq};
+use ctirouter::proto::msg::{CallDeliveredEvent, SetAgentStateConf, SetAgentStateReq};
 use ctirouter::proto::{Message, Version};
 use testkit::*;
 
@@ -31,6 +33,23 @@ const N: usize = 2_000;
 /// `max_pending_opens` is 1,000).
 const OPENING: usize = 200;
 const BARRIER: &str = "every reply sent";
+/// Events the CTI Server sends while the requests are in flight.
+const NR_EVENTS: u32 = 300;
+
+/// Event `k` of those: a call at a device no desk has.
+fn event(k: u32) -> Message {
+    CallDeliveredEvent {
+        peripheral_id: PID,
+        peripheral_type: 17,
+        connection_device_id_type: 1,
+        connection_call_id: 900_000 + k,
+        local_connection_state: 2,
+        connection_device_id: Some(format!("T{k}").as_str().into()),
+        alerting_device_id: Some("99999".into()),
+        ..Default::default()
+    }
+    .into()
+}
 
 fn version_of(i: usize) -> Version {
     Version::new([13, 19, 20, 24][i % 4]).unwrap()
@@ -118,7 +137,7 @@ fn two_thousand_desktops_each_get_exactly_their_own_conf() {
     }
     clients.push_str("[[clients]]\nclient_id = \"watch\"\n");
     let router = router(BIN, &config(&[pg.addr()], Version::MAX, &clients), &[]);
-    let (_observer, _) = open_when_up(
+    let (mut observer, _) = open_when_up(
         router.addr(),
         &OpenSpec::new(Version::MAX, service::ALL_EVENTS).client("watch", b""),
     );
@@ -189,6 +208,11 @@ fn two_thousand_desktops_each_get_exactly_their_own_conf() {
                 assert_eq!(n, frame.len(), "desk {i}: short write");
             }
             requests_sent_at = Some(Instant::now());
+            // Events while the requests are in flight (and their answers
+            // come back, once the fake has them all).
+            for k in 0..NR_EVENTS {
+                pg.send(event(k));
+            }
         }
         // Every desk has a reply: the fake sent all N, then the barrier.
         if requests_sent_at.is_some()
@@ -241,6 +265,23 @@ fn two_thousand_desktops_each_get_exactly_their_own_conf() {
         }
     }
     let answered_after = requests_sent_at.unwrap().elapsed();
+
+    // The All Events session: every event, in order, unchanged; no reply.
+    let frames = until_barrier(&mut observer, BARRIER);
+    let got: Vec<Message> = frames
+        .iter()
+        .inspect(|f| assert!(!is_reply(frame_type(f)), "All Events got {}", describe(f)))
+        // The SYSTEM_EVENTs that follow its OPEN_CONF are not ours.
+        .filter(|f| frame_type(f) != ctirouter::proto::constants::msg::SYSTEM_EVENT)
+        .map(|f| decode_strict(f, Version::MAX))
+        .collect();
+    let expected: Vec<Message> = (0..NR_EVENTS).map(event).collect();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "events the All Events session got"
+    );
+    assert!(got == expected, "the events changed or moved on the way");
 
     // Each desk: exactly one reply, its own CONF at its own version.
     for (i, d) in desks.iter().enumerate() {
