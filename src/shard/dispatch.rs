@@ -8,15 +8,14 @@
 
 use std::sync::Arc;
 
-use super::brackets::{self, Steps};
 use super::core::{Sessions, ShardCore};
-use super::monitors::MatchScratch;
+use super::monitors::{Delivery, MatchScratch};
 use crate::call::CallRecord;
-use crate::event::{Event, MaskBit};
+use crate::event::Event;
 use crate::ids::{MonitorId, SessionId};
 use crate::link::ToIngest;
 use crate::metrics::Metrics;
-use crate::proto::constants::{call_mask, msg};
+use crate::proto::constants::msg;
 use crate::proto::transcode::{patch_agent_session_id, patch_monitor_id};
 use crate::session::server::{failure_event, CloseReason, Phase};
 
@@ -61,20 +60,19 @@ impl ShardCore {
                 copies += sessions.append(slot, Payload::Event(event), None) as u64;
             }
         }
-        copies + self.deliver_to_monitors(event, bit)
+        copies + self.deliver_to_monitors(event)
     }
 
     /// One copy per matching monitor, MonitorID ascending, each through its
     /// own masks and, for watchers (Client Events agents, device monitors),
     /// inside its call brackets (docs/call-brackets.md); then call monitors
     /// follow merges and end with their call.
-    fn deliver_to_monitors(&mut self, event: &Arc<Event>, bit: MaskBit) -> u64 {
+    fn deliver_to_monitors(&mut self, event: &Arc<Event>) -> u64 {
         if self.monitors.is_empty() {
             return 0;
         }
         let mut copies = 0;
         let mut scratch = MatchScratch::new();
-        let bracket = event.targets.bracket.as_ref();
         let index = &mut self.monitors;
         let sessions = &mut self.sessions;
         index.matching_entries(&event.targets, &mut scratch);
@@ -82,36 +80,19 @@ impl ShardCore {
             let Some(m) = index.at_mut(entry) else {
                 continue;
             };
-            let steps = match bracket {
-                Some(b) if m.watch.is_bracketed() => {
-                    brackets::step(&mut m.calls, m.watch.leaves(b), event.message_type(), b)
-                }
-                _ => Steps::EVENT,
-            };
-            let (id, masks) = (m.id, (m.call_mask, m.agent_mask));
+            let (id, slot) = (m.id, sessions.slot_of(m.session));
             let session_id = m.client_events.then_some(m.session);
-            let Some(slot) = sessions.slot_of(m.session) else {
-                continue;
-            };
-            let passes = |bit: MaskBit| bit.passes(masks.0, masks.1);
-            let mut queue = |payload: Payload<'_>, session_id| {
+            m.deliveries(event, |delivery| {
+                let Some(slot) = slot else {
+                    return;
+                };
+                let (payload, session_id) = match delivery {
+                    Delivery::Begin(call) => (Payload::Begin(call), None),
+                    Delivery::Event => (Payload::Event(event), session_id),
+                    Delivery::End(call) => (Payload::End(call), None),
+                };
                 copies += sessions.append(slot, payload, Some((id, session_id))) as u64;
-            };
-            if let (true, Some(b)) = (steps.begin && passes(BEGIN_BIT), bracket) {
-                queue(Payload::Begin(&b.before), None);
-            }
-            if steps.event && passes(bit) {
-                queue(Payload::Event(event), session_id);
-            }
-            if let (true, Some((_, folded))) = (
-                steps.end_folded && passes(END_BIT),
-                bracket.and_then(|b| b.folded.as_ref()),
-            ) {
-                queue(Payload::End(folded), None);
-            }
-            if let (true, Some(b)) = (steps.end && passes(END_BIT), bracket) {
-                queue(Payload::End(&b.before), None);
-            }
+            });
         }
         if let Some((from, to)) = event.targets.merged {
             self.monitors.merge_call(from, to);
@@ -134,10 +115,6 @@ impl ShardCore {
         self.sessions.end_batch();
     }
 }
-
-/// The mask bits of the BEGIN_CALL and END_CALL a bracket adds.
-const BEGIN_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::BEGIN_CALL_EVENT));
-const END_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::END_CALL_EVENT));
 
 /// What a session is sent: an upstream event, or a bracket built from a
 /// call's data.

@@ -15,10 +15,13 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::call::Bracket;
+use super::brackets::{self, Steps};
+use crate::call::{Bracket, CallRecord};
+use crate::event::{Event, MaskBit};
 use crate::ids::{MonitorId, Services, SessionId};
 use crate::keys::InterestKey;
 use crate::keys::{AgentKey, CallKey, DeviceKey, KeyMap};
+use crate::proto::constants::{call_mask, msg};
 use crate::session::server::Session;
 use crate::targets::Targets;
 
@@ -87,7 +90,56 @@ pub struct Monitor {
     pub calls: super::brackets::Associations,
 }
 
+/// One frame a monitor receives for an event ([`Monitor::deliveries`]).
+#[derive(Clone, Copy)]
+pub enum Delivery<'a> {
+    /// A BEGIN_CALL built from the call's data before the event.
+    Begin(&'a CallRecord),
+    /// The event itself.
+    Event,
+    /// An END_CALL built from a call's data (a call folded into this one, or
+    /// the event's call).
+    End(&'a CallRecord),
+}
+
+/// The mask bits of the BEGIN_CALL and END_CALL a bracket adds.
+const BEGIN_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::BEGIN_CALL_EVENT));
+const END_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::END_CALL_EVENT));
+
 impl Monitor {
+    /// What this monitor receives for `event`, in order, each through its
+    /// masks: for a watcher (a Client Events agent, a device monitor) inside
+    /// its call brackets (docs/call-brackets.md; its associations move on),
+    /// a BEGIN_CALL, the event, an END_CALL of a call folded into it, an
+    /// END_CALL of the call; for a call monitor the event alone.
+    #[inline]
+    pub fn deliveries<'a>(&mut self, event: &'a Event, mut deliver: impl FnMut(Delivery<'a>)) {
+        let bracket = event.targets.bracket.as_ref();
+        let steps = match bracket {
+            Some(b) if self.watch.is_bracketed() => brackets::step(
+                &mut self.calls,
+                self.watch.leaves(b),
+                event.message_type(),
+                b,
+            ),
+            _ => Steps::EVENT,
+        };
+        let passes = |bit: MaskBit| bit.passes(self.call_mask, self.agent_mask);
+        if let (true, Some(b)) = (steps.begin && passes(BEGIN_BIT), bracket) {
+            deliver(Delivery::Begin(&b.before));
+        }
+        if steps.event && passes(event.mask_bit) {
+            deliver(Delivery::Event);
+        }
+        let folded = bracket.and_then(|b| b.folded.as_ref());
+        if let (true, Some((_, folded))) = (steps.end_folded && passes(END_BIT), folded) {
+            deliver(Delivery::End(folded));
+        }
+        if let (true, Some(b)) = (steps.end && passes(END_BIT), bracket) {
+            deliver(Delivery::End(&b.before));
+        }
+    }
+
     /// The Client Events monitor of a session that opened with that service:
     /// its agent as named in OPEN_REQ (instrument, else extension, else id), and
     /// its instrument as a device, with the OPEN_CONF MonitorID and OPEN masks.

@@ -43,16 +43,15 @@ use mio::{Events, Interest, Poll, Token};
 use super::sim_pg_client::{Gone, Host, SimClient};
 use super::sim_pg_requests::{Asker, Controllers, Fate, Requests};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
-use crate::event::{Event, MaskBit};
+use crate::event::Event;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::ingest::tracker::CallTracker;
-use crate::proto::constants::{call_mask, msg};
+use crate::proto::constants::msg;
 use crate::proto::frame::{patch_invoke_id, HEADER_LEN};
 use crate::proto::{routing, DecodeOptions, Message, RequestError, Version};
 use crate::session::scope::{self, Agent};
 use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
-use crate::shard::brackets::{self, Steps};
-use crate::shard::monitors::{MatchScratch, Monitor, MonitorIndex};
+use crate::shard::monitors::{Delivery, MatchScratch, Monitor, MonitorIndex};
 use crate::sim::{SimConfig, Simulator};
 use crate::status::PgStatus;
 
@@ -77,9 +76,6 @@ const MAX_EVENTS_PER_TURN: usize = 4096;
 /// reader; the ones that fall behind reach the bound and are dropped.
 const FLAT_OUT_HIGH_WATER: usize = 256 * 1024;
 const LISTENER: Token = Token(0);
-/// The mask bits of the BEGIN_CALL and END_CALL a call bracket adds.
-const BEGIN_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::BEGIN_CALL_EVENT));
-const END_BIT: MaskBit = MaskBit::Call(call_mask::bit_for(msg::END_CALL_EVENT));
 
 /// What `sim-pg` runs with.
 #[derive(Debug, Clone)]
@@ -417,47 +413,29 @@ impl Server {
             return;
         }
         let bound = self.options.output_bound;
-        let bracket = event.targets.bracket.as_ref();
         self.monitors
             .matching_entries(&event.targets, &mut self.scratch);
         for &entry in self.scratch.iter() {
             let Some(m) = self.monitors.at_mut(entry) else {
                 continue;
             };
-            let steps = match bracket {
-                Some(b) if m.watch.is_bracketed() => {
-                    brackets::step(&mut m.calls, m.watch.leaves(b), event.message_type(), b)
-                }
-                _ => Steps::EVENT,
-            };
             let token = Token(m.session.0 as usize);
-            let Some(client) = self.clients.get_mut(&token).filter(|c| c.is_open()) else {
-                continue;
-            };
-            let (id, version) = (m.id, client.session.version);
-            let passes = |bit: MaskBit| bit.passes(m.call_mask, m.agent_mask);
-            let session = m.client_events.then_some(m.session);
-            if let (true, Some(b)) = (steps.begin && passes(BEGIN_BIT), bracket) {
-                if let Some(bytes) = b.before.begin_at(version) {
-                    client.queue_monitor_copy(bytes, id, None, bound);
-                }
-            }
-            if steps.event && passes(event.mask_bit) {
-                if let Some(bytes) = event.bytes_at(version) {
+            let mut client = self.clients.get_mut(&token).filter(|c| c.is_open());
+            let (id, session) = (m.id, m.client_events.then_some(m.session));
+            m.deliveries(event, |delivery| {
+                let Some(client) = client.as_deref_mut() else {
+                    return;
+                };
+                let version = client.session.version;
+                let (bytes, session) = match delivery {
+                    Delivery::Begin(call) => (call.begin_at(version), None),
+                    Delivery::Event => (event.bytes_at(version), session),
+                    Delivery::End(call) => (call.end_at(version), None),
+                };
+                if let Some(bytes) = bytes {
                     client.queue_monitor_copy(bytes, id, session, bound);
                 }
-            }
-            let folded = bracket.and_then(|b| b.folded.as_ref());
-            if let (true, Some((_, folded))) = (steps.end_folded && passes(END_BIT), folded) {
-                if let Some(bytes) = folded.end_at(version) {
-                    client.queue_monitor_copy(bytes, id, None, bound);
-                }
-            }
-            if let (true, Some(b)) = (steps.end && passes(END_BIT), bracket) {
-                if let Some(bytes) = b.before.end_at(version) {
-                    client.queue_monitor_copy(bytes, id, None, bound);
-                }
-            }
+            });
         }
     }
 
