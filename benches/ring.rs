@@ -246,7 +246,7 @@ impl GlommioPair {
             .expect("ring bench: cannot start the producer executor on core 0");
         let consumer = executor("bench-shard", CONSUMER_CORE, spin)
             .spawn(move || async move {
-                let mut rx = ring_rx.connect(spin).await;
+                let rx = ring_rx.connect(spin).await;
                 while let Some(n) = next_command(&consumer_commands).await {
                     let (mut got, mut sum) = (0, 0);
                     while got < n {
@@ -344,7 +344,7 @@ fn handoff_latency(spin: Duration, gap: Duration, nr_items: u64) -> hdrhistogram
         .expect("ring bench: cannot start the producer executor on core 0");
     let consumer = executor("lat-shard", CONSUMER_CORE, spin)
         .spawn(move || async move {
-            let mut rx = ring_rx.connect(spin).await;
+            let rx = ring_rx.connect(spin).await;
             let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
             let mut got = 0;
             while got < nr_items {

@@ -216,7 +216,7 @@ impl Fanout {
 }
 
 /// Drain one shard's control ring into the core for as long as ingest runs.
-pub async fn control_loop(mut rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
+pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
     loop {
         rx.ready().await;
         let staged = fanout.with(|core| {

@@ -37,6 +37,7 @@
 
 pub mod spsc;
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -137,13 +138,13 @@ impl<T: Send + 'static> RingRx<T> {
     /// Connect on the consuming executor (waits until the producer connects).
     pub async fn connect(self, spin: Duration) -> Receiver<T> {
         Receiver {
-            consumer: self.consumer,
+            consumer: RefCell::new(self.consumer),
             bell: self.bell,
-            doorbell: guarded(self.doorbell.connect()).await,
+            doorbell: RefCell::new(guarded(self.doorbell.connect()).await),
             doorbell_waker: Arc::new(DoorbellWaker::default()),
             spin,
             park_timeout: Some(PARK_TIMEOUT),
-            producer_gone: false,
+            producer_gone: Cell::new(false),
         }
     }
 }
@@ -225,25 +226,36 @@ impl<T: Send + 'static> Sender<T> {
 }
 
 /// Connected consumer: drain in batches, spin, then park on the doorbell.
+///
+/// Its methods take `&self`, so a core can drain the ring from any of its
+/// tasks while one of them waits in [`Receiver::ready`] (the shard drains
+/// events before it handles a client's bytes: docs/design.md §5). Each call
+/// holds its inner borrows only while it runs, never across an await; `f` in
+/// [`Receiver::drain`] must not use the same receiver.
 pub struct Receiver<T: Send + 'static> {
-    consumer: spsc::Consumer<T>,
+    consumer: RefCell<spsc::Consumer<T>>,
     bell: Arc<Bell>,
-    doorbell: ConnectedReceiver<()>,
+    doorbell: RefCell<ConnectedReceiver<()>>,
     /// What the consumer registers on the doorbell (counts registrations).
     doorbell_waker: Arc<DoorbellWaker>,
     spin: Duration,
     /// Longest a park lasts without the doorbell (`None`: until it rings).
     park_timeout: Option<Duration>,
     /// The producer is gone: never park on the doorbell again.
-    producer_gone: bool,
+    producer_gone: Cell<bool>,
 }
 
 impl<T: Send + 'static> Receiver<T> {
     /// Pop up to `max` items into `f`; returns how many. If `f` panics, the
     /// items it was given are gone from the ring and the rest stay queued
     /// (each item is dropped once: [`spsc::Consumer::pop_batch`]).
-    pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
-        self.consumer.pop_batch(max, f)
+    pub fn drain(&self, max: usize, f: impl FnMut(T)) -> usize {
+        self.consumer.borrow_mut().pop_batch(max, f)
+    }
+
+    /// Whether nothing is queued (one load of the producer's index).
+    pub fn is_empty(&self) -> bool {
+        self.consumer.borrow_mut().is_empty()
     }
 
     /// Longest a park lasts without the doorbell before the queue is checked
@@ -255,15 +267,15 @@ impl<T: Send + 'static> Receiver<T> {
 
     /// Wait until items are ready: spin (yielding to other tasks) for the
     /// configured time, then announce the park and sleep until the doorbell.
-    pub async fn ready(&mut self) {
-        if !self.consumer.is_empty() {
+    pub async fn ready(&self) {
+        if !self.is_empty() {
             return;
         }
         if !self.spin.is_zero() {
             let until = Instant::now() + self.spin;
             while Instant::now() < until {
                 futures_lite::future::yield_now().await;
-                if !self.consumer.is_empty() {
+                if !self.is_empty() {
                     return;
                 }
             }
@@ -271,11 +283,11 @@ impl<T: Send + 'static> Receiver<T> {
         self.bell.parked.store(true, Ordering::SeqCst);
         // Pairs with the producer's fence: our store is visible before our load.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if !self.consumer.is_empty() {
+        if !self.is_empty() {
             self.bell.parked.store(false, Ordering::SeqCst);
             return;
         }
-        if self.producer_gone {
+        if self.producer_gone.get() {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         } else {
             // The timeout is a safety net against a wake-up that does not
@@ -293,11 +305,11 @@ impl<T: Send + 'static> Receiver<T> {
             .await;
             match woke {
                 Some(Some(())) => {}
-                Some(None) => self.producer_gone = true,
+                Some(None) => self.producer_gone.set(true),
                 None => {
                     let stats = &self.bell.stats;
                     stats.nr_park_timeouts.fetch_add(1, Ordering::Relaxed);
-                    if !self.consumer.is_empty() {
+                    if !self.is_empty() {
                         stats.nr_late_wakeups.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -324,12 +336,13 @@ impl<T: Send + 'static> Receiver<T> {
     /// clone of the task's waker, whose reference count is an `i16` in
     /// glommio: an idle consumer panicked its executor ("Waker invariant
     /// broken") after some 16 000 timed-out parks, under half an hour.
-    fn poll_doorbell(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+    fn poll_doorbell(&self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         self.doorbell_waker.set_task(cx.waker());
         let waker = Waker::from(self.doorbell_waker.clone());
         let mut doorbell_cx = Context::from_waker(&waker);
+        let mut doorbell = self.doorbell.borrow_mut();
         while self.doorbell_waker.registered.load(Ordering::Relaxed) <= SPARE_DOORBELL_WAKERS {
-            match Pin::new(&mut self.doorbell).poll_next(&mut doorbell_cx) {
+            match Pin::new(&mut *doorbell).poll_next(&mut doorbell_cx) {
                 Poll::Ready(rang) => return Poll::Ready(rang),
                 Poll::Pending => {
                     self.doorbell_waker

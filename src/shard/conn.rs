@@ -1,10 +1,17 @@
 //! One client connection's I/O on a shard: the read task (bytes in, through
-//! the shard core) and the write task (the session's output out: vectored
-//! sends straight from the batch arenas and the session's own bytes, one per
-//! wake-up while the socket takes them), raced against a kill switch. The
-//! output is double-buffered so events keep queueing while a write is in
-//! flight. The session's state lives in the core; this holds the wake-ups.
+//! the shard core) and the write task, raced against a kill switch. The
+//! session's state lives in the core; this holds the socket's wake-ups.
+//!
+//! Output is written where it was made: at the end of the core call that
+//! queued it (a ring batch, a request), the driver sends it at once with
+//! one vectored non-blocking send straight from the batch arenas and the
+//! session's own bytes ([`send_now`]). Only what the socket does not take
+//! goes to the write task ([`Conn::rest`]), which waits for room — so the
+//! event path wakes no task per delivery, and events are never queued behind
+//! other connections' tasks (docs/design.md §5). The output is
+//! double-buffered so events keep queueing while a write is in flight.
 
+use std::cell::RefCell;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
@@ -22,9 +29,11 @@ use crate::metrics::Metrics;
 use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
 
-/// A connection's wake-ups, shared by its tasks and the shard's driver.
-#[derive(Default)]
+/// A connection's socket and wake-ups, shared by its tasks and the shard's
+/// driver.
 pub struct Conn {
+    /// The socket, for the driver's sends (it outlives this: see [`serve`]).
+    pub fd: RawFd,
     /// Output is waiting: wake the writer.
     pub write_ready: Notify,
     /// Drop the socket now (a slow consumer cut mid-write).
@@ -32,11 +41,29 @@ pub struct Conn {
     /// Ingest registered the session (its OPEN_CONF is queued), or it is
     /// ending: the reader goes on with the frames that followed the OPEN_REQ.
     pub activated: Notify,
+    /// Output the driver began to send and the socket did not take whole,
+    /// with how far it got: the writer finishes it before anything else.
+    pub rest: RefCell<Option<(Outbox, Cursor)>>,
 }
 
-/// Serve connection `id` until it ends, then remove it from the shard.
+impl Conn {
+    pub fn new(fd: RawFd) -> Conn {
+        Conn {
+            fd,
+            write_ready: Notify::default(),
+            kill: Notify::default(),
+            activated: Notify::default(),
+            rest: RefCell::new(None),
+        }
+    }
+}
+
+/// Serve connection `id` until it ends, then remove it from the shard. The
+/// socket closes when the tasks end, and the shard forgets the connection
+/// (and [`Conn::fd`]) in the same step, before anything else runs.
 pub async fn serve(shard: Rc<Shard>, id: SessionId, conn: Rc<Conn>, stream: TcpStream) {
     let fd = stream.as_raw_fd();
+    debug_assert_eq!(fd, conn.fd);
     let (reader, writer) = futures_lite::io::split(stream);
     let killed = async {
         conn.kill.wait().await;
@@ -75,6 +102,7 @@ async fn read_loop(
         };
         input.filled(n);
         loop {
+            shard.events_first();
             shard.with_core(|core| core.on_bytes(id, &mut input, Instant::now()));
             if closing().is_some() || !held() {
                 break;
@@ -96,8 +124,9 @@ async fn read_loop(
     }
 }
 
-/// Write the output whenever notified; after the session starts closing,
-/// flush what is left (within a grace period) and end.
+/// Finish what the driver could not send at once, and write the output
+/// whenever notified; after the session starts closing, flush what is left
+/// (within a grace period) and end.
 async fn write_loop(
     shard: &Rc<Shard>,
     id: SessionId,
@@ -109,14 +138,25 @@ async fn write_loop(
     let mut spare = Outbox::default();
     loop {
         conn.write_ready.wait().await;
-        while shard.core.borrow_mut().take_output(id, &mut spare) {
+        loop {
+            let from = match conn.rest.borrow_mut().take() {
+                Some((rest, at)) => {
+                    spare = rest;
+                    at
+                }
+                None if shard.core.borrow_mut().take_output(id, &mut spare) => Cursor::default(),
+                None => break,
+            };
             let written = match closing() {
-                None => write_out(shard, fd, &mut writer, &spare).await,
+                None => write_out(shard, fd, &mut writer, &spare, from).await,
                 Some(_) => {
-                    futures_lite::future::or(write_out(shard, fd, &mut writer, &spare), async {
-                        glommio::timer::sleep(CLOSE_FLUSH_GRACE).await;
-                        false
-                    })
+                    futures_lite::future::or(
+                        write_out(shard, fd, &mut writer, &spare, from),
+                        async {
+                            glommio::timer::sleep(CLOSE_FLUSH_GRACE).await;
+                            false
+                        },
+                    )
                     .await
                 }
             };
@@ -133,42 +173,56 @@ async fn write_loop(
     }
 }
 
-/// Write all of `out` with vectored non-blocking sends straight from the
-/// arenas it points into; when the socket is full, wait for room through
-/// glommio (one plain write of the current chunk) and go on. False = the peer
-/// is gone.
-async fn write_out(
-    shard: &Shard,
-    fd: RawFd,
-    writer: &mut futures_lite::io::WriteHalf<TcpStream>,
-    out: &Outbox,
-) -> bool {
-    // SAFETY: `fd` belongs to the connection's stream, which outlives this
-    // future (both live in `serve`).
+/// How far a [`send_now`] got.
+pub enum Sent {
+    /// Everything was written.
+    All,
+    /// The socket took no more (full, or failed: the writer's next write
+    /// reports the error); the rest starts here.
+    Stopped(Cursor),
+}
+
+/// Send `out` from `at` with vectored non-blocking sends straight from the
+/// arenas it points into, for as long as the socket takes it.
+pub fn send_now(metrics: &Metrics, fd: RawFd, out: &Outbox, mut at: Cursor) -> Sent {
+    // SAFETY: `fd` is an open connection's socket (`Conn::fd`, `serve`).
     let sock = unsafe { BorrowedFd::borrow_raw(fd) };
     let sock = socket2::SockRef::from(&sock);
-    let mut at = Cursor::default();
     while !out.done(at) {
         let sent = {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let n = out.fill(at, &mut iov);
             sock.send_vectored_with_flags(&iov[..n], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
         };
-        Metrics::add(&shard.metrics.nr_writes, 1);
-        let written = match sent {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                match writer.write(out.rest_of_chunk(at)).await {
-                    Ok(n) if n > 0 => n,
-                    _ => return false,
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-            Err(_) => return false,
-        };
-        at = out.advance(at, written);
+        Metrics::add(&metrics.nr_writes, 1);
+        match sent {
+            Ok(n) => at = out.advance(at, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Sent::Stopped(at),
+        }
     }
-    true
+    Sent::All
+}
+
+/// Write all of `out` from `at`: [`send_now`], and when the socket is full,
+/// wait for room through glommio (one plain write of the current chunk) and
+/// go on. False = the peer is gone.
+async fn write_out(
+    shard: &Shard,
+    fd: RawFd,
+    writer: &mut futures_lite::io::WriteHalf<TcpStream>,
+    out: &Outbox,
+    mut at: Cursor,
+) -> bool {
+    loop {
+        match send_now(&shard.metrics, fd, out, at) {
+            Sent::All => return true,
+            Sent::Stopped(stopped) => match writer.write(out.rest_of_chunk(stopped)).await {
+                Ok(n) if n > 0 => at = out.advance(stopped, n),
+                _ => return false,
+            },
+        }
+    }
 }
 
 /// Apply the configured kernel socket buffer sizes (0 = leave the default).

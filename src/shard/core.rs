@@ -617,6 +617,15 @@ impl ShardCore {
         true
     }
 
+    /// Whether the driver may send `id`'s output itself, at once: nothing of
+    /// it is in flight (so order is kept), and it is not closing (the writer
+    /// flushes a close, within its grace period).
+    pub fn may_send_now(&self, id: SessionId) -> bool {
+        self.sessions
+            .get(id)
+            .is_some_and(|c| c.inflight == 0 && c.closing_reason().is_none())
+    }
+
     /// The writer finished with what [`ShardCore::take_output`] gave it.
     pub fn written(&mut self, id: SessionId) {
         if let Some(conn) = self.sessions.get_mut(id) {

@@ -29,7 +29,7 @@ pub mod outbox;
 pub mod proxy;
 pub mod requests;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -44,9 +44,10 @@ use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::ring::{self, RingRx, RingTx};
 use crate::session::server::CloseReason;
-use conn::Conn;
+use conn::{Conn, Sent};
 use listener::{FdReserve, Listener};
 use notify::Notify;
+use outbox::{Cursor, Outbox};
 
 /// How long a closing session may take to flush its last bytes before its
 /// socket is dropped anyway (a client that stopped reading must not hold up
@@ -94,6 +95,14 @@ pub struct Shard {
     control_backlog: Notify,
     status_ready: Notify,
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
+    /// The outbox the driver sends from ([`Shard::send_now`]).
+    spare: RefCell<Outbox>,
+    /// Batches from ingest: drained by the dispatch loop and, ahead of a
+    /// client's bytes, by the connection's reader ([`Shard::events_first`]).
+    from_ingest: ring::Receiver<ToShard>,
+    events: RefCell<EventClock>,
+    /// Ingest said shut down (whichever task drained it).
+    ingest_done: Cell<bool>,
 }
 
 /// Bind the shard's listener (SO_REUSEPORT). Called on the shard's executor
@@ -107,7 +116,7 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
     let spin = setup.config.runtime.spin_before_park();
     // Same order as ingest (its event rings first, then the control rings):
     // each connect waits for the peer's, so a different order deadlocks.
-    let mut from_ingest = setup.from_ingest.connect(spin).await;
+    let from_ingest = setup.from_ingest.connect(spin).await;
     let to_ingest = setup.to_ingest.connect().await;
     let core = ShardCore::new(setup.index, setup.config.clone(), setup.metrics.clone());
     let shard = Rc::new(Shard {
@@ -116,62 +125,55 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
         metrics: setup.metrics,
         core: RefCell::new(core),
         conns: RefCell::new(FxHashMap::default()),
+        from_ingest,
+        events: RefCell::new(EventClock::new()),
+        ingest_done: Cell::new(false),
         to_ingest: RefCell::new(to_ingest),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
         status_ready: Notify::default(),
         ready: RefCell::new(Some(setup.ready)),
+        spare: RefCell::new(Outbox::default()),
     });
     let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let idle = glommio::spawn_local(idle_loop(shard.clone()));
     let backlog = glommio::spawn_local(control_backlog_loop(shard.clone()));
-    dispatch_loop(&shard, &mut from_ingest).await;
+    dispatch_loop(&shard).await;
     shutdown(&shard).await;
     drop(idle.cancel());
     drop(backlog.cancel());
     acceptor.await;
 }
 
-/// Drain ring batches from ingest into the core until ingest says shut
-/// down; the writes a batch caused are woken once, at its end.
-async fn dispatch_loop(shard: &Rc<Shard>, from_ingest: &mut ring::Receiver<ToShard>) {
-    let mut shutdown = false;
-    let mut latency = crate::metrics::latency_histogram();
-    let mut received: Vec<Instant> = Vec::with_capacity(MAX_BATCH);
-    let mut last_merge = Instant::now();
-    while !shutdown {
-        from_ingest.ready().await;
-        let mut status_known = false;
-        shard.with_core(|core| {
-            from_ingest.drain(MAX_BATCH, |item| {
-                if let ToShard::Event(event) = &item {
-                    received.push(event.received);
-                }
-                match core.on_ingest(item) {
-                    IngestOutcome::Continue => {}
-                    IngestOutcome::StatusKnown => status_known = true,
-                    IngestOutcome::Shutdown => shutdown = true,
-                }
-            });
-            core.end_batch();
-        });
-        if status_known {
-            shard.status_ready.notify();
-            if let Some(ready) = shard.ready.borrow_mut().take() {
-                let _ = ready.send(shard.index);
-            }
-        }
-        let now = Instant::now();
-        for at in received.drain(..) {
-            let _ = latency.record(now.saturating_duration_since(at).as_nanos().max(1) as u64);
-        }
-        if shutdown || now.duration_since(last_merge) >= LATENCY_MERGE_INTERVAL {
-            shard.metrics.merge_latency(&mut latency);
-            last_merge = now;
-        }
+/// Wait for ring batches from ingest and drain them until ingest says shut
+/// down. The connections' readers drain too ([`Shard::events_first`]), so
+/// this loop is what runs when no client is talking.
+async fn dispatch_loop(shard: &Rc<Shard>) {
+    while !shard.ingest_done.get() {
+        shard.from_ingest.ready().await;
+        shard.drain_events();
         // Let connection tasks run between batches.
         futures_lite::future::yield_now().await;
+    }
+}
+
+/// The event path's latency bookkeeping: when each event of the batch being
+/// drained left ingest's socket read, folded into the shared metrics every
+/// [`LATENCY_MERGE_INTERVAL`].
+struct EventClock {
+    latency: hdrhistogram::Histogram<u64>,
+    received: Vec<Instant>,
+    last_merge: Instant,
+}
+
+impl EventClock {
+    fn new() -> EventClock {
+        EventClock {
+            latency: crate::metrics::latency_histogram(),
+            received: Vec::with_capacity(MAX_BATCH),
+            last_merge: Instant::now(),
+        }
     }
 }
 
@@ -229,7 +231,7 @@ fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     };
     let _ = stream.set_nodelay(true);
     conn::apply_socket_buffers(&stream, &shard.config.runtime);
-    let conn = Rc::new(Conn::default());
+    let conn = Rc::new(Conn::new(std::os::fd::AsRawFd::as_raw_fd(&stream)));
     shard.conns.borrow_mut().insert(id, conn.clone());
     glommio::spawn_local(conn::serve(shard.clone(), id, conn, stream)).detach();
 }
@@ -270,19 +272,70 @@ async fn shutdown(shard: &Rc<Shard>) {
 }
 
 impl Shard {
-    /// Run `f` on the core, then carry out what it staged: control messages
-    /// to ingest (flushed at once; a full ring is retried by the backlog
-    /// task), writers to wake, sockets to drop, readers to let go on.
+    /// Drain one batch from ingest into the core: the events reach their
+    /// sessions' output and are sent at the batch's end ([`Shard::with_core`]).
+    fn drain_events(&self) {
+        let mut status_known = false;
+        let mut clock = self.events.borrow_mut();
+        let clock = &mut *clock;
+        self.with_core(|core| {
+            self.from_ingest.drain(MAX_BATCH, |item| {
+                if let ToShard::Event(event) = &item {
+                    clock.received.push(event.received);
+                }
+                match core.on_ingest(item) {
+                    IngestOutcome::Continue => {}
+                    IngestOutcome::StatusKnown => status_known = true,
+                    IngestOutcome::Shutdown => self.ingest_done.set(true),
+                }
+            });
+            core.end_batch();
+        });
+        if status_known {
+            self.status_ready.notify();
+            if let Some(ready) = self.ready.borrow_mut().take() {
+                let _ = ready.send(self.index);
+            }
+        }
+        let now = Instant::now();
+        for at in clock.received.drain(..) {
+            let nanos = now.saturating_duration_since(at).as_nanos().max(1) as u64;
+            let _ = clock.latency.record(nanos);
+        }
+        if self.ingest_done.get() || now.duration_since(clock.last_merge) >= LATENCY_MERGE_INTERVAL
+        {
+            self.metrics.merge_latency(&mut clock.latency);
+            clock.last_merge = now;
+        }
+    }
+
+    /// Events first: drain what ingest has queued before a client's bytes
+    /// are handled. When many clients talk at once (2,000 desktops whose
+    /// heartbeats fell in the same millisecond) their readers run one after
+    /// another ahead of the dispatch loop; this way each event waits for
+    /// one reader's work, not for all of them (docs/design.md §5).
+    pub fn events_first(&self) {
+        if !self.from_ingest.is_empty() {
+            self.drain_events();
+        }
+    }
+
+    /// Run `f` on the core, then carry out what it staged: output to send
+    /// (at once, see [`Shard::send_now`]), control messages to ingest
+    /// (flushed at once; a full ring is retried by the backlog task),
+    /// sockets to drop, readers to let go on.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut ShardCore) -> R) -> R {
         let mut core = self.core.borrow_mut();
         let r = f(&mut core);
         let conns = self.conns.borrow();
-        let sessions = &mut core.sessions;
-        for id in sessions.wake.drain(..) {
+        let mut wake = std::mem::take(&mut core.sessions.wake);
+        for id in wake.drain(..) {
             if let Some(conn) = conns.get(&id) {
-                conn.write_ready.notify();
+                self.send_now(&mut core, id, conn);
             }
         }
+        core.sessions.wake = wake;
+        let sessions = &mut core.sessions;
         for id in sessions.kill.drain(..) {
             if let Some(conn) = conns.get(&id) {
                 conn.kill.notify();
@@ -303,6 +356,31 @@ impl Shard {
             }
         }
         r
+    }
+
+    /// Send session `id`'s output from here: one vectored non-blocking send
+    /// (more while the socket takes them), no task woken. What the socket
+    /// does not take, output while a write is in flight, and a closing
+    /// session's last bytes are the writer task's.
+    fn send_now(&self, core: &mut ShardCore, id: SessionId, conn: &Conn) {
+        if !core.may_send_now(id) {
+            conn.write_ready.notify();
+            return;
+        }
+        let mut out = self.spare.borrow_mut();
+        if !core.take_output(id, &mut out) {
+            return;
+        }
+        match conn::send_now(&self.metrics, conn.fd, &out, Cursor::default()) {
+            Sent::All => {
+                out.clear();
+                core.written(id);
+            }
+            Sent::Stopped(at) => {
+                *conn.rest.borrow_mut() = Some((std::mem::take(&mut *out), at));
+                conn.write_ready.notify();
+            }
+        }
     }
 
     /// A connection's tasks ended: the core forgets the session.
