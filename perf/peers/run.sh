@@ -2,7 +2,7 @@
 # Router vs NATS vs Redis in one run: the same fan-out-N workload (same driver,
 # payload, window and swarm; `ctirouter-perf compare`) for N = 10, 100, 1000.
 #
-#   [PERF_OUT=DIR] perf/peers/run.sh [--duration S] [--subscribers 10,100,1000] [more compare flags]
+#   [PERF_OUT=DIR] [PROBE=0] perf/peers/run.sh [--duration S] [--subscribers 10,100,1000] [more compare flags]
 #
 # Installs nats-server and redis-server from Debian if absent, starts each on
 # 127.0.0.1 on a free port, pinned to the same core as the router (core 0,
@@ -10,6 +10,12 @@
 # to use both (HARNESS_CORES pins it: at 1 M deliveries/s one core is too
 # little for driver and swarm), stops the servers by PID on exit. Results: perf/results/compare/compare.md (+ .json,
 # one CDF plot per run).
+#
+# The limit probe runs too (`compare --probe`, PROBE=0 leaves it out): a
+# minimal batching fan-out (`ctirouter-perf limit-probe`, its own process,
+# pinned to the same cores via --probe-cores) that reads the driver once per
+# batch and writes the batch to each subscriber with one write: this
+# machine's limit for the same fan-out, in the same run ("router ÷ limit").
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -57,6 +63,10 @@ harness=()
 if [ -n "${HARNESS_CORES:-}" ]; then
     harness=(--harness-cores "$HARNESS_CORES")
 fi
+probe=()
+if [ "${PROBE:-1}" != 0 ]; then
+    probe=(--probe --probe-cores "$cores")
+fi
 
 nats_port="$(free_port)"
 # max_pending: a subscriber may lag as far as the router's --output-bound in
@@ -89,7 +99,7 @@ mkdir -p "$out"
 "$root/target/release/ctirouter-perf" "${harness[@]}" compare \
     --nats "127.0.0.1:$nats_port" --nats-pid "$nats_pid" \
     --redis "127.0.0.1:$redis_port" --redis-pid "$redis_pid" \
-    --out "$out" "$@"
+    "${probe[@]}" --out "$out" "$@"
 cp "$work/nats.log" "$out/nats-server.log"
 cp "$work/redis.log" "$out/redis-server.log"
 echo "results: $out/compare.md"

@@ -1,7 +1,9 @@
 //! Router against peers in one run: the same fan-out-N workload (same driver,
 //! same ~260-byte payload with its marker, same window, same swarm) against
 //! ctirouter, NATS and Redis for each N, and one markdown table with the
-//! router/peer ratios of deliveries/s and server CPU per delivery.
+//! router/peer ratios of deliveries/s and server CPU per delivery. With
+//! `--probe`, also against the limit probe (`probe`: read once, one write per
+//! subscriber per batch), and the router's share of that limit.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +27,8 @@ pub struct Peer {
 pub struct CompareOptions {
     pub router_bin: Option<PathBuf>,
     pub peers: Vec<Peer>,
+    /// Run the limit probe too, pinned to these cores.
+    pub probe: Option<Vec<usize>>,
     pub subscribers: Vec<u32>,
     pub scenarios_dir: PathBuf,
     /// The phase of `fanout-N.toml` that is compared.
@@ -38,6 +42,8 @@ pub struct CompareOptions {
 struct Row {
     n: u32,
     router: Option<PhaseResult>,
+    /// The limit probe's.
+    limit: Option<PhaseResult>,
     peers: Vec<(Protocol, PhaseResult)>,
 }
 
@@ -50,10 +56,17 @@ pub fn compare(opts: &CompareOptions) -> Result<String, String> {
         let mut row = Row {
             n,
             router: None,
+            limit: None,
             peers: Vec::new(),
         };
         if let Some(bin) = &opts.router_bin {
             row.router = one(&scenario, Server::Router { bin: bin.clone() }, opts)?;
+        }
+        if let Some(cores) = &opts.probe {
+            let server = Server::Probe {
+                cores: cores.clone(),
+            };
+            row.limit = one(&scenario, server, opts)?;
         }
         for p in &opts.peers {
             let server = Server::Peer {
@@ -66,6 +79,7 @@ pub fn compare(opts: &CompareOptions) -> Result<String, String> {
             }
         }
         all.extend(row.router.iter().cloned());
+        all.extend(row.limit.iter().cloned());
         all.extend(row.peers.iter().map(|(_, r)| r.clone()));
         rows.push(row);
     }
@@ -86,6 +100,9 @@ pub fn compare(opts: &CompareOptions) -> Result<String, String> {
 const NOTES: &str = "\
 Ratios: router deliveries/s ÷ peer deliveries/s (higher is better for the router);
 peer CPU ns/delivery ÷ router CPU ns/delivery (higher is better for the router).
+Limit (`--probe`): the limit probe, a minimal fan-out on the same core (read a batch
+once, one write per subscriber per batch, no protocol work); router ÷ limit is
+router deliveries/s ÷ limit deliveries/s, the share of this machine's limit the router reaches.
 Targets (issue 6): router deliveries/s ≥ 3× NATS at every N; router CPU ≤ 60 ns/delivery.
 ";
 
@@ -108,11 +125,34 @@ fn one(
 
 fn ratio_table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| N | peer | router deliveries/s | peer deliveries/s | router ÷ peer | router CPU ns/delivery | peer CPU ns/delivery | peer ÷ router CPU | router p99 ms | peer p99 ms | ≥ 3× NATS | router ≤ 60 ns |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+        "| N | peer | router deliveries/s | peer deliveries/s | router ÷ peer | router CPU ns/delivery | peer CPU ns/delivery | peer ÷ router CPU | router p99 ms | peer p99 ms | ≥ 3× NATS | router ≤ 60 ns | limit deliveries/s | limit CPU ns/delivery | router ÷ limit |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n",
     );
     for row in rows {
         let Some(r) = &row.router else { continue };
+        let limit = match &row.limit {
+            Some(l) => format!(
+                "{:.0} | {:.1} | {:.2}×",
+                l.deliveries_per_sec,
+                l.cpu_ns_per_delivery,
+                r.deliveries_per_sec / l.deliveries_per_sec.max(1.0)
+            ),
+            None => " |  | ".into(),
+        };
+        let within = verdict(
+            r.cpu_ns_per_delivery <= 60.0,
+            format!("{:.1} ns", r.cpu_ns_per_delivery),
+        );
+        if row.peers.is_empty() && row.limit.is_some() {
+            let _ = writeln!(
+                s,
+                "| {} | — | {:.0} |  |  | {:.1} |  |  | {:.3} |  |  | {within} | {limit} |",
+                row.n,
+                r.deliveries_per_sec,
+                r.cpu_ns_per_delivery,
+                r.latency.p99_us / 1e3,
+            );
+        }
         for (protocol, p) in &row.peers {
             let speed = r.deliveries_per_sec / p.deliveries_per_sec.max(1.0);
             let cpu = p.cpu_ns_per_delivery / r.cpu_ns_per_delivery.max(1e-9);
@@ -123,11 +163,10 @@ fn ratio_table(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {} | {:?} | {:.0} | {:.0} | {speed:.2}× | {:.1} | {:.1} | {cpu:.2}× | {:.3} | {:.3} | {vs_nats} | {} |",
+                "| {} | {:?} | {:.0} | {:.0} | {speed:.2}× | {:.1} | {:.1} | {cpu:.2}× | {:.3} | {:.3} | {vs_nats} | {within} | {limit} |",
                 row.n, protocol, r.deliveries_per_sec, p.deliveries_per_sec,
                 r.cpu_ns_per_delivery, p.cpu_ns_per_delivery,
                 r.latency.p99_us / 1e3, p.latency.p99_us / 1e3,
-                verdict(r.cpu_ns_per_delivery <= 60.0, format!("{:.1} ns", r.cpu_ns_per_delivery)),
             );
         }
     }

@@ -5,7 +5,8 @@
 //!   phases, print a summary, write JSON + a CDF plot per phase.
 //! * `peer --kind nats|redis --addr A --pid P --subscribers N` — the same
 //!   fan-out workload against a running NATS or Redis server.
-//! * `compare` — router and peers back to back for N = 10, 100, 1000, one table.
+//! * `compare` — router and peers back to back for N = 10, 100, 1000, one table
+//!   (`--probe`: and the limit probe, `limit-probe`, a minimal fan-out).
 //!
 //! # Layout
 //! * `scenario`, `plan` — scenario files; sessions and routing model
@@ -14,6 +15,7 @@
 //! * `swarm`, `cti_client`, `requests`, `tally` — the client sessions, their
 //!   requests and their accounting
 //! * `runner`, `router_proc`, `procstat`, `shared` — a run, the router process, its cost
+//! * `probe` — the limit probe's server (its own process)
 //! * `results`, `summary`, `report`, `svg`, `compare` — results, files, tables
 
 mod clock;
@@ -26,6 +28,7 @@ mod marker;
 mod nats;
 mod pacer;
 mod plan;
+mod probe;
 mod procstat;
 mod redis;
 mod report;
@@ -118,6 +121,13 @@ enum Cmd {
         redis: Option<SocketAddr>,
         #[arg(long)]
         redis_pid: Option<u32>,
+        /// Also run the limit probe (a minimal batching fan-out, its own
+        /// process): the "limit" row and the router ÷ limit column.
+        #[arg(long)]
+        probe: bool,
+        /// Pin the limit probe to these cores (the router's: core 0).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        probe_cores: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
         subscribers: Vec<u32>,
         #[arg(long, default_value = "max-rate")]
@@ -126,6 +136,13 @@ enum Cmd {
         duration: Option<f64>,
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The limit probe's server (started by `compare --probe`): an All
+    /// Events session on the driver at ADDR, fanned out batch by batch to
+    /// every client; prints `listening ADDR`.
+    LimitProbe {
+        #[arg(long)]
+        upstream: SocketAddr,
     },
 }
 
@@ -264,6 +281,8 @@ fn run(cli: Cli) -> Result<(), String> {
             nats_pid,
             redis,
             redis_pid,
+            probe,
+            probe_cores,
             subscribers,
             phase,
             duration,
@@ -291,6 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     Some(router_bin(bin)?)
                 },
                 peers,
+                probe: probe.then_some(probe_cores),
                 subscribers,
                 scenarios_dir: perf_dir().join("scenarios"),
                 phase,
@@ -303,6 +323,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{doc}");
             Ok(())
         }
+        Cmd::LimitProbe { upstream } => probe::serve(upstream),
     }
 }
 

@@ -1,6 +1,7 @@
-//! The router under test as a child process: `ctirouter serve --listen
-//! 127.0.0.1:0 --upstream 127.0.0.1:PORT ...`, its `listening ADDR` line, its
-//! log in the out dir, and SIGTERM (then SIGKILL) when dropped.
+//! The server under test as a child process — the router (`ctirouter serve
+//! --listen 127.0.0.1:0 --upstream 127.0.0.1:PORT ...`) or the limit probe
+//! (`ctirouter-perf limit-probe --upstream 127.0.0.1:PORT`): its `listening
+//! ADDR` line, its log in the out dir, and SIGTERM (then SIGKILL) when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,79 +13,47 @@ use std::time::Duration;
 
 use crate::scenario::RouterFlags;
 
-/// How long the router may take to print `listening ADDR`.
+/// How long the server may take to print `listening ADDR`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct RouterProcess {
+pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     pub args: Vec<String>,
 }
 
-impl RouterProcess {
-    pub fn start(
+impl ServerProcess {
+    /// The router, with the driver at `upstream`.
+    pub fn router(
         bin: &Path,
         upstream: SocketAddr,
         flags: &RouterFlags,
         log: &Path,
-    ) -> Result<RouterProcess, String> {
-        let args = serve_args(upstream, flags);
-        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut command = Command::new(bin);
+    ) -> Result<ServerProcess, String> {
         // The harness may be pinned (--harness-cores); the router places its
         // executors itself, so it starts free to use every core.
-        // SAFETY: the closure only makes async-signal-safe syscalls.
-        unsafe {
-            command.pre_exec(|| {
-                let mut all: libc::cpu_set_t = std::mem::zeroed();
-                for core in 0..libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(core, &mut all);
-                }
-                // The kernel keeps the cores that exist; failing leaves the mask.
-                libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all);
-                Ok(())
-            });
-        }
-        let mut child = command
-            // Relative paths in a scenario's router args are the workspace's.
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .args(&args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "{}: {e} (build it with `cargo build --release`)",
-                    bin.display()
-                )
-            })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
+        spawn(bin, serve_args(upstream, flags), &[], log).map_err(|e| {
+            if bin.exists() {
+                e
+            } else {
+                format!("{e} (build it with `cargo build --release`)")
             }
-        });
-        let mut router = RouterProcess {
-            child,
-            addr: ([127, 0, 0, 1], 0).into(),
-            args,
-        };
-        let line = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
-            format!(
-                "the router printed no `listening ADDR` line; see {}",
-                log.display()
-            )
-        })?;
-        router.addr = line.parse().map_err(|e| format!("listening {line}: {e}"))?;
-        Ok(router)
+        })
+    }
+
+    /// The limit probe (this harness's own binary), pinned to `cores`.
+    pub fn probe(
+        upstream: SocketAddr,
+        cores: &[usize],
+        log: &Path,
+    ) -> Result<ServerProcess, String> {
+        let bin = std::env::current_exe().map_err(|e| format!("the harness binary: {e}"))?;
+        let args = vec![
+            "limit-probe".into(),
+            "--upstream".into(),
+            upstream.to_string(),
+        ];
+        spawn(&bin, args, cores, log)
     }
 
     pub fn pid(&self) -> u32 {
@@ -97,7 +66,80 @@ impl RouterProcess {
     }
 }
 
-impl Drop for RouterProcess {
+/// Start `bin args` pinned to `cores` (every core when empty), stderr to
+/// `log`, and wait for its `listening ADDR` line on stdout.
+pub fn spawn(
+    bin: &Path,
+    args: Vec<String>,
+    cores: &[usize],
+    log: &Path,
+) -> Result<ServerProcess, String> {
+    let set = cpu_set(cores)?;
+    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut command = Command::new(bin);
+    // SAFETY: the closure only makes an async-signal-safe syscall on a copy
+    // of a set built before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            // The kernel keeps the cores that exist; failing leaves the mask.
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+            Ok(())
+        });
+    }
+    let mut child = command
+        // Relative paths in a scenario's router args are the workspace's.
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(&args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening ") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let mut server = ServerProcess {
+        child,
+        addr: ([127, 0, 0, 1], 0).into(),
+        args,
+    };
+    let line = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+        format!(
+            "{} printed no `listening ADDR` line; see {}",
+            bin.display(),
+            log.display()
+        )
+    })?;
+    server.addr = line.parse().map_err(|e| format!("listening {line}: {e}"))?;
+    Ok(server)
+}
+
+/// `cores` as an affinity mask; every core when empty.
+fn cpu_set(cores: &[usize]) -> Result<libc::cpu_set_t, String> {
+    let size = libc::CPU_SETSIZE as usize;
+    if let Some(core) = cores.iter().find(|&&c| c >= size) {
+        return Err(format!("no core {core}"));
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for core in (0..size).filter(|c| cores.is_empty() || cores.contains(c)) {
+        // SAFETY: `core` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
+    Ok(set)
+}
+
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child's pid; it is not reaped yet, so the
         // pid cannot have been reused.

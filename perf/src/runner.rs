@@ -25,8 +25,8 @@ use crate::plan;
 use crate::procstat;
 use crate::redis::RedisPub;
 use crate::results::PgRequests;
-use crate::router_proc::{self, RouterProcess};
-use crate::scenario::{Phase, Scenario};
+use crate::router_proc::{self, ServerProcess};
+use crate::scenario::{Phase, Scenario, Service};
 use crate::shared::Shared;
 use crate::summary::{phase_result, PhaseInputs};
 use crate::swarm::{Cmd, Protocol, RequestPlan, Snapshot, Swarm};
@@ -42,6 +42,8 @@ pub enum Server {
         addr: SocketAddr,
         pid: u32,
     },
+    /// The limit probe (`probe`), started here pinned to `cores`.
+    Probe { cores: Vec<usize> },
 }
 
 impl Server {
@@ -53,6 +55,7 @@ impl Server {
                 ..
             } => "nats",
             Server::Peer { .. } => "redis",
+            Server::Probe { .. } => "limit",
         }
     }
 }
@@ -80,7 +83,8 @@ struct Live {
     shared: Arc<Shared>,
     cmds: Sender<Cmd>,
     pid: u32,
-    router: Option<RouterProcess>,
+    /// The router or the limit probe.
+    router: Option<ServerProcess>,
     log: Arc<Mutex<Vec<Vec<u64>>>>,
     rss_peak: u64,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -154,7 +158,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             } else {
                 scenario.router.clone()
             };
-            let router = RouterProcess::start(bin, upstream, &flags, &log_path)?;
+            let router = ServerProcess::router(bin, upstream, &flags, &log_path)?;
             eprintln!(
                 "router pid {} listening {} (log {})",
                 router.pid(),
@@ -169,6 +173,27 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         Server::Peer { addr, pid, .. } => {
             live.pid = *pid;
             *addr
+        }
+        Server::Probe { cores } => {
+            if scenario
+                .groups
+                .iter()
+                .any(|g| g.service != Service::AllEvents)
+            {
+                return Err("the limit probe serves All Events sessions only".into());
+            }
+            let log_path = opts.out_dir.join(format!("limit-{}.log", scenario.name));
+            let probe = ServerProcess::probe(upstream, cores, &log_path)?;
+            eprintln!(
+                "limit probe pid {} on cores {cores:?} listening {} (log {})",
+                probe.pid(),
+                probe.addr,
+                log_path.display()
+            );
+            live.pid = probe.pid();
+            let addr = probe.addr;
+            live.router = Some(probe);
+            addr
         }
     };
     wait_for(
@@ -256,7 +281,7 @@ fn publisher(
     requests: bool,
 ) -> Result<(Endpoint, PubWire, Protocol, SocketAddr), String> {
     match server {
-        Server::Router { .. } => {
+        Server::Router { .. } | Server::Probe { .. } => {
             let std = StdListener::bind("127.0.0.1:0").map_err(|e| format!("driver bind: {e}"))?;
             std.set_nonblocking(true).map_err(|e| e.to_string())?;
             let addr = std.local_addr().map_err(|e| e.to_string())?;
@@ -345,7 +370,7 @@ fn check_alive(live: &mut Live) -> Result<(), String> {
     }
     if let Some(r) = live.router.as_mut() {
         if !r.is_running() {
-            return Err("the router exited; see its log".into());
+            return Err("the server process (router or limit probe) exited; see its log".into());
         }
     }
     if live.swarm.as_ref().is_some_and(|s| s.is_finished()) {
