@@ -178,6 +178,7 @@ fn print_results(title: &str, out: &Path, results: &[results::PhaseResult]) -> R
     summary::write(&path, &doc)?;
     println!("{}", report::table(results));
     println!("{}", report::targets(results));
+    println!("{}", report::threads(results));
     println!("summary: {}", path.display());
     Ok(())
 }

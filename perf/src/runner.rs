@@ -22,7 +22,7 @@ use crate::cti_server::CtiServer;
 use crate::driver::{Driver, Endpoint, PubWire, Targeting};
 use crate::nats::NatsPub;
 use crate::plan;
-use crate::procstat;
+use crate::procstat::{self, CpuWindow};
 use crate::redis::RedisPub;
 use crate::results::PgRequests;
 use crate::router_proc::{self, RouterProcess};
@@ -359,37 +359,62 @@ fn check_alive(live: &mut Live) -> Result<(), String> {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at: Instant,
-    cpu_ns: u64,
-    /// This harness's own CPU (driver + swarm + main).
-    harness_cpu_ns: u64,
     delivered: u64,
     events: u64,
     behind: u64,
     requests: u64,
 }
 
-fn sample(live: &Live) -> Result<Sample, String> {
-    Ok(Sample {
+fn sample(live: &Live) -> Sample {
+    Sample {
         at: Instant::now(),
-        cpu_ns: procstat::cpu_ns(live.pid)?,
-        harness_cpu_ns: procstat::cpu_ns(std::process::id())?,
         delivered: live.shared.delivered.load(Ordering::Relaxed),
         events: live.shared.nr_events.load(Ordering::Relaxed),
         behind: live.shared.driver_behind.load(Ordering::Relaxed),
         requests: live.shared.requests_sent.load(Ordering::Relaxed),
-    })
+    }
 }
 
-/// Run for `secs`, printing a progress line each second and tracking peak RSS.
-fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
+/// CPU of the server and of this harness (driver + swarm + main) since
+/// `start`, thread by thread from schedstat; sampled at the start, once a
+/// second and at the end, so a thread that ends in between is counted up to
+/// the last second it was seen in.
+struct Cpu {
+    pid: u32,
+    server: CpuWindow,
+    harness: CpuWindow,
+}
+
+impl Cpu {
+    fn start(pid: u32) -> Result<Cpu, String> {
+        Ok(Cpu {
+            pid,
+            server: CpuWindow::start(procstat::threads(pid)?),
+            harness: CpuWindow::start(procstat::threads(std::process::id())?),
+        })
+    }
+
+    fn update(&mut self) -> Result<(), String> {
+        self.server.update(procstat::threads(self.pid)?);
+        self.harness.update(procstat::threads(std::process::id())?);
+        Ok(())
+    }
+}
+
+/// Run for `secs`, printing a progress line each second and tracking peak
+/// RSS; `cpu` is sampled each second.
+fn progress(live: &mut Live, label: &str, secs: f64, cpu: &mut Cpu) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let mut last = sample(live)?;
+    let mut last = sample(live);
+    let mut last_cpu = (cpu.server.total_ns(), cpu.harness.total_ns());
     let started = Instant::now();
     while Instant::now() < end {
         let step = (end - Instant::now()).min(Duration::from_secs(1));
         std::thread::sleep(step);
         check_alive(live)?;
-        let now = sample(live)?;
+        let now = sample(live);
+        cpu.update()?;
+        let now_cpu = (cpu.server.total_ns(), cpu.harness.total_ns());
         let rss = procstat::rss_bytes(live.pid).unwrap_or(0);
         live.rss_peak = live.rss_peak.max(rss);
         let dt = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
@@ -410,14 +435,15 @@ fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
             (now.delivered - last.delivered) as f64 / dt,
             s.interval_p99_ns.load(Ordering::Relaxed) as f64 / 1e6,
             s.interval_max_ns.load(Ordering::Relaxed) as f64 / 1e6,
-            (now.cpu_ns - last.cpu_ns) as f64 / 1e9 / dt,
-            (now.harness_cpu_ns - last.harness_cpu_ns) as f64 / 1e9 / dt,
+            (now_cpu.0 - last_cpu.0) as f64 / 1e9 / dt,
+            (now_cpu.1 - last_cpu.1) as f64 / 1e9 / dt,
             rss as f64 / 1e6,
             s.nr_open.load(Ordering::Relaxed),
             s.nr_failed.load(Ordering::Relaxed),
             now.behind,
         );
         last = now;
+        last_cpu = now_cpu;
     }
     Ok(())
 }
@@ -459,7 +485,13 @@ fn run_phase(
         )?;
     }
     live.rss_peak = 0;
-    progress(live, &format!("{label} warm-up"), phase.warmup_secs)?;
+    let mut warmup_cpu = Cpu::start(live.pid)?;
+    progress(
+        live,
+        &format!("{label} warm-up"),
+        phase.warmup_secs,
+        &mut warmup_cpu,
+    )?;
     send(live, Cmd::Measure)?;
     let stalled: Vec<usize> = (0..scenario.groups.len())
         .filter(|&gi| scenario.groups[gi].stall_in_phase.as_deref() == Some(phase.name.as_str()))
@@ -467,11 +499,14 @@ fn run_phase(
     for &gi in &stalled {
         send(live, Cmd::Stall(gi))?;
     }
-    let before = sample(live)?;
+    let mut cpu = Cpu::start(live.pid)?;
+    let before = sample(live);
     let upstream_hb = live.shared.upstream_heartbeats.load(Ordering::Relaxed);
     let pg_before = pg_requests(live);
-    progress(live, &label, phase.duration_secs)?;
-    let after = sample(live)?;
+    progress(live, &label, phase.duration_secs, &mut cpu)?;
+    let after = sample(live);
+    cpu.update()?;
+    let (server_threads, harness_threads) = (cpu.server.deltas(), cpu.harness.deltas());
     if phase.has_requests() {
         send(live, Cmd::Requests(None))?;
     }
@@ -497,8 +532,8 @@ fn run_phase(
         secs: after.at.duration_since(before.at).as_secs_f64(),
         events: after.events - before.events,
         deliveries: after.delivered - before.delivered,
-        cpu_ns: after.cpu_ns - before.cpu_ns,
-        harness_cpu_ns: after.harness_cpu_ns - before.harness_cpu_ns,
+        server_threads: &server_threads,
+        harness_threads: &harness_threads,
         rss_peak: live.rss_peak,
         rss_end,
         driver_behind: after.behind - before.behind,
