@@ -180,6 +180,20 @@ pub struct PgRequests {
     pub bad: u64,
 }
 
+/// The swarm's HEARTBEAT_REQs in the measured window. A round is one pass
+/// of the swarm's loop that sent at least one; while it writes them the
+/// swarm's one thread reads nothing, so a round as long as a latency stall
+/// puts that stall on the harness, not the router.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeartbeatResult {
+    /// `synchronized` or `spread`.
+    pub mode: String,
+    pub sent: u64,
+    pub rounds: u64,
+    /// The longest round, first write to last, ms.
+    pub max_round_ms: f64,
+}
+
 /// One thread's CPU over the measured window (from its schedstat).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ThreadCpu {
@@ -273,6 +287,8 @@ pub struct PhaseResult {
     /// Events the driver sent more than 1 ms after their due time.
     pub driver_behind: u64,
     pub upstream_heartbeats: u64,
+    /// The sessions' heartbeats (the swarm's own cost).
+    pub heartbeats: HeartbeatResult,
     pub unmarked_events: u64,
     pub latency: Percentiles,
     pub groups: Vec<GroupResult>,

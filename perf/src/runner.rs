@@ -186,7 +186,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         shared.clone(),
         rx,
     )
-    .map_err(|e| format!("swarm: {e}"))?;
+    .map_err(|e| format!("swarm: {e}"))?
+    .with_heartbeats(scenario.load.heartbeats);
     live.swarm = Some(swarm.spawn());
     open_initial_groups(scenario, &mut live)?;
     if scenario.has_requests() {
@@ -363,6 +364,7 @@ struct Sample {
     events: u64,
     behind: u64,
     requests: u64,
+    heartbeats: u64,
 }
 
 fn sample(live: &Live) -> Sample {
@@ -372,6 +374,7 @@ fn sample(live: &Live) -> Sample {
         events: live.shared.nr_events.load(Ordering::Relaxed),
         behind: live.shared.driver_behind.load(Ordering::Relaxed),
         requests: live.shared.requests_sent.load(Ordering::Relaxed),
+        heartbeats: live.shared.heartbeats_sent.load(Ordering::Relaxed),
     }
 }
 
@@ -429,7 +432,7 @@ fn progress(live: &mut Live, label: &str, secs: f64, cpu: &mut Cpu) -> Result<()
             String::new()
         };
         eprintln!(
-            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {}{requests}",
+            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {} | hb {} {:.2} ms{requests}",
             started.elapsed().as_secs_f64(),
             (now.events - last.events) as f64 / dt,
             (now.delivered - last.delivered) as f64 / dt,
@@ -441,6 +444,8 @@ fn progress(live: &mut Live, label: &str, secs: f64, cpu: &mut Cpu) -> Result<()
             s.nr_open.load(Ordering::Relaxed),
             s.nr_failed.load(Ordering::Relaxed),
             now.behind,
+            now.heartbeats - last.heartbeats,
+            s.heartbeat_round_max_ns.swap(0, Ordering::Relaxed) as f64 / 1e6,
         );
         last = now;
         last_cpu = now_cpu;

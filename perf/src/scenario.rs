@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::heartbeat::Mode;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -66,6 +68,10 @@ pub struct Load {
     pub agent_state_share: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// When the CTI sessions send HEARTBEAT_REQ: `synchronized` (default)
+    /// or `spread` (perf/src/heartbeat.rs).
+    #[serde(default)]
+    pub heartbeats: Mode,
 }
 
 impl Default for Load {
@@ -74,6 +80,7 @@ impl Default for Load {
             agents: default_agents(),
             agent_state_share: default_agent_state_share(),
             seed: default_seed(),
+            heartbeats: Mode::default(),
         }
     }
 }
@@ -525,6 +532,18 @@ mod tests {
         )
         .contains("client-events groups"));
         assert!(bad("phase = \"req\", ms", "phase = \"nope\", ms").contains("nope"));
+    }
+
+    #[test]
+    fn heartbeats_default_to_synchronized_and_may_be_spread() {
+        let s: Scenario = toml::from_str(DESKTOPS).unwrap();
+        assert_eq!(s.load.heartbeats, Mode::Synchronized);
+        let spread = DESKTOPS.replace(
+            "load = { agents = 30 }",
+            "load = { agents = 30, heartbeats = \"spread\" }",
+        );
+        let s: Scenario = toml::from_str(&spread).unwrap();
+        assert_eq!(s.load.heartbeats, Mode::Spread);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use hdrhistogram::Histogram;
 use crate::procstat::{ThreadDelta, CPU_SOURCE};
 use crate::requests::RequestStats;
 use crate::results::{
-    at_most, holds, BurstResult, GroupResult, OpenResult, Percentiles, PgRequests, PhaseResult,
-    RequestResult, ThreadCpu,
+    at_most, holds, BurstResult, GroupResult, HeartbeatResult, OpenResult, Percentiles, PgRequests,
+    PhaseResult, RequestResult, ThreadCpu,
 };
 use crate::scenario::{Phase, Scenario, Service};
 use crate::svg;
@@ -106,6 +106,12 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         rss_end_mb: mb(i.rss_end),
         driver_behind: i.driver_behind,
         upstream_heartbeats: i.upstream_heartbeats,
+        heartbeats: HeartbeatResult {
+            mode: i.scenario.load.heartbeats.name().into(),
+            sent: i.snapshot.heartbeats.sent,
+            rounds: i.snapshot.heartbeats.rounds,
+            max_round_ms: i.snapshot.heartbeats.max_round_ns as f64 / 1e6,
+        },
         unmarked_events: i.snapshot.nr_unmarked,
         latency: Percentiles::of(&merged),
         groups,
