@@ -1,7 +1,7 @@
 //! The server's cost from /proc: CPU time per thread from the scheduler
 //! (/proc/PID/task/TID/schedstat: ns on CPU and timeslices run, summed over
-//! the threads for the process) and resident memory (/proc/PID/status
-//! VmRSS). Reads files only.
+//! the threads for the process), resident memory (/proc/PID/status VmRSS)
+//! and the open-file limit (/proc/PID/limits). Reads files only.
 //!
 //! Why schedstat and not /proc/PID/stat: stat's utime + stime are clock
 //! ticks (10 ms at HZ 100), sampled, so a server that runs 20 µs at a time
@@ -213,18 +213,44 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
 }
 
 /// Raise the soft open-file limit to the hard one (10,000 sessions are
-/// 10,000 sockets here and 10,000 in the router, which inherits it).
-pub fn raise_nofile() {
+/// 10,000 sockets here and 10,000 in the router, which inherits it and
+/// raises its own too). Returns the soft limit now in force.
+pub fn raise_nofile() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit read and write a valid, initialized struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
         }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// The soft open-file limit of `pid` (/proc/PID/limits, "Max open files");
+/// `u64::MAX` for "unlimited".
+pub fn nofile_limit(pid: u32) -> Result<u64, String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/limits"))
+        .map_err(|e| format!("/proc/{pid}/limits: {e}"))?;
+    parse_nofile_limit(&text).ok_or(format!("/proc/{pid}/limits: no \"Max open files\""))
+}
+
+pub fn parse_nofile_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    match line["Max open files".len()..].split_whitespace().next()? {
+        "unlimited" => Some(u64::MAX),
+        soft => soft.parse().ok(),
     }
 }
 
@@ -302,10 +328,23 @@ mod tests {
     }
 
     #[test]
+    fn nofile_soft_limit_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             7823                 7823                 processes \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(parse_nofile_limit(limits), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_nofile_limit(unlimited), Some(u64::MAX));
+        assert_eq!(parse_nofile_limit("Max processes 1 1\n"), None);
+    }
+
+    #[test]
     fn own_process_is_measurable() {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
         let threads = threads(me).unwrap();
         assert!(threads.iter().any(|t| t.tid == me && t.run_ns > 0));
+        assert!(nofile_limit(me).unwrap() > 0);
     }
 }

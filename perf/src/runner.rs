@@ -100,8 +100,33 @@ impl Drop for Live {
     }
 }
 
+/// File descriptors a process needs besides its sessions' sockets
+/// (listeners, the upstream connection, pipes, logs, epoll / io_uring).
+const FD_MARGIN: u64 = 256;
+
+/// A soft open-file limit too low for `need` descriptors is an error
+/// before anything starts (a session over it would just fail to connect).
+fn check_nofile(who: &str, soft: Option<u64>, need: u64) -> Result<(), String> {
+    match soft {
+        Some(soft) if soft < need => Err(format!(
+            "{who}: open-file limit {soft} is below the {need} descriptors this scenario needs \
+             (its sessions + {FD_MARGIN}); raise the hard limit (ulimit -Hn, limits.conf)"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            eprintln!("warning: {who}: could not read the open-file limit");
+            Ok(())
+        }
+    }
+}
+
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
-    procstat::raise_nofile();
+    // Every session is a socket here (and a direct one also the driver's end).
+    check_nofile(
+        "the harness",
+        procstat::raise_nofile(),
+        scenario.harness_session_fds() + FD_MARGIN,
+    )?;
     warn_if_busy();
     std::fs::create_dir_all(&opts.out_dir)
         .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
@@ -145,16 +170,24 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let server_addr = match &opts.server {
         Server::Router { bin } => {
             let log_path = opts.out_dir.join(format!("{}-router.log", scenario.name));
-            let flags = if scenario.has_requests() {
-                let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
-                crate::summary::write(&path, &router_proc::desktop_config())?;
-                let path =
-                    std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                router_proc::with_config(&scenario.router, &path)?
-            } else {
-                scenario.router.clone()
+            let flags = match router_proc::router_config(scenario) {
+                Some(config) => {
+                    let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
+                    crate::summary::write(&path, &config)?;
+                    let path = std::fs::canonicalize(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    router_proc::with_config(&scenario.router, &path)?
+                }
+                None => scenario.router.clone(),
             };
             let router = RouterProcess::start(bin, upstream, &flags, &log_path)?;
+            // The router lifts its soft limit to the hard one (inherited
+            // from here) before it listens: check what it got.
+            check_nofile(
+                "the router",
+                procstat::nofile_limit(router.pid()).ok(),
+                scenario.router_sessions() + FD_MARGIN,
+            )?;
             eprintln!(
                 "router pid {} listening {} (log {})",
                 router.pid(),

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::heartbeat::Mode;
 
+/// The router's `[limits] max_sessions` when the scenario does not set it.
+const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -37,6 +40,11 @@ pub struct RouterFlags {
     /// `--output-bound` in bytes; absent: the router's default (8 MiB).
     #[serde(default)]
     pub output_bound: Option<usize>,
+    /// `[limits] max_sessions` of the router config the harness writes
+    /// (`<out>/<scenario>-router.toml`, passed with `--config`); absent:
+    /// the router's default (10,000). `serve` has no flag for it.
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
     /// Anything else, passed as is.
     #[serde(default)]
     pub args: Vec<String>,
@@ -48,6 +56,7 @@ impl Default for RouterFlags {
             shards: default_shards(),
             spin_us: 0,
             output_bound: None,
+            max_sessions: None,
             args: Vec::new(),
         }
     }
@@ -338,6 +347,14 @@ impl Scenario {
         if self.phases.is_empty() {
             return Err("no phases".into());
         }
+        let max_sessions = self.router.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if self.router_sessions() > max_sessions as u64 {
+            return Err(format!(
+                "{} sessions connect to the router but its max_sessions is {max_sessions}: set \
+                 [router] max_sessions",
+                self.router_sessions()
+            ));
+        }
         for g in &self.groups {
             if g.sends_requests() && g.service != Service::ClientEvents {
                 return Err(format!(
@@ -391,6 +408,24 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Sessions that connect to the server under test (all but `direct`).
+    pub fn router_sessions(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| !g.direct)
+            .map(|g| g.count as u64)
+            .sum()
+    }
+
+    /// File descriptors the harness holds for the sessions: one socket
+    /// each, and for a direct session also the driver's end of it.
+    pub fn harness_session_fds(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.count as u64 * if g.direct { 2 } else { 1 })
+            .sum()
     }
 
     /// Sessions that send requests through the router (`direct = false`) or
@@ -532,6 +567,37 @@ mod tests {
         )
         .contains("client-events groups"));
         assert!(bad("phase = \"req\", ms", "phase = \"nope\", ms").contains("nope"));
+    }
+
+    #[test]
+    fn the_default_max_sessions_is_the_routers() {
+        let limits = ctirouter::config::Limits::default();
+        assert_eq!(DEFAULT_MAX_SESSIONS, limits.max_sessions);
+    }
+
+    #[test]
+    fn sessions_over_max_sessions_need_the_key() {
+        let big = |extra: &str| {
+            let text = format!(
+                "name = \"b\"\nload = {{ agents = 1 }}\n{extra}\n\
+                 [[groups]]\nname = \"ae\"\nservice = \"all-events\"\ncount = 12000\n\
+                 [[groups]]\nname = \"direct\"\nservice = \"client-events\"\ncount = 1\ndirect = true\n\
+                 [[phases]]\nname = \"p\"\nrate = 0\nduration_secs = 1\n"
+            );
+            let s: Scenario = toml::from_str(&text).unwrap();
+            s.check().map(|()| s)
+        };
+        let err = big("").unwrap_err();
+        assert!(
+            err.contains("12000 sessions") && err.contains("max_sessions is 10000"),
+            "{err}"
+        );
+        let s = big("[router]\nmax_sessions = 12500").unwrap();
+        assert_eq!(s.router.max_sessions, Some(12_500));
+        assert_eq!(
+            (s.router_sessions(), s.harness_session_fds()),
+            (12_000, 12_002)
+        );
     }
 
     #[test]
