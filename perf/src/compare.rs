@@ -84,12 +84,14 @@ pub fn compare(opts: &CompareOptions) -> Result<String, String> {
         rows.push(row);
     }
     let doc = format!(
-        "# ctirouter vs peers: fan-out at max rate\n\n{}\n## Ratios\n\n{}\n{}\n## Every run\n\n{}\n## Details\n\n{}",
+        "# ctirouter vs peers: fan-out at max rate\n\n{}\n## Ratios\n\n{}\n{}\n## Every run\n\n{}\n## Details\n\n{}\n## Threads\n\n{}\n\n{}",
         report::header(&opts.command),
         ratio_table(&rows),
         NOTES,
         report::table(&all),
-        report::details(&all)
+        report::details(&all),
+        report::CPU_NOTE,
+        report::threads(&all)
     );
     write(&opts.out_dir.join("compare.md"), &doc)?;
     let json = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;

@@ -12,8 +12,8 @@
 //! * `scenario`, `plan` — scenario files; sessions and routing model
 //! * `events`, `marker`, `rng`, `clock` — what the driver sends, and when
 //! * `driver`, `pacer`, `cti_server`, `nats`, `redis` — the publisher thread
-//! * `swarm`, `cti_client`, `requests`, `tally` — the client sessions, their
-//!   requests and their accounting
+//! * `swarm`, `cti_client`, `requests`, `tally`, `heartbeat` — the client
+//!   sessions, their requests, their accounting and their heartbeats
 //! * `runner`, `router_proc`, `procstat`, `shared` — a run, the router process, its cost
 //! * `probe` — the limit probe's server (its own process)
 //! * `results`, `summary`, `report`, `svg`, `compare` — results, files, tables
@@ -24,6 +24,7 @@ mod cti_client;
 mod cti_server;
 mod driver;
 mod events;
+mod heartbeat;
 mod marker;
 mod nats;
 mod pacer;
@@ -86,6 +87,12 @@ enum Cmd {
         /// Only this phase (repeatable).
         #[arg(long)]
         phase: Vec<String>,
+        /// When the sessions send HEARTBEAT_REQ (overrides `[load]
+        /// heartbeats`): `synchronized` (each a period after its open, so
+        /// sessions opened together send together) or `spread` (session i of
+        /// N at i/N of the 10 s period).
+        #[arg(long, value_enum)]
+        heartbeats: Option<heartbeat::Mode>,
     },
     /// The fan-out workload against a running NATS or Redis server.
     Peer {
@@ -195,6 +202,7 @@ fn print_results(title: &str, out: &Path, results: &[results::PhaseResult]) -> R
     summary::write(&path, &doc)?;
     println!("{}", report::table(results));
     println!("{}", report::targets(results));
+    println!("{}", report::threads(results));
     println!("summary: {}", path.display());
     Ok(())
 }
@@ -233,8 +241,12 @@ fn run(cli: Cli) -> Result<(), String> {
             out,
             duration,
             phase,
+            heartbeats,
         } => {
-            let scenario = scenario::Scenario::load(&scenario)?;
+            let mut scenario = scenario::Scenario::load(&scenario)?;
+            if let Some(mode) = heartbeats {
+                scenario.load.heartbeats = mode;
+            }
             let out = out.unwrap_or_else(|| perf_dir().join("results").join(&scenario.name));
             let opts = RunOptions {
                 server: Server::Router {

@@ -143,6 +143,47 @@ fn requests_rows(s: &mut String, r: &PhaseResult) {
     }
 }
 
+/// Where CPU comes from, said once in every summary.
+pub const CPU_NOTE: &str =
+    "CPU (server and harness, in the table, details and below) comes from schedstat: \
+/proc/PID/task/TID/schedstat field 1 (ns on CPU, the scheduler's own account, not clock ticks) \
+summed over the process's threads, sampled at the start of the measured window, every second and \
+at its end (a thread that ends in the window counts up to the last second it was seen in). \
+Field 3 is the timeslices a thread ran (times put on a CPU): runs/s, µs per run and runs per \
+event (events the driver sent in the window) below.";
+
+/// One row per thread of the server and of the harness, per phase.
+pub fn threads(results: &[PhaseResult]) -> String {
+    let mut s = String::from(
+        "| server | scenario / phase | process | thread (tid) | CPU cores | runs/s | µs per run | runs per event |\n\
+         |---|---|---|---|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        for t in &r.threads {
+            let mut name = format!("{} ({})", t.name, t.tid);
+            if t.started {
+                name += ", started in the window";
+            }
+            if t.ended {
+                name += ", ended in the window";
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} / {} | {} | {name} | {:.3} | {:.0} | {:.1} | {:.3} |",
+                r.server,
+                r.scenario,
+                r.phase,
+                t.process,
+                t.cpu_cores,
+                t.runs_per_sec,
+                t.us_per_run,
+                t.runs_per_event,
+            );
+        }
+    }
+    s
+}
+
 /// The targets of every phase, one line each.
 pub fn targets(results: &[PhaseResult]) -> String {
     let mut s = String::new();
@@ -165,10 +206,11 @@ pub fn details(results: &[PhaseResult]) -> String {
     for r in results {
         let _ = writeln!(
             s,
-            "* {} / {}: {:.0} events/s over {:.1} s, {} deliveries, server CPU {:.2} cores, harness CPU {:.2} cores, driver behind {} events, upstream heartbeats {}, unmarked {}, opens {} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, span {:.0} ms), plot `{}`",
+            "* {} / {}: {:.0} events/s over {:.1} s, {} deliveries, server CPU {:.2} cores, harness CPU {:.2} cores (from {}), driver behind {} events, upstream heartbeats {}, session heartbeats ({}) {} in {} rounds (longest {:.2} ms), unmarked {}, opens {} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, span {:.0} ms), plot `{}`",
             r.scenario, r.phase, r.events_per_sec, r.measured_secs, r.deliveries, r.cpu_cores,
-            r.harness_cpu_cores,
-            r.driver_behind, r.upstream_heartbeats, r.unmarked_events, r.open.opened,
+            r.harness_cpu_cores, r.cpu_source,
+            r.driver_behind, r.upstream_heartbeats, r.heartbeats.mode, r.heartbeats.sent,
+            r.heartbeats.rounds, r.heartbeats.max_round_ms, r.unmarked_events, r.open.opened,
             r.open.p50_ms, r.open.p99_ms, r.open.max_ms, r.open.span_ms, r.plot
         );
         for q in &r.requests {
@@ -208,11 +250,12 @@ pub fn details(results: &[PhaseResult]) -> String {
 /// The whole summary document of a run.
 pub fn summary_md(title: &str, command: &str, results: &[PhaseResult]) -> String {
     format!(
-        "# {title}\n\n{}\n## Results\n\n{}\n## Targets\n\n{}\n## Details\n\n{}",
+        "# {title}\n\n{}\n## Results\n\n{}\n## Targets\n\n{}\n## Details\n\n{}\n## Threads\n\n{CPU_NOTE}\n\n{}",
         header(command),
         table(results),
         targets(results),
-        details(results)
+        details(results),
+        threads(results)
     )
 }
 
@@ -246,6 +289,39 @@ mod tests {
         assert_eq!(t.lines().count(), 5);
         assert!(t.contains("not checked"));
         assert!(targets(&[r]).contains("**MISS** missed by 100%"));
+    }
+
+    #[test]
+    fn thread_rows_and_the_cpu_source_are_in_the_summary() {
+        use crate::procstat::ThreadDelta;
+        use crate::results::ThreadCpu;
+        let d = ThreadDelta {
+            tid: 7,
+            comm: "shard-0".into(),
+            run_ns: 220_000_000,
+            runs: 20_000,
+            started: false,
+            ended: true,
+        };
+        let r = PhaseResult {
+            server: "ctirouter".into(),
+            scenario: "s".into(),
+            phase: "p".into(),
+            cpu_source: "schedstat".into(),
+            // 1 s window, 10,000 events: 0.22 core, 11 µs per run, 2 runs per event.
+            threads: vec![ThreadCpu::of("ctirouter", &d, 1.0, 10_000)],
+            ..Default::default()
+        };
+        let t = threads(std::slice::from_ref(&r));
+        assert!(
+            t.contains(
+                "| ctirouter | shard-0 (7), ended in the window | 0.220 | 20000 | 11.0 | 2.000 |"
+            ),
+            "{t}"
+        );
+        let doc = summary_md("s", "cmd", &[r]);
+        assert!(doc.contains("comes from schedstat"));
+        assert!(doc.contains("(from schedstat)"));
     }
 
     #[test]

@@ -180,6 +180,73 @@ pub struct PgRequests {
     pub bad: u64,
 }
 
+/// The swarm's HEARTBEAT_REQs in the measured window. A round is one pass
+/// of the swarm's loop that sent at least one; while it writes them the
+/// swarm's one thread reads nothing, so a round as long as a latency stall
+/// puts that stall on the harness, not the router.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HeartbeatResult {
+    /// `synchronized` or `spread`.
+    pub mode: String,
+    pub sent: u64,
+    pub rounds: u64,
+    /// The longest round, first write to last, ms.
+    pub max_round_ms: f64,
+}
+
+/// One thread's CPU over the measured window (from its schedstat).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ThreadCpu {
+    /// The server's name (`ctirouter`, `nats`, `redis`) or `harness`.
+    pub process: String,
+    pub tid: u32,
+    /// Its comm (/proc/PID/task/TID/comm).
+    pub name: String,
+    /// ns on CPU ÷ window: share of one core.
+    pub cpu_cores: f64,
+    /// Timeslices run (times put on a CPU) per second.
+    pub runs_per_sec: f64,
+    /// ns on CPU ÷ timeslices, µs.
+    pub us_per_run: f64,
+    /// Timeslices ÷ events the driver sent in the window.
+    pub runs_per_event: f64,
+    /// Started during the window (counted from 0).
+    pub started: bool,
+    /// Gone before the window's end: counted up to the last second it was
+    /// seen in.
+    pub ended: bool,
+}
+
+impl ThreadCpu {
+    pub fn of(
+        process: &str,
+        d: &crate::procstat::ThreadDelta,
+        secs: f64,
+        events: u64,
+    ) -> ThreadCpu {
+        let per_sec = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+        ThreadCpu {
+            process: process.into(),
+            tid: d.tid,
+            name: d.comm.clone(),
+            cpu_cores: per_sec(d.run_ns as f64 / 1e9),
+            runs_per_sec: per_sec(d.runs as f64),
+            us_per_run: if d.runs == 0 {
+                0.0
+            } else {
+                d.run_ns as f64 / d.runs as f64 / 1e3
+            },
+            runs_per_event: if events == 0 {
+                0.0
+            } else {
+                d.runs as f64 / events as f64
+            },
+            started: d.started,
+            ended: d.ended,
+        }
+    }
+}
+
 /// A target of the issue and how the phase did against it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
@@ -204,17 +271,24 @@ pub struct PhaseResult {
     pub events_per_sec: f64,
     pub deliveries: u64,
     pub deliveries_per_sec: f64,
-    /// Server CPU (all threads, user + system) over the window / deliveries.
+    /// Where CPU comes from: `schedstat` (/proc/PID/task/*/schedstat, ns on
+    /// CPU summed over the process's threads).
+    pub cpu_source: String,
+    /// Server CPU (all threads) over the window / deliveries.
     pub cpu_ns_per_delivery: f64,
     /// Server CPU over the window in cores (1.0 = one core busy).
     pub cpu_cores: f64,
     /// The harness's own CPU over the window, in cores (it shares the machine).
     pub harness_cpu_cores: f64,
+    /// Per thread of the server and of the harness, busiest first.
+    pub threads: Vec<ThreadCpu>,
     pub rss_peak_mb: f64,
     pub rss_end_mb: f64,
     /// Events the driver sent more than 1 ms after their due time.
     pub driver_behind: u64,
     pub upstream_heartbeats: u64,
+    /// The sessions' heartbeats (the swarm's own cost).
+    pub heartbeats: HeartbeatResult,
     pub unmarked_events: u64,
     pub latency: Percentiles,
     pub groups: Vec<GroupResult>,

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::scenario::RouterFlags;
+use crate::scenario::{RouterFlags, Scenario};
 
 /// How long the server may take to print `listening ADDR`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,15 +178,33 @@ pub fn serve_args(upstream: SocketAddr, flags: &RouterFlags) -> Vec<String> {
     args
 }
 
-/// The router config of a scenario with desktops (`--config`): with a real
-/// upstream, Client Control and Call Data Update go only to ClientIDs listed
-/// with them (docs/requests.md §3), and once a list exists every ClientID
-/// must be on it. So: the harness's other sessions as `ctirouter-perf`
-/// (every event service), the desktops as `ctirouter-perf-desktop`.
+/// The router config a scenario needs (`--config`), if any: `[limits]
+/// max_sessions` when the scenario sets it (`[router] max_sessions`), and
+/// the client list when it has desktops.
+pub fn router_config(scenario: &Scenario) -> Option<String> {
+    let mut text = String::new();
+    if let Some(n) = scenario.router.max_sessions {
+        text += &format!("[limits]\nmax_sessions = {n}\n\n");
+    }
+    if scenario.has_requests() {
+        text += &desktop_config();
+    }
+    (!text.is_empty()).then(|| {
+        format!(
+            "# Written by ctirouter-perf for scenario {:?} (perf/README.md).\n{text}",
+            scenario.name
+        )
+    })
+}
+
+/// The client list of a scenario with desktops: with a real upstream,
+/// Client Control and Call Data Update go only to ClientIDs listed with
+/// them (docs/requests.md §3), and once a list exists every ClientID must
+/// be on it. So: the harness's other sessions as `ctirouter-perf` (every
+/// event service), the desktops as `ctirouter-perf-desktop`.
 pub fn desktop_config() -> String {
     format!(
-        "# Written by ctirouter-perf for a scenario with desktops (perf/README.md).\n\
-         [[clients]]\n\
+        "[[clients]]\n\
          client_id = \"{}\"\n\
          \n\
          [[clients]]\n\
@@ -205,7 +223,7 @@ pub fn with_config(flags: &RouterFlags, path: &Path) -> Result<RouterFlags, Stri
         .any(|a| a == "--config" || a.starts_with("--config="))
     {
         return Err(
-            "a scenario with desktops gets its router config from the harness: drop --config from [router] args".into(),
+            "this scenario's router config is written by the harness (desktops, max_sessions): drop --config from [router] args".into(),
         );
     }
     let mut flags = flags.clone();
@@ -262,5 +280,29 @@ mod tests {
             ..Default::default()
         };
         assert!(with_config(&taken, Path::new("/tmp/x.toml")).is_err());
+    }
+
+    #[test]
+    fn max_sessions_goes_into_the_router_config() {
+        use ctirouter::config::Config;
+        let scenario = |router: &str, requests: bool| -> Scenario {
+            let text = format!(
+                "name = \"s\"\nload = {{ agents = 2 }}\n{router}\n\
+                 [[groups]]\nname = \"g\"\nservice = \"client-events\"\ncount = 2\nrequests = {requests}\n\
+                 [[phases]]\nname = \"p\"\nrate = 0\nduration_secs = 1\n"
+            );
+            toml::from_str(&text).unwrap()
+        };
+        assert_eq!(router_config(&scenario("", false)), None);
+        let text = router_config(&scenario("[router]\nmax_sessions = 12500", false)).unwrap();
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.limits.max_sessions, 12_500);
+        assert!(config.clients.is_empty());
+        let text = router_config(&scenario("[router]\nmax_sessions = 12500", true)).unwrap();
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.limits.max_sessions, 12_500);
+        assert_eq!(config.clients.len(), 2);
+        let config = Config::parse(&router_config(&scenario("", true)).unwrap()).unwrap();
+        assert_eq!(config.limits.max_sessions, 10_000);
     }
 }

@@ -22,7 +22,7 @@ use crate::cti_server::CtiServer;
 use crate::driver::{Driver, Endpoint, PubWire, Targeting};
 use crate::nats::NatsPub;
 use crate::plan;
-use crate::procstat;
+use crate::procstat::{self, CpuWindow};
 use crate::redis::RedisPub;
 use crate::results::PgRequests;
 use crate::router_proc::{self, ServerProcess};
@@ -104,8 +104,33 @@ impl Drop for Live {
     }
 }
 
+/// File descriptors a process needs besides its sessions' sockets
+/// (listeners, the upstream connection, pipes, logs, epoll / io_uring).
+const FD_MARGIN: u64 = 256;
+
+/// A soft open-file limit too low for `need` descriptors is an error
+/// before anything starts (a session over it would just fail to connect).
+fn check_nofile(who: &str, soft: Option<u64>, need: u64) -> Result<(), String> {
+    match soft {
+        Some(soft) if soft < need => Err(format!(
+            "{who}: open-file limit {soft} is below the {need} descriptors this scenario needs \
+             (its sessions + {FD_MARGIN}); raise the hard limit (ulimit -Hn, limits.conf)"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            eprintln!("warning: {who}: could not read the open-file limit");
+            Ok(())
+        }
+    }
+}
+
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String> {
-    procstat::raise_nofile();
+    // Every session is a socket here (and a direct one also the driver's end).
+    check_nofile(
+        "the harness",
+        procstat::raise_nofile(),
+        scenario.harness_session_fds() + FD_MARGIN,
+    )?;
     warn_if_busy();
     std::fs::create_dir_all(&opts.out_dir)
         .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
@@ -149,16 +174,24 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     let server_addr = match &opts.server {
         Server::Router { bin } => {
             let log_path = opts.out_dir.join(format!("{}-router.log", scenario.name));
-            let flags = if scenario.has_requests() {
-                let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
-                crate::summary::write(&path, &router_proc::desktop_config())?;
-                let path =
-                    std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                router_proc::with_config(&scenario.router, &path)?
-            } else {
-                scenario.router.clone()
+            let flags = match router_proc::router_config(scenario) {
+                Some(config) => {
+                    let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
+                    crate::summary::write(&path, &config)?;
+                    let path = std::fs::canonicalize(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    router_proc::with_config(&scenario.router, &path)?
+                }
+                None => scenario.router.clone(),
             };
             let router = ServerProcess::router(bin, upstream, &flags, &log_path)?;
+            // The router lifts its soft limit to the hard one (inherited
+            // from here) before it listens: check what it got.
+            check_nofile(
+                "the router",
+                procstat::nofile_limit(router.pid()).ok(),
+                scenario.router_sessions() + FD_MARGIN,
+            )?;
             eprintln!(
                 "router pid {} listening {} (log {})",
                 router.pid(),
@@ -211,7 +244,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         shared.clone(),
         rx,
     )
-    .map_err(|e| format!("swarm: {e}"))?;
+    .map_err(|e| format!("swarm: {e}"))?
+    .with_heartbeats(scenario.load.heartbeats);
     live.swarm = Some(swarm.spawn());
     open_initial_groups(scenario, &mut live)?;
     if scenario.has_requests() {
@@ -384,37 +418,64 @@ fn check_alive(live: &mut Live) -> Result<(), String> {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at: Instant,
-    cpu_ns: u64,
-    /// This harness's own CPU (driver + swarm + main).
-    harness_cpu_ns: u64,
     delivered: u64,
     events: u64,
     behind: u64,
     requests: u64,
+    heartbeats: u64,
 }
 
-fn sample(live: &Live) -> Result<Sample, String> {
-    Ok(Sample {
+fn sample(live: &Live) -> Sample {
+    Sample {
         at: Instant::now(),
-        cpu_ns: procstat::cpu_ns(live.pid)?,
-        harness_cpu_ns: procstat::cpu_ns(std::process::id())?,
         delivered: live.shared.delivered.load(Ordering::Relaxed),
         events: live.shared.nr_events.load(Ordering::Relaxed),
         behind: live.shared.driver_behind.load(Ordering::Relaxed),
         requests: live.shared.requests_sent.load(Ordering::Relaxed),
-    })
+        heartbeats: live.shared.heartbeats_sent.load(Ordering::Relaxed),
+    }
 }
 
-/// Run for `secs`, printing a progress line each second and tracking peak RSS.
-fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
+/// CPU of the server and of this harness (driver + swarm + main) since
+/// `start`, thread by thread from schedstat; sampled at the start, once a
+/// second and at the end, so a thread that ends in between is counted up to
+/// the last second it was seen in.
+struct Cpu {
+    pid: u32,
+    server: CpuWindow,
+    harness: CpuWindow,
+}
+
+impl Cpu {
+    fn start(pid: u32) -> Result<Cpu, String> {
+        Ok(Cpu {
+            pid,
+            server: CpuWindow::start(procstat::threads(pid)?),
+            harness: CpuWindow::start(procstat::threads(std::process::id())?),
+        })
+    }
+
+    fn update(&mut self) -> Result<(), String> {
+        self.server.update(procstat::threads(self.pid)?);
+        self.harness.update(procstat::threads(std::process::id())?);
+        Ok(())
+    }
+}
+
+/// Run for `secs`, printing a progress line each second and tracking peak
+/// RSS; `cpu` is sampled each second.
+fn progress(live: &mut Live, label: &str, secs: f64, cpu: &mut Cpu) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let mut last = sample(live)?;
+    let mut last = sample(live);
+    let mut last_cpu = (cpu.server.total_ns(), cpu.harness.total_ns());
     let started = Instant::now();
     while Instant::now() < end {
         let step = (end - Instant::now()).min(Duration::from_secs(1));
         std::thread::sleep(step);
         check_alive(live)?;
-        let now = sample(live)?;
+        let now = sample(live);
+        cpu.update()?;
+        let now_cpu = (cpu.server.total_ns(), cpu.harness.total_ns());
         let rss = procstat::rss_bytes(live.pid).unwrap_or(0);
         live.rss_peak = live.rss_peak.max(rss);
         let dt = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
@@ -429,20 +490,23 @@ fn progress(live: &mut Live, label: &str, secs: f64) -> Result<(), String> {
             String::new()
         };
         eprintln!(
-            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {}{requests}",
+            "[{label} {:>4.0}/{secs:.0}s] events/s {:>9.0} | deliveries/s {:>11.0} | p99 {:>8.3} ms max {:>8.3} ms | server cpu {:.2} harness {:.2} cores | rss {:.1} MB | open {} failed {} | behind {} | hb {} {:.2} ms{requests}",
             started.elapsed().as_secs_f64(),
             (now.events - last.events) as f64 / dt,
             (now.delivered - last.delivered) as f64 / dt,
             s.interval_p99_ns.load(Ordering::Relaxed) as f64 / 1e6,
             s.interval_max_ns.load(Ordering::Relaxed) as f64 / 1e6,
-            (now.cpu_ns - last.cpu_ns) as f64 / 1e9 / dt,
-            (now.harness_cpu_ns - last.harness_cpu_ns) as f64 / 1e9 / dt,
+            (now_cpu.0 - last_cpu.0) as f64 / 1e9 / dt,
+            (now_cpu.1 - last_cpu.1) as f64 / 1e9 / dt,
             rss as f64 / 1e6,
             s.nr_open.load(Ordering::Relaxed),
             s.nr_failed.load(Ordering::Relaxed),
             now.behind,
+            now.heartbeats - last.heartbeats,
+            s.heartbeat_round_max_ns.swap(0, Ordering::Relaxed) as f64 / 1e6,
         );
         last = now;
+        last_cpu = now_cpu;
     }
     Ok(())
 }
@@ -484,7 +548,13 @@ fn run_phase(
         )?;
     }
     live.rss_peak = 0;
-    progress(live, &format!("{label} warm-up"), phase.warmup_secs)?;
+    let mut warmup_cpu = Cpu::start(live.pid)?;
+    progress(
+        live,
+        &format!("{label} warm-up"),
+        phase.warmup_secs,
+        &mut warmup_cpu,
+    )?;
     send(live, Cmd::Measure)?;
     let stalled: Vec<usize> = (0..scenario.groups.len())
         .filter(|&gi| scenario.groups[gi].stall_in_phase.as_deref() == Some(phase.name.as_str()))
@@ -492,11 +562,14 @@ fn run_phase(
     for &gi in &stalled {
         send(live, Cmd::Stall(gi))?;
     }
-    let before = sample(live)?;
+    let mut cpu = Cpu::start(live.pid)?;
+    let before = sample(live);
     let upstream_hb = live.shared.upstream_heartbeats.load(Ordering::Relaxed);
     let pg_before = pg_requests(live);
-    progress(live, &label, phase.duration_secs)?;
-    let after = sample(live)?;
+    progress(live, &label, phase.duration_secs, &mut cpu)?;
+    let after = sample(live);
+    cpu.update()?;
+    let (server_threads, harness_threads) = (cpu.server.deltas(), cpu.harness.deltas());
     if phase.has_requests() {
         send(live, Cmd::Requests(None))?;
     }
@@ -522,8 +595,8 @@ fn run_phase(
         secs: after.at.duration_since(before.at).as_secs_f64(),
         events: after.events - before.events,
         deliveries: after.delivered - before.delivered,
-        cpu_ns: after.cpu_ns - before.cpu_ns,
-        harness_cpu_ns: after.harness_cpu_ns - before.harness_cpu_ns,
+        server_threads: &server_threads,
+        harness_threads: &harness_threads,
         rss_peak: live.rss_peak,
         rss_end,
         driver_behind: after.behind - before.behind,

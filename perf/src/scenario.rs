@@ -7,6 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::heartbeat::Mode;
+
+/// The router's `[limits] max_sessions` when the scenario does not set it.
+const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -35,6 +40,11 @@ pub struct RouterFlags {
     /// `--output-bound` in bytes; absent: the router's default (8 MiB).
     #[serde(default)]
     pub output_bound: Option<usize>,
+    /// `[limits] max_sessions` of the router config the harness writes
+    /// (`<out>/<scenario>-router.toml`, passed with `--config`); absent:
+    /// the router's default (10,000). `serve` has no flag for it.
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
     /// Anything else, passed as is.
     #[serde(default)]
     pub args: Vec<String>,
@@ -46,6 +56,7 @@ impl Default for RouterFlags {
             shards: default_shards(),
             spin_us: 0,
             output_bound: None,
+            max_sessions: None,
             args: Vec::new(),
         }
     }
@@ -66,6 +77,10 @@ pub struct Load {
     pub agent_state_share: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// When the CTI sessions send HEARTBEAT_REQ: `synchronized` (default)
+    /// or `spread` (perf/src/heartbeat.rs).
+    #[serde(default)]
+    pub heartbeats: Mode,
 }
 
 impl Default for Load {
@@ -74,6 +89,7 @@ impl Default for Load {
             agents: default_agents(),
             agent_state_share: default_agent_state_share(),
             seed: default_seed(),
+            heartbeats: Mode::default(),
         }
     }
 }
@@ -331,6 +347,14 @@ impl Scenario {
         if self.phases.is_empty() {
             return Err("no phases".into());
         }
+        let max_sessions = self.router.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if self.router_sessions() > max_sessions as u64 {
+            return Err(format!(
+                "{} sessions connect to the router but its max_sessions is {max_sessions}: set \
+                 [router] max_sessions",
+                self.router_sessions()
+            ));
+        }
         for g in &self.groups {
             if g.sends_requests() && g.service != Service::ClientEvents {
                 return Err(format!(
@@ -384,6 +408,24 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Sessions that connect to the server under test (all but `direct`).
+    pub fn router_sessions(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| !g.direct)
+            .map(|g| g.count as u64)
+            .sum()
+    }
+
+    /// File descriptors the harness holds for the sessions: one socket
+    /// each, and for a direct session also the driver's end of it.
+    pub fn harness_session_fds(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.count as u64 * if g.direct { 2 } else { 1 })
+            .sum()
     }
 
     /// Sessions that send requests through the router (`direct = false`) or
@@ -525,6 +567,49 @@ mod tests {
         )
         .contains("client-events groups"));
         assert!(bad("phase = \"req\", ms", "phase = \"nope\", ms").contains("nope"));
+    }
+
+    #[test]
+    fn the_default_max_sessions_is_the_routers() {
+        let limits = ctirouter::config::Limits::default();
+        assert_eq!(DEFAULT_MAX_SESSIONS, limits.max_sessions);
+    }
+
+    #[test]
+    fn sessions_over_max_sessions_need_the_key() {
+        let big = |extra: &str| {
+            let text = format!(
+                "name = \"b\"\nload = {{ agents = 1 }}\n{extra}\n\
+                 [[groups]]\nname = \"ae\"\nservice = \"all-events\"\ncount = 12000\n\
+                 [[groups]]\nname = \"direct\"\nservice = \"client-events\"\ncount = 1\ndirect = true\n\
+                 [[phases]]\nname = \"p\"\nrate = 0\nduration_secs = 1\n"
+            );
+            let s: Scenario = toml::from_str(&text).unwrap();
+            s.check().map(|()| s)
+        };
+        let err = big("").unwrap_err();
+        assert!(
+            err.contains("12000 sessions") && err.contains("max_sessions is 10000"),
+            "{err}"
+        );
+        let s = big("[router]\nmax_sessions = 12500").unwrap();
+        assert_eq!(s.router.max_sessions, Some(12_500));
+        assert_eq!(
+            (s.router_sessions(), s.harness_session_fds()),
+            (12_000, 12_002)
+        );
+    }
+
+    #[test]
+    fn heartbeats_default_to_synchronized_and_may_be_spread() {
+        let s: Scenario = toml::from_str(DESKTOPS).unwrap();
+        assert_eq!(s.load.heartbeats, Mode::Synchronized);
+        let spread = DESKTOPS.replace(
+            "load = { agents = 30 }",
+            "load = { agents = 30, heartbeats = \"spread\" }",
+        );
+        let s: Scenario = toml::from_str(&spread).unwrap();
+        assert_eq!(s.load.heartbeats, Mode::Spread);
     }
 
     #[test]

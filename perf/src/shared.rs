@@ -40,6 +40,10 @@ pub struct Shared {
     /// p99 and max of the last second's deliveries, ns (progress line).
     pub interval_p99_ns: AtomicU64,
     pub interval_max_ns: AtomicU64,
+    /// HEARTBEAT_REQs the swarm sent (progress line: per second), and the
+    /// longest round of them since the main thread last took it (swap).
+    pub heartbeats_sent: AtomicU64,
+    pub heartbeat_round_max_ns: AtomicU64,
     /// Requests the swarm sent and has no answer for yet (the drain waits
     /// for them too).
     pub requests_in_flight: AtomicU64,

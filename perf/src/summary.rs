@@ -6,10 +6,11 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 
+use crate::procstat::{ThreadDelta, CPU_SOURCE};
 use crate::requests::RequestStats;
 use crate::results::{
-    at_most, holds, BurstResult, GroupResult, OpenResult, Percentiles, PgRequests, PhaseResult,
-    RequestResult,
+    at_most, holds, BurstResult, GroupResult, HeartbeatResult, OpenResult, Percentiles, PgRequests,
+    PhaseResult, RequestResult, ThreadCpu,
 };
 use crate::scenario::{Phase, Scenario, Service};
 use crate::svg;
@@ -25,8 +26,10 @@ pub struct PhaseInputs<'a> {
     pub secs: f64,
     pub events: u64,
     pub deliveries: u64,
-    pub cpu_ns: u64,
-    pub harness_cpu_ns: u64,
+    /// CPU over the window, per thread (schedstat), of the server and of
+    /// this harness; the totals are their sums.
+    pub server_threads: &'a [ThreadDelta],
+    pub harness_threads: &'a [ThreadDelta],
     pub rss_peak: u64,
     pub rss_end: u64,
     pub driver_behind: u64,
@@ -77,6 +80,8 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
             ol.value_at_quantile(q) as f64 / 1e6
         }
     };
+    let cpu_ns: u64 = i.server_threads.iter().map(|t| t.run_ns).sum();
+    let harness_cpu_ns: u64 = i.harness_threads.iter().map(|t| t.run_ns).sum();
     let mut result = PhaseResult {
         scenario: i.scenario.name.clone(),
         phase: i.phase.name.clone(),
@@ -87,18 +92,26 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         events_per_sec: i.events as f64 / i.secs,
         deliveries: i.deliveries,
         deliveries_per_sec: i.deliveries as f64 / i.secs,
+        cpu_source: CPU_SOURCE.into(),
         // No deliveries (an idle phase): no per-delivery cost.
         cpu_ns_per_delivery: if i.deliveries == 0 {
             0.0
         } else {
-            i.cpu_ns as f64 / i.deliveries as f64
+            cpu_ns as f64 / i.deliveries as f64
         },
-        cpu_cores: i.cpu_ns as f64 / 1e9 / i.secs,
-        harness_cpu_cores: i.harness_cpu_ns as f64 / 1e9 / i.secs,
+        cpu_cores: cpu_ns as f64 / 1e9 / i.secs,
+        harness_cpu_cores: harness_cpu_ns as f64 / 1e9 / i.secs,
+        threads: thread_rows(i),
         rss_peak_mb: mb(i.rss_peak),
         rss_end_mb: mb(i.rss_end),
         driver_behind: i.driver_behind,
         upstream_heartbeats: i.upstream_heartbeats,
+        heartbeats: HeartbeatResult {
+            mode: i.scenario.load.heartbeats.name().into(),
+            sent: i.snapshot.heartbeats.sent,
+            rounds: i.snapshot.heartbeats.rounds,
+            max_round_ms: i.snapshot.heartbeats.max_round_ns as f64 / 1e6,
+        },
         unmarked_events: i.snapshot.nr_unmarked,
         latency: Percentiles::of(&merged),
         groups,
@@ -122,6 +135,22 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
     result.targets = check_targets(i, &result);
     write_files(i, &mut result, &merged)?;
     Ok(result)
+}
+
+/// The server's threads, then the harness's, each busiest first; threads
+/// that never ran in the window are left out.
+fn thread_rows(i: &PhaseInputs<'_>) -> Vec<ThreadCpu> {
+    let mut rows = Vec::new();
+    for (process, deltas) in [(i.server, i.server_threads), ("harness", i.harness_threads)] {
+        let mut part: Vec<ThreadCpu> = deltas
+            .iter()
+            .filter(|d| d.runs > 0)
+            .map(|d| ThreadCpu::of(process, d, i.secs, i.events))
+            .collect();
+        part.sort_by(|a, b| b.cpu_cores.total_cmp(&a.cpu_cores).then(a.tid.cmp(&b.tid)));
+        rows.extend(part);
+    }
+    rows
 }
 
 /// The requests of every group that sends them in the phase.

@@ -6,6 +6,8 @@
 //! phase's requests (paced round robin over their group, and one burst) and
 //! record each request's round trip (write → its confirmation read); the
 //! `direct` ones connect straight to the driver instead of the router.
+//! CTI sessions send HEARTBEAT_REQ on the schedule of `heartbeat` (all
+//! together, or spread over the period), and the swarm times each round.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::now_ns;
 use crate::cti_client::{CtiClient, Seen};
+use crate::heartbeat::{self, Rounds, Schedule};
 use crate::marker;
 use crate::nats::NatsSub;
 use crate::redis::RedisSub;
@@ -39,9 +42,6 @@ use crate::tally::Tally;
 /// refused there would simply be missing: at 1,024, the value from before
 /// that limit existed, desktops.toml lost 24 of its 2,040 sessions).
 const MAX_OPENING: usize = ctirouter::config::DEFAULT_MAX_PENDING_OPENS;
-/// Seconds between a CTI session's HEARTBEAT_REQs (docs/protocol.md §6.3: 5 s
-/// minimum; desktops use more).
-const HEARTBEAT_NS: u64 = 10_000_000_000;
 /// One read's buffer (shared by every session of the thread).
 const SCRATCH: usize = 256 * 1024;
 /// Reads of one session per wake-up before the others get a turn.
@@ -174,6 +174,8 @@ pub struct Snapshot {
     /// Per group: requests still without an answer (any time).
     pub unanswered: Vec<u64>,
     pub burst: Option<BurstReport>,
+    /// Heartbeats sent in the window and the rounds they went in.
+    pub heartbeats: Rounds,
 }
 
 enum Wire {
@@ -282,6 +284,9 @@ pub struct Swarm {
     finder: marker::Finder,
     /// Sessions with unread input left after their turn.
     again: Vec<usize>,
+    heartbeats: Schedule,
+    /// Heartbeat rounds of the measured window.
+    hb_window: Rounds,
 }
 
 impl Swarm {
@@ -325,7 +330,15 @@ impl Swarm {
                 m.push(i);
             }
         }
+        let heartbeats = Schedule::new(
+            heartbeat::Mode::default(),
+            heartbeat::PERIOD_NS,
+            sessions.len(),
+            now_ns(),
+        );
         Ok(Swarm {
+            heartbeats,
+            hb_window: Rounds::default(),
             addr,
             direct_addr,
             members,
@@ -353,6 +366,12 @@ impl Swarm {
         })
     }
 
+    /// When the sessions send HEARTBEAT_REQ (default: synchronized).
+    pub fn with_heartbeats(mut self, mode: heartbeat::Mode) -> Swarm {
+        self.heartbeats = Schedule::new(mode, heartbeat::PERIOD_NS, self.sessions.len(), now_ns());
+        self
+    }
+
     pub fn spawn(self) -> JoinHandle<Result<(), String>> {
         std::thread::Builder::new()
             .name("perf-swarm".into())
@@ -371,6 +390,7 @@ impl Swarm {
             self.connect_due(now);
             self.send_requests(now);
             self.burst_chunk();
+            self.spread_heartbeats(now);
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + 1_000_000_000;
@@ -431,6 +451,7 @@ impl Swarm {
                     .iter_mut()
                     .for_each(|r| *r = RequestStats::default());
                 self.burst = None;
+                self.hb_window = Rounds::default();
                 self.measuring = true;
             }
             Cmd::EndMeasure { to_seq } => {
@@ -496,6 +517,7 @@ impl Swarm {
                 })
                 .collect(),
             burst: self.burst.as_ref().map(|b| b.report.clone()),
+            heartbeats: self.hb_window,
         }
     }
 
@@ -731,20 +753,21 @@ impl Swarm {
         }
     }
 
-    /// Once a second: heartbeats, and the progress counters.
+    /// Once a second: synchronized heartbeats (every session whose period
+    /// has passed since its open or last one), and the progress counters.
     fn tick(&mut self, now: u64) {
-        for i in 0..self.sessions.len() {
-            let s = &mut self.sessions[i];
-            if s.state != State::Open || s.stalled {
-                continue;
-            }
-            if let Wire::Cti(c) = &mut s.wire {
-                if now.saturating_sub(s.last_heartbeat_ns) >= HEARTBEAT_NS {
-                    s.last_heartbeat_ns = now;
-                    c.heartbeat(&mut s.out);
-                    self.flush(i);
+        if self.heartbeats.mode == heartbeat::Mode::Synchronized {
+            let started = now_ns();
+            let mut sent = 0;
+            for i in 0..self.sessions.len() {
+                if self
+                    .heartbeats
+                    .sync_due(self.sessions[i].last_heartbeat_ns, now)
+                {
+                    sent += self.heartbeat(i, now);
                 }
             }
+            self.heartbeat_round(sent, started);
         }
         let p99 = if self.interval.is_empty() {
             0
@@ -756,6 +779,57 @@ impl Swarm {
             .interval_max_ns
             .store(self.interval.max(), Ordering::Relaxed);
         self.interval.reset();
+    }
+
+    /// Spread heartbeats: the sessions whose point in the period has come
+    /// since the last turn.
+    fn spread_heartbeats(&mut self, now: u64) {
+        if self.heartbeats.mode != heartbeat::Mode::Spread {
+            return;
+        }
+        let due: Vec<usize> = self.heartbeats.spread_due(now).collect();
+        if due.is_empty() {
+            return;
+        }
+        let started = now_ns();
+        let mut sent = 0;
+        for i in due {
+            sent += self.heartbeat(i, now);
+        }
+        self.heartbeat_round(sent, started);
+    }
+
+    /// HEARTBEAT_REQ on session `i` if it is an open, reading CTI session;
+    /// 1 if sent.
+    fn heartbeat(&mut self, i: usize, now: u64) -> u64 {
+        let s = &mut self.sessions[i];
+        if s.state != State::Open || s.stalled {
+            return 0;
+        }
+        let Wire::Cti(c) = &mut s.wire else {
+            return 0;
+        };
+        s.last_heartbeat_ns = now;
+        c.heartbeat(&mut s.out);
+        self.flush(i);
+        1
+    }
+
+    /// A round of `sent` heartbeats begun at `started_ns` is over.
+    fn heartbeat_round(&mut self, sent: u64, started_ns: u64) {
+        if sent == 0 {
+            return;
+        }
+        let ns = now_ns().saturating_sub(started_ns);
+        if self.measuring {
+            self.hb_window.record(sent, ns);
+        }
+        self.shared
+            .heartbeats_sent
+            .fetch_add(sent, Ordering::Relaxed);
+        self.shared
+            .heartbeat_round_max_ns
+            .fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Read a session for a turn and handle every whole message.
