@@ -91,6 +91,21 @@ struct Live {
     swarm: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
+/// Keep the server process `server` for the run (dropping `live` stops
+/// it), say where it listens, and return its address.
+fn adopt(live: &mut Live, server: ServerProcess, what: &str, log: &std::path::Path) -> SocketAddr {
+    eprintln!(
+        "{what} pid {} listening {} (log {})",
+        server.pid(),
+        server.addr,
+        log.display()
+    );
+    live.pid = server.pid();
+    let addr = server.addr;
+    live.router = Some(server);
+    addr
+}
+
 impl Drop for Live {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -192,16 +207,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
                 procstat::nofile_limit(router.pid()).ok(),
                 scenario.router_sessions() + FD_MARGIN,
             )?;
-            eprintln!(
-                "router pid {} listening {} (log {})",
-                router.pid(),
-                router.addr,
-                log_path.display()
-            );
-            live.pid = router.pid();
-            let addr = router.addr;
-            live.router = Some(router);
-            addr
+            adopt(&mut live, router, "router", &log_path)
         }
         Server::Peer { addr, pid, .. } => {
             live.pid = *pid;
@@ -217,16 +223,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
             }
             let log_path = opts.out_dir.join(format!("limit-{}.log", scenario.name));
             let probe = ServerProcess::probe(upstream, cores, &log_path)?;
-            eprintln!(
-                "limit probe pid {} on cores {cores:?} listening {} (log {})",
-                probe.pid(),
-                probe.addr,
-                log_path.display()
-            );
-            live.pid = probe.pid();
-            let addr = probe.addr;
-            live.router = Some(probe);
-            addr
+            adopt(
+                &mut live,
+                probe,
+                &format!("limit probe on cores {cores:?}"),
+                &log_path,
+            )
         }
     };
     wait_for(
