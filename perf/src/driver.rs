@@ -379,6 +379,8 @@ impl Driver {
             return;
         }
         let plan = self.shared.plan.lock().expect("plan lock").clone();
+        let start_ns = now_ns();
+        self.shared.phase_start_ns.store(start_ns, Ordering::SeqCst);
         *playing = plan.phase.map(|phase| {
             let rate = match phase.rate {
                 crate::scenario::Rate::PerSec(r) => r,
@@ -390,7 +392,7 @@ impl Driver {
                     burst_every: phase.burst_every_secs,
                     burst_len: phase.burst_secs,
                     burst_factor: phase.burst_factor,
-                    start_ns: now_ns(),
+                    start_ns,
                 },
                 sent: 0,
                 late_counted: 0,

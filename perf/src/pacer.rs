@@ -24,6 +24,17 @@ impl Pacer {
         (self.rate * (t + extra)).floor() as u64
     }
 
+    /// Whether an event sent at `sent_ns` went out during a burst.
+    pub fn in_burst(&self, sent_ns: u64) -> bool {
+        if self.burst_every <= 0.0 || self.burst_len <= 0.0 || self.burst_factor <= 1.0 {
+            return false;
+        }
+        let t = sent_ns.saturating_sub(self.start_ns) as f64 / 1e9;
+        let len = self.burst_len.min(self.burst_every);
+        let into = t - (t / self.burst_every).floor() * self.burst_every;
+        into >= self.burst_every - len
+    }
+
     /// Seconds of burst in `[0, t)`: each period ends with `burst_len` of burst.
     fn burst_time(&self, t: f64) -> f64 {
         if self.burst_every <= 0.0 || self.burst_len <= 0.0 {
@@ -73,6 +84,30 @@ mod tests {
         assert_eq!(p.target(1_000), 0);
         assert_eq!(p.target(1_000 + 1_000_000_000), 10_000);
         assert_eq!(p.target(1_000 + 500_000), 5);
+    }
+
+    #[test]
+    fn in_burst_is_the_last_burst_len_of_each_period() {
+        let p = Pacer {
+            rate: 700.0,
+            burst_every: 10.0,
+            burst_len: 1.0,
+            burst_factor: 10.0,
+            start_ns: 5_000_000_000,
+        };
+        let at = |s: f64| 5_000_000_000 + (s * 1e9) as u64;
+        assert!(!p.in_burst(at(0.0)));
+        assert!(!p.in_burst(at(8.999)));
+        assert!(p.in_burst(at(9.0)));
+        assert!(p.in_burst(at(9.999)));
+        assert!(!p.in_burst(at(10.001)));
+        assert!(p.in_burst(at(19.5)));
+        assert!(!p.in_burst(0), "before the start counts as outside");
+        let flat = Pacer {
+            burst_factor: 1.0,
+            ..p
+        };
+        assert!(!flat.in_burst(at(9.5)));
     }
 
     #[test]

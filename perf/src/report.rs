@@ -68,6 +68,18 @@ pub fn table(results: &[PhaseResult]) -> String {
             ms(r.latency.p999_us), ms(r.latency.max_us), per_delivery(r),
             r.rss_peak_mb, r.rss_end_mb,
         );
+        if let Some(o) = &r.latency_outside_bursts {
+            let _ = writeln!(
+                s,
+                "| | | events sent outside bursts ({}) | | | {} | {} | {} | {} | {} | | | |",
+                o.count,
+                ms(o.p50_us),
+                ms(o.p90_us),
+                ms(o.p99_us),
+                ms(o.p999_us),
+                ms(o.max_us),
+            );
+        }
         requests_rows(&mut s, r);
         if r.groups.len() < 2 {
             continue;

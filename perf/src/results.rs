@@ -291,6 +291,10 @@ pub struct PhaseResult {
     pub heartbeats: HeartbeatResult,
     pub unmarked_events: u64,
     pub latency: Percentiles,
+    /// Deliveries of the events sent outside the phase's bursts (phases
+    /// with bursts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_outside_bursts: Option<Percentiles>,
     pub groups: Vec<GroupResult>,
     pub open: OpenResult,
     /// Requests per sending group (scenarios with desktops only).

@@ -21,6 +21,7 @@ use crate::clock::now_ns;
 use crate::cti_server::CtiServer;
 use crate::driver::{Driver, Endpoint, PubWire, Targeting};
 use crate::nats::NatsPub;
+use crate::pacer::Pacer;
 use crate::plan;
 use crate::procstat::{self, CpuWindow};
 use crate::redis::RedisPub;
@@ -557,7 +558,14 @@ fn run_phase(
         phase.warmup_secs,
         &mut warmup_cpu,
     )?;
-    send(live, Cmd::Measure)?;
+    let bursts = (phase.burst_every_secs > 0.0 && phase.burst_factor > 1.0).then_some(Pacer {
+        rate: 0.0,
+        burst_every: phase.burst_every_secs,
+        burst_len: phase.burst_secs,
+        burst_factor: phase.burst_factor,
+        start_ns: 0,
+    });
+    send(live, Cmd::Measure { bursts })?;
     let stalled: Vec<usize> = (0..scenario.groups.len())
         .filter(|&gi| scenario.groups[gi].stall_in_phase.as_deref() == Some(phase.name.as_str()))
         .collect();

@@ -261,6 +261,9 @@ impl Rate {
 pub struct Targets {
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
+    /// The same, of the events sent outside the phase's bursts.
+    pub p99_outside_bursts_ms: Option<f64>,
+    pub p999_outside_bursts_ms: Option<f64>,
     pub cpu_ns_per_delivery: Option<f64>,
     /// No lost, duplicated or reordered delivery.
     #[serde(default)]

@@ -37,6 +37,9 @@ pub struct Shared {
     /// Sessions open / refused or cut, for the progress line.
     pub nr_open: AtomicU64,
     pub nr_failed: AtomicU64,
+    /// When the driver began pacing the current phase (its bursts count
+    /// from here), ns on the harness clock.
+    pub phase_start_ns: AtomicU64,
     /// p99 and max of the last second's deliveries, ns (progress line).
     pub interval_p99_ns: AtomicU64,
     pub interval_max_ns: AtomicU64,

@@ -114,6 +114,7 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         },
         unmarked_events: i.snapshot.nr_unmarked,
         latency: Percentiles::of(&merged),
+        latency_outside_bursts: i.snapshot.outside_bursts.as_ref().map(Percentiles::of),
         groups,
         open: OpenResult {
             opened: ol.len(),
@@ -268,6 +269,25 @@ fn check_targets(i: &PhaseInputs<'_>, r: &PhaseResult) -> Vec<crate::results::Ta
     }
     if let Some(limit) = t.p999_ms {
         checks.push(at_most("p99.9", r.latency.p999_us / 1e3, limit, "ms"));
+    }
+    let outside = r.latency_outside_bursts.as_ref();
+    for (name, limit, actual) in [
+        (
+            "p99 outside bursts",
+            t.p99_outside_bursts_ms,
+            outside.map(|p| p.p99_us),
+        ),
+        (
+            "p99.9 outside bursts",
+            t.p999_outside_bursts_ms,
+            outside.map(|p| p.p999_us),
+        ),
+    ] {
+        match (limit, actual) {
+            (Some(limit), Some(us)) => checks.push(at_most(name, us / 1e3, limit, "ms")),
+            (Some(_), None) => checks.push(holds(name, false, "the phase has no bursts".into())),
+            _ => {}
+        }
     }
     if let Some(limit) = t.cpu_ns_per_delivery {
         checks.push(at_most(

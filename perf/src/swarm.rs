@@ -20,6 +20,7 @@ use std::time::Duration;
 use ctirouter::proto::frame;
 use hdrhistogram::Histogram;
 
+use crate::pacer::Pacer;
 use crate::tally::histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -121,8 +122,12 @@ pub enum Cmd {
     Unstall(usize),
     /// Count deliveries of seqs sent from now on (resets tallies and
     /// histograms; the first seq is taken when the swarm sees the command, so
-    /// nothing counted before the reset belongs to the window).
-    Measure,
+    /// nothing counted before the reset belongs to the window). `bursts`: the
+    /// phase's burst schedule (its `start_ns` is taken from the driver), to
+    /// time the deliveries of events sent outside bursts apart.
+    Measure {
+        bursts: Option<Pacer>,
+    },
     /// Stop counting seqs above `to_seq`.
     EndMeasure {
         to_seq: u64,
@@ -176,6 +181,9 @@ pub struct Snapshot {
     pub burst: Option<BurstReport>,
     /// Heartbeats sent in the window and the rounds they went in.
     pub heartbeats: Rounds,
+    /// Latency of in-window deliveries of events the driver sent outside
+    /// its bursts, ns (phases with bursts only).
+    pub outside_bursts: Option<Histogram<u64>>,
 }
 
 enum Wire {
@@ -287,6 +295,8 @@ pub struct Swarm {
     heartbeats: Schedule,
     /// Heartbeat rounds of the measured window.
     hb_window: Rounds,
+    /// The phase's bursts and the latency of what was sent outside them.
+    outside_bursts: Option<(Pacer, Histogram<u64>)>,
     /// A synchronized round still being sent: the sessions left, how many
     /// went already, and when the round began.
     hb_round: Vec<usize>,
@@ -352,6 +362,7 @@ impl Swarm {
             heartbeats,
             hb_window: Rounds::default(),
             hb_round: Vec::new(),
+            outside_bursts: None,
             hb_round_sent: 0,
             hb_round_started_ns: 0,
             addr,
@@ -452,7 +463,11 @@ impl Swarm {
             }
             Cmd::Stall(group) => self.set_stalled(group, true),
             Cmd::Unstall(group) => self.set_stalled(group, false),
-            Cmd::Measure => {
+            Cmd::Measure { bursts } => {
+                self.outside_bursts = bursts.map(|mut pacer| {
+                    pacer.start_ns = self.shared.phase_start_ns.load(Ordering::SeqCst);
+                    (pacer, histogram())
+                });
                 self.from_seq = self.shared.sent_seq.load(Ordering::SeqCst) + 1;
                 self.to_seq = u64::MAX;
                 self.latency.iter_mut().for_each(|h| h.reset());
@@ -515,6 +530,7 @@ impl Swarm {
                 })
                 .collect(),
             latency: self.latency.clone(),
+            outside_bursts: self.outside_bursts.as_ref().map(|(_, h)| h.clone()),
             open_latency: self.open_latency.clone(),
             open_span_ns: self.last_open_ns.saturating_sub(self.first_connect_ns),
             nr_unmarked: self.nr_unmarked,
@@ -932,6 +948,11 @@ impl Swarm {
                         let latency = now.saturating_sub(ts).max(1);
                         let _ = self.latency[group].record(latency);
                         let _ = self.interval.record(latency);
+                        if let Some((bursts, outside)) = self.outside_bursts.as_mut() {
+                            if !bursts.in_burst(ts) {
+                                let _ = outside.record(latency);
+                            }
+                        }
                         if let Some(b) = self.burst.as_mut() {
                             if now >= b.report.start_ns && now <= b.watch_until {
                                 let _ = b.report.events.record(latency);
