@@ -633,3 +633,45 @@ fn slow_consumer_is_cut_and_others_keep_receiving() {
         tail.len()
     );
 }
+
+/// A client that stops reading until its socket is full, then reads on,
+/// loses nothing (docs/design.md §4.8, §4.13: under its output bound a
+/// session gets every event once, in order). The router sends a session's
+/// output at once and hands what the socket refuses, mid-frame, to the
+/// session's writer task: the sleeper's stream must equal the reader's byte
+/// for byte.
+#[test]
+fn a_client_that_pauses_until_its_socket_is_full_then_reads_on_gets_everything_in_order() {
+    const N: usize = 2_000;
+    let mut h = Harness::with_config(|c| c.runtime.socket_send_buffer = 4096);
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&h.addr().into()).unwrap();
+    let mut sleeper = Client::from_stream(sock.into());
+    sleeper.open_all_events(Version::MAX);
+    let mut reader = h.connect();
+    reader.open_all_events(Version::MAX);
+    // Nobody reads while the events go out.
+    for i in 0..N {
+        let id = format!("A{i:05}");
+        h.send(agent_state_ev(Some(&id), Some("4001"), None, 3, 0));
+    }
+    let got = h.sync(&mut [&mut sleeper, &mut reader]);
+    let (slept, read) = (&got[0], &got[1]);
+    let nr_bytes: usize = slept.iter().map(Vec::len).sum();
+    assert!(
+        nr_bytes > 64 * 1024,
+        "only {nr_bytes} bytes: the sockets' buffers could hold them all, not a full-socket test"
+    );
+    assert_eq!(slept.len(), N, "the sleeper got {} of {N} events", slept.len());
+    assert!(slept == read, "the sleeper's stream differs from the reader's");
+    for (i, frame) in slept.iter().enumerate() {
+        match decode_strict(frame, Version::MAX) {
+            ctirouter::proto::Message::AgentStateEvent(e) => {
+                let id = e.agent_id.as_ref().map(|s| s.to_string());
+                assert_eq!(id.as_deref(), Some(format!("A{i:05}").as_str()), "event {i}");
+            }
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+}
