@@ -199,10 +199,15 @@ impl CpuWindow {
     }
 }
 
+/// `/proc/PID/NAME`, read whole; the error names the file.
+fn proc_file(pid: u32, name: &str) -> Result<String, String> {
+    let path = format!("/proc/{pid}/{name}");
+    fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+}
+
 /// Resident set size in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64, String> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let status = proc_file(pid, "status")?;
     parse_vm_rss(&status).ok_or(format!("/proc/{pid}/status: no VmRSS"))
 }
 
@@ -241,8 +246,7 @@ pub fn raise_nofile() -> Option<u64> {
 /// The soft open-file limit of `pid` (/proc/PID/limits, "Max open files");
 /// `u64::MAX` for "unlimited".
 pub fn nofile_limit(pid: u32) -> Result<u64, String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/limits"))
-        .map_err(|e| format!("/proc/{pid}/limits: {e}"))?;
+    let text = proc_file(pid, "limits")?;
     parse_nofile_limit(&text).ok_or(format!("/proc/{pid}/limits: no \"Max open files\""))
 }
 

@@ -101,8 +101,10 @@ pub struct Shard {
     /// client's bytes, by the connection's reader ([`Shard::events_first`]).
     from_ingest: ring::Receiver<ToShard>,
     events: RefCell<EventClock>,
-    /// Ingest said shut down (whichever task drained it).
+    /// Ingest said shut down (whichever task drained it); notified too, for
+    /// a dispatch loop parked on an empty ring after a reader drained it.
     ingest_done: Cell<bool>,
+    ingest_done_wake: Notify,
 }
 
 /// Bind the shard's listener (SO_REUSEPORT). Called on the shard's executor
@@ -128,6 +130,7 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
         from_ingest,
         events: RefCell::new(EventClock::new()),
         ingest_done: Cell::new(false),
+        ingest_done_wake: Notify::default(),
         to_ingest: RefCell::new(to_ingest),
         stop_accepting: Notify::default(),
         session_removed: Notify::default(),
@@ -151,7 +154,7 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
 /// this loop is what runs when no client is talking.
 async fn dispatch_loop(shard: &Rc<Shard>) {
     while !shard.ingest_done.get() {
-        shard.from_ingest.ready().await;
+        futures_lite::future::or(shard.from_ingest.ready(), shard.ingest_done_wake.wait()).await;
         shard.drain_events();
         // Let connection tasks run between batches.
         futures_lite::future::yield_now().await;
@@ -286,7 +289,10 @@ impl Shard {
                 match core.on_ingest(item) {
                     IngestOutcome::Continue => {}
                     IngestOutcome::StatusKnown => status_known = true,
-                    IngestOutcome::Shutdown => self.ingest_done.set(true),
+                    IngestOutcome::Shutdown => {
+                        self.ingest_done.set(true);
+                        self.ingest_done_wake.notify();
+                    }
                 }
             });
             core.end_batch();

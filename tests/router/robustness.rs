@@ -663,13 +663,25 @@ fn a_client_that_pauses_until_its_socket_is_full_then_reads_on_gets_everything_i
         nr_bytes > 64 * 1024,
         "only {nr_bytes} bytes: the sockets' buffers could hold them all, not a full-socket test"
     );
-    assert_eq!(slept.len(), N, "the sleeper got {} of {N} events", slept.len());
-    assert!(slept == read, "the sleeper's stream differs from the reader's");
+    assert_eq!(
+        slept.len(),
+        N,
+        "the sleeper got {} of {N} events",
+        slept.len()
+    );
+    assert!(
+        slept == read,
+        "the sleeper's stream differs from the reader's"
+    );
     for (i, frame) in slept.iter().enumerate() {
         match decode_strict(frame, Version::MAX) {
             ctirouter::proto::Message::AgentStateEvent(e) => {
                 let id = e.agent_id.as_ref().map(|s| s.to_string());
-                assert_eq!(id.as_deref(), Some(format!("A{i:05}").as_str()), "event {i}");
+                assert_eq!(
+                    id.as_deref(),
+                    Some(format!("A{i:05}").as_str()),
+                    "event {i}"
+                );
             }
             other => panic!("event {i}: {other:?}"),
         }
