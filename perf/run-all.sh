@@ -14,7 +14,7 @@ cd "$root"
 cargo build --release -p ctirouter -p ctirouter-perf
 ulimit -n "$(ulimit -Hn)"
 
-for scenario in fanout-10 fanout-100 fanout-1000 large-pg login-storm slow-consumer idle-10k; do
+for scenario in fanout-10 fanout-100 fanout-1000 large-pg login-storm reconnect-storm slow-consumer idle-10k; do
     echo "== $scenario"
     target/release/ctirouter-perf run --scenario "perf/scenarios/$scenario.toml" \
         --out "$results/$scenario" "$@"

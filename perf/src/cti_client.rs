@@ -3,14 +3,17 @@
 //! one MONITOR_START_REQ per device), what each frame from the router means,
 //! and heartbeats (docs/protocol.md §4.1, §4.3, §6.1). A desktop session
 //! (`with_requests`) also asks for Client Control and Call Data Update,
-//! sends requests for its agent and matches their replies by InvokeID.
+//! sends requests for its agent and matches their replies by InvokeID; what
+//! a QUERY_AGENT_STATE_CONF or SNAPSHOT_DEVICE_CONF says is read too (a
+//! [`View`]), so the harness can check it against the PG's stream.
 
 use ctirouter::proto::constants::{agent_mask, call_mask, msg, service, IDLE_TIMEOUT_DISABLED};
 use ctirouter::proto::constants::{device_type, NULL_PERIPHERAL_ID};
 use ctirouter::proto::msg::{HeartbeatReq, MonitorStartReq, OpenReq};
-use ctirouter::proto::{frame, Message, Unspec, Version};
+use ctirouter::proto::{frame, DecodeOptions, Message, Unspec, Version};
 
 use crate::events::{agent_id, instrument, PERIPHERAL_ID};
+use crate::pg::{view_of, View};
 use crate::requests::{self, InFlight, Kind, Reply};
 use crate::scenario::Service;
 
@@ -31,8 +34,9 @@ pub enum Seen<'a> {
     Refused(u32),
     /// FAILURE_EVENT: the router ends the session (25: slow consumer).
     Ended(u32),
-    /// A reply to one of the session's requests (or to none it sent).
-    Reply(Reply),
+    /// A reply to one of the session's requests (or to none it sent), and
+    /// what it says if it answers a query.
+    Reply(Reply, Option<View>),
     /// Anything else (SYSTEM_EVENT, HEARTBEAT_CONF, ...).
     Other,
 }
@@ -161,12 +165,18 @@ impl CtiClient {
             }
             msg::FAILURE_CONF => match InFlight::invoke_id(body) {
                 Some(id) if self.in_flight.expects(id) => {
-                    Seen::Reply(self.in_flight.on_reply(message_type, body))
+                    Seen::Reply(self.in_flight.on_reply(message_type, body), None)
                 }
                 _ => Seen::Refused(be32(body, 4)),
             },
+            msg::QUERY_AGENT_STATE_CONF | msg::SNAPSHOT_DEVICE_CONF => {
+                let view = Message::decode(message_type, body, Version::MAX, DecodeOptions::STRICT)
+                    .ok()
+                    .and_then(|m| view_of(&m, u32::MAX));
+                Seen::Reply(self.in_flight.on_reply(message_type, body), view)
+            }
             t if requests::is_request_reply(t) => {
-                Seen::Reply(self.in_flight.on_reply(message_type, body))
+                Seen::Reply(self.in_flight.on_reply(message_type, body), None)
             }
             msg::FAILURE_EVENT => Seen::Ended(be32(body, 0)),
             _ => Seen::Other,
@@ -276,7 +286,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             c.on_frame(&conf, &mut out),
-            Seen::Reply(Reply::Answered(sent, Outcome::Conf))
+            Seen::Reply(Reply::Answered(sent, Outcome::Conf), None)
         );
         // A FAILURE_CONF with no request of that InvokeID in flight is not a
         // request's answer (it refuses the OPEN_REQ or a monitor).
@@ -291,7 +301,53 @@ mod tests {
         c.in_flight.push(sent);
         assert_eq!(
             c.on_frame(&failure, &mut out),
-            Seen::Reply(Reply::Answered(sent, Outcome::Failure(12)))
+            Seen::Reply(Reply::Answered(sent, Outcome::Failure(12)), None)
         );
+    }
+
+    #[test]
+    fn query_answers_are_read_into_views() {
+        use crate::pg::PgWorld;
+        use crate::requests::{Outcome, Sent, Tag};
+        let mut c = CtiClient::new(Service::ClientEvents, vec![12]).with_requests();
+        let mut out = Vec::new();
+        let mut world = PgWorld::new(20);
+        world.agent_state(12, 4);
+        world.call_delivered(12);
+        for kind in Kind::QUERIES {
+            let invoke_id = c.request(kind, &mut out);
+            let sent = Sent {
+                invoke_id,
+                kind,
+                sent_ns: 1,
+                tag: Tag::Storm,
+            };
+            c.in_flight.push(sent);
+            let (req, _) = decode_frame(&out, Version::MAX, DecodeOptions::STRICT).unwrap();
+            out.clear();
+            let answer = match req {
+                Message::QueryAgentStateReq(r) => world.query_agent_state(&r),
+                Message::SnapshotDeviceReq(r) => world.snapshot_device(&r),
+                m => panic!("{m:?}"),
+            };
+            let frame = answer.to_frame(Version::MAX).unwrap();
+            let Seen::Reply(Reply::Answered(s, Outcome::Conf), Some(view)) =
+                c.on_frame(&frame, &mut out)
+            else {
+                panic!("{kind:?}")
+            };
+            assert_eq!(s, sent);
+            let want = match kind {
+                Kind::QueryAgentState => View::AgentState {
+                    state: 4,
+                    agent: Some(12),
+                },
+                _ => View::Calls {
+                    n: 1,
+                    digest: crate::pg::calls_digest([(crate::events::call_id(12), 2)]),
+                },
+            };
+            assert_eq!(view, want);
+        }
     }
 }

@@ -10,8 +10,10 @@
 //! confirmation (InvokeID echoed; the PG would send events after it, this
 //! one sends none), any other Client Control request with
 //! CONTROL_FAILURE_CONF and any other Call Data Update request with
-//! FAILURE_CONF(12). The same code serves the desktops that connect to the
-//! driver directly (`CtiServer::direct`), the reference path.
+//! FAILURE_CONF(12). QUERY_AGENT_STATE_REQ and SNAPSHOT_DEVICE_REQ are
+//! answered from what the PG's own event stream said ([`PgWorld`]). The
+//! same code serves the desktops that connect to the driver directly
+//! (`CtiServer::direct`), the reference path.
 
 use ctirouter::proto::constants::{msg, peripheral_type, service, status};
 use ctirouter::proto::group::PeripheralEntry;
@@ -21,8 +23,10 @@ use ctirouter::proto::msg::{
 };
 use ctirouter::proto::{frame, DecodeOptions, Message, Version};
 use ctirouter::session::server::proxied_service;
+use std::collections::BTreeMap;
 
 use crate::events::PERIPHERAL_ID;
+use crate::pg::PgWorld;
 
 /// Where the upstream session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct CtiServer {
     pub nr_requests: u64,
     /// Requests that did not decode at the session's version (FAILURE_CONF 25).
     pub nr_bad_requests: u64,
+    /// Requests answered, by message type.
+    pub by_type: BTreeMap<u32, u64>,
     /// Upstream role: ServicesGranted. Direct role: what a session may be
     /// granted of what it asks.
     offer: u32,
@@ -78,6 +84,7 @@ impl CtiServer {
             nr_heartbeats: 0,
             nr_requests: 0,
             nr_bad_requests: 0,
+            by_type: BTreeMap::new(),
             offer: service::ALL_EVENTS | if requests { REQUEST_SERVICES } else { 0 },
             direct: false,
             granted: 0,
@@ -99,12 +106,24 @@ impl CtiServer {
         }
     }
 
-    /// Handle every whole frame at the front of `input`, appending replies to
-    /// `out`; returns the bytes used. Frames the server has no answer for are skipped.
+    /// [`CtiServer::serve`] by a PG that has no agents (every query names
+    /// an unknown object).
     pub fn on_input(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+        self.serve(input, out, &PgWorld::EMPTY)
+    }
+
+    /// Handle every whole frame at the front of `input`, appending replies to
+    /// `out` (queries answered from `world`); returns the bytes used. Frames
+    /// the server has no answer for are skipped.
+    pub fn serve(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        world: &PgWorld,
+    ) -> Result<usize, String> {
         let mut used = 0;
         while let Ok((f, len)) = frame::parse(&input[used..]) {
-            self.on_frame(f.message_type, f.body, out)?;
+            self.on_frame(f.message_type, f.body, out, world)?;
             used += len;
         }
         if let Err(e) = frame::check(&input[used..]) {
@@ -120,6 +139,7 @@ impl CtiServer {
         message_type: u32,
         body: &[u8],
         out: &mut Vec<u8>,
+        world: &PgWorld,
     ) -> Result<(), String> {
         let reply: Message = match message_type {
             msg::OPEN_REQ => {
@@ -152,7 +172,7 @@ impl CtiServer {
                 }
                 .into()
             }
-            t if proxied_service(t).is_some() => self.answer_request(t, body),
+            t if proxied_service(t).is_some() => self.answer_request(t, body, world),
             _ => return Ok(()),
         };
         reply
@@ -162,16 +182,26 @@ impl CtiServer {
     }
 
     /// The answer to a Client Control or Call Data Update request.
-    fn answer_request(&mut self, message_type: u32, body: &[u8]) -> Message {
+    fn answer_request(&mut self, message_type: u32, body: &[u8], world: &PgWorld) -> Message {
         let invoke_id = invoke_id(body);
         self.nr_requests += 1;
+        *self.by_type.entry(message_type).or_default() += 1;
         let needs = proxied_service(message_type).map_or(0, |s| s.bits());
         if self.granted & needs == 0 {
             return failure(invoke_id, status::E_CTI_FUNCTION_NOT_AVAILABLE);
         }
-        if Message::decode(message_type, body, self.version, DecodeOptions::STRICT).is_err() {
-            self.nr_bad_requests += 1;
-            return failure(invoke_id, status::E_CTI_BAD_MESSAGE_FORMAT);
+        let request = match Message::decode(message_type, body, self.version, DecodeOptions::STRICT)
+        {
+            Ok(m) => m,
+            Err(_) => {
+                self.nr_bad_requests += 1;
+                return failure(invoke_id, status::E_CTI_BAD_MESSAGE_FORMAT);
+            }
+        };
+        match request {
+            Message::QueryAgentStateReq(r) => return world.query_agent_state(&r),
+            Message::SnapshotDeviceReq(r) => return world.snapshot_device(&r),
+            _ => {}
         }
         match message_type {
             msg::SET_AGENT_STATE_REQ => SetAgentStateConf { invoke_id }.into(),
@@ -304,13 +334,13 @@ mod tests {
             "All Events, Client Control, Call Data Update"
         );
         let mut input = Vec::new();
-        for (i, kind) in crate::requests::Kind::ALL.into_iter().enumerate() {
+        for (i, kind) in crate::requests::Kind::MIX.into_iter().enumerate() {
             let m = kind.message(0x8000_0000 | i as u32, 3);
             input.extend(m.to_frame(Version::MAX).unwrap());
         }
         let replies = answers(&mut server, &input);
         assert_eq!(replies.len(), 5);
-        for (i, (reply, kind)) in replies.iter().zip(crate::requests::Kind::ALL).enumerate() {
+        for (i, (reply, kind)) in replies.iter().zip(crate::requests::Kind::MIX).enumerate() {
             let f = reply.to_frame(Version::MAX).unwrap();
             assert_eq!(frame::message_type(&f), Some(kind.conf_type()), "{reply:?}");
             assert_eq!(invoke_id(&f[8..]), 0x8000_0000 | i as u32);
@@ -349,6 +379,55 @@ mod tests {
             matches!(&replies[2], Message::FailureConf(c) if c.invoke_id == 11 && c.status == 25)
         );
         assert_eq!(server.nr_bad_requests, 1);
+    }
+
+    #[test]
+    fn queries_are_answered_from_the_world_and_counted_by_type() {
+        use crate::requests::Kind;
+        use ctirouter::proto::constants::agent_state::TALKING;
+        let mut world = PgWorld::new(5);
+        world.agent_state(2, TALKING);
+        world.call_delivered(2);
+        let mut server = CtiServer::upstream(true);
+        open(&mut server, 0x1E);
+        let mut input = Kind::QueryAgentState
+            .message(41, 2)
+            .to_frame(Version::MAX)
+            .unwrap();
+        input.extend(
+            Kind::SnapshotDevice
+                .message(42, 2)
+                .to_frame(Version::MAX)
+                .unwrap(),
+        );
+        input.extend(
+            Kind::SnapshotDevice
+                .message(43, 4)
+                .to_frame(Version::MAX)
+                .unwrap(),
+        );
+        let mut out = Vec::new();
+        assert_eq!(server.serve(&input, &mut out, &world).unwrap(), input.len());
+        let mut replies = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let (m, used) = decode_frame(&out[at..], Version::MAX, DecodeOptions::STRICT).unwrap();
+            replies.push(m);
+            at += used;
+        }
+        assert!(
+            matches!(&replies[0], Message::QueryAgentStateConf(c) if c.invoke_id == 41 && c.agent_state == TALKING),
+            "{replies:?}"
+        );
+        assert!(
+            matches!(&replies[1], Message::SnapshotDeviceConf(c) if c.invoke_id == 42 && c.calls.len() == 1)
+        );
+        assert!(
+            matches!(&replies[2], Message::SnapshotDeviceConf(c) if c.invoke_id == 43 && c.calls.is_empty())
+        );
+        assert_eq!(server.by_type[&msg::QUERY_AGENT_STATE_REQ], 1);
+        assert_eq!(server.by_type[&msg::SNAPSHOT_DEVICE_REQ], 2);
+        assert_eq!(server.nr_requests, 3);
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! In a scenario with requests it also answers the router's Client Control
 //! and Call Data Update requests, and accepts desktops that connect straight
 //! to it on a second listener (the reference path: the same answering code,
-//! no router, no events).
+//! no router, no events). It keeps what its stream said of each agent and
+//! device (`pg::PgWorld`), which its answers to QUERY_AGENT_STATE_REQ and
+//! SNAPSHOT_DEVICE_REQ tell, and in scenarios that check those answers, when
+//! each of those facts changed (`pg::History`).
 
+use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -23,6 +27,7 @@ use crate::cti_server::{CtiServer, Upstream};
 use crate::events::{EventKind, Templates};
 use crate::nats::NatsPub;
 use crate::pacer::{window_open, Pacer};
+use crate::pg::{History, PgWorld};
 use crate::redis::RedisPub;
 use crate::rng::Rng;
 use crate::scenario::{Load, Phase};
@@ -67,9 +72,14 @@ impl PubWire {
         }
     }
 
-    fn on_input(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+    fn on_input(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        world: &PgWorld,
+    ) -> Result<usize, String> {
         match self {
-            PubWire::Cti(s) => s.on_input(input, out),
+            PubWire::Cti(s) => s.serve(input, out, world),
             PubWire::Nats(p) => p.on_input(input, out),
             PubWire::Redis(p) => p.on_input(input),
         }
@@ -87,6 +97,14 @@ impl PubWire {
         match self {
             PubWire::Cti(s) => (s.nr_requests, s.nr_bad_requests),
             _ => (0, 0),
+        }
+    }
+
+    /// Requests answered, by message type.
+    fn by_type(&self) -> Option<&BTreeMap<u32, u64>> {
+        match self {
+            PubWire::Cti(s) => Some(&s.by_type),
+            _ => None,
         }
     }
 }
@@ -112,8 +130,28 @@ pub struct Targeting {
     pub recipients: Vec<u32>,
     /// Agents some Client Events or Peripheral Monitor session names.
     pub logged: Vec<bool>,
+    /// Per agent: the seqs of the events that named it (logged agents only),
+    /// and with answers to check, the history of their states and calls.
+    pub log: Arc<Mutex<Log>>,
+}
+
+/// What the driver logs of the events it sends, for the accounting.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
     /// Per agent: the seqs of the events that named it (logged agents only).
-    pub log: Arc<Mutex<Vec<Vec<u64>>>>,
+    pub seqs: Vec<Vec<u64>>,
+    /// When logged agents' states and calls changed (scenarios that check
+    /// query answers only).
+    pub history: Option<History>,
+}
+
+impl Log {
+    pub fn new(agents: u32, history: bool) -> Log {
+        Log {
+            seqs: vec![Vec::new(); agents as usize],
+            history: history.then(|| History::new(agents)),
+        }
+    }
 }
 
 /// One socket and its buffers.
@@ -199,6 +237,17 @@ pub struct Driver {
     done_direct: (u64, u64),
     templates: Templates,
     load: Load,
+    /// What the stream said of each agent and device (the PG's answers).
+    world: PgWorld,
+    /// Per agent: it takes calls (`load.agents_in_calls`); and the agents
+    /// that do, when not all do (a call event drawn for another agent goes
+    /// to one of them).
+    takes_calls: Vec<bool>,
+    call_agents: Vec<u32>,
+    /// Requests answered on earlier upstream connections, by type.
+    done_by_type: BTreeMap<u32, u64>,
+    /// Upstream requests answered when the counts were last published.
+    published_requests: u64,
     targeting: Targeting,
     shared: Arc<Shared>,
     rng: Rng,
@@ -215,10 +264,25 @@ impl Driver {
         shared: Arc<Shared>,
     ) -> Driver {
         let requests = matches!(&wire, PubWire::Cti(s) if s.grants_requests());
-        let templates = Templates::new(load.agents);
+        let templates = Templates::new(load.agents, &load.agent_states);
         let total: u64 = targeting.recipients.iter().map(|&r| r as u64).sum();
         let avg_recipients = (total as f64 / load.agents.max(1) as f64).max(1.0);
+        let takes_calls: Vec<bool> = (0..load.agents)
+            .map(|k| crate::events::takes_calls(k, load.agents_in_calls))
+            .collect();
+        let call_agents = if takes_calls.iter().all(|&t| t) {
+            Vec::new()
+        } else {
+            (0..load.agents)
+                .filter(|&k| takes_calls[k as usize])
+                .collect()
+        };
         Driver {
+            world: PgWorld::new(load.agents),
+            takes_calls,
+            call_agents,
+            done_by_type: BTreeMap::new(),
+            published_requests: 0,
             rng: Rng::new(load.seed),
             endpoint,
             wire,
@@ -318,6 +382,9 @@ impl Driver {
                             let (n, bad) = self.wire.requests();
                             self.done_upstream.0 += n;
                             self.done_upstream.1 += bad;
+                            for (&t, &n) in self.wire.by_type().into_iter().flatten() {
+                                *self.done_by_type.entry(t).or_default() += n;
+                            }
                             self.wire = PubWire::Cti(CtiServer::upstream(self.requests));
                             conn = Some(c);
                         }
@@ -345,6 +412,7 @@ impl Driver {
                             .upstream_requests
                             .store(self.done_upstream.0 + n, Ordering::Relaxed);
                         self.count_bad(bad, &directs);
+                        self.publish_by_type(self.done_upstream.0 + n);
                     }
                 }
             }
@@ -352,17 +420,48 @@ impl Driver {
         Ok(())
     }
 
-    /// Send the next CALL_DELIVERED_EVENTs of the priming round (one per
-    /// agent, agent 0 first); when all are written, say so and stop.
+    /// Publish the upstream requests answered by type, if any came since
+    /// the last time (`answered`: the total now).
+    fn publish_by_type(&mut self, answered: u64) {
+        if answered == self.published_requests {
+            return;
+        }
+        self.published_requests = answered;
+        let mut all = self.done_by_type.clone();
+        for (&t, &n) in self.wire.by_type().into_iter().flatten() {
+            *all.entry(t).or_default() += n;
+        }
+        *self.shared.upstream_by_type.lock().expect("by-type lock") = all;
+    }
+
+    /// Send the next events of the priming round, agent 0 first: for each
+    /// agent, with `prime_agent_states` an AGENT_STATE_EVENT, then a
+    /// CALL_DELIVERED_EVENT if it takes calls; when all are written, say so
+    /// and stop.
     fn prime(&mut self, c: &mut Conn, next: &mut u32) {
         let log_arc = Arc::clone(&self.targeting.log);
         let mut log = None;
         let mut produced = 0;
         let now = now_ns();
         while *next < self.load.agents && c.pending() < HIGH_WATER {
-            self.emit(*next, EventKind::CallDelivered, now, c, &log_arc, &mut log);
+            let k = *next;
+            if self.load.prime_agent_states {
+                let kind = EventKind::AgentState(self.draw_state());
+                self.emit(k, kind, now, &mut c.out, &log_arc, &mut log);
+                produced += 1;
+            }
+            if self.takes_calls[k as usize] {
+                self.emit(
+                    k,
+                    EventKind::CallDelivered,
+                    now,
+                    &mut c.out,
+                    &log_arc,
+                    &mut log,
+                );
+                produced += 1;
+            }
             *next += 1;
-            produced += 1;
         }
         self.shared.nr_events.fetch_add(produced, Ordering::Relaxed);
         if *next == self.load.agents {
@@ -432,7 +531,7 @@ impl Driver {
                     break;
                 }
             }
-            self.one_event(now, c, &log_arc, &mut log);
+            self.one_event(now, &mut c.out, &log_arc, &mut log);
             produced += 1;
             n -= 1;
         }
@@ -461,17 +560,30 @@ impl Driver {
     fn one_event<'a>(
         &mut self,
         ts: u64,
-        c: &mut Conn,
-        log_arc: &'a Mutex<Vec<Vec<u64>>>,
-        log: &mut Option<std::sync::MutexGuard<'a, Vec<Vec<u64>>>>,
+        out: &mut Vec<u8>,
+        log_arc: &'a Mutex<Log>,
+        log: &mut Option<std::sync::MutexGuard<'a, Log>>,
     ) {
-        let k = self.rng.below(self.load.agents as u64) as u32;
+        let mut k = self.rng.below(self.load.agents as u64) as u32;
         let kind = if self.rng.unit() < self.load.agent_state_share {
-            EventKind::AgentState
+            EventKind::AgentState(self.draw_state())
         } else {
             EventKind::CallDelivered
         };
-        self.emit(k, kind, ts, c, log_arc, log);
+        if kind == EventKind::CallDelivered && !self.takes_calls[k as usize] {
+            k = self.call_agents[k as usize % self.call_agents.len()];
+        }
+        self.emit(k, kind, ts, out, log_arc, log);
+    }
+
+    /// Which of the scenario's agent states an agent event says (no draw,
+    /// and so the same stream as before, when there is one state).
+    #[inline]
+    fn draw_state(&mut self) -> u8 {
+        match self.templates.nr_states() {
+            1 => 0,
+            n => self.rng.below(n as u64) as u8,
+        }
     }
 
     /// Append agent `k`'s event of `kind`, stamped `ts`, and account for it.
@@ -481,26 +593,36 @@ impl Driver {
         k: u32,
         kind: EventKind,
         ts: u64,
-        c: &mut Conn,
-        log_arc: &'a Mutex<Vec<Vec<u64>>>,
-        log: &mut Option<std::sync::MutexGuard<'a, Vec<Vec<u64>>>>,
+        out: &mut Vec<u8>,
+        log_arc: &'a Mutex<Log>,
+        log: &mut Option<std::sync::MutexGuard<'a, Log>>,
     ) {
         let seq = self.shared.sent_seq.load(Ordering::Relaxed) + 1;
         let len = self.templates.frame_len(kind, k);
         match &self.wire {
-            PubWire::Nats(p) => p.begin(len, &mut c.out),
-            PubWire::Redis(p) => p.begin(len, &mut c.out),
+            PubWire::Nats(p) => p.begin(len, out),
+            PubWire::Redis(p) => p.begin(len, out),
             PubWire::Cti(_) => {}
         }
-        self.templates.append(kind, k, seq, ts, &mut c.out);
+        self.templates.append(kind, k, seq, ts, out);
         match &self.wire {
-            PubWire::Nats(p) => p.end(&mut c.out),
-            PubWire::Redis(p) => p.end(&mut c.out),
+            PubWire::Nats(p) => p.end(out),
+            PubWire::Redis(p) => p.end(out),
             PubWire::Cti(_) => {}
+        }
+        match kind {
+            EventKind::AgentState(i) => self.world.agent_state(k, self.templates.state(i)),
+            EventKind::CallDelivered => self.world.call_delivered(k),
         }
         if self.targeting.logged[k as usize] {
             let guard = log.get_or_insert_with(|| log_arc.lock().expect("log lock"));
-            guard[k as usize].push(seq);
+            guard.seqs[k as usize].push(seq);
+            if let Some(h) = guard.history.as_mut() {
+                match kind {
+                    EventKind::AgentState(i) => h.agent_state(k, seq, self.templates.state(i)),
+                    EventKind::CallDelivered => h.call_delivered(k, seq),
+                }
+            }
         }
         self.shared.expected.fetch_add(
             self.targeting.recipients[k as usize] as u64,
@@ -568,7 +690,7 @@ impl Driver {
         let Some(d) = slot.as_mut() else { return };
         let before = d.server.nr_requests;
         let open = d.conn.fill().unwrap_or(false);
-        let answered = d.server.on_input(&d.conn.input, &mut d.conn.out);
+        let answered = d.server.serve(&d.conn.input, &mut d.conn.out, &self.world);
         if let Ok(used) = answered {
             d.conn.input.drain(..used);
         }
@@ -602,8 +724,122 @@ impl Driver {
     /// Read and answer; false once the other side closed.
     fn read(&mut self, c: &mut Conn) -> Result<bool, String> {
         let open = c.fill().map_err(|e| format!("driver read: {e}"))?;
-        let used = self.wire.on_input(&c.input, &mut c.out)?;
+        let used = self.wire.on_input(&c.input, &mut c.out, &self.world)?;
         c.input.drain(..used);
         Ok(open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use ctirouter::proto::{decode_frame, DecodeOptions, Message, Version};
+
+    fn driver(load: Load) -> Driver {
+        let n = load.agents;
+        let targeting = Targeting {
+            recipients: vec![1; n as usize],
+            logged: vec![true; n as usize],
+            log: Arc::new(Mutex::new(Log::new(n, true))),
+        };
+        Driver::new(
+            Endpoint::Connect(([127, 0, 0, 1], 9).into()),
+            PubWire::Cti(CtiServer::upstream(true)),
+            load,
+            targeting,
+            Shared::new(),
+        )
+    }
+
+    /// Each frame of `out`: (agent, Some(state) of an agent event or None
+    /// for a call event).
+    fn frames(out: &[u8]) -> Vec<(u32, Option<u16>)> {
+        let mut at = 0;
+        let mut seen = Vec::new();
+        while at < out.len() {
+            let (m, used) = decode_frame(&out[at..], Version::MAX, DecodeOptions::STRICT).unwrap();
+            at += used;
+            seen.push(match m {
+                Message::AgentStateEvent(e) => {
+                    ((e.icm_agent_id - 5000) as u32, Some(e.agent_state))
+                }
+                Message::CallDeliveredEvent(e) => (e.connection_call_id - 10_000_000, None),
+                m => panic!("{m:?}"),
+            });
+        }
+        seen
+    }
+
+    fn play(d: &mut Driver, n: usize) -> Vec<u8> {
+        let log_arc = Arc::clone(&d.targeting.log);
+        let mut log = None;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            d.one_event(7, &mut out, &log_arc, &mut log);
+        }
+        out
+    }
+
+    #[test]
+    fn the_default_load_draws_the_stream_it_always_drew() {
+        let load = Load {
+            agents: 50,
+            ..Default::default()
+        };
+        let mut d = driver(load.clone());
+        let seen = frames(&play(&mut d, 2_000));
+        // Agent first, then the kind; nothing else drawn.
+        let mut rng = Rng::new(load.seed);
+        for &(k, state) in &seen {
+            assert_eq!(k as u64, rng.below(50));
+            let agent_event = rng.unit() < load.agent_state_share;
+            assert_eq!(state, agent_event.then_some(3));
+        }
+    }
+
+    #[test]
+    fn states_vary_calls_go_to_their_agents_and_the_world_follows() {
+        let mut d = driver(Load {
+            agents: 20,
+            agent_states: vec![2, 3, 4],
+            agents_in_calls: 0.5,
+            ..Default::default()
+        });
+        let seen = frames(&play(&mut d, 3_000));
+        let mut states = std::collections::BTreeSet::new();
+        let mut last = [None; 20];
+        for &(k, state) in &seen {
+            match state {
+                Some(s) => {
+                    states.insert(s);
+                    last[k as usize] = Some(s);
+                }
+                None => assert_eq!(k % 2, 1, "agent {k} takes no calls"),
+            }
+        }
+        assert_eq!(states.into_iter().collect::<Vec<_>>(), [2, 3, 4]);
+        // The PG answers what the stream said last.
+        use ctirouter::proto::msg::QueryAgentStateReq;
+        for k in 0..20u32 {
+            let Message::QueryAgentStateConf(c) = d.world.query_agent_state(&QueryAgentStateReq {
+                icm_agent_id: 5000 + k as i32,
+                ..Default::default()
+            }) else {
+                panic!()
+            };
+            assert_eq!(Some(c.agent_state), last[k as usize].or(Some(1)));
+        }
+        // And the history says the same at the end of the stream.
+        let log = d.targeting.log.lock().unwrap();
+        let h = log.history.as_ref().unwrap();
+        for k in 0..20u32 {
+            let want = crate::pg::View::AgentState {
+                state: last[k as usize].unwrap_or(1),
+                agent: Some(k),
+            };
+            assert_eq!(h.expected(false, k, u64::MAX), want);
+        }
+        assert_eq!(log.seqs.iter().map(Vec::len).sum::<usize>(), 3_000);
     }
 }

@@ -11,9 +11,11 @@
 //! # Layout
 //! * `scenario`, `plan` — scenario files; sessions and routing model
 //! * `events`, `marker`, `rng`, `clock` — what the driver sends, and when
-//! * `driver`, `pacer`, `cti_server`, `nats`, `redis` — the publisher thread
-//! * `swarm`, `cti_client`, `requests`, `tally`, `heartbeat` — the client
-//!   sessions, their requests, their accounting and their heartbeats
+//! * `driver`, `pacer`, `cti_server`, `pg`, `nats`, `redis` — the publisher
+//!   thread, and what the PG knows and answers
+//! * `swarm`, `cti_client`, `requests`, `tally`, `heartbeat`, `storm` — the
+//!   client sessions, their requests, their accounting, their heartbeats
+//!   and their reconnect storms
 //! * `runner`, `router_proc`, `procstat`, `shared` — a run, the router process, its cost
 //! * `probe` — the limit probe's server (its own process)
 //! * `results`, `summary`, `report`, `svg`, `compare` — results, files, tables
@@ -28,6 +30,7 @@ mod heartbeat;
 mod marker;
 mod nats;
 mod pacer;
+mod pg;
 mod plan;
 mod probe;
 mod procstat;
@@ -40,6 +43,7 @@ mod router_proc;
 mod runner;
 mod scenario;
 mod shared;
+mod storm;
 mod summary;
 mod svg;
 mod swarm;

@@ -204,7 +204,7 @@ mod tests {
     /// with its marker elsewhere is walked, and found.
     #[test]
     fn finder_checks_its_hint() {
-        let t = crate::events::Templates::new(3);
+        let t = crate::events::Templates::new(3, &[3]);
         let mut a = Vec::new();
         t.append(crate::events::EventKind::CallDelivered, 1, 5, 50, &mut a);
         let mut finder = Finder::default();

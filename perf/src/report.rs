@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use crate::results::{PhaseResult, RequestResult};
+use crate::results::{Percentiles, PhaseResult, RequestResult};
 
 /// Machine, kernel and commit, as markdown lines.
 pub fn header(command: &str) -> String {
@@ -81,6 +81,7 @@ pub fn table(results: &[PhaseResult]) -> String {
             );
         }
         requests_rows(&mut s, r);
+        storm_rows(&mut s, r);
         if r.groups.len() < 2 {
             continue;
         }
@@ -153,6 +154,57 @@ fn requests_rows(s: &mut String, r: &PhaseResult) {
             ms(e.max_us),
         );
     }
+}
+
+/// p50 … max columns of a row.
+fn latency_cells(p: &Percentiles) -> String {
+    format!(
+        "{} | {} | {} | {} | {}",
+        ms(p.p50_us),
+        ms(p.p90_us),
+        ms(p.p99_us),
+        ms(p.p999_us),
+        ms(p.max_us)
+    )
+}
+
+/// The rows of a reconnect storm: each query's answer from the session's
+/// OPEN_CONF, both answers per session, and the All Events deliveries read
+/// during the storm. Last column: what was not an answer, and how many of
+/// those requests reached the PG.
+fn storm_rows(s: &mut String, r: &PhaseResult) {
+    let Some(st) = &r.storm else { return };
+    for q in &st.queries {
+        let failed: u64 = q.failures.values().sum();
+        let _ = writeln!(
+            s,
+            "| | | storm: OPEN_CONF → {}_CONF ({} sent) | | | {} | | | failed {failed} / unanswered {} / disagree {} / reached the PG {} |",
+            q.request.trim_end_matches("_REQ"),
+            q.sent,
+            latency_cells(&q.latency),
+            q.unanswered,
+            q.mismatched,
+            q.reached_pg,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| | | storm: OPEN_CONF → both answers ({} of {} sessions; {} re-opened of {} dropped) | | | {} | | | not answered {} |",
+        st.answered,
+        st.querying,
+        st.reopened,
+        st.dropped,
+        latency_cells(&st.answered_in),
+        st.not_answered,
+    );
+    let e = &st.all_events;
+    let _ = writeln!(
+        s,
+        "| | | All Events deliveries read during the storm ({}, {:.0} ms) | | | {} | | | |",
+        e.count,
+        st.storm_ms,
+        latency_cells(e),
+    );
 }
 
 /// Where CPU comes from, said once in every summary.
@@ -249,10 +301,72 @@ pub fn details(results: &[PhaseResult]) -> String {
             );
         }
         if let Some(pg) = &r.pg_requests {
+            let by_type = if pg.by_type.is_empty() {
+                String::new()
+            } else {
+                let types: Vec<String> =
+                    pg.by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                format!("; from the router by type: {}", types.join(", "))
+            };
             let _ = writeln!(
                 s,
-                "* {} / {}: the PG (driver) answered {} requests from the router and {} from direct sessions in the window and drain ({} did not decode)",
+                "* {} / {}: the PG (driver) answered {} requests from the router and {} from direct sessions in the window and drain ({} did not decode){by_type}",
                 r.scenario, r.phase, pg.from_router, pg.direct, pg.bad
+            );
+        }
+        if let Some(a) = &r.all_events {
+            let _ = writeln!(
+                s,
+                "* {} / {}: All Events deliveries of the window: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms ({})",
+                r.scenario,
+                r.phase,
+                ms(a.p50_us),
+                ms(a.p99_us),
+                ms(a.p999_us),
+                ms(a.max_us),
+                a.count
+            );
+        }
+        if let Some(st) = &r.storm {
+            let checked = if st.answers_checked {
+                format!(
+                    "; of their agents {} had told their state and {} had a call before the drop; {} answers disagree with the PG's stream{}",
+                    st.state_known,
+                    st.in_call,
+                    st.mismatched,
+                    st.mismatch_examples
+                        .first()
+                        .map_or(String::new(), |e| format!(" (e.g. {e})"))
+                )
+            } else {
+                String::new()
+            };
+            let failures: Vec<String> = st
+                .queries
+                .iter()
+                .flat_map(|q| {
+                    q.failures
+                        .iter()
+                        .map(move |(f, n)| format!("{} {f}: {n}", q.request))
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "* {} / {}: storm: {} sessions dropped (in {:.1} ms, no CLOSE_REQ), {} re-opened (the phase's opens are the re-opens), {} of {} answered both queries (p99 over all {}){checked}; failures: {}",
+                r.scenario,
+                r.phase,
+                st.dropped,
+                st.drop_span_ms,
+                st.reopened,
+                st.answered,
+                st.querying,
+                st.answered_in_p99_all_ms
+                    .map_or("over 1% not answered".into(), |p| format!("{p:.3} ms")),
+                if failures.is_empty() {
+                    "none".into()
+                } else {
+                    failures.join(", ")
+                }
             );
         }
     }
@@ -334,6 +448,64 @@ mod tests {
         let doc = summary_md("s", "cmd", &[r]);
         assert!(doc.contains("comes from schedstat"));
         assert!(doc.contains("(from schedstat)"));
+    }
+
+    #[test]
+    fn storm_rows_and_details() {
+        use crate::results::{PgRequests, QueryResult, StormResult};
+        let q = |name: &str| QueryResult {
+            request: name.into(),
+            sent: 2_000,
+            confs: 1_999,
+            failures: [("FAILURE_CONF 15".to_string(), 1)].into_iter().collect(),
+            latency: Percentiles {
+                p99_us: 1_500.0,
+                ..Default::default()
+            },
+            reached_pg: 2_000,
+            ..Default::default()
+        };
+        let r = PhaseResult {
+            scenario: "reconnect-storm".into(),
+            phase: "storm".into(),
+            pg_requests: Some(PgRequests {
+                from_router: 4_000,
+                by_type: [("SNAPSHOT_DEVICE_REQ".to_string(), 2_000)]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            storm: Some(StormResult {
+                dropped: 2_000,
+                reopened: 2_000,
+                querying: 2_000,
+                answered: 1_998,
+                not_answered: 2,
+                queries: vec![q("QUERY_AGENT_STATE_REQ"), q("SNAPSHOT_DEVICE_REQ")],
+                answers_checked: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let t = table(std::slice::from_ref(&r));
+        assert_eq!(t.lines().count(), 7, "{t}");
+        assert!(
+            t.contains("OPEN_CONF → SNAPSHOT_DEVICE_CONF (2000 sent)"),
+            "{t}"
+        );
+        assert!(t.contains("| 1.500 |"));
+        assert!(t.contains("failed 1 / unanswered 0 / disagree 0 / reached the PG 2000"));
+        assert!(t.contains("both answers (1998 of 2000 sessions; 2000 re-opened of 2000 dropped)"));
+        let d = details(&[r]);
+        assert!(
+            d.contains("from the router by type: SNAPSHOT_DEVICE_REQ 2000"),
+            "{d}"
+        );
+        assert!(d.contains("2000 sessions dropped"), "{d}");
+        assert!(
+            d.contains("QUERY_AGENT_STATE_REQ FAILURE_CONF 15: 1"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! ANSWER_CALL, HOLD_CALL, RETRIEVE_CALL (Client Control) and SET_CALL_DATA
 //! (Call Data Update), each for the session's own agent, its instrument and
 //! the call the driver's events give that instrument (Client Events scope,
-//! docs/requests.md §4); the requests one session has in flight and which
+//! docs/requests.md §4); the two queries a desktop sends after it re-opens
+//! (QUERY_AGENT_STATE, SNAPSHOT_DEVICE); the requests one session has in flight and which
 //! of them a reply answers (by InvokeID); and the per-group accounting of
 //! round trips and answers. No I/O here.
 
@@ -10,14 +11,16 @@ use std::collections::BTreeMap;
 
 use ctirouter::proto::constants::{agent_state, connection_type, msg};
 use ctirouter::proto::msg::{
-    AnswerCallReq, HoldCallReq, RetrieveCallReq, SetAgentStateReq, SetCallDataReq,
+    AnswerCallReq, HoldCallReq, QueryAgentStateReq, RetrieveCallReq, SetAgentStateReq,
+    SetCallDataReq, SnapshotDeviceReq,
 };
 use ctirouter::proto::{CtiString, Message};
 use hdrhistogram::Histogram;
 
 use crate::events::{agent_id, call_id, instrument, PERIPHERAL_ID};
 
-/// One of the five request types of the mix.
+/// One of the five request types of the mix, or one of the two queries a
+/// desktop sends after it re-opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     SetAgentState,
@@ -25,10 +28,13 @@ pub enum Kind {
     HoldCall,
     RetrieveCall,
     SetCallData,
+    QueryAgentState,
+    SnapshotDevice,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    /// The mix of paced requests and bursts.
+    pub const MIX: [Kind; 5] = [
         Kind::SetAgentState,
         Kind::AnswerCall,
         Kind::HoldCall,
@@ -36,9 +42,25 @@ impl Kind {
         Kind::SetCallData,
     ];
 
+    /// What a desktop asks right after its OPEN_CONF when it re-opens.
+    pub const QUERIES: [Kind; 2] = [Kind::QueryAgentState, Kind::SnapshotDevice];
+
     /// The mix, equal parts: `r` is any random number.
     pub fn of(r: u64) -> Kind {
-        Kind::ALL[(r % Kind::ALL.len() as u64) as usize]
+        Kind::MIX[(r % Kind::MIX.len() as u64) as usize]
+    }
+
+    /// The request's message type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SetAgentState => "SET_AGENT_STATE_REQ",
+            Kind::AnswerCall => "ANSWER_CALL_REQ",
+            Kind::HoldCall => "HOLD_CALL_REQ",
+            Kind::RetrieveCall => "RETRIEVE_CALL_REQ",
+            Kind::SetCallData => "SET_CALL_DATA_REQ",
+            Kind::QueryAgentState => "QUERY_AGENT_STATE_REQ",
+            Kind::SnapshotDevice => "SNAPSHOT_DEVICE_REQ",
+        }
     }
 
     /// The confirmation that answers it.
@@ -49,11 +71,15 @@ impl Kind {
             Kind::HoldCall => msg::HOLD_CALL_CONF,
             Kind::RetrieveCall => msg::RETRIEVE_CALL_CONF,
             Kind::SetCallData => msg::SET_CALL_DATA_CONF,
+            Kind::QueryAgentState => msg::QUERY_AGENT_STATE_CONF,
+            Kind::SnapshotDevice => msg::SNAPSHOT_DEVICE_CONF,
         }
     }
 
     /// The request for agent `k`: its AgentID and instrument, and the call
-    /// the driver's CALL_DELIVERED_EVENTs for `k` alert on that instrument.
+    /// the driver's CALL_DELIVERED_EVENTs for `k` alert on that instrument
+    /// (the queries: `k`'s state by AgentID and instrument, MRDID 1; the
+    /// calls at `k`'s instrument).
     pub fn message(self, invoke_id: u32, k: u32) -> Message {
         let text = |s: &str| Some(CtiString::new(s));
         let phone = instrument(k);
@@ -108,6 +134,22 @@ impl Kind {
                 ..Default::default()
             }
             .into(),
+            Kind::QueryAgentState => QueryAgentStateReq {
+                invoke_id,
+                peripheral_id: PERIPHERAL_ID,
+                mrd_id: 1,
+                agent_id: text(&agent_id(k)),
+                agent_instrument: text(&phone),
+                ..Default::default()
+            }
+            .into(),
+            Kind::SnapshotDevice => SnapshotDeviceReq {
+                invoke_id,
+                peripheral_id: PERIPHERAL_ID,
+                snapshot_device_type: 0,
+                agent_instrument: text(&phone),
+            }
+            .into(),
         }
     }
 }
@@ -121,6 +163,8 @@ pub enum Tag {
     Measured,
     /// Part of the phase's burst.
     Burst,
+    /// A query sent right after a re-open (reconnect storm).
+    Storm,
 }
 
 /// A request in flight.
@@ -194,6 +238,13 @@ impl InFlight {
 
     pub fn len(&self) -> usize {
         self.sent.len()
+    }
+
+    /// Forget every request in flight (its connection is gone); how many.
+    pub fn clear(&mut self) -> usize {
+        let n = self.sent.len();
+        self.sent.clear();
+        n
     }
 
     /// Whether a request with this InvokeID is in flight.
@@ -315,7 +366,7 @@ mod tests {
 
     #[test]
     fn every_kind_names_its_agent_and_call_and_decodes() {
-        for kind in Kind::ALL {
+        for kind in Kind::MIX.into_iter().chain(Kind::QUERIES) {
             let f = kind.message(7, 12).to_frame(Version::MAX).unwrap();
             let (m, used) = decode_frame(&f, Version::MAX, DecodeOptions::STRICT).unwrap();
             assert_eq!(used, f.len());
@@ -323,9 +374,16 @@ mod tests {
             assert_eq!(frame::message_type(&f), Some(kind.conf_type() - 1));
             let text = format!("{m:?}");
             assert!(text.contains("200012"), "{kind:?}: {text}");
-            if kind != Kind::SetAgentState {
+            if Kind::MIX.contains(&kind) && kind != Kind::SetAgentState {
                 assert!(text.contains(&call_id(12).to_string()), "{kind:?}: {text}");
             }
+            if kind == Kind::QueryAgentState {
+                assert!(text.contains("100012"), "{text}");
+            }
+            assert_eq!(
+                ctirouter::proto::Message::type_name(kind.conf_type() - 1),
+                Some(kind.name())
+            );
         }
         let mut seen = [false; 5];
         (0..5).for_each(|r| seen[Kind::of(r) as usize] = true);

@@ -178,6 +178,94 @@ pub struct PgRequests {
     pub direct: u64,
     /// Of those, bodies that did not decode (FAILURE_CONF 25).
     pub bad: u64,
+    /// Answered on the router's upstream session, by message type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_type: BTreeMap<String, u64>,
+}
+
+impl PgRequests {
+    /// What came between `before` and these counts.
+    pub fn since(&self, before: &PgRequests) -> PgRequests {
+        PgRequests {
+            from_router: self.from_router - before.from_router,
+            direct: self.direct - before.direct,
+            bad: self.bad - before.bad,
+            by_type: self
+                .by_type
+                .iter()
+                .map(|(t, &n)| (t.clone(), n - before.of_type(t)))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+        }
+    }
+
+    /// Requests of type `name` the router sent the PG.
+    pub fn of_type(&self, name: &str) -> u64 {
+        self.by_type.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// One query type of a reconnect storm.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueryResult {
+    /// `QUERY_AGENT_STATE_REQ` or `SNAPSHOT_DEVICE_REQ`.
+    pub request: String,
+    pub sent: u64,
+    /// Answered by its own confirmation.
+    pub confs: u64,
+    /// Failure answers (`FAILURE_CONF status`, `CONTROL_FAILURE_CONF code`,
+    /// `wrong type T`): not answers.
+    pub failures: BTreeMap<String, u64>,
+    /// No answer after the drain.
+    pub unanswered: u64,
+    /// Confirmations that disagree with the PG's stream.
+    pub mismatched: u64,
+    /// The session's OPEN_CONF → this confirmation read, µs.
+    pub latency: Percentiles,
+    /// Of these requests, how many reached the PG from the router in the
+    /// phase (window and drain).
+    pub reached_pg: u64,
+}
+
+/// A reconnect storm: sessions that dropped and re-opened, their queries
+/// and the All Events deliveries read meanwhile.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StormResult {
+    /// Sessions that dropped, and of them those that opened again.
+    pub dropped: u64,
+    pub reopened: u64,
+    /// First drop → last drop (one harness thread closes them), ms.
+    pub drop_span_ms: f64,
+    /// First drop → 20 ms after the last session was re-opened and
+    /// answered (the time All Events deliveries count as read during the
+    /// storm), ms.
+    pub storm_ms: f64,
+    /// Sessions that sent the queries, those whose every query got its
+    /// confirmation, and the rest (a failure, no answer, not re-opened).
+    pub querying: u64,
+    pub answered: u64,
+    pub not_answered: u64,
+    /// OPEN_CONF → the last of a session's answers (answered sessions), µs.
+    pub answered_in: Percentiles,
+    /// The p99 of the same over every querying session, counting one not
+    /// answered as slower than any, ms (`None`: over 1% not answered).
+    pub answered_in_p99_all_ms: Option<f64>,
+    pub queries: Vec<QueryResult>,
+    /// Of the dropped sessions' agents: those whose state an
+    /// AGENT_STATE_EVENT had told before the drop, and those with a call at
+    /// their instrument then (when answers are checked).
+    pub state_known: u64,
+    pub in_call: u64,
+    /// Whether answers were checked against the PG's stream, how many
+    /// disagreed, and the first few.
+    pub answers_checked: bool,
+    pub mismatched: u64,
+    pub mismatch_examples: Vec<String>,
+    /// All Events deliveries read during the storm (`storm_ms`), µs.
+    pub all_events: Percentiles,
+    /// QUERY_AGENT_STATE_REQ + SNAPSHOT_DEVICE_REQ the PG got from the
+    /// router in the phase.
+    pub upstream_queries: u64,
 }
 
 /// The swarm's HEARTBEAT_REQs in the measured window. A round is one pass
@@ -304,6 +392,13 @@ pub struct PhaseResult {
     pub burst: Option<BurstResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_requests: Option<PgRequests>,
+    /// Every All Events group's deliveries of the window, merged (scenarios
+    /// with a reconnect storm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_events: Option<Percentiles>,
+    /// The phase's reconnect storm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormResult>,
     pub targets: Vec<TargetCheck>,
     /// The CDF plot written for this phase (file name in the out dir).
     pub plot: String,
@@ -366,6 +461,27 @@ mod tests {
         assert!(!c.pass);
         assert!(c.note.starts_with("missed by 20%"), "{}", c.note);
         assert!(at_most("p99", 0.5, 1.0, "ms").pass);
+    }
+
+    #[test]
+    fn pg_requests_by_type_subtract() {
+        let at = |n: u64, q: u64, s: u64| PgRequests {
+            from_router: n,
+            by_type: [
+                ("QUERY_AGENT_STATE_REQ".to_string(), q),
+                ("SNAPSHOT_DEVICE_REQ".to_string(), s),
+            ]
+            .into_iter()
+            .filter(|&(_, n)| n > 0)
+            .collect(),
+            ..Default::default()
+        };
+        let d = at(4_010, 2_000, 2_010).since(&at(10, 0, 10));
+        assert_eq!(d.from_router, 4_000);
+        assert_eq!(d.of_type("QUERY_AGENT_STATE_REQ"), 2_000);
+        assert_eq!(d.of_type("SNAPSHOT_DEVICE_REQ"), 2_000);
+        assert_eq!(at(5, 0, 5).since(&at(5, 0, 5)).by_type.len(), 0);
+        assert_eq!(d.of_type("HOLD_CALL_REQ"), 0);
     }
 
     #[test]

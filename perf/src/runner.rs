@@ -6,7 +6,8 @@
 //! A scenario with desktops also gets a router config listing their
 //! ClientID, a second driver listener for the direct desktops, one priming
 //! event per agent (so the router knows every agent's call), and each
-//! phase's request plan.
+//! phase's request plan. A phase with a reconnect storm tells the swarm
+//! when its groups drop and reconnect.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use mio::net::TcpListener;
 
 use crate::clock::now_ns;
 use crate::cti_server::CtiServer;
-use crate::driver::{Driver, Endpoint, PubWire, Targeting};
+use crate::driver::{Driver, Endpoint, Log, PubWire, Targeting};
 use crate::nats::NatsPub;
 use crate::pacer::Pacer;
 use crate::plan;
@@ -86,7 +87,7 @@ struct Live {
     pid: u32,
     /// The router or the limit probe.
     router: Option<ServerProcess>,
-    log: Arc<Mutex<Vec<Vec<u64>>>>,
+    log: Arc<Mutex<Log>>,
     rss_peak: u64,
     threads: Vec<std::thread::JoinHandle<()>>,
     swarm: Option<std::thread::JoinHandle<Result<(), String>>>,
@@ -152,7 +153,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
     let specs = plan::session_specs(scenario);
     let shared = Shared::new();
-    let log = Arc::new(Mutex::new(vec![Vec::new(); scenario.load.agents as usize]));
+    let log = Arc::new(Mutex::new(Log::new(
+        scenario.load.agents,
+        scenario.checks_answers(),
+    )));
     let targeting = Targeting {
         recipients: plan::recipients(scenario, &specs),
         logged: plan::logged_agents(scenario, &specs),
@@ -251,8 +255,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     .with_heartbeats(scenario.load.heartbeats);
     live.swarm = Some(swarm.spawn());
     open_initial_groups(scenario, &mut live)?;
-    if scenario.has_requests() {
-        prime(&mut live)?;
+    if scenario.primes() {
+        prime(&mut live, scenario.load.prime_agent_states)?;
     }
     let mut results = Vec::new();
     for phase in &scenario.phases {
@@ -263,6 +267,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         if let Some(d) = opts.duration {
             phase.duration_secs = d;
         }
+        fit_storm(scenario, &mut phase);
         let result = run_phase(scenario, &phase, opts, &mut live, &results)?;
         results.push(result);
     }
@@ -292,11 +297,36 @@ fn warn_if_busy() {
     }
 }
 
-/// One CALL_DELIVERED_EVENT per agent before the first phase, so that the
-/// router's call-party tracker knows each desktop's call (requests naming a
-/// call its device is not part of are refused, docs/requests.md §4), then
-/// the drain of what they owe.
-fn prime(live: &mut Live) -> Result<(), String> {
+/// Seconds a measured window goes on after its storm's last reconnect.
+const STORM_TAIL_SECS: f64 = 2.0;
+
+/// A storm must end inside the measured window (its drops and reconnects
+/// are scheduled from the window's start): a window too short for it (a
+/// `--duration` meant for other scenarios) is lengthened, and said so.
+fn fit_storm(scenario: &Scenario, phase: &mut Phase) {
+    let need = scenario
+        .reconnect_groups(&phase.name)
+        .map(|gi| {
+            let g = &scenario.groups[gi];
+            g.reconnect_after_secs + g.reconnect_within_secs + STORM_TAIL_SECS
+        })
+        .fold(0.0, f64::max);
+    if phase.duration_secs < need {
+        eprintln!(
+            "phase {:?}: {} s is too short for its reconnect storm: measuring {need} s",
+            phase.name, phase.duration_secs
+        );
+        phase.duration_secs = need;
+    }
+}
+
+/// One CALL_DELIVERED_EVENT per agent that takes calls before the first
+/// phase, so that the router's call-party tracker knows each desktop's call
+/// (requests naming a call its device is not part of are refused,
+/// docs/requests.md §4), and with `agent_states` one AGENT_STATE_EVENT per
+/// agent before it (so the router knows every agent's state); then the
+/// drain of what they owe.
+fn prime(live: &mut Live, agent_states: bool) -> Result<(), String> {
     live.shared.primed.store(false, Ordering::SeqCst);
     live.shared.prime.store(true, Ordering::SeqCst);
     wait_for("priming events", Duration::from_secs(30), live, |l| {
@@ -304,7 +334,12 @@ fn prime(live: &mut Live) -> Result<(), String> {
     })?;
     drain(live)?;
     eprintln!(
-        "primed: one call per agent ({} deliveries of {} owed)",
+        "primed: {}one call per agent that takes calls ({} deliveries of {} owed)",
+        if agent_states {
+            "one agent state per agent, "
+        } else {
+            ""
+        },
         live.shared.delivered.load(Ordering::Relaxed),
         live.shared.expected.load(Ordering::Relaxed)
     );
@@ -566,6 +601,20 @@ fn run_phase(
         start_ns: 0,
     });
     send(live, Cmd::Measure { bursts })?;
+    // After Measure (which forgets the last storm), so the swarm has reset
+    // before the first drop.
+    for gi in scenario.reconnect_groups(&phase.name) {
+        let g = &scenario.groups[gi];
+        send(
+            live,
+            Cmd::Reconnect {
+                group: gi,
+                drop_ns: measure_at + (g.reconnect_after_secs * 1e9) as u64,
+                within_ns: (g.reconnect_within_secs * 1e9) as u64,
+                queries: g.queries_on_reopen,
+            },
+        )?;
+    }
     let stalled: Vec<usize> = (0..scenario.groups.len())
         .filter(|&gi| scenario.groups[gi].stall_in_phase.as_deref() == Some(phase.name.as_str()))
         .collect();
@@ -611,15 +660,12 @@ fn run_phase(
         rss_end,
         driver_behind: after.behind - before.behind,
         upstream_heartbeats: live.shared.upstream_heartbeats.load(Ordering::Relaxed) - upstream_hb,
-        pg_requests: scenario.has_requests().then(|| PgRequests {
-            from_router: pg_after.from_router - pg_before.from_router,
-            direct: pg_after.direct - pg_before.direct,
-            bad: pg_after.bad - pg_before.bad,
-        }),
+        pg_requests: scenario.has_requests().then(|| pg_after.since(&pg_before)),
         from_seq: snapshot.from_seq,
         to_seq,
         stalled: &stalled,
-        log: &log,
+        log: &log.seqs,
+        history: log.history.as_ref(),
         snapshot: &snapshot,
         earlier,
         out_dir: &opts.out_dir,
@@ -647,11 +693,18 @@ fn request_plan(scenario: &Scenario, phase: &Phase, measure_at: u64) -> RequestP
 /// The PG's request counters now.
 fn pg_requests(live: &Live) -> PgRequests {
     let s = &live.shared;
+    let by_type = s.upstream_by_type.lock().expect("by-type lock");
     PgRequests {
         from_router: s.upstream_requests.load(Ordering::Relaxed),
         direct: s.direct_requests.load(Ordering::Relaxed),
         bad: s.bad_requests.load(Ordering::Relaxed),
+        by_type: by_type.iter().map(|(&t, &n)| (type_name(t), n)).collect(),
     }
+}
+
+/// A message type's protocol name (its number if the codec has none).
+fn type_name(t: u32) -> String {
+    ctirouter::proto::Message::type_name(t).map_or_else(|| format!("type {t}"), str::to_string)
 }
 
 /// Wait until every delivery the driver's events owe has arrived and every
@@ -685,4 +738,41 @@ fn take_snapshot(live: &Live) -> Result<Snapshot, String> {
     send(live, Cmd::Snapshot(tx))?;
     rx.recv_timeout(Duration::from_secs(30))
         .map_err(|_| "the swarm sent no snapshot".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_too_short_for_its_storm_is_lengthened() {
+        let text = r#"
+            name = "s"
+            load = { agents = 4 }
+            [[groups]]
+            name = "desk"
+            service = "client-events"
+            count = 4
+            reconnect_in_phase = "storm"
+            reconnect_after_secs = 2
+            reconnect_within_secs = 1
+            [[phases]]
+            name = "calm"
+            rate = 1
+            duration_secs = 1
+            [[phases]]
+            name = "storm"
+            rate = 1
+            duration_secs = 10
+        "#;
+        let s: Scenario = toml::from_str(text).unwrap();
+        s.check().unwrap();
+        let (mut calm, mut storm) = (s.phases[0].clone(), s.phases[1].clone());
+        fit_storm(&s, &mut calm);
+        fit_storm(&s, &mut storm);
+        assert_eq!((calm.duration_secs, storm.duration_secs), (1.0, 10.0));
+        storm.duration_secs = 3.0;
+        fit_storm(&s, &mut storm);
+        assert_eq!(storm.duration_secs, 5.0);
+    }
 }

@@ -81,6 +81,19 @@ pub struct Load {
     /// or `spread` (perf/src/heartbeat.rs).
     #[serde(default)]
     pub heartbeats: Mode,
+    /// The AgentStates AGENT_STATE_EVENTs say, drawn with equal chances
+    /// (default: Available only, the stream before this key existed).
+    #[serde(default = "default_agent_states")]
+    pub agent_states: Vec<u16>,
+    /// Share of the agents that take calls (spread evenly over them): call
+    /// events name only those (default 1: every agent).
+    #[serde(default = "default_agents_in_calls")]
+    pub agents_in_calls: f64,
+    /// Before the first phase, one AGENT_STATE_EVENT per agent (and one
+    /// CALL_DELIVERED_EVENT per agent that takes calls), so the router has
+    /// seen every agent's state before anything is measured.
+    #[serde(default)]
+    pub prime_agent_states: bool,
 }
 
 impl Default for Load {
@@ -90,8 +103,18 @@ impl Default for Load {
             agent_state_share: default_agent_state_share(),
             seed: default_seed(),
             heartbeats: Mode::default(),
+            agent_states: default_agent_states(),
+            agents_in_calls: default_agents_in_calls(),
+            prime_agent_states: false,
         }
     }
+}
+
+fn default_agent_states() -> Vec<u16> {
+    vec![ctirouter::proto::constants::agent_state::AVAILABLE]
+}
+fn default_agents_in_calls() -> f64 {
+    1.0
 }
 
 fn default_agents() -> u32 {
@@ -156,6 +179,21 @@ pub struct Group {
     /// `requests`; they get no events.
     #[serde(default)]
     pub direct: bool,
+    /// Client Events sessions that, in this phase, drop their connection (no
+    /// CLOSE_REQ: a crash or failover) all at once, `reconnect_after_secs`
+    /// into its measured window, and connect and open again spread over
+    /// `reconnect_within_secs`.
+    #[serde(default)]
+    pub reconnect_in_phase: Option<String>,
+    #[serde(default)]
+    pub reconnect_after_secs: f64,
+    #[serde(default)]
+    pub reconnect_within_secs: f64,
+    /// Right after each re-open's OPEN_CONF: QUERY_AGENT_STATE_REQ for the
+    /// session's agent and SNAPSHOT_DEVICE_REQ for its instrument (needs
+    /// `requests = true`: Client Control).
+    #[serde(default)]
+    pub queries_on_reopen: bool,
 }
 
 impl Group {
@@ -294,6 +332,22 @@ pub struct Targets {
     /// The slowest event delivery read while the burst was in flight at most
     /// `ms` above the p99.9 of every delivery in `phase`.
     pub burst_added_ms: Option<BurstAdded>,
+    /// At most this many QUERY_AGENT_STATE_REQ + SNAPSHOT_DEVICE_REQ reached
+    /// the PG from the router in the phase (window and drain).
+    pub upstream_requests_in_storm: Option<u64>,
+    /// Re-opened sessions: OPEN_CONF → the last of its queries' answers, p99,
+    /// ms; a session with a failure or no answer counts as slower than any.
+    pub answer_p99_ms: Option<f64>,
+    /// All Events delivery p99 during the storm at most this × the All
+    /// Events p99 of the phase before (the calm one).
+    pub all_events_p99_ratio: Option<f64>,
+    /// Every session that dropped in the phase opened again.
+    #[serde(default)]
+    pub all_reopened: bool,
+    /// Every query answer says what the PG's stream said at its place in
+    /// the session's stream (perf/src/pg.rs).
+    #[serde(default)]
+    pub answers_match_stream: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -365,7 +419,9 @@ impl Scenario {
                     g.name
                 ));
             }
+            self.check_reconnect(g)?;
         }
+        self.check_load()?;
         let router_requesters = self.request_sessions(false);
         for p in &self.phases {
             if let Rate::PerSec(r) = p.rate {
@@ -411,6 +467,101 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    fn check_reconnect(&self, g: &Group) -> Result<(), String> {
+        let Some(phase) = &g.reconnect_in_phase else {
+            if g.queries_on_reopen {
+                return Err(format!(
+                    "group {:?}: queries_on_reopen without reconnect_in_phase",
+                    g.name
+                ));
+            }
+            return Ok(());
+        };
+        let Some(at) = self.phases.iter().position(|p| &p.name == phase) else {
+            return Err(format!("group {:?}: no phase named {phase:?}", g.name));
+        };
+        if g.service != Service::ClientEvents || g.direct {
+            return Err(format!(
+                "group {:?}: reconnect_in_phase is for client-events groups through the router",
+                g.name
+            ));
+        }
+        if g.queries_on_reopen && !g.requests {
+            return Err(format!(
+                "group {:?}: queries_on_reopen needs requests = true (Client Control)",
+                g.name
+            ));
+        }
+        let opens_at = g
+            .open_in_phase
+            .as_ref()
+            .and_then(|o| self.phases.iter().position(|p| &p.name == o));
+        if opens_at.is_some_and(|o| o >= at) {
+            return Err(format!(
+                "group {:?}: it must be open before the phase it reconnects in",
+                g.name
+            ));
+        }
+        let times = [g.reconnect_after_secs, g.reconnect_within_secs];
+        if times.iter().any(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(format!("group {:?}: reconnect times {times:?}", g.name));
+        }
+        Ok(())
+    }
+
+    fn check_load(&self) -> Result<(), String> {
+        let l = &self.load;
+        if l.agent_states.is_empty() || l.agent_states.len() > u8::MAX as usize {
+            return Err("load.agent_states: 1 to 255 states".into());
+        }
+        if let Some(s) = l.agent_states.iter().find(|&&s| s > 14) {
+            return Err(format!("load.agent_states: {s} is no AgentState (0–14)"));
+        }
+        if !(l.agents_in_calls > 0.0 && l.agents_in_calls <= 1.0) {
+            return Err(format!(
+                "load.agents_in_calls {} is not in (0, 1]",
+                l.agents_in_calls
+            ));
+        }
+        for p in &self.phases {
+            let t = &p.targets;
+            let storm_only = t.upstream_requests_in_storm.is_some()
+                || t.answer_p99_ms.is_some()
+                || t.answers_match_stream
+                || t.all_reopened;
+            if storm_only && self.reconnect_groups(&p.name).next().is_none() {
+                return Err(format!(
+                    "phase {:?}: reconnect-storm targets, but no group reconnects in it",
+                    p.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups whose sessions drop and reconnect in `phase`.
+    pub fn reconnect_groups<'a>(&'a self, phase: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(move |(_, g)| g.reconnect_in_phase.as_deref() == Some(phase))
+            .map(|(gi, _)| gi)
+    }
+
+    /// Whether some group queries after re-opening (the driver then keeps
+    /// the history its answers are checked against).
+    pub fn checks_answers(&self) -> bool {
+        self.groups.iter().any(|g| g.queries_on_reopen)
+    }
+
+    /// Whether the driver sends priming events before the first phase: one
+    /// call per agent that takes calls (scenarios with desktops, so the
+    /// router knows each desktop's call) and, with `prime_agent_states`,
+    /// one AGENT_STATE_EVENT per agent.
+    pub fn primes(&self) -> bool {
+        self.has_requests() || self.load.prime_agent_states
     }
 
     /// Sessions that connect to the server under test (all but `direct`).
@@ -570,6 +721,79 @@ mod tests {
         )
         .contains("client-events groups"));
         assert!(bad("phase = \"req\", ms", "phase = \"nope\", ms").contains("nope"));
+    }
+
+    const STORM: &str = r#"
+        name = "s"
+        load = { agents = 30, agent_states = [2, 3, 4], agents_in_calls = 0.5, prime_agent_states = true }
+        [[groups]]
+        name = "ae"
+        service = "all-events"
+        count = 2
+        [[groups]]
+        name = "desk"
+        service = "client-events"
+        count = 20
+        requests = true
+        reconnect_in_phase = "storm"
+        reconnect_after_secs = 1
+        reconnect_within_secs = 1
+        queries_on_reopen = true
+        [[phases]]
+        name = "calm"
+        rate = 10
+        duration_secs = 1
+        [[phases]]
+        name = "storm"
+        rate = 10
+        duration_secs = 4
+        [phases.targets]
+        upstream_requests_in_storm = 0
+        answer_p99_ms = 200
+        all_events_p99_ratio = 2.0
+        all_reopened = true
+        answers_match_stream = true
+    "#;
+
+    #[test]
+    fn reconnect_keys_parse_and_are_checked() {
+        let s: Scenario = toml::from_str(STORM).unwrap();
+        s.check().unwrap();
+        assert_eq!(s.reconnect_groups("storm").collect::<Vec<_>>(), [1]);
+        assert_eq!(s.reconnect_groups("calm").count(), 0);
+        assert!(s.checks_answers() && s.primes());
+        assert_eq!(s.load.agent_states, [2, 3, 4]);
+        let t = &s.phases[1].targets;
+        assert_eq!(t.upstream_requests_in_storm, Some(0));
+        assert_eq!(
+            (t.answer_p99_ms, t.all_events_p99_ratio),
+            (Some(200.0), Some(2.0))
+        );
+        assert!(t.all_reopened && t.answers_match_stream);
+        let bad = |from: &str, to: &str| {
+            let s: Scenario = toml::from_str(&STORM.replace(from, to)).unwrap();
+            s.check().unwrap_err()
+        };
+        assert!(bad("requests = true", "requests = false").contains("Client Control"));
+        assert!(bad("in_phase = \"storm\"", "in_phase = \"nope\"").contains("nope"));
+        assert!(bad("agents_in_calls = 0.5", "agents_in_calls = 0").contains("agents_in_calls"));
+        assert!(bad("[2, 3, 4]", "[]").contains("agent_states"));
+        assert!(bad("[2, 3, 4]", "[2, 30]").contains("30"));
+        assert!(bad(
+            "reconnect_in_phase = \"storm\"",
+            "reconnect_in_phase = \"storm\"\n        open_in_phase = \"storm\""
+        )
+        .contains("open before"));
+        assert!(bad(
+            "reconnect_in_phase = \"storm\"",
+            "reconnect_in_phase = \"calm\""
+        )
+        .contains("no group reconnects"));
+        // The defaults leave the stream as it was.
+        let plain: Scenario = toml::from_str(DESKTOPS).unwrap();
+        assert_eq!(plain.load.agent_states, [3]);
+        assert_eq!(plain.load.agents_in_calls, 1.0);
+        assert!(!plain.checks_answers() && plain.primes());
     }
 
     #[test]

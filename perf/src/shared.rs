@@ -2,6 +2,7 @@
 //! the main thread reads once a second, and the driver's plan. Atomics and
 //! one cold mutex; no I/O here.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -57,6 +58,9 @@ pub struct Shared {
     pub upstream_requests: AtomicU64,
     pub direct_requests: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Requests the driver answered on the router's upstream session, by
+    /// message type (updated when a read brought any).
+    pub upstream_by_type: Mutex<BTreeMap<u32, u64>>,
     /// Set by the main thread: the driver sends one CALL_DELIVERED_EVENT
     /// per agent (so the router knows every agent's call before desktops act
     /// on it), then sets `primed`.

@@ -1,18 +1,21 @@
 //! A phase's snapshot and counters → `PhaseResult`: latency per group, the
-//! loss accounting against the driver's log, server cost, targets checked;
-//! then its JSON and CDF plot written to the out dir.
+//! loss accounting against the driver's log, server cost, a reconnect
+//! storm's re-opens and answers (checked against the driver's history),
+//! targets checked; then its JSON and CDF plot written to the out dir.
 
 use std::path::Path;
 
 use hdrhistogram::Histogram;
 
+use crate::pg::History;
 use crate::procstat::{ThreadDelta, CPU_SOURCE};
-use crate::requests::RequestStats;
+use crate::requests::{Kind, RequestStats};
 use crate::results::{
     at_most, holds, BurstResult, GroupResult, HeartbeatResult, OpenResult, Percentiles, PgRequests,
-    PhaseResult, RequestResult, ThreadCpu,
+    PhaseResult, QueryResult, RequestResult, StormResult, ThreadCpu,
 };
 use crate::scenario::{Phase, Scenario, Service};
+use crate::storm::StormStats;
 use crate::svg;
 use crate::swarm::{End, SessionReport, Snapshot};
 use crate::tally::histogram;
@@ -43,6 +46,9 @@ pub struct PhaseInputs<'a> {
     pub stalled: &'a [usize],
     /// Per agent: seqs of events that named it.
     pub log: &'a [Vec<u64>],
+    /// When logged agents' states and calls changed (scenarios that check
+    /// query answers).
+    pub history: Option<&'a History>,
     pub snapshot: &'a Snapshot,
     pub earlier: &'a [PhaseResult],
     pub out_dir: &'a Path,
@@ -130,6 +136,8 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         requests: request_results(i),
         burst: burst_result(i),
         pg_requests: i.pg_requests.clone(),
+        all_events: all_events(i)?,
+        storm: storm_result(i),
         targets: Vec::new(),
         plot: String::new(),
     };
@@ -178,6 +186,68 @@ fn request_results(i: &PhaseInputs<'_>) -> Vec<RequestResult> {
             ))
         })
         .collect()
+}
+
+/// Every All Events group's window latency, merged (scenarios with a
+/// reconnect storm: the storm's reference).
+fn all_events(i: &PhaseInputs<'_>) -> Result<Option<Percentiles>, String> {
+    let storms = i
+        .scenario
+        .groups
+        .iter()
+        .any(|g| g.reconnect_in_phase.is_some());
+    if !storms {
+        return Ok(None);
+    }
+    let mut h = histogram();
+    for (gi, g) in i.scenario.groups.iter().enumerate() {
+        if g.service == Service::AllEvents && !i.stalled.contains(&gi) {
+            h.add(&i.snapshot.latency[gi]).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(Some(Percentiles::of(&h)))
+}
+
+/// The phase's reconnect storm, added up.
+fn storm_result(i: &PhaseInputs<'_>) -> Option<StormResult> {
+    let storm = i.snapshot.storm.as_ref()?;
+    let st = StormStats::of(&storm.reopens, i.history);
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let pg = i.pg_requests.as_ref();
+    let reached = |kind: Kind| pg.map_or(0, |p| p.of_type(kind.name()));
+    let queries: Vec<QueryResult> = st
+        .kinds
+        .iter()
+        .map(|k| QueryResult {
+            request: k.kind.name().into(),
+            sent: k.sent,
+            confs: k.confs,
+            failures: k.failures.clone(),
+            unanswered: k.unanswered,
+            mismatched: k.mismatched,
+            latency: Percentiles::of(&k.latency),
+            reached_pg: reached(k.kind),
+        })
+        .collect();
+    Some(StormResult {
+        dropped: st.dropped,
+        reopened: st.reopened,
+        drop_span_ms: ms(storm.last_drop_ns.saturating_sub(storm.first_drop_ns)),
+        storm_ms: ms(storm.until_ns.saturating_sub(storm.first_drop_ns)),
+        querying: st.querying,
+        answered: st.answered,
+        not_answered: st.querying - st.answered,
+        answered_in: Percentiles::of(&st.sessions),
+        answered_in_p99_all_ms: st.p99_all_ns().map(ms),
+        upstream_queries: queries.iter().map(|q| q.reached_pg).sum(),
+        queries,
+        state_known: st.state_known,
+        in_call: st.in_call,
+        answers_checked: st.checked,
+        mismatched: st.mismatched(),
+        mismatch_examples: st.examples.clone(),
+        all_events: Percentiles::of(&storm.all_events),
+    })
 }
 
 fn burst_result(i: &PhaseInputs<'_>) -> Option<BurstResult> {
@@ -455,6 +525,7 @@ fn check_targets(i: &PhaseInputs<'_>, r: &PhaseResult) -> Vec<crate::results::Ta
             )),
         }
     }
+    storm_targets(i, r, &mut checks);
     if let Some(ratio) = t.nats_ratio {
         checks.push(crate::results::TargetCheck {
             name: "deliveries/s vs NATS".into(),
@@ -465,6 +536,107 @@ fn check_targets(i: &PhaseInputs<'_>, r: &PhaseResult) -> Vec<crate::results::Ta
         });
     }
     checks
+}
+
+/// The reconnect storm's targets.
+fn storm_targets(
+    i: &PhaseInputs<'_>,
+    r: &PhaseResult,
+    checks: &mut Vec<crate::results::TargetCheck>,
+) {
+    let t = &i.phase.targets;
+    let storm = r.storm.as_ref();
+    let no_storm = |name: &str| holds(name, false, "the phase had no reconnect storm".into());
+    if let Some(limit) = t.upstream_requests_in_storm {
+        let name = "storm queries that reached the PG";
+        match (storm, &r.pg_requests) {
+            (Some(st), Some(_)) => {
+                let mut c = at_most(name, st.upstream_queries as f64, limit as f64, "requests");
+                c.actual = st
+                    .queries
+                    .iter()
+                    .map(|q| format!("{} {} of {} sent", q.request, q.reached_pg, q.sent))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                checks.push(c);
+            }
+            _ => checks.push(no_storm(name)),
+        }
+    }
+    if let Some(limit) = t.answer_p99_ms {
+        let name = "OPEN_CONF → both answers, p99 over every session";
+        match storm {
+            Some(st) => {
+                let actual = st.answered_in_p99_all_ms.unwrap_or(f64::INFINITY);
+                let mut c = at_most(name, actual, limit, "ms");
+                c.actual = format!(
+                    "{} ({} of {} sessions answered; {} failed, unanswered or not re-opened)",
+                    st.answered_in_p99_all_ms
+                        .map_or("over 1% not answered".into(), |p| format!("{p:.3} ms")),
+                    st.answered,
+                    st.querying,
+                    st.not_answered
+                );
+                if !actual.is_finite() {
+                    c.note = "more than 1% of the sessions not answered".into();
+                }
+                checks.push(c);
+            }
+            None => checks.push(no_storm(name)),
+        }
+    }
+    if let Some(ratio) = t.all_events_p99_ratio {
+        let name = "All Events p99 during the storm vs the calm phase";
+        let calm = i
+            .earlier
+            .last()
+            .and_then(|p| p.all_events.as_ref().map(|a| (p.phase.clone(), a.p99_us)));
+        match (storm, calm) {
+            (Some(st), Some((calm_name, calm_us))) if st.all_events.count > 0 && calm_us > 0.0 => {
+                let now = st.all_events.p99_us;
+                let mut c = at_most(name, now / calm_us, ratio, "×");
+                c.actual = format!(
+                    "{:.2}× ({:.3} ms over {} deliveries in {:.0} ms of storm; {calm_name} p99 {:.3} ms)",
+                    now / calm_us,
+                    now / 1e3,
+                    st.all_events.count,
+                    st.storm_ms,
+                    calm_us / 1e3
+                );
+                checks.push(c);
+            }
+            _ => checks.push(holds(
+                name,
+                false,
+                "no storm deliveries, or no phase before this one (run the calm phase too)".into(),
+            )),
+        }
+    }
+    if t.all_reopened {
+        let name = "every dropped session re-opened";
+        match storm {
+            Some(st) => checks.push(holds(
+                name,
+                st.dropped > 0 && st.reopened == st.dropped,
+                format!("{}/{} re-opened", st.reopened, st.dropped),
+            )),
+            None => checks.push(no_storm(name)),
+        }
+    }
+    if t.answers_match_stream {
+        let name = "every answer says what the PG's stream said";
+        match storm {
+            Some(st) if st.answers_checked => {
+                let confs: u64 = st.queries.iter().map(|q| q.confs).sum();
+                let mut actual = format!("{} of {confs} answers disagree", st.mismatched);
+                if let Some(e) = st.mismatch_examples.first() {
+                    actual += &format!(" (e.g. {e})");
+                }
+                checks.push(holds(name, confs > 0 && st.mismatched == 0, actual));
+            }
+            _ => checks.push(no_storm(name)),
+        }
+    }
 }
 
 fn write_files(

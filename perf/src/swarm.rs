@@ -8,6 +8,11 @@
 //! `direct` ones connect straight to the driver instead of the router.
 //! CTI sessions send HEARTBEAT_REQ on the schedule of `heartbeat` (all
 //! together, or spread over the period), and the swarm times each round.
+//! In a reconnect storm a group's sessions drop their connections (no
+//! CLOSE_REQ), connect and open again on a schedule, and right after the
+//! new OPEN_CONF send QUERY_AGENT_STATE_REQ and SNAPSHOT_DEVICE_REQ; the
+//! swarm records each re-open and answer (`storm`) and times All Events
+//! deliveries while the storm lasts.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -30,11 +35,13 @@ use crate::cti_client::{CtiClient, Seen};
 use crate::heartbeat::{self, Rounds, Schedule};
 use crate::marker;
 use crate::nats::NatsSub;
+use crate::pg::View;
 use crate::redis::RedisSub;
 use crate::requests::{Kind, Outcome, Reply, RequestStats, Sent, Tag};
 use crate::rng::Rng;
 use crate::scenario::Service;
 use crate::shared::Shared;
+use crate::storm::{QueryRecord, Reopen};
 use crate::tally::Tally;
 
 /// Sessions connecting or opening at once (a storm is spread, not refused):
@@ -58,6 +65,12 @@ const BURST_WATCH_MAX_NS: u64 = 5_000_000_000;
 /// every client, and a real desktop's writes never hold up another
 /// client's reads, so the event readers wait for one chunk at most.
 const BURST_CHUNK: usize = 64;
+/// Connections a storm drops between two rounds of reading (the same
+/// reason: closing 2,000 sockets takes one thread milliseconds).
+const DROP_SLICE: usize = 64;
+/// A storm whose sessions do not all re-open and get answered is watched
+/// this long after its first drop at most.
+const STORM_WATCH_MAX_NS: u64 = 10_000_000_000;
 
 /// Which protocol the sessions speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +147,16 @@ pub enum Cmd {
     },
     /// Start (or, with `None`, stop) sending requests.
     Requests(Option<RequestPlan>),
+    /// Drop the group's connections at `drop_ns` (no CLOSE_REQ), and connect
+    /// them again spread evenly over `within_ns` from then; after each new
+    /// OPEN_CONF, with `queries`, send QUERY_AGENT_STATE_REQ and
+    /// SNAPSHOT_DEVICE_REQ for the session's agent.
+    Reconnect {
+        group: usize,
+        drop_ns: u64,
+        within_ns: u64,
+        queries: bool,
+    },
     Snapshot(Sender<Snapshot>),
 }
 
@@ -184,6 +207,24 @@ pub struct Snapshot {
     /// Latency of in-window deliveries of events the driver sent outside
     /// its bursts, ns (phases with bursts only).
     pub outside_bursts: Option<Histogram<u64>>,
+    /// The reconnect storm of the window, if it had one.
+    pub storm: Option<StormReport>,
+}
+
+/// A reconnect storm, as measured.
+#[derive(Debug, Clone)]
+pub struct StormReport {
+    /// Every session that dropped.
+    pub reopens: Vec<Reopen>,
+    /// First and last drop.
+    pub first_drop_ns: u64,
+    pub last_drop_ns: u64,
+    /// Until when deliveries counted as read during the storm: 20 ms after
+    /// the last session re-opened and had its answers (or the watch's end).
+    pub until_ns: u64,
+    /// Latency of the All Events deliveries read from the first drop until
+    /// `until_ns`.
+    pub all_events: Histogram<u64>,
 }
 
 enum Wire {
@@ -240,6 +281,25 @@ struct Session {
     end: Option<End>,
     tally: Tally,
     last_heartbeat_ns: u64,
+    /// Dropped and reconnecting in this storm: when it connects again, and
+    /// whether it queries once open.
+    reconnect: Option<(u64, bool)>,
+    /// This storm's drop and re-open.
+    reopen: Option<Reopen>,
+    /// A query was answered and the next event read is not noted yet.
+    awaiting_next: bool,
+}
+
+/// A reconnect storm in progress.
+struct StormState {
+    /// Sessions still to drop, with when, in order.
+    drops: std::collections::VecDeque<(usize, u64)>,
+    first_drop_ns: u64,
+    last_drop_ns: u64,
+    /// Dropped sessions not done yet (re-opened and answered).
+    pending: usize,
+    until_ns: u64,
+    all_events: Histogram<u64>,
 }
 
 /// A request plan being played.
@@ -302,6 +362,7 @@ pub struct Swarm {
     hb_round: Vec<usize>,
     hb_round_sent: u64,
     hb_round_started_ns: u64,
+    storm: Option<StormState>,
 }
 
 /// Most heartbeats a synchronized round sends per turn of the swarm's loop.
@@ -344,6 +405,9 @@ impl Swarm {
                 end: None,
                 tally: Tally::default(),
                 last_heartbeat_ns: 0,
+                reconnect: None,
+                reopen: None,
+                awaiting_next: false,
             })
             .collect::<Vec<Session>>();
         let mut members = vec![Vec::new(); nr_groups];
@@ -365,6 +429,7 @@ impl Swarm {
             outside_bursts: None,
             hb_round_sent: 0,
             hb_round_started_ns: 0,
+            storm: None,
             addr,
             direct_addr,
             members,
@@ -413,6 +478,7 @@ impl Swarm {
                 self.command(cmd);
             }
             let now = now_ns();
+            self.drop_due(now);
             self.connect_due(now);
             self.send_requests(now);
             self.burst_chunk();
@@ -423,11 +489,18 @@ impl Swarm {
                 next_tick = now + 1_000_000_000;
             }
             let burst_writing = self.burst.as_ref().is_some_and(|b| b.next < b.queue.len());
-            let timeout = if self.again.is_empty() && !burst_writing && self.hb_round.is_empty() {
-                Duration::from_millis(1)
-            } else {
-                Duration::ZERO
-            };
+            let dropping = self
+                .storm
+                .as_ref()
+                .and_then(|st| st.drops.front())
+                .is_some_and(|&(_, at)| at <= now);
+            let timeout =
+                if self.again.is_empty() && !burst_writing && !dropping && self.hb_round.is_empty()
+                {
+                    Duration::from_millis(1)
+                } else {
+                    Duration::ZERO
+                };
             self.poll.poll(&mut events, Some(timeout))?;
             for ev in events.iter() {
                 let i = ev.token().0;
@@ -483,6 +556,8 @@ impl Swarm {
                     .for_each(|r| *r = RequestStats::default());
                 self.burst = None;
                 self.hb_window = Rounds::default();
+                self.storm = None;
+                self.sessions.iter_mut().for_each(|s| s.reopen = None);
                 self.measuring = true;
             }
             Cmd::EndMeasure { to_seq } => {
@@ -497,9 +572,144 @@ impl Swarm {
                     plan,
                 })
             }
+            Cmd::Reconnect {
+                group,
+                drop_ns,
+                within_ns,
+                queries,
+            } => self.plan_storm(group, drop_ns, within_ns, queries),
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
+        }
+    }
+
+    /// The group's sessions drop at `drop_ns` and connect again spread over
+    /// `within_ns`.
+    fn plan_storm(&mut self, group: usize, drop_ns: u64, within_ns: u64, queries: bool) {
+        let members = self.members.get(group).cloned().unwrap_or_default();
+        let step = within_ns / members.len().max(1) as u64;
+        let st = self.storm.get_or_insert_with(|| StormState {
+            drops: Default::default(),
+            first_drop_ns: 0,
+            last_drop_ns: 0,
+            pending: 0,
+            until_ns: drop_ns + STORM_WATCH_MAX_NS,
+            all_events: histogram(),
+        });
+        for (n, &i) in members.iter().enumerate() {
+            self.sessions[i].reconnect = Some((drop_ns + step * n as u64, queries));
+            st.drops.push_back((i, drop_ns));
+        }
+        st.drops.make_contiguous().sort_by_key(|&(_, at)| at);
+    }
+
+    /// Drop the next slice of connections whose time has come.
+    fn drop_due(&mut self, now: u64) {
+        for _ in 0..DROP_SLICE {
+            let Some(st) = self.storm.as_mut() else {
+                return;
+            };
+            match st.drops.front() {
+                Some(&(i, at)) if at <= now => {
+                    st.drops.pop_front();
+                    self.drop_connection(i);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Close session `i`'s connection as a crash would (no CLOSE_REQ) and
+    /// schedule its reconnect. A session that is not open is recorded as
+    /// dropped all the same (it will not re-open: the storm misses it).
+    fn drop_connection(&mut self, i: usize) {
+        let now = now_ns();
+        let s = &mut self.sessions[i];
+        let Some((reconnect_at, queries)) = s.reconnect else {
+            return;
+        };
+        s.reopen = Some(Reopen {
+            group: s.spec.group,
+            agent: s.spec.agents.first().copied().unwrap_or(0),
+            dropped_ns: now,
+            dropped_seq: self.shared.sent_seq.load(Ordering::Acquire),
+            opened_ns: 0,
+            queries,
+            sent: Vec::new(),
+        });
+        if let Some(st) = self.storm.as_mut() {
+            if st.first_drop_ns == 0 {
+                st.first_drop_ns = now;
+            }
+            st.last_drop_ns = now;
+            st.pending += 1;
+        }
+        if s.state != State::Open {
+            s.reconnect = None;
+            return;
+        }
+        if let Some(mut stream) = s.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        if let Wire::Cti(c) = &mut s.wire {
+            let lost = c.in_flight.clear() as u64;
+            self.shared
+                .requests_in_flight
+                .fetch_sub(lost, Ordering::Relaxed);
+        }
+        s.state = State::Scheduled(reconnect_at.max(now));
+        s.opened = false;
+        s.awaiting_next = false;
+        s.carry.clear();
+        s.out.clear();
+        self.shared.nr_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A dropped session re-opened at `now`: its accounting starts over
+    /// (what it read before the drop is not checked), and it sends its
+    /// queries.
+    fn reopened(&mut self, i: usize, now: u64) {
+        let s = &mut self.sessions[i];
+        let Some(r) = s.reopen.as_mut().filter(|r| r.opened_ns == 0) else {
+            return;
+        };
+        r.opened_ns = now;
+        s.reconnect = None;
+        s.tally = Tally::default();
+        let mut sent = 0;
+        if let (true, Wire::Cti(c)) = (r.queries, &mut s.wire) {
+            for kind in Kind::QUERIES {
+                let invoke_id = c.request(kind, &mut s.out);
+                // Timed from the OPEN_CONF read, not from the write.
+                c.in_flight.push(Sent {
+                    invoke_id,
+                    kind,
+                    sent_ns: now,
+                    tag: Tag::Storm,
+                });
+                r.sent.push(QueryRecord::new(kind));
+                sent += 1;
+            }
+        }
+        let done = r.done();
+        self.shared
+            .requests_in_flight
+            .fetch_add(sent, Ordering::Relaxed);
+        self.shared.requests_sent.fetch_add(sent, Ordering::Relaxed);
+        if done {
+            self.storm_session_done(now);
+        }
+    }
+
+    /// One dropped session has nothing more to wait for.
+    fn storm_session_done(&mut self, now: u64) {
+        let Some(st) = self.storm.as_mut() else {
+            return;
+        };
+        st.pending = st.pending.saturating_sub(1);
+        if st.pending == 0 && st.drops.is_empty() {
+            st.until_ns = st.until_ns.min(now + BURST_TAIL_NS);
         }
     }
 
@@ -550,6 +760,17 @@ impl Swarm {
                 .collect(),
             burst: self.burst.as_ref().map(|b| b.report.clone()),
             heartbeats: self.hb_window,
+            storm: self.storm.as_ref().map(|st| StormReport {
+                reopens: self
+                    .sessions
+                    .iter()
+                    .filter_map(|s| s.reopen.clone())
+                    .collect(),
+                first_drop_ns: st.first_drop_ns,
+                last_drop_ns: st.last_drop_ns,
+                until_ns: st.until_ns,
+                all_events: st.all_events.clone(),
+            }),
         }
     }
 
@@ -667,13 +888,14 @@ impl Swarm {
                     b.outstanding += 1;
                 }
             }
-            Tag::Warmup => {}
+            Tag::Warmup | Tag::Storm => {}
         }
         self.flush(i);
     }
 
-    /// A reply read on a session of `group`.
-    fn on_reply(&mut self, group: usize, reply: Reply, now: u64) {
+    /// A reply read on session `i` of `group` (saying `view`, if it answers
+    /// a query).
+    fn on_reply(&mut self, i: usize, group: usize, reply: Reply, view: Option<View>, now: u64) {
         let Reply::Answered(sent, outcome) = reply else {
             self.req_stats[group].wrong_invoke += 1;
             return;
@@ -682,6 +904,23 @@ impl Swarm {
             .requests_in_flight
             .fetch_sub(1, Ordering::Relaxed);
         match sent.tag {
+            Tag::Storm => {
+                let s = &mut self.sessions[i];
+                let Some(r) = s.reopen.as_mut() else { return };
+                let q = r
+                    .sent
+                    .iter_mut()
+                    .find(|q| q.kind == sent.kind && q.answered_ns == 0);
+                let Some(q) = q else { return };
+                q.answered_ns = now;
+                q.outcome = Some(outcome);
+                q.view = view;
+                s.awaiting_next = true;
+                // Once, at its last answer.
+                if r.done() {
+                    self.storm_session_done(now);
+                }
+            }
             Tag::Measured => self.req_stats[group].record(&sent, outcome, now),
             Tag::Burst => {
                 if let Some(b) = self.burst.as_mut() {
@@ -930,6 +1169,7 @@ impl Swarm {
         let mut at = 0;
         let mut nr_events = 0;
         let group = self.sessions[i].spec.group;
+        let all_events = self.sessions[i].spec.service == Service::AllEvents;
         loop {
             let s = &mut self.sessions[i];
             let Some((seen, used)) = s.wire.next(&buf[at..], &mut s.out) else {
@@ -943,6 +1183,13 @@ impl Swarm {
                         self.nr_unmarked += 1;
                         continue;
                     };
+                    if s.awaiting_next {
+                        s.awaiting_next = false;
+                        let answered = s.reopen.iter_mut().flat_map(|r| r.sent.iter_mut());
+                        for q in answered.filter(|q| q.answered_ns != 0) {
+                            q.next_seq = q.next_seq.min(seq);
+                        }
+                    }
                     if seq >= self.from_seq && seq <= self.to_seq && seq > s.open_seq {
                         s.tally.record(seq);
                         let latency = now.saturating_sub(ts).max(1);
@@ -958,6 +1205,14 @@ impl Swarm {
                                 let _ = b.report.events.record(latency);
                             }
                         }
+                        if let Some(st) = self.storm.as_mut().filter(|_| all_events) {
+                            if st.first_drop_ns != 0
+                                && now >= st.first_drop_ns
+                                && now <= st.until_ns
+                            {
+                                let _ = st.all_events.record(latency);
+                            }
+                        }
                     }
                 }
                 Seen::Opened => self.opened(i, now),
@@ -965,7 +1220,7 @@ impl Swarm {
                     s.end = Some(End::Refused(status));
                 }
                 Seen::Ended(status) => s.end = Some(End::FailureEvent(status)),
-                Seen::Reply(reply) => self.on_reply(group, reply, now),
+                Seen::Reply(reply, view) => self.on_reply(i, group, reply, view, now),
                 // A FAILURE_CONF that answers none of an open desktop's requests.
                 Seen::Refused(_) if s.spec.requests => self.req_stats[group].wrong_invoke += 1,
                 Seen::Refused(_) | Seen::Other => {}
@@ -994,6 +1249,7 @@ impl Swarm {
         self.last_open_ns = now;
         self.nr_opening = self.nr_opening.saturating_sub(1);
         self.shared.nr_open.fetch_add(1, Ordering::Relaxed);
+        self.reopened(i, now);
     }
 
     fn gone(&mut self, i: usize, why: Option<End>) {
@@ -1029,4 +1285,138 @@ fn connect_socket(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStre
         Err(e) => return Err(e),
     }
     Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swarm(desktops: u32) -> Swarm {
+        let mut specs = vec![SessionSpec {
+            group: 0,
+            service: Service::AllEvents,
+            agents: Vec::new(),
+            rcvbuf: None,
+            requests: false,
+            direct: false,
+        }];
+        specs.extend((0..desktops).map(|k| SessionSpec {
+            group: 1,
+            service: Service::ClientEvents,
+            agents: vec![k],
+            rcvbuf: None,
+            requests: true,
+            direct: false,
+        }));
+        let (_tx, rx) = std::sync::mpsc::channel();
+        let addr = "127.0.0.1:9".parse().unwrap();
+        Swarm::new(addr, None, Protocol::Cti, specs, 2, Shared::new(), rx).unwrap()
+    }
+
+    #[test]
+    fn a_storm_drops_its_group_at_once_and_spreads_the_reconnects() {
+        let mut s = swarm(4);
+        s.command(Cmd::Reconnect {
+            group: 1,
+            drop_ns: 1_000,
+            within_ns: 400,
+            queries: true,
+        });
+        let st = s.storm.as_ref().unwrap();
+        assert_eq!(
+            st.drops.iter().copied().collect::<Vec<_>>(),
+            [(1, 1_000), (2, 1_000), (3, 1_000), (4, 1_000)]
+        );
+        let at: Vec<_> = s.sessions.iter().map(|x| x.reconnect).collect();
+        assert_eq!(
+            at,
+            [
+                None,
+                Some((1_000, true)),
+                Some((1_100, true)),
+                Some((1_200, true)),
+                Some((1_300, true))
+            ]
+        );
+        // Not due yet: nothing dropped.
+        s.drop_due(999);
+        assert_eq!(s.storm.as_ref().unwrap().drops.len(), 4);
+        // Due: these sessions never opened, so each is recorded as dropped
+        // (and will not re-open: the storm counts it as missed).
+        s.drop_due(1_000);
+        let st = s.storm.as_ref().unwrap();
+        assert!(st.drops.is_empty());
+        assert_eq!((st.pending, st.first_drop_ns > 0), (4, true));
+        for (k, x) in s.sessions[1..].iter().enumerate() {
+            let r = x.reopen.as_ref().unwrap();
+            assert_eq!((r.agent, r.opened_ns, r.queries), (k as u32, 0, true));
+            assert!(!r.done());
+            assert_eq!(x.state, State::Idle, "not open: nothing to close");
+        }
+        assert!(s.sessions[0].reopen.is_none());
+        let snap = s.snapshot();
+        assert_eq!(snap.storm.unwrap().reopens.len(), 4);
+    }
+
+    #[test]
+    fn a_reopened_session_sends_its_queries_timed_from_its_open_conf() {
+        let mut s = swarm(2);
+        s.sessions[2].state = State::Open;
+        s.sessions[2].opened = true;
+        s.command(Cmd::Reconnect {
+            group: 1,
+            drop_ns: 0,
+            within_ns: 0,
+            queries: true,
+        });
+        s.drop_due(now_ns());
+        assert!(matches!(s.sessions[2].state, State::Scheduled(_)));
+        assert!(!s.sessions[2].opened);
+        // The new connection's OPEN_CONF.
+        s.sessions[2].state = State::Opening;
+        s.opened(2, 5_000);
+        let x = &s.sessions[2];
+        let r = x.reopen.as_ref().unwrap();
+        assert_eq!(r.opened_ns, 5_000);
+        let kinds: Vec<Kind> = r.sent.iter().map(|q| q.kind).collect();
+        assert_eq!(kinds, Kind::QUERIES);
+        let Wire::Cti(c) = &x.wire else { panic!() };
+        assert_eq!(c.in_flight.len(), 2);
+        assert!(
+            !x.out.is_empty(),
+            "both requests written after the OPEN_CONF"
+        );
+        assert_eq!(s.shared.requests_in_flight.load(Ordering::Relaxed), 2);
+        // Answers: the session is done once both are in.
+        for (invoke_id, kind) in [(3, Kind::QueryAgentState), (4, Kind::SnapshotDevice)] {
+            let sent = Sent {
+                invoke_id,
+                kind,
+                sent_ns: 5_000,
+                tag: Tag::Storm,
+            };
+            s.on_reply(
+                2,
+                1,
+                Reply::Answered(sent, Outcome::Conf),
+                Some(View::Calls { n: 0, digest: 0 }),
+                9_000,
+            );
+        }
+        let r = s.sessions[2].reopen.as_ref().unwrap();
+        assert!(r.done());
+        assert_eq!(r.answered_in_ns(), Some(4_000));
+        assert!(s.sessions[2].awaiting_next);
+        // Session 1 never opened, so the storm is not over; a stray second
+        // answer does not count the session done twice.
+        assert_eq!(s.storm.as_ref().unwrap().pending, 1);
+        let again = Sent {
+            invoke_id: 4,
+            kind: Kind::SnapshotDevice,
+            sent_ns: 5_000,
+            tag: Tag::Storm,
+        };
+        s.on_reply(2, 1, Reply::Answered(again, Outcome::Conf), None, 9_500);
+        assert_eq!(s.storm.as_ref().unwrap().pending, 1);
+    }
 }
