@@ -240,6 +240,10 @@ pub struct RequestsConfig {
     pub max_pending: usize,
     /// Requests in flight per session, unless its client entry says otherwise.
     pub max_outstanding: usize,
+    /// QUERY_AGENT_STATISTICS / QUERY_SKILL_GROUP_STATISTICS: at most one
+    /// per key reaches the CTI Server in this many seconds; askers in
+    /// between get its answer (docs/requests.md §6).
+    pub statistics_min_interval_secs: u64,
 }
 
 impl Default for RequestsConfig {
@@ -248,6 +252,7 @@ impl Default for RequestsConfig {
             timeout_secs: 15,
             max_pending: 4096,
             max_outstanding: 8,
+            statistics_min_interval_secs: 5,
         }
     }
 }
@@ -255,6 +260,10 @@ impl Default for RequestsConfig {
 impl RequestsConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn statistics_min_interval(&self) -> Duration {
+        Duration::from_secs(self.statistics_min_interval_secs)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -19,78 +19,100 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid")
 }
 
-/// Counters shared by every core.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Events ingest took from its source.
-    pub nr_events: CachePadded<AtomicU64>,
-    /// Upstream frames that failed to decode (counted, skipped).
-    pub nr_bad_upstream_frames: CachePadded<AtomicU64>,
-    /// Event copies appended to session buffers.
-    pub nr_deliveries: CachePadded<AtomicU64>,
-    /// Socket writes issued by shards.
-    pub nr_writes: CachePadded<AtomicU64>,
-    /// Sessions cut for exceeding their output bound.
-    pub nr_slow_consumer_cuts: CachePadded<AtomicU64>,
-    /// Connections accepted.
-    pub nr_accepted: CachePadded<AtomicU64>,
-    /// OPEN_REQs refused because max_sessions was reached.
-    pub nr_refused: CachePadded<AtomicU64>,
-    /// Connections closed at accept: max_pending_opens was reached.
-    pub nr_refused_pending: CachePadded<AtomicU64>,
-    /// Connections closed at accept: the process was out of file descriptors.
-    pub nr_refused_fd_limit: CachePadded<AtomicU64>,
-    /// Connections closed for not completing OPEN within open_timeout_secs.
-    pub nr_open_timeouts: CachePadded<AtomicU64>,
-    /// Connections currently held, open or not.
-    pub nr_connected: CachePadded<AtomicU64>,
-    /// Connections currently held that are not open yet (max_pending_opens).
-    pub nr_pending: CachePadded<AtomicU64>,
-    /// Sessions currently open, or being opened (max_sessions).
-    pub nr_sessions: CachePadded<AtomicU64>,
-    /// Client frames that were malformed.
-    pub nr_bad_client_frames: CachePadded<AtomicU64>,
-    /// Calls the tracker forgot because they never ended (aged out).
-    pub nr_calls_aged_out: CachePadded<AtomicU64>,
-    /// Replies from the upstream that answered no request of the router's
-    /// (late, or an unknown InvokeID): dropped, never fanned out.
-    pub nr_stray_upstream_replies: CachePadded<AtomicU64>,
-    /// The router is at `max_sessions` (set when an OPEN_REQ is first
-    /// refused, cleared below it): the limit is logged once per episode.
-    pub at_session_limit: AtomicBool,
-    /// Likewise for `max_pending_opens`.
-    pub at_pending_limit: AtomicBool,
-    /// Client connections the open-file limit leaves room for, counted by
-    /// `Router::start` once every core holds its descriptors (0: not
-    /// counted, no bound). Beyond it a new connection is closed at once, so
-    /// the process never runs out of descriptors for its upstream sockets.
-    pub connection_budget: AtomicU64,
-    /// Likewise for `connection_budget`.
-    pub at_connection_budget: AtomicBool,
-    /// Fan-out latency: ingest received the event → its shard issued the
-    /// batch's writes. Shards merge their local histograms in every ~100 ms.
-    pub fanout_latency: Mutex<Option<Histogram<u64>>>,
+/// Declares the router's counters once: the shared atomics in [`Metrics`],
+/// their point-in-time copy [`Snapshot`], and the log line's short names
+/// (in declaration order).
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
+        /// Counters shared by every core.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( $(#[doc = $doc])* pub $field: CachePadded<AtomicU64>, )*
+            /// The router is at `max_sessions` (set when an OPEN_REQ is first
+            /// refused, cleared below it): the limit is logged once per episode.
+            pub at_session_limit: AtomicBool,
+            /// Likewise for `max_pending_opens`.
+            pub at_pending_limit: AtomicBool,
+            /// Client connections the open-file limit leaves room for, counted by
+            /// `Router::start` once every core holds its descriptors (0: not
+            /// counted, no bound). Beyond it a new connection is closed at once, so
+            /// the process never runs out of descriptors for its upstream sockets.
+            pub connection_budget: AtomicU64,
+            /// Likewise for `connection_budget`.
+            pub at_connection_budget: AtomicBool,
+            /// Fan-out latency: ingest received the event → its shard issued the
+            /// batch's writes. Shards merge their local histograms in every ~100 ms.
+            pub fanout_latency: Mutex<Option<Histogram<u64>>>,
+        }
+
+        /// A point-in-time copy of [`Metrics`]' counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Snapshot {
+            $( $(#[doc = $doc])* pub $field: u64, )*
+        }
+
+        impl Metrics {
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot {
+                    $( $field: self.$field.load(Ordering::Relaxed), )*
+                }
+            }
+        }
+
+        impl Snapshot {
+            /// Every counter as (short name, value), in declaration order.
+            pub fn fields(&self) -> [(&'static str, u64); counters!(@count $($field)*)] {
+                [ $( ($name, self.$field), )* ]
+            }
+        }
+    };
+    (@count $($field:ident)*) => { 0 $( + counters!(@one $field) )* };
+    (@one $field:ident) => { 1 };
 }
 
-/// A point-in-time copy of [`Metrics`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub nr_events: u64,
-    pub nr_bad_upstream_frames: u64,
-    pub nr_deliveries: u64,
-    pub nr_writes: u64,
-    pub nr_slow_consumer_cuts: u64,
-    pub nr_accepted: u64,
-    pub nr_refused: u64,
-    pub nr_refused_pending: u64,
-    pub nr_refused_fd_limit: u64,
-    pub nr_open_timeouts: u64,
-    pub nr_connected: u64,
-    pub nr_pending: u64,
-    pub nr_sessions: u64,
-    pub nr_bad_client_frames: u64,
-    pub nr_calls_aged_out: u64,
-    pub nr_stray_upstream_replies: u64,
+counters! {
+    /// Events ingest took from its source.
+    nr_events => "events",
+    /// Event copies appended to session buffers.
+    nr_deliveries => "deliveries",
+    /// Socket writes issued by shards.
+    nr_writes => "writes",
+    /// Sessions currently open, or being opened (max_sessions).
+    nr_sessions => "sessions",
+    /// Connections currently held, open or not.
+    nr_connected => "connected",
+    /// Connections currently held that are not open yet (max_pending_opens).
+    nr_pending => "pending_opens",
+    /// Connections accepted.
+    nr_accepted => "accepted",
+    /// OPEN_REQs refused because max_sessions was reached.
+    nr_refused => "refused_max_sessions",
+    /// Connections closed at accept: max_pending_opens was reached.
+    nr_refused_pending => "refused_pending",
+    /// Connections closed at accept: the process was out of file descriptors.
+    nr_refused_fd_limit => "refused_fd_limit",
+    /// Connections closed for not completing OPEN within open_timeout_secs.
+    nr_open_timeouts => "open_timeouts",
+    /// Sessions cut for exceeding their output bound.
+    nr_slow_consumer_cuts => "slow_consumer_cuts",
+    /// Client frames that were malformed.
+    nr_bad_client_frames => "bad_client_frames",
+    /// Upstream frames that failed to decode (counted, skipped).
+    nr_bad_upstream_frames => "bad_upstream_frames",
+    /// Calls the tracker forgot because they never ended (aged out).
+    nr_calls_aged_out => "calls_aged_out",
+    /// Replies from the upstream that answered no request of the router's
+    /// (late, or an unknown InvokeID): dropped, never fanned out.
+    nr_stray_upstream_replies => "stray_upstream_replies",
+    /// Requests sent to the upstream on a session's behalf.
+    nr_requests_proxied => "requests_proxied",
+    /// Requests the router answered from what it knows (docs/requests.md
+    /// §6): the upstream never saw them.
+    nr_requests_local => "requests_local",
+    /// Connection Monitor sessions opened (docs/requests.md §1).
+    nr_connection_monitor_opens => "connection_monitor_opens",
+    /// Connection Monitor sessions ended, however they ended.
+    nr_connection_monitor_closes => "connection_monitor_closes",
 }
 
 impl Metrics {
@@ -103,28 +125,6 @@ impl Metrics {
     /// Add a possibly negative amount (gauges such as `nr_connected`).
     pub fn add_signed(counter: &AtomicU64, n: i64) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Snapshot {
-            nr_events: get(&self.nr_events),
-            nr_bad_upstream_frames: get(&self.nr_bad_upstream_frames),
-            nr_deliveries: get(&self.nr_deliveries),
-            nr_writes: get(&self.nr_writes),
-            nr_slow_consumer_cuts: get(&self.nr_slow_consumer_cuts),
-            nr_accepted: get(&self.nr_accepted),
-            nr_refused: get(&self.nr_refused),
-            nr_refused_pending: get(&self.nr_refused_pending),
-            nr_refused_fd_limit: get(&self.nr_refused_fd_limit),
-            nr_open_timeouts: get(&self.nr_open_timeouts),
-            nr_connected: get(&self.nr_connected),
-            nr_pending: get(&self.nr_pending),
-            nr_sessions: get(&self.nr_sessions),
-            nr_bad_client_frames: get(&self.nr_bad_client_frames),
-            nr_calls_aged_out: get(&self.nr_calls_aged_out),
-            nr_stray_upstream_replies: get(&self.nr_stray_upstream_replies),
-        }
     }
 
     /// Fold a shard's local latency histogram into the shared one.
@@ -152,32 +152,14 @@ impl Metrics {
 }
 
 /// One log line's worth: `events=… deliveries=… sessions=…`, every counter
-/// under a short name (gauges first after events: what is held now).
+/// under its short name (gauges first after events: what is held now).
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "events={} deliveries={} writes={} sessions={} connected={} pending_opens={} \
-             accepted={} refused_max_sessions={} refused_pending={} refused_fd_limit={} \
-             open_timeouts={} slow_consumer_cuts={} bad_client_frames={} \
-             bad_upstream_frames={} calls_aged_out={} stray_upstream_replies={}",
-            self.nr_events,
-            self.nr_deliveries,
-            self.nr_writes,
-            self.nr_sessions,
-            self.nr_connected,
-            self.nr_pending,
-            self.nr_accepted,
-            self.nr_refused,
-            self.nr_refused_pending,
-            self.nr_refused_fd_limit,
-            self.nr_open_timeouts,
-            self.nr_slow_consumer_cuts,
-            self.nr_bad_client_frames,
-            self.nr_bad_upstream_frames,
-            self.nr_calls_aged_out,
-            self.nr_stray_upstream_replies,
-        )
+        for (i, (name, value)) in self.fields().into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={value}")?;
+        }
+        Ok(())
     }
 }
 

@@ -1,22 +1,40 @@
 //! The agent-state table on the ingest core: for every agent the upstream
 //! has reported, its latest AGENT_STATE_EVENT (kept whole, so every field it
-//! carries can be answered from it later), found by its AgentID, extension
-//! or instrument. It tells OPEN_CONF an agent's current state and fields
-//! (an [`AgentView`]) and the call-party tracker which agent a device
-//! belongs to. Bounded by the number of agents the PG reports. No I/O here.
+//! carries can be answered from it later), found by its AgentID, extension,
+//! instrument or ICMAgentID. It tells OPEN_CONF an agent's current state and
+//! fields (an [`AgentView`]), answers QUERY_AGENT_STATE_REQ while the entry
+//! is current (docs/requests.md §6), and tells the call-party tracker which
+//! agent a device belongs to. Bounded by the number of agents the PG
+//! reports. No I/O here.
+//!
+//! **Current** means reported during this upstream session: when the
+//! upstream is lost ([`AgentTable::new_session`]) every entry goes stale
+//! (the PG may have changed anything meanwhile) until the agent's next
+//! AGENT_STATE_EVENT, or a QUERY_AGENT_STATE_CONF the router proxied for it
+//! ([`AgentTable::refresh`]), reports it again.
+
+use rustc_hash::FxHashMap;
 
 use crate::keys::{AgentField, AgentKey, DeviceKey, KeyMap};
-use crate::proto::constants::msg;
-use crate::proto::msg::AgentStateEvent;
-use crate::proto::routing::{RoutingKeys, Span};
-use crate::proto::{frame, DecodeOptions, MessageBody, Version};
+use crate::proto::constants::{msg, NULL_PERIPHERAL_ID};
+use crate::proto::group::SkillGroup;
+use crate::proto::msg::{AgentStateEvent, QueryAgentStateConf, QueryAgentStateReq};
+use crate::proto::routing::{self, RoutingKeys, Span};
+use crate::proto::{frame, CtiString, DecodeOptions, Message, MessageBody, Version};
 use crate::status::AgentView;
+
+/// SkillGroupNumber of "no skill group" in an AGENT_STATE_EVENT's fixed part.
+const NULL_SKILL_GROUP: u32 = 0xFFFF_FFFF;
 
 /// One agent as last reported.
 struct AgentRecord {
     /// Its latest AGENT_STATE_EVENT frame, at `version`.
     frame: Vec<u8>,
     version: Version,
+    /// The upstream session it was last reported in ([`AgentTable::session`]).
+    session: u32,
+    /// Its ICMAgentID (read when the agent is first indexed).
+    icm_agent_id: i32,
     /// AgentKeys of its id, extension and instrument (as last reported).
     keys: [Option<AgentKey>; 3],
     /// Its extension and instrument as devices.
@@ -25,10 +43,17 @@ struct AgentRecord {
 
 impl AgentRecord {
     /// Keep `frame` as the agent's latest report (its buffer reused).
-    fn store(&mut self, frame: &[u8], version: Version) {
+    fn store(&mut self, frame: &[u8], version: Version, session: u32) {
         self.frame.clear();
         self.frame.extend_from_slice(frame);
         self.version = version;
+        self.session = session;
+    }
+
+    /// Its latest AGENT_STATE_EVENT, decoded.
+    fn event(&self) -> Option<AgentStateEvent> {
+        let (f, _) = frame::parse(&self.frame).ok()?;
+        AgentStateEvent::decode_body(f.body, self.version, DecodeOptions::COUNTS_UNCHECKED).ok()
     }
 
     fn is_named(&self, keys: &[Option<AgentKey>; 3], devices: &[Option<DeviceKey>; 2]) -> bool {
@@ -42,6 +67,9 @@ pub struct AgentTable {
     records: Vec<AgentRecord>,
     by_key: KeyMap<AgentKey, u32>,
     by_device: KeyMap<DeviceKey, u32>,
+    by_icm_agent_id: FxHashMap<i32, u32>,
+    /// The upstream session events come from now: a count of sessions lost.
+    session: u32,
 }
 
 /// AgentKeys of the agent fields an event carries: id, extension, instrument.
@@ -87,11 +115,12 @@ impl AgentTable {
             .iter()
             .flatten()
             .find_map(|k| self.by_key.get(k).copied());
+        let session = self.session;
         let slot = match slot {
             // The usual case: the same agent on the same devices, only its
             // state changed — no re-indexing.
             Some(slot) if self.records[slot as usize].is_named(&agent_keys, &devices) => {
-                self.records[slot as usize].store(frame, version);
+                self.records[slot as usize].store(frame, version, session);
                 return;
             }
             Some(slot) => {
@@ -102,6 +131,8 @@ impl AgentTable {
                 self.records.push(AgentRecord {
                     frame: Vec::new(),
                     version,
+                    session,
+                    icm_agent_id: 0,
                     keys: [None; 3],
                     devices: [None; 2],
                 });
@@ -109,9 +140,17 @@ impl AgentTable {
             }
         };
         let record = &mut self.records[slot as usize];
-        record.store(frame, version);
+        record.store(frame, version, session);
         record.keys = agent_keys;
         record.devices = devices;
+        // Re-indexing is rare (a new agent, or one on new devices): the
+        // ICMAgentID is read then, with a whole decode.
+        if let Some(icm) = record.event().map(|e| e.icm_agent_id) {
+            record.icm_agent_id = icm;
+            if icm != 0 && icm != -1 {
+                self.by_icm_agent_id.insert(icm, slot);
+            }
+        }
         for k in agent_keys.into_iter().flatten() {
             self.by_key.insert(k, slot);
         }
@@ -157,14 +196,116 @@ impl AgentTable {
         Some(&self.records[slot as usize].keys)
     }
 
+    /// The upstream session ended: every entry is stale until reported again.
+    pub fn new_session(&mut self) {
+        self.session = self.session.wrapping_add(1);
+    }
+
+    /// Whether the agent whose extension or instrument `device` is was
+    /// reported in this upstream session, and its state then.
+    pub fn current_state_of_device(&self, device: &DeviceKey) -> Option<u16> {
+        let slot = *self.by_device.get(device)?;
+        let record = &self.records[slot as usize];
+        (record.session == self.session)
+            .then(|| record.event().map(|e| e.agent_state))
+            .flatten()
+    }
+
+    /// QUERY_AGENT_STATE_CONF for `req` from the agent's latest report, if
+    /// that report is current and is about what `req` asks: the agent it
+    /// names (AgentID, else instrument, else extension, else ICMAgentID),
+    /// on its peripheral (when `req` names one) and media routing domain.
+    /// `None`: the router does not know, the upstream is asked.
+    pub fn query(&self, req: &QueryAgentStateReq) -> Option<QueryAgentStateConf> {
+        let named = |field, value: &Option<CtiString>| {
+            value
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| AgentKey::new(field, v.as_bytes()))
+        };
+        let key = named(AgentField::Id, &req.agent_id)
+            .or_else(|| named(AgentField::Instrument, &req.agent_instrument))
+            .or_else(|| named(AgentField::Extension, &req.agent_extension));
+        let slot = match key {
+            Some(key) => *self.by_key.get(&key)?,
+            None => *self.by_icm_agent_id.get(&req.icm_agent_id)?,
+        };
+        let record = &self.records[slot as usize];
+        if record.session != self.session {
+            return None;
+        }
+        let e = record.event()?;
+        let peripheral_named = req.peripheral_id != 0 && req.peripheral_id != NULL_PERIPHERAL_ID;
+        if (peripheral_named && req.peripheral_id != e.peripheral_id) || req.mrd_id != e.mrd_id {
+            return None;
+        }
+        let mut skill_groups = e.skill_groups;
+        if skill_groups.is_empty() && e.skill_group_number != NULL_SKILL_GROUP {
+            // An event without the floating list names the one group whose
+            // state it reports, in its fixed part.
+            skill_groups.push(SkillGroup {
+                number: Some(e.skill_group_number),
+                id: Some(e.skill_group_id),
+                priority: Some(e.skill_group_priority),
+                state: Some(e.skill_group_state),
+            });
+        }
+        let mut conf = QueryAgentStateConf {
+            invoke_id: req.invoke_id,
+            agent_state: e.agent_state,
+            mrd_id: e.mrd_id,
+            num_tasks: e.num_tasks,
+            agent_mode: e.agent_mode,
+            max_task_limit: e.max_task_limit,
+            icm_agent_id: e.icm_agent_id,
+            agent_availability_status: e.agent_availability_status,
+            department_id: e.department_id,
+            agent_id: e.agent_id,
+            agent_extension: e.agent_extension,
+            agent_instrument: e.agent_instrument,
+            skill_groups,
+            max_beyond_task_limit: e.max_beyond_task_limit,
+            ..Default::default()
+        };
+        conf.sync_counts();
+        Some(conf)
+    }
+
+    /// A QUERY_AGENT_STATE_CONF the upstream sent for an agent of
+    /// `peripheral_id`: the agent's entry is current again, as the CONF says.
+    pub fn refresh(&mut self, peripheral_id: u32, conf: &QueryAgentStateConf) {
+        let mut event = AgentStateEvent {
+            peripheral_id,
+            skill_group_number: NULL_SKILL_GROUP,
+            skill_group_id: NULL_SKILL_GROUP,
+            agent_state: conf.agent_state,
+            mrd_id: conf.mrd_id,
+            num_tasks: conf.num_tasks,
+            agent_mode: conf.agent_mode,
+            max_task_limit: conf.max_task_limit,
+            icm_agent_id: conf.icm_agent_id,
+            agent_availability_status: conf.agent_availability_status,
+            department_id: conf.department_id,
+            agent_id: conf.agent_id.clone(),
+            agent_extension: conf.agent_extension.clone(),
+            agent_instrument: conf.agent_instrument.clone(),
+            skill_groups: conf.skill_groups.clone(),
+            max_beyond_task_limit: conf.max_beyond_task_limit,
+            ..Default::default()
+        };
+        event.sync_counts();
+        let Ok(frame) = Message::from(event).to_frame(Version::MAX) else {
+            return;
+        };
+        if let Ok(keys) = routing::extract(&frame, Version::MAX) {
+            self.observe(&frame, &keys, Version::MAX);
+        }
+    }
+
     /// What OPEN_CONF says about the agent named by `key`, if it was reported.
     pub fn view(&self, key: AgentKey) -> Option<AgentView> {
         let slot = *self.by_key.get(&key)?;
-        let record = &self.records[slot as usize];
-        let (f, _) = frame::parse(&record.frame).ok()?;
-        let event =
-            AgentStateEvent::decode_body(f.body, record.version, DecodeOptions::COUNTS_UNCHECKED)
-                .ok()?;
+        let event = self.records[slot as usize].event()?;
         Some(AgentView {
             agent_state: event.agent_state,
             department_id: event.department_id,

@@ -20,7 +20,8 @@ use crate::link::{
     MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
 };
 use crate::proto::{RequestError, Version};
-use crate::session::server::ClientInfo;
+use crate::metrics::Metrics;
+use crate::session::server::{ClientInfo, CloseReason};
 
 impl<L: Links> IngestCore<L> {
     /// One control message from a shard, in that shard's order, taken at `now`.
@@ -89,6 +90,10 @@ impl<L: Links> IngestCore<L> {
             client,
         };
         self.push_message(opened_event(id, &record), now);
+        if record.services.contains(Services::CONNECTION_MONITOR) {
+            Metrics::add(&self.metrics.nr_connection_monitor_opens, 1);
+            connection_monitor_line(id, &record, None);
+        }
         self.registry.insert(id, record);
     }
 
@@ -153,6 +158,10 @@ impl<L: Links> IngestCore<L> {
             );
         }
         if let Some(record) = record {
+            if record.services.contains(Services::CONNECTION_MONITOR) {
+                Metrics::add(&self.metrics.nr_connection_monitor_closes, 1);
+                connection_monitor_line(id, &record, Some(reason));
+            }
             self.push_message(closed_event(id, &record, reason), now);
         }
     }
@@ -202,6 +211,46 @@ impl<L: Links> IngestCore<L> {
                 result,
             },
         );
+    }
+}
+
+/// The tracing target of Connection Monitor lines: the CTI Server raises an
+/// alarm when such a client's session ends; the router writes this line
+/// (and counts it) at its open and at its end (docs/requests.md §1).
+pub const CONNECTION_MONITOR_TARGET: &str = "ctirouter::connection_monitor";
+
+/// One Connection Monitor line: who (ClientID, signature, address, agent),
+/// and at the end how the session ended. An end other than the client's
+/// CLOSE_REQ is a warning: that is what the service exists to report.
+fn connection_monitor_line(id: SessionId, record: &SessionRecord, ended: Option<CloseReason>) {
+    let c = &record.client;
+    let client_id = String::from_utf8_lossy(c.client_id.as_bytes());
+    let signature = String::from_utf8_lossy(c.client_signature.as_bytes());
+    let instrument = c
+        .agent_instrument
+        .as_ref()
+        .map(|i| String::from_utf8_lossy(i.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let peer = record.peer;
+    let session = id.0;
+    match ended {
+        None => tracing::info!(
+            target: CONNECTION_MONITOR_TARGET,
+            session, %client_id, %signature, %peer, %instrument,
+            "connection-monitored session opened"
+        ),
+        Some(reason @ CloseReason::ClientClose) => tracing::info!(
+            target: CONNECTION_MONITOR_TARGET,
+            session, %client_id, %signature, %peer, %instrument,
+            ended = ?reason, status = reason.status(),
+            "connection-monitored session closed by its client"
+        ),
+        Some(reason) => tracing::warn!(
+            target: CONNECTION_MONITOR_TARGET,
+            session, %client_id, %signature, %peer, %instrument,
+            ended = ?reason, status = reason.status(),
+            "connection-monitored session lost"
+        ),
     }
 }
 

@@ -16,6 +16,7 @@ use super::call_data::CallDataWriters;
 use super::interest::{Interest, ShardMask};
 use super::pending::PendingTable;
 use super::registry::Registry;
+use super::shared::SharedAnswers;
 use super::tracker::CallTracker;
 use crate::config::RequestsConfig;
 use crate::event::Event;
@@ -64,6 +65,8 @@ pub struct IngestCore<L> {
     pub registry: Registry,
     /// Proxied requests not answered yet.
     pub pending: PendingTable,
+    /// Answers shared between askers of the same read-only request.
+    pub shared: SharedAnswers,
     /// The version the upstream session speaks (requests are re-encoded at it).
     pub upstream_version: Version,
     /// Request frames for the upstream, staged until its driver writes them.
@@ -100,6 +103,7 @@ impl<L: Links> IngestCore<L> {
                 RequestsConfig::default().timeout(),
                 RequestsConfig::default().max_pending,
             ),
+            shared: SharedAnswers::new(RequestsConfig::default().statistics_min_interval()),
             upstream_version: Version::MAX,
             to_upstream: Vec::new(),
             call_data_writers: CallDataWriters::default(),
@@ -143,6 +147,7 @@ impl<L: Links> IngestCore<L> {
     /// Limits of the proxied requests (`[requests]`).
     pub fn set_request_limits(&mut self, requests: &RequestsConfig) {
         self.pending = PendingTable::new(requests.timeout(), requests.max_pending);
+        self.shared = SharedAnswers::new(requests.statistics_min_interval());
     }
 
     /// The staged batch was published: add what it counted to the shared
@@ -203,7 +208,9 @@ impl<L: Links> IngestCore<L> {
     /// The upstream is gone (docs/design.md §4.12): PGStatus says CTI Server
     /// offline, every session gets SYSTEM_EVENT(SYS_CTI_SERVER_OFFLINE), and
     /// call-party state and call monitors are dropped (the calls' fate is
-    /// unknown); sessions, device monitors and Client Events survive.
+    /// unknown), agents' states go stale and shared answers are forgotten
+    /// (the PG may change anything meanwhile); sessions, device monitors and
+    /// Client Events survive.
     pub fn upstream_lost(&mut self, now: Instant) {
         let mut status = self.status.clone();
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
@@ -211,6 +218,8 @@ impl<L: Links> IngestCore<L> {
         self.system_event(system_event::CTI_SERVER_OFFLINE, now);
         self.fail_all_requests();
         self.tracker.clear_calls();
+        self.tracker.agents.new_session();
+        self.shared.clear();
         self.interest.clear_calls();
         self.broadcast(|| ToShard::UpstreamLost);
     }

@@ -136,7 +136,8 @@ impl Interest {
     /// Shards that need an event of `message_type` with these targets.
     pub fn shards_for(&self, message_type: u32, targets: &crate::targets::Targets) -> ShardMask {
         match message_type {
-            msg::SYSTEM_EVENT => return mask_of(&self.services.any),
+            // Every open session is a Miscellaneous session (docs/requests.md §6).
+            msg::SYSTEM_EVENT | msg::USER_MESSAGE_EVENT => return mask_of(&self.services.any),
             msg::CLIENT_SESSION_OPENED_EVENT | msg::CLIENT_SESSION_CLOSED_EVENT => {
                 return self.client_monitor_shards()
             }

@@ -10,6 +10,8 @@
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `pending` — requests proxied upstream and not answered yet
+//! * `local` — requests the router answers from what it knows
+//! * `shared` — answers shared between askers of the same query, and kept
 //! * `call_data` — who writes call data on which call (RELEASE_CALL aggregation)
 //! * `proxy` — proxied requests: to the upstream, and replies back
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
@@ -23,10 +25,12 @@ pub mod control;
 pub mod core;
 pub mod fanout;
 pub mod interest;
+pub mod local;
 pub mod pending;
 pub mod proxy;
 pub mod registry;
 pub mod replay;
+pub mod shared;
 pub mod sim_source;
 pub mod tracker;
 pub mod upstream;

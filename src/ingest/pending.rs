@@ -9,20 +9,59 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
+use super::shared::ShareKey;
 use crate::ids::{InvokeId, SessionId};
 use crate::proto::Version;
 
 /// The top bit marks the InvokeIDs of proxied requests.
 pub const PROXY_INVOKE_BIT: u32 = 0x8000_0000;
 
-/// A request in flight.
+/// A request in flight upstream, and everyone waiting for its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    pub asker: Asker,
+    /// The asker that sent it, then any who asked the same while it was in
+    /// flight (single-flight, docs/requests.md §6).
+    pub waiters: SmallVec<[Waiter; 1]>,
     pub message_type: u32,
     pub sent_at: Instant,
+    /// The key identical requests join it by, if its type may be shared.
+    pub share: Option<ShareKey>,
+    /// What the router learns from its answer.
+    pub learn: Learn,
+}
+
+impl Pending {
+    /// A request sent for one asker.
+    pub fn new(waiter: Waiter, message_type: u32, sent_at: Instant) -> Pending {
+        Pending {
+            waiters: SmallVec::from_elem(waiter, 1),
+            message_type,
+            sent_at,
+            share: None,
+            learn: Learn::Nothing,
+        }
+    }
+}
+
+/// One asker waiting for a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub asker: Asker,
+    /// When it asked (its audit line's latency counts from here).
+    pub since: Instant,
     /// Who sent what, for the audit log (only when that log is on).
     pub audit: Option<Box<str>>,
+}
+
+/// What a reply teaches the router beyond the asker's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learn {
+    Nothing,
+    /// A QUERY_AGENT_STATE_CONF refreshes the agent's entry (the CONF does
+    /// not say the agent's peripheral; the request did).
+    AgentState { peripheral_id: u32 },
 }
 
 /// Who a reply goes to.
@@ -105,6 +144,18 @@ impl PendingTable {
         }
     }
 
+    /// `waiter` asked what the request `invoke` asks, which is still in
+    /// flight: it gets the same answer. False if that request is gone.
+    pub fn join(&mut self, invoke: u32, waiter: Waiter) -> bool {
+        match self.entries.get_mut(&invoke) {
+            Some(pending) => {
+                pending.waiters.push(waiter);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The request a reply with this InvokeID answers, if it is still
     /// pending (a late or unknown reply finds nothing).
     pub fn take(&mut self, invoke: u32) -> Option<Pending> {
@@ -154,32 +205,48 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(15);
 
-    fn pending(session: u32, client_invoke: u32, at: Instant) -> Pending {
-        Pending {
+    fn waiter(session: u32, client_invoke: u32, at: Instant) -> Waiter {
+        Waiter {
             asker: Asker::Session {
                 shard: 0,
                 session: SessionId(session),
                 invoke_id: InvokeId(client_invoke),
                 version: Version::MAX,
             },
-            message_type: 38,
-            sent_at: at,
+            since: at,
             audit: None,
         }
     }
 
+    fn pending(session: u32, client_invoke: u32, at: Instant) -> Pending {
+        Pending::new(waiter(session, client_invoke, at), 38, at)
+    }
+
     fn session(p: &Pending) -> u32 {
-        match p.asker {
+        match p.waiters[0].asker {
             Asker::Session { session, .. } => session.0,
             Asker::Router => u32::MAX,
         }
     }
 
     fn client_invoke(p: &Pending) -> u32 {
-        match p.asker {
+        match p.waiters[0].asker {
             Asker::Session { invoke_id, .. } => invoke_id.0,
             Asker::Router => u32::MAX,
         }
+    }
+
+    #[test]
+    fn a_joined_asker_waits_for_the_same_reply_and_a_gone_request_takes_none() {
+        let t0 = Instant::now();
+        let mut table = PendingTable::new(TIMEOUT, 10);
+        let a = table.insert(pending(1, 7, t0));
+        assert!(table.join(a, waiter(2, 9, t0)));
+        assert_eq!(table.len(), 1, "one upstream request");
+        let p = table.take(a).unwrap();
+        let askers: Vec<_> = p.waiters.iter().map(|w| w.asker.clone()).collect();
+        assert_eq!(askers.len(), 2);
+        assert!(!table.join(a, waiter(3, 1, t0)), "answered: nothing to join");
     }
 
     #[test]

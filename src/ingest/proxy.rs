@@ -15,15 +15,15 @@ use tracing::Level;
 
 use super::call_data::WrittenCall;
 use super::core::{IngestCore, Links};
-use super::pending::{Asker, Pending};
+use super::pending::{Asker, Learn, Pending, Waiter};
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
-use crate::proto::msg::{ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
+use crate::proto::msg::{QueryAgentStateConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
 use crate::proto::transcode::{transcode, Transcoded};
-use crate::proto::{CtiString, DecodeOptions, Message, RequestError, Version};
+use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
 use crate::session::scope::{self, Agent, OutOfScope};
 use crate::session::server::{control_failure_conf, failure_conf, may_request, reply};
 
@@ -34,8 +34,9 @@ use crate::session::server::{control_failure_conf, failure_conf, may_request, re
 pub const AUDIT_TARGET: &str = "ctirouter::audit";
 
 impl<L: Links> IngestCore<L> {
-    /// A request a session's checks passed: refuse it here, or send it
-    /// upstream and remember who asked.
+    /// A request a session's checks passed: refuse it here, answer it from
+    /// what the router knows, join an identical request in flight, or send
+    /// it upstream and remember who asked.
     pub(super) fn proxy_request(&mut self, request: ProxyRequest, now: Instant) {
         let ProxyRequest {
             shard,
@@ -64,36 +65,20 @@ impl<L: Links> IngestCore<L> {
         let Ok(mut request) = decoded else {
             return refuse(self, RequestError::BadFormat);
         };
-        if self.release_for_others(session, &request) {
-            // Others still write data on this call: theirs to release.
+        let local = |core: &mut Self, answer: Message, why: &str| {
             if let Some(what) = &audit {
-                audit_line(
-                    what,
-                    "answered by the router: others write on the call",
-                    None,
-                );
+                audit_line(what, &format!("answered by the router: {why}"), None);
             }
+            Metrics::add(&core.metrics.nr_requests_local, 1);
             let mut out = Vec::new();
-            reply(
-                &mut out,
-                version,
-                Message::from(ReleaseCallConf {
-                    invoke_id: invoke_id.0,
-                }),
-            );
-            return self.answer(shard, session, out);
-        }
-        if self.pending.is_full() {
-            if let Some(what) = &audit {
-                audit_line(what, "refused by the router: max_pending in flight", None);
-            }
-            return self.answer_control_failure(
-                shard,
-                session,
-                version,
-                invoke_id,
-                control_failure::CF_SERVICE_BUSY,
-            );
+            reply(&mut out, version, answer);
+            core.answer(shard, session, out);
+        };
+        if self.release_for_others(session, &request) {
+            let conf = Message::from(ReleaseCallConf {
+                invoke_id: invoke_id.0,
+            });
+            return local(self, conf, "others write on the call");
         }
         if let Err(out_of_scope) = self.scope(session, &mut request) {
             if let Some(what) = &audit {
@@ -103,6 +88,9 @@ impl<L: Links> IngestCore<L> {
             let mut out = Vec::new();
             scope::refuse(&mut out, version, invoke_id, message_type, out_of_scope);
             return self.answer(shard, session, out);
+        }
+        if let Some(answer) = self.answer_locally(&request) {
+            return local(self, answer, "from its state");
         }
         let start = self.to_upstream.len();
         // Every proxied request type has a typed layout (tests/codec pins
@@ -115,26 +103,69 @@ impl<L: Links> IngestCore<L> {
             self.to_upstream.truncate(start);
             return refuse(self, RequestError::NotAvailable);
         }
-        if let Message::SetCallDataReq(set) = &request {
-            self.note_call_data_writer(session, set);
-        }
-        let upstream_invoke = self.pending.insert(Pending {
+        let waiter = Waiter {
             asker: Asker::Session {
                 shard,
                 session,
                 invoke_id,
                 version,
             },
-            message_type,
-            sent_at: now,
+            since: now,
             audit,
-        });
+        };
+        let share = self.shared.key(message_type, &self.to_upstream[start..]);
+        if let Some(key) = &share {
+            if let Some(kept) = self.shared.kept(key, now) {
+                let kept = Box::<[u8]>::from(kept);
+                self.to_upstream.truncate(start);
+                Metrics::add(&self.metrics.nr_requests_local, 1);
+                return self.deliver(&waiter, &kept, now);
+            }
+            if let Some(invoke) = self.shared.in_flight(key) {
+                self.to_upstream.truncate(start);
+                if self.pending.join(invoke, waiter) {
+                    Metrics::add(&self.metrics.nr_requests_local, 1);
+                }
+                return;
+            }
+        }
+        if self.pending.is_full() {
+            self.to_upstream.truncate(start);
+            if let Some(what) = &waiter.audit {
+                audit_line(what, "refused by the router: max_pending in flight", None);
+            }
+            return self.answer_control_failure(
+                shard,
+                session,
+                version,
+                invoke_id,
+                control_failure::CF_SERVICE_BUSY,
+            );
+        }
+        let learn = match &request {
+            Message::SetCallDataReq(set) => {
+                self.note_call_data_writer(session, set);
+                Learn::Nothing
+            }
+            Message::QueryAgentStateReq(query) => Learn::AgentState {
+                peripheral_id: query.peripheral_id,
+            },
+            _ => Learn::Nothing,
+        };
+        let mut pending = Pending::new(waiter, message_type, now);
+        pending.learn = learn;
+        pending.share = share.clone();
+        let upstream_invoke = self.pending.insert(pending);
+        if let Some(key) = share {
+            self.shared.sent(key, upstream_invoke);
+        }
+        Metrics::add(&self.metrics.nr_requests_proxied, 1);
         patch_invoke_id(&mut self.to_upstream[start..], upstream_invoke);
     }
 
     /// A reply from the upstream (`msg::is_reply`) to the request with
-    /// `invoke_id`: to the session that asked, with its InvokeID, at its
-    /// version. Replies are never events (docs/requests.md §5): a reply
+    /// `invoke_id`: to each session that asked it, with its InvokeID, at
+    /// its version. Replies are never events (docs/requests.md §5): a reply
     /// that answers nothing pending (late, or an id the router did not
     /// send) is counted and dropped.
     pub fn on_reply(&mut self, invoke_id: u32, whole: &[u8], now: Instant) {
@@ -143,15 +174,39 @@ impl<L: Links> IngestCore<L> {
             tracing::debug!(invoke_id, "upstream reply to no pending request: dropped");
             return;
         };
-        if let Some(what) = &pending.audit {
-            audit_line(what, &describe_reply(whole), Some(now - pending.sent_at));
+        let reply_type = frame::message_type(whole).unwrap_or(0);
+        let ok = !matches!(reply_type, msg::FAILURE_CONF | msg::CONTROL_FAILURE_CONF);
+        if let Some(key) = pending.share {
+            self.shared.answered(key, whole, ok, now);
+        }
+        if let (Learn::AgentState { peripheral_id }, msg::QUERY_AGENT_STATE_CONF) =
+            (pending.learn, reply_type)
+        {
+            let body = frame::parse(whole).ok().map(|(f, _)| f.body);
+            let opts = DecodeOptions::COUNTS_UNCHECKED;
+            if let Some(Ok(conf)) =
+                body.map(|b| QueryAgentStateConf::decode_body(b, self.upstream_version, opts))
+            {
+                self.tracker.agents.refresh(peripheral_id, &conf);
+            }
+        }
+        for waiter in &pending.waiters {
+            self.deliver(waiter, whole, now);
+        }
+    }
+
+    /// Hand `waiter` a reply frame at the upstream's version: re-encoded at
+    /// its session's version, with its own InvokeID, audited.
+    fn deliver(&mut self, waiter: &Waiter, whole: &[u8], now: Instant) {
+        if let Some(what) = &waiter.audit {
+            audit_line(what, &describe_reply(whole), Some(now - waiter.since));
         }
         let Asker::Session {
             shard,
             session,
             invoke_id: client_invoke,
             version,
-        } = pending.asker
+        } = waiter.asker
         else {
             // The router's own request (a RELEASE_CALL for closed sessions).
             return;
@@ -166,7 +221,6 @@ impl<L: Links> IngestCore<L> {
             result => {
                 tracing::warn!(
                     ?result,
-                    invoke_id,
                     %version,
                     "upstream reply does not re-encode at the session's version"
                 );
@@ -202,18 +256,24 @@ impl<L: Links> IngestCore<L> {
         }
     }
 
+    /// A request that will not be answered: each of its askers gets `error`.
     fn fail_pending(&mut self, p: Pending, error: RequestError) {
-        if let Some(what) = &p.audit {
-            audit_line(what, &format!("failed: {error}"), None);
+        if let Some(key) = &p.share {
+            self.shared.failed(key);
         }
-        if let Asker::Session {
-            shard,
-            session,
-            invoke_id,
-            version,
-        } = p.asker
-        {
-            self.answer_failure(shard, session, version, invoke_id, error);
+        for waiter in p.waiters {
+            if let Some(what) = &waiter.audit {
+                audit_line(what, &format!("failed: {error}"), None);
+            }
+            if let Asker::Session {
+                shard,
+                session,
+                invoke_id,
+                version,
+            } = waiter.asker
+            {
+                self.answer_failure(shard, session, version, invoke_id, error);
+            }
         }
     }
 
@@ -301,12 +361,14 @@ impl<L: Links> IngestCore<L> {
             if !online || self.pending.is_full() {
                 continue;
             }
-            let invoke = self.pending.insert(Pending {
+            let router = Waiter {
                 asker: Asker::Router,
-                message_type: msg::RELEASE_CALL_REQ,
-                sent_at: now,
+                since: now,
                 audit: None,
-            });
+            };
+            let invoke = self
+                .pending
+                .insert(Pending::new(router, msg::RELEASE_CALL_REQ, now));
             tracing::info!(
                 target: AUDIT_TARGET,
                 session = session.0,

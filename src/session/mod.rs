@@ -13,6 +13,7 @@
 //! * `pg_status` — the PG status as the upstream tells it
 //! * `scope` — what a request names (agent, device, calls), and the rules of
 //!   what a session may act on
+//! * `variables` — REGISTER_VARIABLES: the call variables a session is sent
 
 pub mod backoff;
 pub mod client;
@@ -20,3 +21,4 @@ pub mod frames;
 pub mod pg_status;
 pub mod scope;
 pub mod server;
+pub mod variables;

@@ -21,12 +21,17 @@ use crate::proto::msg::{
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, RequestError, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
 
-/// The services the router serves (grants).
+use super::variables::VariableFilter;
+
+/// The services the router serves itself (grants): the four event
+/// services and Connection Monitor (docs/requests.md §1: the router logs
+/// and counts such a session's open and close, as the CTI Server alarms).
 pub const SERVED_SERVICES: Services = Services(
     service::ALL_EVENTS
         | service::CLIENT_EVENTS
         | service::PERIPHERAL_MONITOR
-        | service::CLIENT_MONITOR,
+        | service::CLIENT_MONITOR
+        | service::CONNECTION_MONITOR,
 );
 
 /// Where a session is in its life.
@@ -194,6 +199,9 @@ pub struct Session {
     /// What its requests may act on when it is an All Events or Peripheral
     /// Monitor session (its client's `control_scope`).
     pub control_scope: ControlScope,
+    /// The variables it registered (REGISTER_VARIABLES): only those are
+    /// sent on its call events. `None`: every variable.
+    pub variables: Option<Box<VariableFilter>>,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
@@ -263,6 +271,7 @@ impl Session {
             outstanding: 0,
             max_outstanding: 0,
             control_scope: ControlScope::Any,
+            variables: None,
         }
     }
 

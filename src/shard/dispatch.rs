@@ -26,8 +26,9 @@ impl ShardCore {
         let sessions = &mut self.sessions;
         let mut copies = 0;
         match event.message_type() {
-            // SYSTEM_EVENT reaches every open session, whatever its services.
-            msg::SYSTEM_EVENT => {
+            // SYSTEM_EVENT and USER_MESSAGE_EVENT (the Miscellaneous
+            // service) reach every open session, whatever its services.
+            msg::SYSTEM_EVENT | msg::USER_MESSAGE_EVENT => {
                 let slots: Vec<usize> = sessions.slots().collect();
                 for slot in slots {
                     copies += sessions.append(slot, Payload::Event(event), None) as u64;
@@ -135,6 +136,15 @@ impl Payload<'_> {
     }
 }
 
+/// A monitor's copy of an event carries its MonitorID (and, for Client
+/// Events, the agent's SessionID).
+fn patch_copy(copy: &mut [u8], monitor_id: MonitorId, session_id: Option<SessionId>) {
+    patch_monitor_id(copy, monitor_id.0);
+    if let Some(session_id) = session_id {
+        patch_agent_session_id(copy, session_id.0);
+    }
+}
+
 impl Sessions {
     /// Append a payload at the session's version — for a monitor copy with
     /// its MonitorID (and, for Client Events, its SessionID) patched in — and
@@ -161,7 +171,19 @@ impl Sessions {
             self.cut_slow_consumer(slot);
             return false;
         }
+        // A session that registered its variables gets its own copy of an
+        // event that carries others (docs/requests.md §6).
+        let filtered = conn.session.variables.as_deref().is_some_and(|filter| {
+            let local = &mut conn.out.local;
+            let start = local.len();
+            let filtered = filter.filter(bytes, version, local);
+            if let (true, Some((monitor_id, session_id))) = (filtered, monitor) {
+                patch_copy(&mut local[start..], monitor_id, session_id);
+            }
+            filtered
+        });
         match monitor {
+            _ if filtered => {}
             // Unchanged: queue a range of the batch's arena (the event is
             // copied there once per version), the kernel copies from it.
             None => {
@@ -173,11 +195,7 @@ impl Sessions {
                 let local = &mut conn.out.local;
                 let start = local.len();
                 local.extend_from_slice(bytes);
-                let copy = &mut local[start..];
-                patch_monitor_id(copy, monitor_id.0);
-                if let Some(session_id) = session_id {
-                    patch_agent_session_id(copy, session_id.0);
-                }
+                patch_copy(&mut local[start..], monitor_id, session_id);
             }
         }
         if !conn.dirty {

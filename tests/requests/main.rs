@@ -3,6 +3,8 @@
 //!
 //! * `routing` — the proxy rules on the routing cores wired together in
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
+//! * `local` — the answers the router gives itself (docs/requests.md §6)
+//!   and Connection Monitor, in memory, with the upstream counting requests;
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `matrix` — every request type, every field, from clients at v13–v24
 //!   to an upstream at v24 and v14 and its confirmation back, in memory;
@@ -27,6 +29,7 @@
 mod failover;
 mod fake_cti;
 mod load;
+mod local;
 mod loopback;
 mod matrix;
 mod model;

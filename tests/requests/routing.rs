@@ -68,12 +68,15 @@ fn decode_at(frame: &[u8], version: Version) -> Message {
         .unwrap_or_else(|e| panic!("{e}: {}", describe(frame)))
 }
 
+/// QUERY_AGENT_STATE_REQ for an agent the router has no report of (so it is
+/// proxied), one agent per InvokeID: identical queries in flight would
+/// share one upstream request (docs/requests.md §6, tests/requests/local.rs).
 fn query(invoke_id: u32) -> QueryAgentStateReq {
     QueryAgentStateReq {
         invoke_id,
         peripheral_id: PID,
         mrd_id: 1,
-        agent_instrument: Some("3001".into()),
+        agent_instrument: Some(format!("{}", 3000 + invoke_id).as_str().into()),
         ..Default::default()
     }
 }
@@ -105,7 +108,14 @@ fn a_request_goes_upstream_with_a_fresh_invoke_id_and_its_reply_to_the_asker_onl
     let a = open(&mut r, 0, v(19), CONTROL);
     let b = open(&mut r, 1, Version::MAX, CONTROL);
     r.send(a, v(19), query(7));
-    r.send(b, Version::MAX, query(7));
+    r.send(
+        b,
+        Version::MAX,
+        QueryAgentStateReq {
+            agent_instrument: Some("3008".into()),
+            ..query(7)
+        },
+    );
     let sent = r.upstream_received();
     assert_eq!(sent.len(), 2);
     let (ia, ib) = (invoke_of(&sent[0]), invoke_of(&sent[1]));
@@ -114,13 +124,13 @@ fn a_request_goes_upstream_with_a_fresh_invoke_id_and_its_reply_to_the_asker_onl
         "top bit set"
     );
     assert_ne!(ia, ib);
-    for f in &sent {
+    for (f, instrument) in sent.iter().zip([b"3007", b"3008"]) {
         assert_eq!(frame_type(f), msg::QUERY_AGENT_STATE_REQ);
         // Re-encoded at the upstream's version (24), the rest as sent.
         let Message::QueryAgentStateReq(q) = decode_at(f, Version::MAX) else {
             panic!("{}", describe(f))
         };
-        assert_eq!(q.agent_instrument.unwrap().as_bytes(), b"3001");
+        assert_eq!(q.agent_instrument.unwrap().as_bytes(), instrument);
     }
     assert!(r.received(a).is_empty() && r.received(b).is_empty());
 
