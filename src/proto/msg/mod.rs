@@ -7,6 +7,7 @@ pub mod control;
 pub mod misc;
 pub mod monitor;
 pub mod session;
+pub mod statistics;
 
 pub use agent::*;
 pub use call::*;
@@ -14,3 +15,4 @@ pub use control::*;
 pub use misc::*;
 pub use monitor::*;
 pub use session::*;
+pub use statistics::*;
