@@ -8,6 +8,7 @@ pub mod misc;
 pub mod monitor;
 pub mod session;
 pub mod statistics;
+pub mod supervisor;
 
 pub use agent::*;
 pub use call::*;
@@ -16,3 +17,4 @@ pub use misc::*;
 pub use monitor::*;
 pub use session::*;
 pub use statistics::*;
+pub use supervisor::*;
