@@ -1,8 +1,8 @@
-//! The declarative message and group macros: each message is written once as a
-//! list of fixed fields (with the version each appears in) and floating fields
-//! (with tag, version range and list count), and the macro derives the struct,
-//! its decoder, encoder, version restriction and field visitor from it. The
-//! version rules themselves live in `version.rs`.
+//! The declarative message, group and counter-block macros: each message is
+//! written once as a list of fixed fields (with the version each appears in)
+//! and floating fields (with tag, version range and list count), and the macro
+//! derives the struct, its decoder, encoder, version restriction and field
+//! visitor from it. The version rules themselves live in `version.rs`.
 
 /// A floating field that appears at most once.
 pub type Opt<T> = Option<T>;
@@ -157,6 +157,7 @@ macro_rules! count_sync {
 ///         fixed_field: u32,
 ///         gated_field: i32 @ 19,            // exists from version 19
 ///         null_before: u32 @ 14 = 0xFFFF_FFFF, // what it means before 14
+///         statistics: AgentStatistics,      // a `counters!` block
 ///     }
 ///     floating {
 ///         field: Opt<CtiString> = TAG,      // at most once
@@ -264,14 +265,96 @@ macro_rules! message {
             #[allow(unused_variables)]
             fn visit(&self, version: $crate::proto::Version, visit: &mut dyn FnMut($crate::proto::Field<'_>)) {
                 $( if version.has(since!($($fsince)?), u8::MAX) {
-                    visit($crate::proto::Field {
-                        name: stringify!($fname),
-                        tag: None,
-                        value: $crate::proto::values::FieldValue::Int(
-                            $crate::proto::wire::FixedValue::widen(self.$fname)),
-                    });
+                    $crate::proto::wire::FixedValue::visit_as(
+                        self.$fname, stringify!($fname), visit);
                 } )*
                 $( float_visit!($kind, $lty, self.$lname, $lname, visit, $($tag)?); )*
+            }
+        }
+    };
+}
+
+/// Declares a block of UINT counters that a message carries as one fixed
+/// field (the statistics confirmations, docs/protocol.md §12.4): a newtype
+/// over `[u32; N]`, written back to back in the order of a const table of
+/// counter names, and visited one counter at a time under those names (so a
+/// dump or a test names every counter without a struct field per counter).
+///
+/// ```text
+/// counters! {
+///     /// doc
+///     pub struct Name([u32; 84]) = NAME_TABLE;   // NAME_TABLE: [&str; 84]
+/// }
+/// ```
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident([u32; $len:literal]) = $names:ident;
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, arbitrary::Arbitrary)]
+        pub struct $name(pub [u32; $len]);
+
+        impl $name {
+            /// Number of counters.
+            pub const LEN: usize = $len;
+            /// The counters' names, in wire order.
+            pub const NAMES: &'static [&'static str; $len] = &$names;
+
+            /// The counter called `name` (one of [`Self::NAMES`]).
+            pub fn get(&self, name: &str) -> Option<u32> {
+                let at = Self::NAMES.iter().position(|n| *n == name)?;
+                Some(self.0[at])
+            }
+
+            /// Every counter as (name, value), in wire order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+                Self::NAMES.iter().copied().zip(self.0.iter().copied())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name([0; $len])
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map().entries(self.iter()).finish()
+            }
+        }
+
+        impl $crate::proto::wire::FixedValue for $name {
+            const SIZE: usize = 4 * $len;
+
+            fn read(bytes: &[u8]) -> Self {
+                let mut counters = [0u32; $len];
+                let raw = bytes[..Self::SIZE].chunks_exact(4);
+                for (counter, b) in counters.iter_mut().zip(raw) {
+                    *counter = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                $name(counters)
+            }
+
+            fn write(self, out: &mut Vec<u8>) {
+                for counter in self.0 {
+                    out.extend_from_slice(&counter.to_be_bytes());
+                }
+            }
+
+            fn visit_as(
+                self,
+                _name: &'static str,
+                visit: &mut dyn FnMut($crate::proto::Field<'_>),
+            ) {
+                for (name, counter) in self.iter() {
+                    visit($crate::proto::Field {
+                        name,
+                        tag: None,
+                        value: $crate::proto::values::FieldValue::Int(i64::from(counter)),
+                    });
+                }
             }
         }
     };

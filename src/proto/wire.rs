@@ -3,18 +3,23 @@
 //! (docs/protocol.md §2.2, §2.5). Everything bounds-checked; nothing panics on input.
 
 use super::error::Invalid;
+use super::values::FieldValue;
 use super::version::Version;
+use super::Field;
 
-/// A fixed-size, big-endian integer field of a message's fixed part.
+/// A fixed-size, big-endian field of a message's fixed part: an integer, or
+/// a block of UINT counters (`counters!`).
 pub trait FixedValue: Copy + Default {
     /// Bytes on the wire.
     const SIZE: usize;
-    /// Read from exactly `SIZE` bytes (the caller checked the length).
+    /// Read from the first `SIZE` bytes (the caller checked the length).
     fn read(bytes: &[u8]) -> Self;
     /// Append the big-endian bytes.
     fn write(self, out: &mut Vec<u8>);
-    /// The value widened, for display and comparison.
-    fn widen(self) -> i64;
+    /// Hand the field to a visitor as the fixed field `name`: an integer as
+    /// one field (widened to `i64`), a counter block as one field per
+    /// counter under the counter's own name.
+    fn visit_as(self, name: &'static str, visit: &mut dyn FnMut(Field<'_>));
 }
 
 macro_rules! fixed_int {
@@ -31,9 +36,8 @@ macro_rules! fixed_int {
             fn write(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_be_bytes());
             }
-            #[inline]
-            fn widen(self) -> i64 {
-                self as i64
+            fn visit_as(self, name: &'static str, visit: &mut dyn FnMut(Field<'_>)) {
+                visit(Field { name, tag: None, value: FieldValue::Int(self as i64) });
             }
         }
     )*};

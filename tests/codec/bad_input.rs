@@ -476,3 +476,105 @@ fn unknown_floating_tags_are_skipped() {
         assert_eq!(decoded, Message::from(expected));
     }
 }
+
+/// Malformed bodies of the Miscellaneous service types and the Supervisor
+/// events (docs/protocol.md §12.4, §12.5) give the codec's usual errors at both
+/// tag widths, from decoding and from transcoding to another version (which
+/// then writes nothing); never a panic. (A fixed part too short for its type
+/// is `fixed_part_shorter_than_the_type_needs_is_short_fixed_part`, which
+/// covers every typed type.) Routing reads no key of these types, so it does
+/// not look at their floating part.
+#[test]
+fn malformed_miscellaneous_and_supervisor_event_bodies_are_the_usual_errors() {
+    let check = |message_type: u32, body: &[u8], version: Version, expected: Invalid| {
+        let frame = raw_frame(message_type, body);
+        assert_frame_error(&frame, version, &expected);
+        let other = if version.tag_width() == 1 {
+            v(24)
+        } else {
+            v(13)
+        };
+        let mut out = vec![0xEE];
+        assert_eq!(
+            transcode(&frame, version, other, &mut out),
+            Err(DecodeError::Invalid(expected)),
+            "type {message_type} v{version}->v{other}"
+        );
+        assert_eq!(out, [0xEE]);
+        let keys = routing::extract(&frame, version).unwrap();
+        assert_eq!(
+            (keys.message_type, keys.has_monitor_id),
+            (message_type, false)
+        );
+    };
+    for version in widths() {
+        for &message_type in crate::vectors::MISCELLANEOUS_AND_SUPERVISOR_EVENT_TYPES {
+            let fixed = vec![0x11; Message::fixed_len(message_type, version).unwrap()];
+            // A Text field announcing 10 bytes with 6 left.
+            let mut body = fixed.clone();
+            let mut field = floating_field(version, tags::TEXT, b"0123456789");
+            field.truncate(field.len() - 4);
+            body.extend_from_slice(&field);
+            let overrun = Invalid::FloatingOverrun {
+                tag: tags::TEXT,
+                len: 10,
+                available: 6,
+            };
+            check(message_type, &body, version, overrun);
+            // One byte where a floating header should be.
+            let mut body = fixed.clone();
+            body.push(0x07);
+            let truncated = Invalid::TruncatedFloatingHeader { available: 1 };
+            check(message_type, &body, version, truncated);
+        }
+        // Integer floating fields of the wrong width.
+        let mut wrong_width = vec![
+            (msg::SET_APP_DATA_REQ, tags::APP_PATH_ID, 2),
+            (msg::SET_APP_DATA_REQ, tags::CALL_TYPE_ID, 5),
+            (msg::SET_APP_DATA_REQ, tags::PRE_CALL_INVOKE_ID, 0),
+        ];
+        if version.tag_width() == 2 {
+            wrong_width.push((msg::AGENT_DESK_SETTINGS_CONF, tags::PLAY_ZIP_TONE, 3));
+            wrong_width.push((
+                msg::AGENT_DESK_SETTINGS_CONF,
+                tags::ACD_SHARED_LINE_USAGE,
+                8,
+            ));
+        }
+        for (message_type, tag, len) in wrong_width {
+            let mut body = vec![0; Message::fixed_len(message_type, version).unwrap()];
+            body.extend_from_slice(&floating_field(version, tag, &vec![1; len]));
+            check(
+                message_type,
+                &body,
+                version,
+                Invalid::FieldLength { tag, len },
+            );
+        }
+        // REGISTER_VARIABLES_REQ: a named variable without the NUL after its
+        // name, and (STRICT only) a count that lies.
+        let register = |num_named_variables: u16, data: &[u8]| {
+            let mut body = vec![0, 0, 0, 9, 0, 1];
+            body.extend_from_slice(&num_named_variables.to_be_bytes());
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&floating_field(version, tags::NAMED_VARIABLE, data));
+            body
+        };
+        let no_nul = register(1, b"user.acct");
+        let expected = Invalid::FieldLength {
+            tag: tags::NAMED_VARIABLE,
+            len: 9,
+        };
+        check(msg::REGISTER_VARIABLES_REQ, &no_nul, version, expected);
+        let lying = raw_frame(msg::REGISTER_VARIABLES_REQ, &register(2, b"user.acct\0"));
+        assert_eq!(
+            decode_frame(&lying, version, DecodeOptions::STRICT),
+            Err(DecodeError::Invalid(Invalid::ListCount {
+                field: "num_named_variables",
+                count: 2,
+                actual: 1
+            }))
+        );
+        assert!(decode_frame(&lying, version, DecodeOptions::COUNTS_UNCHECKED).is_ok());
+    }
+}

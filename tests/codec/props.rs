@@ -9,7 +9,7 @@ use ctirouter::proto::error::{EncodeError, Invalid};
 use ctirouter::proto::routing::{self, RoutingKeys, MAX_DEVICES};
 use ctirouter::proto::transcode::{patch_monitor_id, transcode, Transcoded};
 use ctirouter::proto::{
-    decode_frame, tags, DecodeError, DecodeOptions, FieldValue, Message, Version,
+    decode_frame, tags, CtiString, DecodeError, DecodeOptions, FieldValue, Message, Unspec, Version,
 };
 use proptest::prelude::*;
 use testkit::v;
@@ -436,14 +436,12 @@ fn generator_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// Generated messages per type in the table tests below.
 const SEEDS_PER_TYPE: u64 = 48;
 
-/// Table test over every Client Control / Call Data Update type (not left to
-/// the random draw of the property above): generated messages round-trip at
-/// every version 13..=24, and transcode between every pair of versions
-/// (a request decoded at the client's version, re-encoded at the upstream's,
-/// and the reply the other way).
-#[test]
-fn client_control_and_call_data_messages_round_trip_at_every_version() {
-    for &message_type in crate::vectors::CLIENT_CONTROL_AND_CALL_DATA_TYPES {
+/// Generated messages of each of `types` round-trip at every version
+/// 13..=24 and transcode between every pair of versions (a request decoded at
+/// the client's version, re-encoded at the upstream's, and the reply or event
+/// the other way); a type with floating fields is generated with some.
+fn check_types_at_every_version_pair(types: &[u32]) {
+    for &message_type in types {
         let which = Message::TYPED
             .iter()
             .position(|&t| t == message_type)
@@ -476,6 +474,75 @@ fn client_control_and_call_data_messages_round_trip_at_every_version() {
             !declares_floating || nr_with_floating > 0,
             "type {message_type}: no generated message had a floating field"
         );
+    }
+}
+
+/// Table test over every Client Control / Call Data Update type (not left to
+/// the random draw of the property above).
+#[test]
+fn client_control_and_call_data_messages_round_trip_at_every_version() {
+    check_types_at_every_version_pair(crate::vectors::CLIENT_CONTROL_AND_CALL_DATA_TYPES);
+}
+
+/// The same over every Miscellaneous service type and the Supervisor events
+/// (the statistics confirmations included: their counter blocks are 344 and
+/// 596 bytes, so the generator is given room for them).
+#[test]
+fn miscellaneous_service_and_supervisor_events_round_trip_at_every_version() {
+    check_types_at_every_version_pair(crate::vectors::MISCELLANEOUS_AND_SUPERVISOR_EVENT_TYPES);
+}
+
+/// The three events with every floating field filled (Text at 255 data
+/// bytes, the most a 1-byte length holds) transcode v19 → v20, v24 → v13 and
+/// v18 → v14, and back, keeping everything both versions hold. (The per-type
+/// test above draws them at random; this one pins the full events.)
+#[test]
+fn full_request_service_events_survive_the_tag_width_change() {
+    use ctirouter::proto::msg::{EmergencyCallEvent, SupervisorAssistEvent, UserMessageEvent};
+    let text = |c: u8| Some(CtiString::new(vec![c; 40]));
+    let events = [
+        Message::from(UserMessageEvent {
+            icm_central_controller_time: 0x6543_2100,
+            distribution: 3,
+            client_id: text(b'c'),
+            text: Some(CtiString::new(vec![b't'; 254])),
+        }),
+        Message::from(SupervisorAssistEvent {
+            peripheral_id: 1,
+            connection_call_id: 0xFFFF_FFFE,
+            connection_device_id_type: 1,
+            session_id: 0,
+            connection_device_id: text(b'd'),
+            client_id: text(b'c'),
+            text: Some(CtiString::new(vec![b't'; 254])),
+        }),
+        Message::from(EmergencyCallEvent {
+            peripheral_id: 5000,
+            connection_call_id: 7,
+            connection_device_id_type: 0,
+            session_id: 42,
+            connection_device_id: text(b'd'),
+            client_id: text(b'c'),
+            client_address: Some(CtiString::new(vec![b'a'; 63])),
+            agent_extension: Some("3001".into()),
+            agent_id: Some("1001".into()),
+            agent_instrument: Some("3001".into()),
+            client_address_ipv6: Some(Unspec(vec![0x20; 16])),
+        }),
+    ];
+    for event in &events {
+        for (a, b) in [(v(19), v(20)), (v(24), v(13)), (v(18), v(14))] {
+            check_transcode(event, a, b).unwrap();
+            check_there_and_back(event, a, b).unwrap();
+        }
+        // What v13, v19 and v20 all hold is everything but 226
+        // (EMERGENCY_CALL_EVENT, v14–18 only).
+        let kept = restricted(event, &[v(13), v(19), v(20)]);
+        let mut without_ipv6 = event.clone();
+        if let Message::EmergencyCallEvent(e) = &mut without_ipv6 {
+            e.client_address_ipv6 = None;
+        }
+        assert_eq!(kept, without_ipv6);
     }
 }
 

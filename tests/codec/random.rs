@@ -10,6 +10,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use arbitrary::Unstructured;
+
 use ctirouter::proto::frame::{self, HEADER_LEN, MAX_FRAME_LEN};
 use ctirouter::proto::routing;
 use ctirouter::proto::transcode::{
@@ -43,10 +45,22 @@ fn byte(rng: &mut Rng) -> u8 {
     rng.next_u64() as u8
 }
 
-/// The frames mutations start from: every vector frame, and every typed
-/// vector message re-encoded at v13 and v24 (other widths and layouts).
+/// The frames mutations start from: every vector frame, every typed vector
+/// message re-encoded at v13 and v24 (other widths and layouts), and one
+/// generated message of every typed type at v13, v19, v20 and v24 (so types
+/// without a vector, such as the statistics confirmations with their 344-
+/// and 596-byte fixed parts, are mutated from frames of their own shape).
 fn seed_frames() -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = all_rows().iter().map(|r| r.frame.clone()).collect();
+    let mut rng = Rng::new(0x7365_6564);
+    for which in 0..Message::TYPED.len() {
+        let bytes: Vec<u8> = (0..1024).map(|_| byte(&mut rng)).collect();
+        if let Ok(message) = Message::arbitrary_typed(which, &mut Unstructured::new(&bytes)) {
+            for version in VERSIONS.map(v) {
+                seeds.extend(message.to_frame(version).ok());
+            }
+        }
+    }
     for row in all_rows() {
         let decoded = Message::decode(
             row.message_type,

@@ -7,6 +7,8 @@ pub mod control;
 pub mod misc;
 pub mod monitor;
 pub mod session;
+pub mod statistics;
+pub mod supervisor;
 
 pub use agent::*;
 pub use call::*;
@@ -14,3 +16,5 @@ pub use control::*;
 pub use misc::*;
 pub use monitor::*;
 pub use session::*;
+pub use statistics::*;
+pub use supervisor::*;
