@@ -166,19 +166,27 @@ macro_rules! call_and_agent {
     };
 }
 
-/// The identity fields of a Client Control or Call Data Update request
-/// (docs/protocol.md §12.7); `None` for other messages.
+/// A request about an agent, named by any of its fields.
+macro_rules! agent_only {
+    ($r:expr) => {
+        Identity {
+            peripheral_id: &mut $r.peripheral_id,
+            agent_id: Some(&mut $r.agent_id),
+            agent_extension: Some(&mut $r.agent_extension),
+            agent_instrument: Some(&mut $r.agent_instrument),
+            calls: SmallVec::new(),
+        }
+    };
+}
+
+/// The identity fields of a Client Control, Call Data Update or
+/// Miscellaneous request (docs/protocol.md §12.7); `None` for messages
+/// that name no agent, device or call.
 pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
     use Message as M;
     let none = SmallVec::new();
     Some(match m {
-        M::QueryAgentStateReq(r) => Identity {
-            peripheral_id: &mut r.peripheral_id,
-            agent_id: Some(&mut r.agent_id),
-            agent_extension: Some(&mut r.agent_extension),
-            agent_instrument: Some(&mut r.agent_instrument),
-            calls: none,
-        },
+        M::QueryAgentStateReq(r) => agent_only!(r),
         M::SetAgentStateReq(r) => Identity {
             peripheral_id: &mut r.peripheral_id,
             agent_id: Some(&mut r.agent_id),
@@ -256,6 +264,17 @@ pub fn identity(m: &mut Message) -> Option<Identity<'_>> {
             agent_instrument: None,
         },
         M::AgentGreetingControlReq(r) => Identity {
+            peripheral_id: &mut r.peripheral_id,
+            agent_id: Some(&mut r.agent_id),
+            agent_extension: None,
+            agent_instrument: None,
+            calls: none,
+        },
+        M::StartRecordingReq(r) => call_and_agent!(r),
+        M::StopRecordingReq(r) => call_and_agent!(r),
+        M::QueryAgentStatisticsReq(r) => agent_only!(r),
+        M::UserMessageReq(r) => agent_only!(r),
+        M::AgentDeskSettingsReq(r) => Identity {
             peripheral_id: &mut r.peripheral_id,
             agent_id: Some(&mut r.agent_id),
             agent_extension: None,

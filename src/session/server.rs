@@ -14,9 +14,9 @@ use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
 use crate::proto::constants::{agent_state, control_failure, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
-    ChangeMonitorMaskReq, CloseConf, CloseReq, ControlFailureConf, FailureConf, FailureEvent,
+    ChangeMonitorMaskReq, ClientEventReportConf, ClientEventReportReq, CloseConf, CloseReq, ControlFailureConf, FailureConf, FailureEvent,
     HeartbeatConf, HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq,
-    SessionMonitorStartReq, SessionMonitorStopReq,
+    RegisterVariablesConf, RegisterVariablesReq, SessionMonitorStartReq, SessionMonitorStopReq,
 };
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, RequestError, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
@@ -33,6 +33,10 @@ pub const SERVED_SERVICES: Services = Services(
         | service::CLIENT_MONITOR
         | service::CONNECTION_MONITOR,
 );
+
+/// The tracing target of CLIENT_EVENT_REPORT lines: what clients report of
+/// themselves (docs/requests.md §6).
+pub const CLIENT_EVENT_TARGET: &str = "ctirouter::client_event";
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,6 +495,26 @@ impl Session {
                 Err(e) => failure_conf(out, v, invoke, e.into()),
             },
             msg::OPEN_REQ => return self.reject(out, invoke, RequestError::SessionAlreadyOpen),
+            msg::CLIENT_EVENT_REPORT_REQ => {
+                match ClientEventReportReq::decode_body(body, v, DecodeOptions::STRICT) {
+                    Ok(report) => {
+                        self.log_client_event_report(&report);
+                        let invoke_id = report.invoke_id;
+                        push(out, v, ClientEventReportConf { invoke_id }.into());
+                    }
+                    Err(e) => failure_conf(out, v, invoke, e.into()),
+                }
+            }
+            msg::REGISTER_VARIABLES_REQ => {
+                match RegisterVariablesReq::decode_body(body, v, DecodeOptions::STRICT) {
+                    Ok(register) => {
+                        let invoke_id = register.invoke_id;
+                        self.variables = Some(Box::new(VariableFilter::registered(register)));
+                        push(out, v, RegisterVariablesConf { invoke_id }.into());
+                    }
+                    Err(e) => failure_conf(out, v, invoke, e.into()),
+                }
+            }
             t if proxied_service(t).is_some() => return self.on_proxied_request(frame, out),
             1..=msg::MAX_KNOWN_V24 => failure_conf(out, v, invoke, RequestError::NotAvailable),
             _ => failure_conf(out, v, invoke, RequestError::UnknownMessageType),
@@ -531,6 +555,35 @@ impl Session {
         Outcome::Proxy {
             message_type: t,
             invoke_id: invoke,
+        }
+    }
+
+    /// CLIENT_EVENT_REPORT_REQ (docs/requests.md §6): the client's report of
+    /// its own state, logged at the level its State says (0 normal, 1
+    /// warning, 2 error) with who sent it.
+    fn log_client_event_report(&self, report: &ClientEventReportReq) {
+        let text = |s: &Option<CtiString>| {
+            s.as_ref()
+                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned())
+                .unwrap_or_default()
+        };
+        let client_id = String::from_utf8_lossy(self.client.client_id.as_bytes());
+        let (object, text) = (text(&report.object_name), text(&report.text));
+        let session = self.id.0;
+        let peer = self.peer;
+        match report.state {
+            0 => tracing::info!(
+                target: CLIENT_EVENT_TARGET,
+                session, %client_id, %peer, %object, "{text}"
+            ),
+            1 => tracing::warn!(
+                target: CLIENT_EVENT_TARGET,
+                session, %client_id, %peer, %object, "{text}"
+            ),
+            state => tracing::error!(
+                target: CLIENT_EVENT_TARGET,
+                session, %client_id, %peer, %object, state, "{text}"
+            ),
         }
     }
 
@@ -578,13 +631,23 @@ impl Session {
     }
 }
 
-/// The request service a message type belongs to, for the services the
-/// router proxies (docs/requests.md §1): Client Control and Call Data Update.
+/// The request service a message type belongs to, for the requests the
+/// router sends on to ingest (docs/requests.md §1): Client Control, Call
+/// Data Update, and the Miscellaneous requests that every session may send
+/// (`Services::NONE`: no service bit needed) and the CTI Server or the
+/// router's state answers.
 pub fn proxied_service(message_type: u32) -> Option<Services> {
     match message_type {
         36..=64 if message_type % 2 == 0 => Some(Services::CLIENT_CONTROL),
         78 | 82 | 84 | 91 | 118 | 121 | 139 | 249 => Some(Services::CLIENT_CONTROL),
         msg::SET_CALL_DATA_REQ | msg::RELEASE_CALL_REQ | 141 => Some(Services::CALL_DATA_UPDATE),
+        msg::USER_MESSAGE_REQ
+        | msg::QUERY_AGENT_STATISTICS_REQ
+        | msg::QUERY_SKILL_GROUP_STATISTICS_REQ
+        | msg::SET_APP_DATA_REQ
+        | msg::AGENT_DESK_SETTINGS_REQ
+        | msg::START_RECORDING_REQ
+        | msg::STOP_RECORDING_REQ => Some(Services::NONE),
         _ => None,
     }
 }

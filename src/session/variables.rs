@@ -6,6 +6,7 @@
 //! is sent the shared bytes, untouched, at no cost. Registering again
 //! replaces the registration. Sans I/O.
 
+use crate::proto::msg::RegisterVariablesReq;
 use crate::proto::{
     decode_frame, CtiString, DecodeOptions, Message, MessageBody, NamedArray, NamedVar, Version,
 };
@@ -68,6 +69,18 @@ macro_rules! strip {
 }
 
 impl VariableFilter {
+    /// What REGISTER_VARIABLES_REQ registers: its mask, and the names of its
+    /// named variables and arrays (their values and indexes mean nothing
+    /// here). The router passes on whatever names a client registers: it
+    /// cannot know which ECC variables the PG has configured.
+    pub fn registered(req: RegisterVariablesReq) -> VariableFilter {
+        VariableFilter {
+            call_variable_mask: req.call_variable_mask,
+            named_variables: req.named_variables.into_iter().map(|v| v.name).collect(),
+            named_arrays: req.named_arrays.into_iter().map(|a| a.name).collect(),
+        }
+    }
+
     /// Whether the named variable or array `name` is wanted.
     fn wants(names: &[CtiString], name: &CtiString) -> bool {
         names.iter().any(|n| n.as_bytes() == name.as_bytes())
