@@ -6,7 +6,7 @@
 //! belongs to. Bounded by the number of agents the PG reports. No I/O here.
 
 use crate::keys::{AgentField, AgentKey, DeviceKey, KeyMap};
-use crate::proto::constants::msg;
+use crate::proto::constants::{agent_state, msg};
 use crate::proto::msg::AgentStateEvent;
 use crate::proto::routing::{RoutingKeys, Span};
 use crate::proto::{frame, DecodeOptions, MessageBody, Version};
@@ -21,14 +21,21 @@ struct AgentRecord {
     keys: [Option<AgentKey>; 3],
     /// Its extension and instrument as devices.
     devices: [Option<DeviceKey>; 2],
+    /// Its AgentState as last reported.
+    state: u16,
+    /// Reported before the last upstream loss, not since.
+    stale: bool,
 }
 
 impl AgentRecord {
-    /// Keep `frame` as the agent's latest report (its buffer reused).
-    fn store(&mut self, frame: &[u8], version: Version) {
+    /// Keep `frame` (with AgentState `state`) as the agent's latest report
+    /// (its buffer reused).
+    fn store(&mut self, frame: &[u8], version: Version, state: u16) {
         self.frame.clear();
         self.frame.extend_from_slice(frame);
         self.version = version;
+        self.state = state;
+        self.stale = false;
     }
 
     fn is_named(&self, keys: &[Option<AgentKey>; 3], devices: &[Option<DeviceKey>; 2]) -> bool {
@@ -81,6 +88,7 @@ impl AgentTable {
             return;
         }
         let devices = device_keys(frame, keys);
+        let state = keys.agent_state.unwrap_or(agent_state::UNKNOWN);
         // The AgentID names the agent; an event without one is matched by
         // its instrument or extension.
         let slot = agent_keys
@@ -91,7 +99,7 @@ impl AgentTable {
             // The usual case: the same agent on the same devices, only its
             // state changed — no re-indexing.
             Some(slot) if self.records[slot as usize].is_named(&agent_keys, &devices) => {
-                self.records[slot as usize].store(frame, version);
+                self.records[slot as usize].store(frame, version, state);
                 return;
             }
             Some(slot) => {
@@ -104,12 +112,14 @@ impl AgentTable {
                     version,
                     keys: [None; 3],
                     devices: [None; 2],
+                    state,
+                    stale: false,
                 });
                 (self.records.len() - 1) as u32
             }
         };
         let record = &mut self.records[slot as usize];
-        record.store(frame, version);
+        record.store(frame, version, state);
         record.keys = agent_keys;
         record.devices = devices;
         for k in agent_keys.into_iter().flatten() {
@@ -155,6 +165,21 @@ impl AgentTable {
     pub fn keys_of_device(&self, device: &DeviceKey) -> Option<&[Option<AgentKey>; 3]> {
         let slot = *self.by_device.get(device)?;
         Some(&self.records[slot as usize].keys)
+    }
+
+    /// The AgentState of the agent whose extension or instrument `device`
+    /// is, if reported since the last upstream loss.
+    pub fn current_state_of_device(&self, device: &DeviceKey) -> Option<u16> {
+        let record = &self.records[*self.by_device.get(device)? as usize];
+        (!record.stale).then_some(record.state)
+    }
+
+    /// The upstream was lost: what the agents reported may no longer hold
+    /// (until each reports again).
+    pub fn mark_stale(&mut self) {
+        for record in &mut self.records {
+            record.stale = true;
+        }
     }
 
     /// What OPEN_CONF says about the agent named by `key`, if it was reported.
