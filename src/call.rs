@@ -111,11 +111,14 @@ macro_rules! carried {
     };
 }
 
-/// Fold what BEGIN_CALL and CALL_DATA_UPDATE carry beyond [`Carried`]:
-/// CallType, CalledPartyDisposition, RouterCallKey, CallReferenceID.
+/// NULL_CALLTYPE (docs/protocol.md §5.16): a CALL_DATA_UPDATE that does
+/// not change the CallType.
+const NULL_CALLTYPE: u16 = 0xFFFF;
+
+/// Fold what BEGIN_CALL and CALL_DATA_UPDATE carry beyond [`Carried`]
+/// (CallType apart): CalledPartyDisposition, RouterCallKey, CallReferenceID.
 macro_rules! take_call_fields {
     ($data:ident, $e:ident) => {
-        $data.call_type = $e.call_type;
         $data.called_party_disposition = $e.called_party_disposition;
         set(&mut $data.router_call_key_day, $e.router_call_key_day);
         set(
@@ -173,10 +176,14 @@ impl CallData {
     pub fn fold(&mut self, message: Message) -> bool {
         match message {
             Message::BeginCallEvent(e) => {
+                self.call_type = e.call_type;
                 take_call_fields!(self, e);
                 self.take(carried!(e, ani_ii: e.ani_ii));
             }
             Message::CallDataUpdateEvent(e) => {
+                if e.call_type != NULL_CALLTYPE {
+                    self.call_type = e.call_type;
+                }
                 take_call_fields!(self, e);
                 self.take(carried!(e, ani_ii: None));
             }
@@ -360,6 +367,11 @@ mod tests {
             ..Default::default()
         }));
         assert_eq!(data.call_type, 4, "CALL_DELIVERED carries no CallType");
+        data.fold(Message::from(CallDataUpdateEvent {
+            call_type: NULL_CALLTYPE,
+            ..Default::default()
+        }));
+        assert_eq!(data.call_type, 4, "NULL_CALLTYPE changes no CallType");
         assert_eq!(data.caller_entered_digits, Some("42".into()));
         assert_eq!(data.ani, Some("5551000".into()));
         assert_eq!(data.dnis, Some("8000".into()));

@@ -8,7 +8,7 @@
 //! reports. No I/O here.
 //!
 //! **Current** means reported during this upstream session: when the
-//! upstream is lost ([`AgentTable::new_session`]) every entry goes stale
+//! upstream is lost ([`AgentTable::mark_stale`]) every entry goes stale
 //! (the PG may have changed anything meanwhile) until the agent's next
 //! AGENT_STATE_EVENT, or a QUERY_AGENT_STATE_CONF the router proxied for it
 //! ([`AgentTable::refresh`]), reports it again.
@@ -16,7 +16,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::keys::{AgentField, AgentKey, DeviceKey, KeyMap};
-use crate::proto::constants::{msg, NULL_PERIPHERAL_ID};
+use crate::proto::constants::{agent_state, msg, NULL_PERIPHERAL_ID};
 use crate::proto::group::SkillGroup;
 use crate::proto::msg::{AgentStateEvent, QueryAgentStateConf, QueryAgentStateReq};
 use crate::proto::routing::{self, RoutingKeys, Span};
@@ -39,15 +39,19 @@ struct AgentRecord {
     keys: [Option<AgentKey>; 3],
     /// Its extension and instrument as devices.
     devices: [Option<DeviceKey>; 2],
+    /// Its AgentState as last reported.
+    state: u16,
 }
 
 impl AgentRecord {
-    /// Keep `frame` as the agent's latest report (its buffer reused).
-    fn store(&mut self, frame: &[u8], version: Version, session: u32) {
+    /// Keep `frame` (with AgentState `state`) as the agent's latest report
+    /// in upstream session `session` (its buffer reused).
+    fn store(&mut self, frame: &[u8], version: Version, session: u32, state: u16) {
         self.frame.clear();
         self.frame.extend_from_slice(frame);
         self.version = version;
         self.session = session;
+        self.state = state;
     }
 
     /// Its latest AGENT_STATE_EVENT, decoded.
@@ -109,6 +113,7 @@ impl AgentTable {
             return;
         }
         let devices = device_keys(frame, keys);
+        let state = keys.agent_state.unwrap_or(agent_state::UNKNOWN);
         // The AgentID names the agent; an event without one is matched by
         // its instrument or extension.
         let slot = agent_keys
@@ -120,7 +125,7 @@ impl AgentTable {
             // The usual case: the same agent on the same devices, only its
             // state changed — no re-indexing.
             Some(slot) if self.records[slot as usize].is_named(&agent_keys, &devices) => {
-                self.records[slot as usize].store(frame, version, session);
+                self.records[slot as usize].store(frame, version, session, state);
                 return;
             }
             Some(slot) => {
@@ -135,12 +140,13 @@ impl AgentTable {
                     icm_agent_id: 0,
                     keys: [None; 3],
                     devices: [None; 2],
+                    state,
                 });
                 (self.records.len() - 1) as u32
             }
         };
         let record = &mut self.records[slot as usize];
-        record.store(frame, version, session);
+        record.store(frame, version, session, state);
         record.keys = agent_keys;
         record.devices = devices;
         // Re-indexing is rare (a new agent, or one on new devices): the
@@ -196,19 +202,17 @@ impl AgentTable {
         Some(&self.records[slot as usize].keys)
     }
 
-    /// The upstream session ended: every entry is stale until reported again.
-    pub fn new_session(&mut self) {
+    /// The upstream was lost: what the agents reported may no longer hold;
+    /// every entry is stale until the agent is reported again.
+    pub fn mark_stale(&mut self) {
         self.session = self.session.wrapping_add(1);
     }
 
-    /// Whether the agent whose extension or instrument `device` is was
-    /// reported in this upstream session, and its state then.
+    /// The AgentState of the agent whose extension or instrument `device`
+    /// is, if reported in this upstream session.
     pub fn current_state_of_device(&self, device: &DeviceKey) -> Option<u16> {
-        let slot = *self.by_device.get(device)?;
-        let record = &self.records[slot as usize];
-        (record.session == self.session)
-            .then(|| record.event().map(|e| e.agent_state))
-            .flatten()
+        let record = &self.records[*self.by_device.get(device)? as usize];
+        (record.session == self.session).then_some(record.state)
     }
 
     /// QUERY_AGENT_STATE_CONF for `req` from the agent's latest report, if

@@ -218,7 +218,6 @@ impl<L: Links> IngestCore<L> {
         self.system_event(system_event::CTI_SERVER_OFFLINE, now);
         self.fail_all_requests();
         self.tracker.clear_calls();
-        self.tracker.agents.new_session();
         self.shared.clear();
         self.interest.clear_calls();
         self.broadcast(|| ToShard::UpstreamLost);

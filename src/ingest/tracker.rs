@@ -38,6 +38,11 @@
 //!   data is reported with the merge, a renamed call keeps its data.
 //! * A call not seen for `max_age` is forgotten and counted (calls that never
 //!   see their end must not grow memory forever).
+//! * Each call also keeps its parties — per device, its connection's device
+//!   type and LocalConnectionState as the last event naming it left it —
+//!   and the tracker a device → live calls index, from which it answers
+//!   SNAPSHOT_CALL_REQ and SNAPSHOT_DEVICE_REQ (`snapshot`, whose doc has
+//!   the state rules; docs/call-brackets.md "Call snapshots").
 //! * The tracker's state follows every event; the event's devices and agents
 //!   are computed only when some shard holds keyed interest (a monitor or a
 //!   Client Events session: [`Interest::is_keyed`]) — with All Events
@@ -51,6 +56,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use self::snapshot::{DeviceIndex, Party};
 use super::agents::{agent_field_keys, AgentTable};
 use crate::call::{Bracket, CallData, CallRecord};
 use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap};
@@ -64,11 +70,18 @@ struct CallState {
     last_seen: Instant,
     /// The call's data as the upstream has told it so far.
     record: Arc<CallRecord>,
+    /// Its connections, in the order they joined (`snapshot`).
+    parties: SmallVec<[Party; 2]>,
+    /// The tracker saw the call from its BEGIN_CALL on (and all it merged
+    /// with): its snapshot can be answered.
+    complete: bool,
 }
 
 /// Live calls, the devices in them and their data; the agent table.
 pub struct CallTracker {
     calls: KeyMap<CallKey, CallState>,
+    /// The live calls each device has a connection in (`snapshot`).
+    by_device: DeviceIndex,
     /// Every agent reported, by id, extension and instrument.
     pub agents: AgentTable,
     max_age: Duration,
@@ -135,6 +148,7 @@ impl CallTracker {
     pub fn new(max_age: Duration) -> CallTracker {
         CallTracker {
             calls: KeyMap::default(),
+            by_device: DeviceIndex::default(),
             agents: AgentTable::default(),
             max_age,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
@@ -163,9 +177,12 @@ impl CallTracker {
         self.calls.contains_key(&call)
     }
 
-    /// Forget every call (the upstream was lost: the calls' fate is unknown).
+    /// Forget every call (the upstream was lost: the calls' fate is unknown,
+    /// and so is whether an agent reported idle still is).
     pub fn clear_calls(&mut self) {
         self.calls.clear();
+        self.by_device.clear();
+        self.agents.mark_stale();
     }
 
     /// The keys `frame` (with routing `keys`, at `version`) must reach;
@@ -196,6 +213,8 @@ impl CallTracker {
                 devices: SmallVec::new(),
                 last_seen: now,
                 record: new_record(frame, keys, span),
+                parties: SmallVec::new(),
+                complete: keys.message_type == msg::BEGIN_CALL_EVENT,
             });
             state.last_seen = now;
             if keyed {
@@ -205,6 +224,9 @@ impl CallTracker {
         }
         let before =
             primary.and_then(|(call, _)| self.fold_data(call, frame, keys, version, keyed));
+        if let Some((call, _)) = primary {
+            self.observe_party(frame, keys, call);
+        }
         if keyed {
             push_all(&mut t.devices, &named);
             self.agent_targets(frame, keys, &mut t);
@@ -326,7 +348,7 @@ impl CallTracker {
             }
             msg::CALL_CLEARED_EVENT | msg::END_CALL_EVENT => {
                 if let Some(call) = primary {
-                    self.calls.remove(&call);
+                    self.forget_call(call);
                     t.ended_calls.push(call);
                 }
             }
@@ -334,6 +356,9 @@ impl CallTracker {
                 if let (Some(to), Some(from)) = (primary, other) {
                     removals.folded = self.merge(from, to).map(|record| (from, record));
                     t.merged = Some((from, to));
+                }
+                if let Some(call) = primary {
+                    self.connect_merged(frame, keys, call);
                 }
                 if keys.message_type == msg::CALL_TRANSFERRED_EVENT {
                     let gone = device_of(tags::TRANSFERRING_DEVID);
@@ -359,25 +384,31 @@ impl CallTracker {
         if let Some(state) = self.calls.get_mut(&call) {
             state.devices.retain(|d| *d != gone);
         }
+        self.remove_party(call, gone);
     }
 
-    /// Fold call `from`'s devices into call `to` and forget `from`; returns
-    /// `from`'s data.
+    /// Fold call `from`'s devices and parties into call `to` and forget
+    /// `from`; returns `from`'s data.
     fn merge(&mut self, from: CallKey, to: CallKey) -> Option<Arc<CallRecord>> {
-        let old = self.calls.remove(&from)?;
+        let mut old = self.calls.remove(&from)?;
+        self.move_parties(from, &mut old, to);
         if let Some(state) = self.calls.get_mut(&to) {
             push_all(&mut state.devices, &old.devices);
+            state.complete &= old.complete;
         }
         Some(old.record)
     }
 
-    /// Call `from` is now called `to`: its devices and data move there.
+    /// Call `from` is now called `to`: its devices, parties and data move
+    /// there.
     fn rename(&mut self, from: CallKey, to: CallKey) {
-        let Some(old) = self.calls.remove(&from) else {
+        let Some(mut old) = self.calls.remove(&from) else {
             return;
         };
+        self.move_parties(from, &mut old, to);
         if let Some(state) = self.calls.get_mut(&to) {
             push_all(&mut state.devices, &old.devices);
+            state.complete = old.complete;
             let mut data = old.record.data.clone();
             let name = &state.record.data;
             data.call_id = name.call_id;
@@ -394,8 +425,14 @@ impl CallTracker {
         self.next_sweep = now + SWEEP_INTERVAL;
         let before = self.calls.len();
         let max_age = self.max_age;
-        self.calls
-            .retain(|_, state| now.duration_since(state.last_seen) < max_age);
+        let by_device = &mut self.by_device;
+        self.calls.retain(|call, state| {
+            let keep = now.duration_since(state.last_seen) < max_age;
+            if !keep {
+                snapshot::unindex(by_device, *call, state);
+            }
+            keep
+        });
         let aged = (before - self.calls.len()) as u64;
         if aged > 0 {
             self.nr_aged_out += aged;
@@ -442,6 +479,10 @@ fn push_all<T: PartialEq + Copy, const N: usize, const M: usize>(
         push_unique(v, x);
     }
 }
+
+mod snapshot;
+
+pub use snapshot::MAX_SNAPSHOT_ENTRIES;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,7 @@ use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type, lcs, status};
 use crate::proto::group::{CallDevice, DeviceCall, Party};
 use crate::proto::msg::*;
-use crate::proto::{frame, CtiString, DecodeOptions, Message, Version};
+use crate::proto::{frame, CtiString, DecodeOptions, Message, NamedVar, Version};
 
 /// CONTROL_FAILURE_CONF codes the simulated PG gives (docs/protocol.md §5.12).
 pub mod code {
@@ -777,26 +777,50 @@ impl Simulator {
     }
 
     // --- what the world knows ------------------------------------------------
+    //
+    // A snapshot says what the events sent so far told, as a CTI Server's
+    // would: a connection's state is the LocalConnectionState of the last
+    // event about it; a call, a connection or call data not yet announced
+    // by an event is not in it (docs/call-brackets.md, "Call snapshots").
 
-    /// Every connection of a live call: (call identity, device, its state).
+    /// The step the call's pending timer runs next, if it has one.
+    fn pending_step(&self, call: &Call) -> Option<CallStep> {
+        if call.timer == 0 {
+            return None;
+        }
+        self.heap
+            .iter()
+            .find(|s| s.seq == call.timer)
+            .and_then(|s| match s.action {
+                super::Action::Call(_, step) => Some(step),
+                _ => None,
+            })
+    }
+
+    /// Every connection of a live call, in the order it joined: (call
+    /// identity, device type, device, its state).
     fn connections(&self, call: &Call) -> Vec<(u32, CtiString, u16, CtiString, u16)> {
         let world = &self.world;
         let p = call.primary(world);
         let ext = |x: u32| world.agents[x as usize].ext.clone();
+        let pending = self.pending_step(call);
         let mut out = Vec::new();
         let mut add = |c: CallRef<'_>, kind: u16, dev: CtiString, state: u16| {
             out.push((c.id, c.dev.clone(), kind, dev, state));
         };
         let (a, b) = (call.agent, call.other);
         if call.placed_by == NO_AGENT {
-            add(p, device_type::TRUNK, p.dev.clone(), lcs::CONNECT);
-        } else if b == NO_AGENT {
-            let far = if call.phase == Phase::Ringing {
-                lcs::ALERTING
-            } else {
-                lcs::CONNECT
+            // The caller's trunk: seized (CALL_DELIVERED, LCS_INITIATE), in
+            // queue (CALL_QUEUED, whose patience runs), then connected from
+            // CALL_DEQUEUED on.
+            let trunk = match call.phase {
+                Phase::Routing if a == NO_AGENT && pending == Some(CallStep::Abandon) => {
+                    lcs::QUEUED
+                }
+                Phase::Routing if a == NO_AGENT => lcs::INITIATE,
+                _ => lcs::CONNECT,
             };
-            add(p, device_type::TRUNK, call.dialed.clone(), far);
+            add(p, device_type::TRUNK, p.dev.clone(), trunk);
         }
         if a != NO_AGENT {
             let mine = match call.phase {
@@ -809,17 +833,29 @@ impl Simulator {
                 add(p, device_type::DEVICE_IDENTIFIER, ext(a), state);
             }
         }
+        if call.placed_by != NO_AGENT && b == NO_AGENT {
+            // Dialed outside: CALL_REACHED_NETWORK (LCS_CONNECT) names it
+            // as the call is placed.
+            add(p, device_type::TRUNK, call.dialed.clone(), lcs::CONNECT);
+        }
         if b != NO_AGENT {
             match call.phase {
                 Phase::Consulting { consult_up } => {
+                    // The consult call is announced when dialed
+                    // (BEGIN_CALL … CALL_ORIGINATED), rings at `b` from its
+                    // CALL_DELIVERED on.
                     let c = call.consult(world);
-                    add(c, device_type::DEVICE_IDENTIFIER, ext(a), lcs::CONNECT);
-                    let theirs = if consult_up {
-                        lcs::CONNECT
-                    } else {
-                        lcs::ALERTING
+                    if pending != Some(CallStep::ConsultDial) {
+                        add(c, device_type::DEVICE_IDENTIFIER, ext(a), lcs::CONNECT);
+                    }
+                    let theirs = match (consult_up, pending) {
+                        (true, _) => Some(lcs::CONNECT),
+                        (false, Some(CallStep::ConsultDial | CallStep::ConsultAlert)) => None,
+                        (false, _) => Some(lcs::ALERTING),
                     };
-                    add(c, device_type::DEVICE_IDENTIFIER, ext(b), theirs);
+                    if let Some(state) = theirs {
+                        add(c, device_type::DEVICE_IDENTIFIER, ext(b), state);
+                    }
                 }
                 Phase::Ringing => add(p, device_type::DEVICE_IDENTIFIER, ext(b), lcs::ALERTING),
                 _ => add(p, device_type::DEVICE_IDENTIFIER, ext(b), lcs::CONNECT),
@@ -828,13 +864,14 @@ impl Simulator {
         out
     }
 
+    /// The calls at a device: an agent's instrument, or any device with a
+    /// connection in a live call (a trunk, a number dialed outside).
     fn snapshot_device(&self, r: &SnapshotDeviceReq) -> Answer {
-        let a = self.agent_at(r.agent_instrument.as_ref())?;
-        let ext = &self.world.agents[a as usize].ext;
-        let calls = self
+        let dev = r.agent_instrument.clone().unwrap_or_default();
+        let calls: Vec<DeviceCall> = self
             .live()
             .flat_map(|(_, call)| self.connections(call))
-            .filter(|(_, _, kind, dev, _)| *kind == device_type::DEVICE_IDENTIFIER && dev == ext)
+            .filter(|(_, _, _, d, _)| !dev.is_empty() && *d == dev)
             .map(|(id, call_dev, _, _, state)| DeviceCall {
                 connection_call_id: Some(id),
                 connection_device_id_type: Some(CALL_ID_TYPE),
@@ -843,6 +880,9 @@ impl Simulator {
                 silent_monitor_status: Some(0),
             })
             .collect();
+        if calls.is_empty() {
+            self.agent_at(r.agent_instrument.as_ref())?;
+        }
         Ok(done(
             SnapshotDeviceConf {
                 invoke_id: r.invoke_id,
@@ -864,6 +904,11 @@ impl Simulator {
         };
         let world = &self.world;
         let consult = call.id != wanted;
+        let pending = self.pending_step(call);
+        if consult && pending == Some(CallStep::ConsultDial) {
+            // Not dialed yet: no event has named it.
+            return fail(code::INVALID_CALL_IDENTIFIER, "no such call");
+        }
         let inbound = call.placed_by == NO_AGENT && !consult;
         let mut conf = SnapshotCallConf {
             invoke_id: r.invoke_id,
@@ -876,16 +921,28 @@ impl Simulator {
             ..Default::default()
         };
         if inbound {
+            // BEGIN_CALL's data, then the IVR's (CALL_DATA_UPDATE).
             let cat = &world.catalog;
             conf.ani = some(&call.ani);
             conf.dnis = some(&world.groups[call.group as usize].route_point);
+            conf.router_call_key_day = Some(build::ROUTER_DAY_0 + self.day());
             conf.router_call_key_call_id = Some(call.serial);
-            conf.call_variable_1 = some(&call.account);
-            conf.call_variable_2 = some(&cat.languages[call.language as usize]);
-            conf.call_variable_3 = some(&cat.intents[call.intent as usize]);
-            conf.call_variable_4 = some(&cat.tiers[call.tier as usize]);
-        } else if !consult {
-            conf.dialed_number = some(&call.dialed);
+            if pending != Some(CallStep::Data) {
+                conf.call_variable_1 = some(&call.account);
+                conf.call_variable_2 = some(&cat.languages[call.language as usize]);
+                conf.call_variable_3 = some(&cat.intents[call.intent as usize]);
+                conf.call_variable_4 = some(&cat.tiers[call.tier as usize]);
+                conf.named_variables.push(NamedVar {
+                    name: cat.var_account.clone(),
+                    value: call.account.clone(),
+                });
+                if call.named_intent {
+                    conf.named_variables.push(NamedVar {
+                        name: cat.var_intent.clone(),
+                        value: cat.intents[call.intent as usize].clone(),
+                    });
+                }
+            }
         }
         if !consult {
             let set = &call.data.variables;
