@@ -19,8 +19,8 @@ use crate::keys::InterestKey;
 use crate::link::{
     MonitorStart, SessionClosed, SessionMonitorStart, SessionOpened, ToIngest, ToShard,
 };
-use crate::proto::{RequestError, Version};
 use crate::metrics::Metrics;
+use crate::proto::{RequestError, Version};
 use crate::session::server::{ClientInfo, CloseReason};
 
 impl<L: Links> IngestCore<L> {
@@ -45,6 +45,7 @@ impl<L: Links> IngestCore<L> {
             shard,
             id,
             peer,
+            version,
             services,
             call_mask,
             agent_mask,
@@ -84,6 +85,7 @@ impl<L: Links> IngestCore<L> {
         let record = SessionRecord {
             shard,
             peer,
+            version,
             services,
             call_mask,
             agent_mask,

@@ -61,7 +61,9 @@ pub enum Learn {
     Nothing,
     /// A QUERY_AGENT_STATE_CONF refreshes the agent's entry (the CONF does
     /// not say the agent's peripheral; the request did).
-    AgentState { peripheral_id: u32 },
+    AgentState {
+        peripheral_id: u32,
+    },
 }
 
 /// Who a reply goes to.
@@ -246,7 +248,10 @@ mod tests {
         let p = table.take(a).unwrap();
         let askers: Vec<_> = p.waiters.iter().map(|w| w.asker.clone()).collect();
         assert_eq!(askers.len(), 2);
-        assert!(!table.join(a, waiter(3, 1, t0)), "answered: nothing to join");
+        assert!(
+            !table.join(a, waiter(3, 1, t0)),
+            "answered: nothing to join"
+        );
     }
 
     #[test]

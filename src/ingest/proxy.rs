@@ -21,7 +21,9 @@ use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
-use crate::proto::msg::{QueryAgentStateConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq};
+use crate::proto::msg::{
+    QueryAgentStateConf, ReleaseCallConf, ReleaseCallReq, SetCallDataReq, UserMessageConf,
+};
 use crate::proto::transcode::{transcode, Transcoded};
 use crate::proto::{CtiString, DecodeOptions, Message, MessageBody, RequestError, Version};
 use crate::session::scope::{self, Agent, OutOfScope};
@@ -91,6 +93,14 @@ impl<L: Links> IngestCore<L> {
         }
         if let Some(answer) = self.answer_locally(&request) {
             return local(self, answer, "from its state");
+        }
+        if let Message::UserMessageReq(m) = &request {
+            if self.user_message_locally(session, m) {
+                let conf = Message::from(UserMessageConf {
+                    invoke_id: invoke_id.0,
+                });
+                return local(self, conf, "delivered to the client's router sessions");
+            }
         }
         let start = self.to_upstream.len();
         // Every proxied request type has a typed layout (tests/codec pins

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::ids::{MonitorId, Services, SessionId};
 use crate::proto::msg::{ClientSessionClosedEvent, ClientSessionOpenedEvent};
-use crate::proto::{CtiString, Message};
+use crate::proto::{CtiString, Message, Version};
 use crate::session::server::{ClientInfo, CloseReason};
 
 /// What Client Monitor observers are told about a session.
@@ -16,6 +16,9 @@ use crate::session::server::{ClientInfo, CloseReason};
 pub struct SessionRecord {
     pub shard: usize,
     pub peer: SocketAddr,
+    /// The protocol version it speaks (what ingest sends it directly is
+    /// encoded at it).
+    pub version: Version,
     pub services: Services,
     pub call_mask: u32,
     pub agent_mask: u32,
@@ -77,6 +80,17 @@ impl Registry {
     }
 
     /// CLIENT_SESSION_OPENED_EVENT for every open session, oldest first.
+    /// The open sessions of the client `client_id`.
+    pub fn of_client<'a>(
+        &'a self,
+        client_id: &'a [u8],
+    ) -> impl Iterator<Item = (SessionId, &'a SessionRecord)> + 'a {
+        self.sessions
+            .iter()
+            .filter(move |(_, r)| r.client.client_id.as_bytes() == client_id)
+            .map(|(id, r)| (*id, r))
+    }
+
     pub fn opened_events(&self) -> impl Iterator<Item = Message> + '_ {
         self.sessions.iter().map(|(&id, r)| opened_event(id, r))
     }
@@ -140,6 +154,7 @@ mod tests {
         SessionRecord {
             shard: 0,
             peer: "127.0.0.1:4000".parse().unwrap(),
+            version: Version::MAX,
             services: Services::ALL_EVENTS,
             call_mask: 1,
             agent_mask: 2,

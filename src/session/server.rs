@@ -14,9 +14,10 @@ use crate::keys::{AgentField, AgentKey, CallKey, DeviceKey, DeviceKind};
 use crate::proto::constants::{agent_state, control_failure, device_type};
 use crate::proto::constants::{msg, service, status, IDLE_TIMEOUT_DISABLED, MIN_IDLE_TIMEOUT_SECS};
 use crate::proto::msg::{
-    ChangeMonitorMaskReq, ClientEventReportConf, ClientEventReportReq, CloseConf, CloseReq, ControlFailureConf, FailureConf, FailureEvent,
-    HeartbeatConf, HeartbeatReq, MonitorStartReq, MonitorStopReq, OpenConf, OpenReq,
-    RegisterVariablesConf, RegisterVariablesReq, SessionMonitorStartReq, SessionMonitorStopReq,
+    ChangeMonitorMaskReq, ClientEventReportConf, ClientEventReportReq, CloseConf, CloseReq,
+    ControlFailureConf, FailureConf, FailureEvent, HeartbeatConf, HeartbeatReq, MonitorStartReq,
+    MonitorStopReq, OpenConf, OpenReq, RegisterVariablesConf, RegisterVariablesReq,
+    SessionMonitorStartReq, SessionMonitorStopReq,
 };
 use crate::proto::{CtiString, DecodeOptions, Frame, Message, MessageBody, RequestError, Version};
 use crate::status::{unix_time, AgentView, PgStatus};
