@@ -435,9 +435,9 @@ impl Driver {
     }
 
     /// Send the next events of the priming round, agent 0 first: for each
-    /// agent, with `prime_agent_states` an AGENT_STATE_EVENT, then a
-    /// CALL_DELIVERED_EVENT if it takes calls; when all are written, say so
-    /// and stop.
+    /// agent, with `prime_agent_states` an AGENT_STATE_EVENT, then if it
+    /// takes calls (with `prime_agent_states`, a BEGIN_CALL_EVENT and) a
+    /// CALL_DELIVERED_EVENT; when all are written, say so and stop.
     fn prime(&mut self, c: &mut Conn, next: &mut u32) {
         let log_arc = Arc::clone(&self.targeting.log);
         let mut log = None;
@@ -451,6 +451,11 @@ impl Driver {
                 produced += 1;
             }
             if self.takes_calls[k as usize] {
+                if self.load.prime_agent_states {
+                    // Its call opens as a CTI Server opens every call.
+                    self.emit(k, EventKind::BeginCall, now, &mut c.out, &log_arc, &mut log);
+                    produced += 1;
+                }
                 self.emit(
                     k,
                     EventKind::CallDelivered,
@@ -613,6 +618,7 @@ impl Driver {
         match kind {
             EventKind::AgentState(i) => self.world.agent_state(k, self.templates.state(i)),
             EventKind::CallDelivered => self.world.call_delivered(k),
+            EventKind::BeginCall => {}
         }
         if self.targeting.logged[k as usize] {
             let guard = log.get_or_insert_with(|| log_arc.lock().expect("log lock"));
@@ -621,6 +627,7 @@ impl Driver {
                 match kind {
                     EventKind::AgentState(i) => h.agent_state(k, seq, self.templates.state(i)),
                     EventKind::CallDelivered => h.call_delivered(k, seq),
+                    EventKind::BeginCall => {}
                 }
             }
         }
@@ -765,6 +772,7 @@ mod tests {
                     ((e.icm_agent_id - 5000) as u32, Some(e.agent_state))
                 }
                 Message::CallDeliveredEvent(e) => (e.connection_call_id - 10_000_000, None),
+                Message::BeginCallEvent(e) => (e.connection_call_id - 10_000_000, None),
                 m => panic!("{m:?}"),
             });
         }

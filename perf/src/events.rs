@@ -10,7 +10,7 @@
 use ctirouter::proto::constants::{
     agent_state as state, cause, connection_type, device_type, lcs, peripheral_type,
 };
-use ctirouter::proto::msg::{AgentStateEvent, CallDeliveredEvent};
+use ctirouter::proto::msg::{AgentStateEvent, BeginCallEvent, CallDeliveredEvent};
 use ctirouter::proto::{CtiString, Message, Version};
 
 use crate::marker;
@@ -66,6 +66,9 @@ pub fn takes_calls(k: u32, share: f64) -> bool {
 /// What kind of event a template is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// The BEGIN_CALL_EVENT that opens agent `k`'s call (the priming round
+    /// sends it before the call's first CALL_DELIVERED_EVENT).
+    BeginCall,
     CallDelivered,
     /// An AGENT_STATE_EVENT with the scenario's `agent_states[i]`.
     AgentState(u8),
@@ -79,6 +82,7 @@ struct Template {
 
 /// Every agent's events, encoded at v24 (the version the router opens upstream).
 pub struct Templates {
+    begin_call: Vec<Template>,
     call_delivered: Vec<Template>,
     /// Per state of `states`, every agent's AGENT_STATE_EVENT.
     agent_state: Vec<Vec<Template>>,
@@ -91,6 +95,7 @@ impl Templates {
     pub fn new(agents: u32, states: &[u16]) -> Templates {
         assert!(!states.is_empty() && states.len() <= u8::MAX as usize);
         Templates {
+            begin_call: (0..agents).map(|k| template(begin_call(k))).collect(),
             call_delivered: (0..agents).map(|k| template(call_delivered(k))).collect(),
             agent_state: states
                 .iter()
@@ -127,6 +132,7 @@ impl Templates {
     #[inline]
     fn template(&self, kind: EventKind, k: u32) -> &Template {
         match kind {
+            EventKind::BeginCall => &self.begin_call[k as usize],
             EventKind::CallDelivered => &self.call_delivered[k as usize],
             EventKind::AgentState(i) => &self.agent_state[i as usize][k as usize],
         }
@@ -172,6 +178,31 @@ pub fn call_delivered(k: u32) -> Message {
         called_device_id: text("8005550100"),
         trunk_number: Some(17),
         trunk_group_number: Some(300),
+        ani: text("4085551234"),
+        dnis: text("8005550100"),
+        dialed_number: text("8005550100"),
+        call_variable_1: text("acct=00012345"),
+        call_variable_2: text("lang=en-US"),
+        call_variable_3: text("queue=billing"),
+        call_variable_10: text(&marker::placeholder()),
+        ..Default::default()
+    }
+    .into()
+}
+
+/// The BEGIN_CALL_EVENT of agent `k`'s call: the call's data as its
+/// CALL_DELIVERED_EVENTs carry it (a CTI Server opens every call it reports
+/// with one; a router that never saw it cannot know the call whole).
+pub fn begin_call(k: u32) -> Message {
+    let phone = instrument(k);
+    BeginCallEvent {
+        peripheral_id: PERIPHERAL_ID,
+        peripheral_type: peripheral_type::ENTERPRISE_AGENT,
+        call_type: 1,
+        connection_device_id_type: connection_type::STATIC,
+        connection_call_id: call_id(k),
+        called_party_disposition: 0,
+        connection_device_id: text(&phone),
         ani: text("4085551234"),
         dnis: text("8005550100"),
         dialed_number: text("8005550100"),

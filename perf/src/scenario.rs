@@ -89,9 +89,10 @@ pub struct Load {
     /// events name only those (default 1: every agent).
     #[serde(default = "default_agents_in_calls")]
     pub agents_in_calls: f64,
-    /// Before the first phase, one AGENT_STATE_EVENT per agent (and one
-    /// CALL_DELIVERED_EVENT per agent that takes calls), so the router has
-    /// seen every agent's state before anything is measured.
+    /// Before the first phase, one AGENT_STATE_EVENT per agent (and, per
+    /// agent that takes calls, its call's BEGIN_CALL_EVENT and first
+    /// CALL_DELIVERED_EVENT), so the router has seen every agent's state and
+    /// call before anything is measured.
     #[serde(default)]
     pub prime_agent_states: bool,
 }
