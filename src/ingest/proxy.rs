@@ -16,6 +16,7 @@ use tracing::Level;
 use super::call_data::WrittenCall;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Learn, Pending, Waiter};
+use super::shared::Sharing;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
 use crate::metrics::Metrics;
@@ -51,7 +52,15 @@ impl<L: Links> IngestCore<L> {
         // Decoded once, at the session's version (its shard checked it
         // decodes): scoped, audited, aggregated, re-encoded at the upstream's.
         let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
-        let audit = self.describe_request(session, version, message_type, decoded.as_ref().ok());
+        // A read-only query is audited only when it goes upstream: what the
+        // router answers itself acted on nothing (and a reconnect storm
+        // must not cost ingest thousands of log lines).
+        let read_only = self.shared.sharing(message_type) != Sharing::Alone;
+        let audit = if read_only {
+            None
+        } else {
+            self.describe_request(session, version, message_type, decoded.as_ref().ok())
+        };
         let refuse = |core: &mut Self, error: RequestError| {
             if let Some(what) = &audit {
                 audit_line(what, &format!("refused by the router: {error}"), None);
@@ -162,6 +171,10 @@ impl<L: Links> IngestCore<L> {
             },
             _ => Learn::Nothing,
         };
+        let mut waiter = waiter;
+        if read_only {
+            waiter.audit = self.describe_request(session, version, message_type, Some(&request));
+        }
         let mut pending = Pending::new(waiter, message_type, now);
         pending.learn = learn;
         pending.share = share.clone();

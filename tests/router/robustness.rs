@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctirouter::proto::constants::{msg, service, status};
-use ctirouter::proto::msg::{ClientEventReportReq, MonitorStartReq};
+use ctirouter::proto::msg::MonitorStartReq;
 use ctirouter::proto::{CtiString, Version};
 use testkit::*;
 
@@ -218,15 +218,8 @@ fn requests_the_router_does_not_serve_get_failure_conf_12() {
             c.expect_failure_conf(WAIT),
             (802, status::E_CTI_FUNCTION_NOT_AVAILABLE)
         );
-        c.send_at(
-            ClientEventReportReq {
-                invoke_id: 803,
-                state: 0,
-                object_name: None,
-                text: Some("ok".into()),
-            },
-            version,
-        );
+        // LIST_AGENT_TEAM_REQ (Supervisor, not served yet): InvokeID, SupervisorID.
+        c.send_raw(&raw_frame(133, &be32s(&[803, 7])));
         assert_eq!(
             c.expect_failure_conf(WAIT),
             (803, status::E_CTI_FUNCTION_NOT_AVAILABLE)
