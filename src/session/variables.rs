@@ -98,15 +98,9 @@ impl VariableFilter {
     /// to remove (or not an event that carries call data), nothing was
     /// appended, and the caller queues the shared bytes as they are.
     pub fn filter(&self, frame: &[u8], version: Version, out: &mut Vec<u8>) -> bool {
-        let Some(message_type) = frame.get(4..8) else {
+        let Some(message_type) = crate::proto::frame::message_type(frame) else {
             return false;
         };
-        let message_type = u32::from_be_bytes([
-            message_type[0],
-            message_type[1],
-            message_type[2],
-            message_type[3],
-        ]);
         if !carries_variables(message_type) {
             return false;
         }
