@@ -37,18 +37,21 @@ impl WrittenCall {
 }
 
 /// The sessions that sent SET_CALL_DATA on each call and have not
-/// released it.
+/// released it, and the same the other way round (a session's close looks
+/// up its own calls, not every call written).
 #[derive(Debug, Default)]
 pub struct CallDataWriters {
     calls: HashMap<WrittenCall, SmallVec<[SessionId; 2]>>,
+    by_session: HashMap<SessionId, Vec<WrittenCall>>,
 }
 
 impl CallDataWriters {
     /// `session` sent SET_CALL_DATA on `call`.
     pub fn wrote(&mut self, call: WrittenCall, session: SessionId) {
-        let writers = self.calls.entry(call).or_default();
+        let writers = self.calls.entry(call.clone()).or_default();
         if !writers.contains(&session) {
             writers.push(session);
+            self.by_session.entry(session).or_default().push(call);
         }
     }
 
@@ -58,28 +61,44 @@ impl CallDataWriters {
         let Some(writers) = self.calls.get_mut(call) else {
             return false;
         };
-        writers.retain(|s| *s != session);
-        if writers.is_empty() {
+        let wrote = writers
+            .iter()
+            .position(|s| *s == session)
+            .map(|at| writers.remove(at));
+        let others_write = !writers.is_empty();
+        if !others_write {
             self.calls.remove(call);
-            return false;
         }
-        true
+        if wrote.is_some() {
+            self.forget(session, call);
+        }
+        others_write
     }
 
     /// `session` closed: the calls it was the last writer on (the router
     /// releases them for it).
     pub fn closed(&mut self, session: SessionId) -> Vec<WrittenCall> {
         let mut released = Vec::new();
-        self.calls.retain(|call, writers| {
-            let before = writers.len();
+        for call in self.by_session.remove(&session).unwrap_or_default() {
+            let Some(writers) = self.calls.get_mut(&call) else {
+                continue;
+            };
             writers.retain(|s| *s != session);
-            if writers.is_empty() && before > 0 {
-                released.push(call.clone());
-                return false;
+            if writers.is_empty() {
+                self.calls.remove(&call);
+                released.push(call);
             }
-            true
-        });
+        }
         released
+    }
+
+    fn forget(&mut self, session: SessionId, call: &WrittenCall) {
+        if let Some(calls) = self.by_session.get_mut(&session) {
+            calls.retain(|c| c != call);
+            if calls.is_empty() {
+                self.by_session.remove(&session);
+            }
+        }
     }
 }
 
@@ -109,5 +128,9 @@ mod tests {
         assert_eq!(released, [call(2)]);
         assert_eq!(w.closed(SessionId(2)), [call(3)]);
         assert!(w.closed(SessionId(2)).is_empty());
+        assert!(
+            w.calls.is_empty() && w.by_session.is_empty(),
+            "nothing left behind"
+        );
     }
 }

@@ -130,6 +130,21 @@ impl<L: Links> IngestCore<L> {
         Ok(())
     }
 
+    /// A session that closed lets go of the instrument it controlled (the
+    /// one its OPEN_REQ named: [`Self::take_control`] keys it so).
+    fn release_control(&mut self, id: SessionId, client: &ClientInfo) {
+        let Some(instrument) = client.agent_instrument.as_ref() else {
+            return;
+        };
+        let key = instrument.as_bytes();
+        if let Some(control) = self.controllers.get_mut(key) {
+            control.sessions.retain(|s| *s != id);
+            if control.sessions.is_empty() {
+                self.controllers.remove(key);
+            }
+        }
+    }
+
     /// A session ended: drop its interest, end the session monitors that
     /// watched it, tell Client Monitor sessions.
     fn session_closed(&mut self, closed: SessionClosed, now: Instant) {
@@ -143,13 +158,12 @@ impl<L: Links> IngestCore<L> {
         for key in interest_down {
             self.interest.down(shard, key);
         }
-        self.controllers.retain(|_, control| {
-            control.sessions.retain(|s| *s != id);
-            !control.sessions.is_empty()
-        });
         self.release_closed_writer(id, now);
         self.interest.count_session(shard, services, -1);
         let (record, ended) = self.registry.remove(id);
+        if let Some(record) = &record {
+            self.release_control(id, &record.client);
+        }
         for m in ended {
             self.stage(
                 m.shard,

@@ -229,6 +229,7 @@ fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    shard.events_first();
     let Some(id) = shard.with_core(|core| core.admit(peer, Instant::now())) else {
         return;
     };
@@ -391,6 +392,9 @@ impl Shard {
 
     /// A connection's tasks ended: the core forgets the session.
     fn remove(&self, id: SessionId, reason: CloseReason) {
+        // A storm of closes (2,000 desktops gone at once) runs 2,000 tasks
+        // ahead of the dispatch loop: each drains the events first.
+        self.events_first();
         self.with_core(|core| core.remove(id, reason));
         self.conns.borrow_mut().remove(&id);
         self.session_removed.notify();
