@@ -468,22 +468,25 @@ impl Server {
         else {
             return;
         };
-        let refused;
-        let message = match self.user_messages.remove(&invoke) {
-            Some((sender, m)) if message.message_type() == msg::USER_MESSAGE_CONF => {
-                if self.deliver_user_message(&sender, &m) {
-                    message
-                } else {
-                    refused = Message::from(FailureConf {
-                        invoke_id: invoke,
-                        status: cti_status::E_CTI_CLIENT_NOT_FOUND,
-                        ..Default::default()
-                    });
-                    &refused
-                }
-            }
-            _ => message,
+        let confirmed = message.message_type() == msg::USER_MESSAGE_CONF;
+        let Some((sender, m)) = self.user_messages.remove(&invoke).filter(|_| confirmed) else {
+            return self.reply(invoke, message, now);
         };
+        // The confirmation first, then the events it causes (as the simulator).
+        if self.recipients(&m).next().is_none() {
+            let refused = Message::from(FailureConf {
+                invoke_id: invoke,
+                status: cti_status::E_CTI_CLIENT_NOT_FOUND,
+                ..Default::default()
+            });
+            return self.reply(invoke, &refused, now);
+        }
+        self.reply(invoke, message, now);
+        self.deliver_user_message(&sender, &m);
+    }
+
+    /// The answer to the simulator's request `invoke`, to its asker.
+    fn reply(&mut self, invoke: u32, message: &Message, now: Instant) {
         let Some(asker) = self.requests.answered(invoke) else {
             tracing::debug!(invoke, "sim-pg: an answer to no request in flight");
             return;
@@ -514,26 +517,29 @@ impl Server {
         }
     }
 
-    /// USER_MESSAGE_EVENT from `sender` to the open sessions `m` addresses
-    /// (TO_CLIENT: those of its ClientID; TO_ALL: every one). False when a
-    /// TO_CLIENT message has nobody to go to.
-    fn deliver_user_message(&mut self, sender: &CtiString, m: &UserMessageReq) -> bool {
-        let event = Simulator::user_message_event(self.sim_clock, sender, m);
+    /// The open sessions a confirmed USER_MESSAGE goes to: those of its
+    /// ClientID (TO_CLIENT), or every one (TO_ALL).
+    fn recipients<'s>(
+        &'s mut self,
+        m: &'s UserMessageReq,
+    ) -> impl Iterator<Item = &'s mut SimClient> {
         let to_client = m.distribution == distribution::TO_CLIENT;
+        self.clients.values_mut().filter(move |c| {
+            c.is_open() && (!to_client || Some(&c.session.client.client_id) == m.client_id.as_ref())
+        })
+    }
+
+    /// USER_MESSAGE_EVENT from `sender` to the sessions `m` addresses.
+    fn deliver_user_message(&mut self, sender: &CtiString, m: &UserMessageReq) {
+        let event = Simulator::user_message_event(self.sim_clock, sender, m);
         let bound = self.options.output_bound;
-        let mut delivered = false;
         let mut bytes = Vec::new();
-        for client in self.clients.values_mut().filter(|c| c.is_open()) {
-            if to_client && Some(&client.session.client.client_id) != m.client_id.as_ref() {
-                continue;
-            }
+        for client in self.recipients(m) {
             bytes.clear();
             if event.encode(client.session.version, &mut bytes).is_ok() {
                 client.queue(&bytes, bound);
-                delivered = true;
             }
         }
-        delivered || !to_client
     }
 
     /// Send the held answers that are due.
