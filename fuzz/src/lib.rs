@@ -142,7 +142,7 @@ fn round_trip(m: &Message, version: Version) {
 // ---------------------------------------------------------------------------
 
 /// The client requests the router decodes, in `request_decoders` selector order.
-pub const REQUESTS: [u32; 35] = [
+pub const REQUESTS: [u32; 43] = [
     msg::OPEN_REQ,
     msg::HEARTBEAT_REQ,
     msg::CLOSE_REQ,
@@ -179,6 +179,15 @@ pub const REQUESTS: [u32; 35] = [
     msg::SET_CALL_DATA_REQ,
     msg::RELEASE_CALL_REQ,
     msg::SET_DEVICE_ATTRIBUTES_REQ,
+    // Miscellaneous (answered by the router or proxied).
+    msg::USER_MESSAGE_REQ,
+    msg::REGISTER_VARIABLES_REQ,
+    msg::QUERY_AGENT_STATISTICS_REQ,
+    msg::QUERY_SKILL_GROUP_STATISTICS_REQ,
+    msg::SET_APP_DATA_REQ,
+    msg::AGENT_DESK_SETTINGS_REQ,
+    msg::START_RECORDING_REQ,
+    msg::STOP_RECORDING_REQ,
 ];
 
 /// `request_decoders`: byte 0 picks a request type (`REQUESTS[b % len]`), the

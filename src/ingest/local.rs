@@ -12,8 +12,7 @@ use crate::proto::msg::{UserMessageEvent, UserMessageReq};
 use crate::proto::Message;
 use crate::status::unix_time;
 
-/// USER_MESSAGE_REQ Distribution: to the sessions of one ClientID.
-pub const TO_CLIENT: u16 = 0;
+use crate::proto::constants::distribution::TO_CLIENT;
 
 impl<L: Links> IngestCore<L> {
     /// The router's own answer to `request` (already scoped and filled in:

@@ -189,6 +189,23 @@ pub mod status {
     pub const E_CTI_INVALID_MONITORID: u32 = 55;
     pub const E_CTI_SESSION_MONITOR_ALREADY_EXISTS: u32 = 56;
     pub const E_CTI_SESSION_MONITOR_IS_CLIENTS: u32 = 57;
+    pub const E_CTI_CLIENT_NOT_FOUND: u32 = 63;
+    pub const E_CTI_SUPERVISOR_NOT_FOUND: u32 = 64;
+    pub const E_CTI_TEAM_NOT_FOUND: u32 = 65;
+    pub const E_CTI_INVALID_DISTRIBUTION_TYPE: u32 = 71;
+    pub const E_CTI_INVALID_SKILL_GROUP: u32 = 72;
+}
+
+/// USER_MESSAGE_REQ / USER_MESSAGE_EVENT Distribution (docs/protocol.md §12.4).
+pub mod distribution {
+    /// To the sessions of one ClientID.
+    pub const TO_CLIENT: u16 = 0;
+    /// To the sender's supervisor.
+    pub const TO_SUPERVISOR: u16 = 1;
+    /// To the sender's team.
+    pub const TO_TEAM: u16 = 2;
+    /// To every client.
+    pub const TO_ALL: u16 = 3;
 }
 
 /// CONTROL_FAILURE_CONF FailureCodes the router gives itself (docs/protocol.md §5.12).

@@ -107,7 +107,7 @@ impl Simulator {
     /// pending agent timer when the agent goes to work on a call.
     pub(super) fn set_state(&mut self, a: u32, state: u16, reason: u16, dir: Option<u32>) {
         let agent = &mut self.world.agents[a as usize];
-        agent.state = state;
+        agent.enter(self.out.now, state);
         if state == RESERVED {
             agent.timer = 0;
         }

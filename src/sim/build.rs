@@ -256,10 +256,15 @@ pub fn skill_groups(world: &World, agent: &Agent, state: u16) -> Vec<SkillGroup>
         .collect()
 }
 
+/// ICMCentralControllerTime at simulated second `secs`.
+pub fn central_time(secs: u64) -> u32 {
+    EPOCH_SECS.wrapping_add(secs as u32)
+}
+
 /// SYSTEM_EVENT SYS_HALF_HOUR_CHANGE at simulated second `secs`.
 pub fn half_hour(secs: u64) -> Message {
     Message::from(SystemEvent {
-        icm_central_controller_time: EPOCH_SECS.wrapping_add(secs as u32),
+        icm_central_controller_time: central_time(secs),
         system_event_id: system_event::HALF_HOUR_CHANGE,
         event_device_type: device_type::NONE,
         ..Default::default()

@@ -3,6 +3,10 @@
 //! UCCE PG answers them — the confirmation first, then the events the
 //! request causes, built by the same builders as the simulated calls —
 //! or with the CONTROL_FAILURE_CONF code a PG gives for an illegal request.
+//! The Miscellaneous requests (statistics, desk settings, SET_APP_DATA,
+//! recording, USER_MESSAGE) are answered in `misc`, from what the world
+//! counts (`tally`); they cause no events. Anything else:
+//! FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE).
 //!
 //! An agent a request acts on becomes *manual*: the simulated person stops
 //! acting on their own (no breaks, no timers), calls ring until answered and
@@ -19,6 +23,7 @@
 use super::build::{self, call_type, cause, direction, done, some, CallRef, CALL_ID_TYPE};
 use super::build::{LINE_INSIDE, NULL_ID, PT};
 use super::flow::CallStep;
+use super::tally::CallCount;
 use super::world::{secs, Call, Phase, NO_AGENT};
 use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type, lcs, status};
@@ -52,12 +57,12 @@ const AGENT_INSIDE: u16 = 10;
 const AGENT_OUT: u16 = 8;
 
 /// A request's answer: its CONF, or a failure.
-type Answer = Result<Message, Failure>;
+pub(super) type Answer = Result<Message, Failure>;
 
 /// Why a request failed: a CONTROL_FAILURE_CONF code with its text, or a
 /// FAILURE_CONF status (Call Data Update requests).
 #[derive(Debug, Clone, Copy)]
-enum Failure {
+pub(super) enum Failure {
     Control(u16, &'static str),
     Status(u32),
 }
@@ -146,7 +151,9 @@ impl Simulator {
                 code::INVALID_FEATURE,
                 "not supported by the simulated peripheral",
             ),
-            _ => Err(Failure::Status(status::E_CTI_FUNCTION_NOT_AVAILABLE)),
+            other => self
+                .answer_misc(other)
+                .unwrap_or(Err(Failure::Status(status::E_CTI_FUNCTION_NOT_AVAILABLE))),
         }
     }
 
@@ -274,7 +281,7 @@ impl Simulator {
     // --- calls --------------------------------------------------------------
 
     /// Live calls, by slot.
-    fn live(&self) -> impl Iterator<Item = (u32, &Call)> {
+    pub(super) fn live(&self) -> impl Iterator<Item = (u32, &Call)> {
         self.calls
             .iter()
             .enumerate()
@@ -557,7 +564,15 @@ impl Simulator {
         } else {
             self.out.push(delivered_inside(pid, world, c, a, b));
         }
-        self.world.agents[a as usize].state = TALKING;
+        let now = self.out.now;
+        let agent = &mut self.world.agents[a as usize];
+        agent.enter(now, TALKING);
+        let placed = if b == NO_AGENT {
+            CallCount::Out
+        } else {
+            CallCount::Internal
+        };
+        agent.tally.count(now, placed);
         if b != NO_AGENT {
             self.set_state(b, RESERVED, 0, Some(direction::OTHER_IN));
         }
@@ -590,6 +605,10 @@ impl Simulator {
             return;
         }
         self.out.push(build::consult_answered(pid, world, c, a, b));
+        let now = self.out.now;
+        self.world.agents[b as usize]
+            .tally
+            .count(now, CallCount::InternalReceived);
         self.set_state(b, TALKING, 0, Some(direction::IN));
         if !self.world.agents[b as usize].manual {
             let talk = self.world.timing.draw(&mut self.rng, secs::TALK);
@@ -632,8 +651,9 @@ impl Simulator {
         self.take_over(a);
         self.settle(slot);
         let consult_id = self.next_call_id();
+        let now = self.out.now;
         let claimed = &mut self.world.agents[b as usize];
-        claimed.state = RESERVED;
+        claimed.enter(now, RESERVED);
         claimed.timer = 0;
         let call = self.calls[slot as usize].as_mut().expect("live call");
         call.other = b;

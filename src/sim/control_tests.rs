@@ -488,3 +488,273 @@ fn the_same_requests_at_the_same_times_give_the_same_stream() {
         "the requests changed nothing"
     );
 }
+
+// --- Miscellaneous requests (src/sim/misc.rs) ----------------------------
+
+fn status_of(answer: &Message) -> Option<u32> {
+    match answer {
+        Message::FailureConf(f) => Some(f.status),
+        _ => None,
+    }
+}
+
+fn agent_statistics(desk: &mut Desk, by: QueryAgentStatisticsReq) -> QueryAgentStatisticsConf {
+    match desk.send(by) {
+        (Message::QueryAgentStatisticsConf(c), caused) => {
+            assert!(caused.is_empty(), "a query causes nothing");
+            c
+        }
+        (other, _) => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn agent_statistics_count_what_the_agent_did() {
+    let mut desk = Desk::new(center());
+    let call = ringing(&mut desk);
+    desk.wait(2 * SEC);
+    desk.send(AnswerCallReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    desk.wait(5 * SEC);
+    desk.send(HoldCallReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    desk.wait(10 * SEC);
+    desk.send(RetrieveCallReq {
+        held_connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    desk.wait(20 * SEC);
+    desk.send(ClearConnectionReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    desk.wait(3 * SEC);
+    let by_id = agent_statistics(
+        &mut desk,
+        QueryAgentStatisticsReq {
+            peripheral_id: 5000,
+            agent_id: s("1004"),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (
+            by_id.peripheral_id,
+            &by_id.agent_id,
+            &by_id.agent_instrument
+        ),
+        (5000, &s("1004"), &s("3004"))
+    );
+    let n = |name: &str| by_id.statistics.get(name).expect(name);
+    assert_eq!(n("handled_calls_session"), 1);
+    assert_eq!(n("handled_calls_today"), 1);
+    assert_eq!(n("incoming_calls_held_session"), 1);
+    assert_eq!(n("incoming_calls_held_time_session"), 10);
+    // Talking 5 s before the hold and 20 s after; wrap-up 3 s so far.
+    assert_eq!(n("handled_calls_talk_time_session"), 25);
+    assert_eq!(n("handled_calls_after_call_time_session"), 3);
+    assert_eq!(n("handled_calls_time_session"), 38);
+    let logged_on = n("logged_on_time_session");
+    let parts = n("avail_time_session") + n("not_ready_time_session") + 38;
+    assert!(
+        (parts..=parts + 5).contains(&logged_on),
+        "logged on {logged_on} s, states {parts} s (+ reserved and ringing)"
+    );
+    assert_eq!(n("agent_out_calls_session"), 0);
+    assert_eq!(n("icm_available_time_session"), 0, "not kept: 0");
+    // By instrument: the same agent, the same counts.
+    let by_instrument = agent_statistics(
+        &mut desk,
+        QueryAgentStatisticsReq {
+            agent_instrument: s("3004"),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_instrument.statistics, by_id.statistics);
+}
+
+#[test]
+fn statistics_and_desk_settings_refuse_what_the_pg_does_not_know() {
+    let mut desk = Desk::new(center());
+    let unknown = QueryAgentStatisticsReq {
+        agent_id: s("9999"),
+        ..Default::default()
+    };
+    assert_eq!(status_of(&desk.send(unknown).0), Some(8));
+    let nobody = QueryAgentStatisticsReq::default();
+    assert_eq!(status_of(&desk.send(nobody).0), Some(6));
+    let elsewhere = QueryAgentStatisticsReq {
+        peripheral_id: 77,
+        agent_id: s("1001"),
+        ..Default::default()
+    };
+    assert_eq!(status_of(&desk.send(elsewhere).0), Some(7));
+    let group = |number, id| QuerySkillGroupStatisticsReq {
+        skill_group_number: number,
+        skill_group_id: id,
+        ..Default::default()
+    };
+    assert_eq!(status_of(&desk.send(group(999, u32::MAX)).0), Some(72));
+    assert_eq!(status_of(&desk.send(group(101, 5102)).0), Some(72));
+    assert_eq!(status_of(&desk.send(group(u32::MAX, u32::MAX)).0), Some(72));
+    let settings = |id: Option<CtiString>| AgentDeskSettingsReq {
+        peripheral_id: 5000,
+        agent_id: id,
+        ..Default::default()
+    };
+    assert_eq!(status_of(&desk.send(settings(s("9999"))).0), Some(8));
+    assert_eq!(status_of(&desk.send(settings(None)).0), Some(6));
+    match desk.send(settings(s("1002"))) {
+        (Message::AgentDeskSettingsConf(c), caused) => {
+            assert!(caused.is_empty());
+            assert_eq!(c.peripheral_id, 5000);
+            assert_eq!(c.desk_settings_mask, 0x0168);
+            assert_eq!((c.wrapup_data_incoming_mode, c.work_mode_timer), (1, 7200));
+            assert_eq!(c.ring_no_answer_time, 0, "calls ring until answered");
+        }
+        (other, _) => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn skill_group_statistics_are_the_members_states_and_counts() {
+    let mut desk = Desk::new(center());
+    desk.wait(300 * SEC);
+    let (conf, _) = desk.send(QuerySkillGroupStatisticsReq {
+        peripheral_id: 5000,
+        skill_group_number: u32::MAX,
+        skill_group_id: 5101,
+        ..Default::default()
+    });
+    let Message::QuerySkillGroupStatisticsConf(c) = conf else {
+        panic!("{conf:?}")
+    };
+    assert_eq!((c.skill_group_number, c.skill_group_id), (101, 5101));
+    let n = |name: &str| c.statistics.get(name).expect(name);
+    let world = &desk.sim.world;
+    let members: Vec<_> = world
+        .agents
+        .iter()
+        .filter(|a| a.groups.contains(&0))
+        .collect();
+    let in_state = |s: u16| members.iter().filter(|a| a.state == s).count() as u32;
+    assert_eq!(
+        n("agents_logged_on"),
+        members.len() as u32 - in_state(LOGOUT)
+    );
+    assert_eq!(n("agents_avail"), in_state(AVAILABLE));
+    assert_eq!(n("agents_not_ready"), in_state(NOT_READY));
+    assert_eq!(n("agents_hold"), in_state(HOLD));
+    assert_eq!(
+        n("agents_talking_in") + n("agents_talking_out") + n("agents_talking_other"),
+        in_state(TALKING)
+    );
+    assert_eq!(n("calls_q_now"), world.groups[0].queue.len() as u32);
+    assert_eq!(n("calls_q_time_now"), u32::MAX, "not kept: unknown");
+    assert_eq!(n("calls_q_today"), u32::MAX);
+    let now = desk.sim.out.now;
+    let handled: u32 = members
+        .iter()
+        .map(|a| {
+            a.tally
+                .statistics(now, a.state)
+                .get("handled_calls_today")
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(handled > 0, "five minutes of calls handled none");
+    assert_eq!(n("handled_calls_today"), handled);
+    assert!(n("logged_on_time_today") > 0);
+}
+
+#[test]
+fn recording_needs_a_call_in_progress() {
+    let mut desk = Desk::new(center());
+    let start = |call| StartRecordingReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    };
+    let stop = |call| StopRecordingReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    };
+    assert_eq!(status_of(&desk.send(start(42)).0), Some(13));
+    let call = ringing(&mut desk);
+    match desk.send(start(call)) {
+        (Message::StartRecordingConf(c), caused) => {
+            assert!(caused.is_empty());
+            assert_eq!((c.session_id, c.server_data), (0, call));
+            assert_eq!(c.client_id, s("sim-recorder"));
+        }
+        (other, _) => panic!("{other:?}"),
+    }
+    let (conf, _) = desk.send(stop(call));
+    assert_eq!(conf.message_type(), msg::STOP_RECORDING_CONF);
+    desk.send(AnswerCallReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    desk.send(ClearConnectionReq {
+        connection_call_id: call,
+        agent_instrument: s("3004"),
+        ..Default::default()
+    });
+    assert_eq!(status_of(&desk.send(stop(call)).0), Some(13));
+}
+
+#[test]
+fn app_data_and_user_messages_are_confirmed_where_a_pg_would() {
+    let mut desk = Desk::new(center());
+    let app = |path| SetAppDataReq {
+        application_path_id: path,
+        call_variable_1: s("x"),
+        ..Default::default()
+    };
+    let (conf, caused) = desk.send(app(Some(7)));
+    assert_eq!(conf.message_type(), msg::SET_APP_DATA_CONF);
+    assert!(caused.is_empty());
+    assert_eq!(status_of(&desk.send(app(None)).0), Some(6));
+    let message = |distribution, to: Option<CtiString>| UserMessageReq {
+        distribution,
+        client_id: to,
+        text: s("lunch at noon"),
+        ..Default::default()
+    };
+    for (distribution, to, answer) in [
+        (0, s("wallboard"), None),
+        (0, None, Some(6)),
+        (3, None, None),
+        (1, None, Some(64)),
+        (2, None, Some(65)),
+        (9, None, Some(71)),
+    ] {
+        let (conf, caused) = desk.send(message(distribution, to));
+        assert!(caused.is_empty(), "the simulator has no clients to tell");
+        match answer {
+            None => assert_eq!(conf.message_type(), msg::USER_MESSAGE_CONF),
+            Some(code) => assert_eq!(status_of(&conf), Some(code), "{distribution}"),
+        }
+    }
+    let event = Simulator::user_message_event(90 * SEC, &"desk-1".into(), &message(3, None));
+    match event {
+        Message::UserMessageEvent(e) => {
+            assert_eq!(
+                (e.distribution, e.client_id, e.text),
+                (3, s("desk-1"), s("lunch at noon"))
+            );
+            assert_eq!(e.icm_central_controller_time, 1_704_067_290);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,6 +3,7 @@
 //! one pending timer; scheduling a new one makes any older one stale.
 
 use super::build::{self, call_type, cause, direction};
+use super::tally::CallCount;
 use super::world::{secs, Call, Phase, Plan, DATA_GAP, NO_AGENT, ROUTE_GAP};
 use super::Simulator;
 use crate::proto::constants::{agent_state::*, device_type};
@@ -172,7 +173,10 @@ impl Simulator {
                     Some(direction::OTHER_OUT),
                 ));
                 self.out.push(build::consult_originated(pid, c, from, to));
-                self.world.agents[a as usize].state = TALKING;
+                let now = self.out.now;
+                let agent = &mut self.world.agents[a as usize];
+                agent.enter(now, TALKING);
+                agent.tally.count(now, CallCount::Internal);
                 self.set_state(b, RESERVED, 0, Some(direction::OTHER_IN));
                 let gap = self.world.timing.gap(ROUTE_GAP);
                 self.schedule_call(slot, gap, CallStep::ConsultAlert);
@@ -212,6 +216,11 @@ impl Simulator {
         let a = call.agent;
         self.out.push(build::answered(pid, world, call));
         call.phase = Phase::Talking;
+        let now = self.out.now;
+        self.world.agents[a as usize]
+            .tally
+            .count(now, CallCount::Handled);
+        let world = &self.world;
         if world.agents[a as usize].manual {
             // Talks until its desktop hangs up (or does something else).
             call.talk_left = 0;
@@ -267,6 +276,10 @@ impl Simulator {
             b,
         ));
         call.phase = Phase::Consulting { consult_up: true };
+        let now = self.out.now;
+        self.world.agents[b as usize]
+            .tally
+            .count(now, CallCount::InternalReceived);
         self.set_state(b, TALKING, 0, Some(direction::OTHER_IN));
         // A manual consulting agent completes (or drops) the consult itself.
         if !self.world.agents[a as usize].manual {
@@ -408,7 +421,7 @@ impl Simulator {
         };
         let consult_id = self.next_call_id();
         let claimed = &mut self.world.agents[b as usize];
-        claimed.state = RESERVED;
+        claimed.enter(self.out.now, RESERVED);
         claimed.timer = 0;
         let call = self.calls[slot as usize].as_mut().expect("live call");
         call.other = b;

@@ -16,7 +16,9 @@
 //! * `flow` — the call state machine (what happens next, and when)
 //! * `agents` — the agent state machine outside calls
 //! * `build`, `inbound`, `consult` — one builder per event message
+//! * `control`, `misc` — the requests it answers (docs/requests.md §9)
 //! * `world` — agents, skill groups, trunks, timing, the call record
+//! * `tally` — the per-agent counts the statistics queries report
 //! * `rng` — SplitMix64 and the draws the model needs
 //!
 //! # The model
@@ -73,7 +75,9 @@ mod consult;
 mod control;
 mod flow;
 mod inbound;
+mod misc;
 pub mod rng;
+mod tally;
 mod world;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 
 use super::rng::Rng;
+use super::tally::Tally;
 use super::SimConfig;
 use crate::proto::constants::agent_state;
 use crate::proto::CtiString;
@@ -49,6 +50,17 @@ pub struct Agent {
     /// The wrap-up state a manual agent asked for during its call
     /// (WORK_READY when it did not ask).
     pub wrap_up: u16,
+    /// What QUERY_AGENT_STATISTICS reports: time per state, calls taken.
+    pub tally: Tally,
+}
+
+impl Agent {
+    /// Moves the agent to `state` at `now` (simulated ns), counting its
+    /// time in the state it leaves. Every state change goes through here.
+    pub fn enter(&mut self, now: u64, state: u16) {
+        self.tally.changed(now, self.state, state);
+        self.state = state;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +295,7 @@ impl World {
                     timer: 0,
                     manual: i >= n.saturating_sub(config.manual_agents as usize),
                     wrap_up: agent_state::WORK_READY,
+                    tally: Tally::default(),
                 }
             })
             .collect();

@@ -24,6 +24,14 @@
 //!   calls (the router's `session::scope`), and controls its instrument
 //!   alone (another ClientID: E_CTI_DEVICE_IN_USE).
 //!
+//! * **Miscellaneous** — statistics, desk settings, SET_APP_DATA,
+//!   recording and USER_MESSAGE go to the simulator the same way. When it
+//!   confirms a USER_MESSAGE, sim-pg delivers the USER_MESSAGE_EVENT (the
+//!   sender's ClientID, the text) to the sessions of the addressed ClientID
+//!   (TO_CLIENT) or to every open session (TO_ALL), as the CTI Server does;
+//!   a TO_CLIENT message to a ClientID with no session here gets
+//!   FAILURE_CONF(E_CTI_CLIENT_NOT_FOUND) instead of the CONF.
+//!
 //! Peripheral Monitor and Client Monitor are not served (their requests get
 //! E_CTI_FUNCTION_NOT_AVAILABLE). Fault switches for tests: `--grant MASK`
 //! (grant only these services), `--reply-delay-ms` (answers held back in
@@ -46,9 +54,10 @@ use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
 use crate::event::Event;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
 use crate::ingest::tracker::CallTracker;
-use crate::proto::constants::msg;
+use crate::proto::constants::{distribution, msg, status as cti_status};
 use crate::proto::frame::{patch_invoke_id, HEADER_LEN};
-use crate::proto::{routing, DecodeOptions, Message, RequestError, Version};
+use crate::proto::msg::{FailureConf, UserMessageReq};
+use crate::proto::{routing, CtiString, DecodeOptions, Message, RequestError, Version};
 use crate::session::scope::{self, Agent};
 use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
 use crate::shard::monitors::{Delivery, MatchScratch, Monitor, MonitorIndex};
@@ -156,6 +165,9 @@ struct Server {
     next_monitor_id: Cell<u32>,
     requests: Requests,
     controllers: Controllers,
+    /// USER_MESSAGE_REQs at the simulator, by its InvokeID: the sender's
+    /// ClientID and the message, delivered when the simulator confirms.
+    user_messages: HashMap<u32, (CtiString, UserMessageReq)>,
     nr_events: u64,
     frame: Vec<u8>,
 }
@@ -230,6 +242,7 @@ impl Server {
             scratch: MatchScratch::new(),
             next_monitor_id: Cell::new(0),
             controllers: Controllers::default(),
+            user_messages: HashMap::new(),
             nr_events: 0,
             frame: Vec::with_capacity(1024),
         })
@@ -335,6 +348,7 @@ impl Server {
             monitors: &mut self.monitors,
             requests: &mut self.requests,
             controllers: &mut self.controllers,
+            user_messages: &mut self.user_messages,
         };
         client.on_readable(&ctx, now, &mut desk);
     }
@@ -454,6 +468,25 @@ impl Server {
         else {
             return;
         };
+        let confirmed = message.message_type() == msg::USER_MESSAGE_CONF;
+        let Some((sender, m)) = self.user_messages.remove(&invoke).filter(|_| confirmed) else {
+            return self.reply(invoke, message, now);
+        };
+        // The confirmation first, then the events it causes (as the simulator).
+        if self.recipients(&m).next().is_none() {
+            let refused = Message::from(FailureConf {
+                invoke_id: invoke,
+                status: cti_status::E_CTI_CLIENT_NOT_FOUND,
+                ..Default::default()
+            });
+            return self.reply(invoke, &refused, now);
+        }
+        self.reply(invoke, message, now);
+        self.deliver_user_message(&sender, &m);
+    }
+
+    /// The answer to the simulator's request `invoke`, to its asker.
+    fn reply(&mut self, invoke: u32, message: &Message, now: Instant) {
         let Some(asker) = self.requests.answered(invoke) else {
             tracing::debug!(invoke, "sim-pg: an answer to no request in flight");
             return;
@@ -481,6 +514,31 @@ impl Server {
             }
             Fate::Now => client.queue_answer(&bytes, self.options.output_bound),
             Fate::Hold(at) => self.requests.hold(at, asker.token, bytes),
+        }
+    }
+
+    /// The open sessions a confirmed USER_MESSAGE goes to: those of its
+    /// ClientID (TO_CLIENT), or every one (TO_ALL).
+    fn recipients<'s>(
+        &'s mut self,
+        m: &'s UserMessageReq,
+    ) -> impl Iterator<Item = &'s mut SimClient> {
+        let to_client = m.distribution == distribution::TO_CLIENT;
+        self.clients.values_mut().filter(move |c| {
+            c.is_open() && (!to_client || Some(&c.session.client.client_id) == m.client_id.as_ref())
+        })
+    }
+
+    /// USER_MESSAGE_EVENT from `sender` to the sessions `m` addresses.
+    fn deliver_user_message(&mut self, sender: &CtiString, m: &UserMessageReq) {
+        let event = Simulator::user_message_event(self.sim_clock, sender, m);
+        let bound = self.options.output_bound;
+        let mut bytes = Vec::new();
+        for client in self.recipients(m) {
+            bytes.clear();
+            if event.encode(client.session.version, &mut bytes).is_ok() {
+                client.queue(&bytes, bound);
+            }
         }
     }
 
@@ -548,6 +606,7 @@ struct Desk<'a> {
     monitors: &'a mut MonitorIndex,
     requests: &'a mut Requests,
     controllers: &'a mut Controllers,
+    user_messages: &'a mut HashMap<u32, (CtiString, UserMessageReq)>,
 }
 
 impl Host for Desk<'_> {
@@ -617,6 +676,10 @@ impl Host for Desk<'_> {
             invoke_id,
             version,
         });
+        if let Message::UserMessageReq(m) = &request {
+            let sender = session.client.client_id.clone();
+            self.user_messages.insert(sim_invoke, (sender, m.clone()));
+        }
         self.sim.request(self.at, sim_invoke, &request);
     }
 }

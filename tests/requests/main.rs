@@ -5,6 +5,8 @@
 //!   memory (`ctirouter::memrouter::MemRouter`), on a simulated clock;
 //! * `local` — the answers the router gives itself (docs/requests.md §6)
 //!   and Connection Monitor, in memory, with the upstream counting requests;
+//! * `local_binary` — the same answers through the router binary, from raw
+//!   clients at v14, v19 and v24, a fake CTI Server counting requests;
 //! * `scope` — what a Client Events session may act on (docs/requests.md §4);
 //! * `matrix` — every request type, every field, from clients at v13–v24
 //!   to an upstream at v24 and v14 and its confirmation back, in memory;
@@ -30,6 +32,7 @@ mod failover;
 mod fake_cti;
 mod load;
 mod local;
+mod local_binary;
 mod loopback;
 mod matrix;
 mod model;

@@ -3,7 +3,8 @@
 //! end to end and gets its own answers with its own InvokeIDs while an All
 //! Events client sees the events and none of those answers; the Client
 //! Events scope rule and device control; `--grant`, `--drop-replies` and
-//! `--reply-delay-ms`.
+//! `--reply-delay-ms`; USER_MESSAGE delivered to the addressed sessions and
+//! the Miscellaneous queries answered.
 //!
 //! `--agents 4 --manual-agents 1`: agents 1001..1003 act on their own, 1004
 //! (instrument 3004) only on requests.
@@ -419,5 +420,113 @@ fn delayed_answers_arrive_no_sooner_than_the_delay_and_after_the_events() {
             .iter()
             .any(|f| agent_state_of(f, v24(), AGENT) == Some(agent_state::NOT_READY)),
         "the events come before the held answer"
+    );
+}
+
+/// USER_MESSAGE_EVENT of `sender` with `text` at `version`.
+fn is_user_message(f: &[u8], version: Version, sender: &str, text: &str) -> bool {
+    frame_type(f) == msg::USER_MESSAGE_EVENT
+        && matches!(decode_strict(f, version), Message::UserMessageEvent(e)
+            if e.client_id == Some(sender.into()) && e.text == Some(text.into()))
+}
+
+#[test]
+fn user_messages_reach_the_addressed_sessions_and_miscellaneous_queries_are_answered() {
+    let pg = center(&[]);
+    let watcher = |version, client_id| {
+        let mut c = Client::connect(pg.addr());
+        let conf = c.open(&OpenSpec::new(version, service::ALL_EVENTS).client(client_id, b""));
+        assert_eq!(conf.services_granted, service::ALL_EVENTS);
+        c
+    };
+    let mut sender = watcher(v(14), "wallboard");
+    let mut recorders = [watcher(v(19), "recorder"), watcher(v24(), "recorder")];
+    let mut crm = watcher(v(19), "crm");
+    let message = |invoke_id, distribution, to: Option<&str>, text: &str| UserMessageReq {
+        invoke_id,
+        peripheral_id: PID,
+        distribution,
+        client_id: to.map(Into::into),
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    sender.send_at(message(5, 0, Some("recorder"), "to the recorders"), v(14));
+    assert_eq!(reply(&mut sender, 5).message_type(), msg::USER_MESSAGE_CONF);
+    for r in &mut recorders {
+        let version = r.version;
+        wait(r, "the message", WAIT, |f| {
+            is_user_message(f, version, "wallboard", "to the recorders")
+        });
+    }
+    sender.send_at(message(6, 0, Some("nobody"), "lost"), v(14));
+    assert_eq!(
+        failure_conf_status(&reply(&mut sender, 6)),
+        Some(status::E_CTI_CLIENT_NOT_FOUND)
+    );
+    sender.send_at(message(7, 1, None, "boss"), v(14));
+    assert_eq!(
+        failure_conf_status(&reply(&mut sender, 7)),
+        Some(status::E_CTI_SUPERVISOR_NOT_FOUND)
+    );
+    // To everyone: every session, the sender too; crm got nothing before.
+    sender.send_at(message(8, 3, None, "all hands"), v(14));
+    assert_eq!(reply(&mut sender, 8).message_type(), msg::USER_MESSAGE_CONF);
+    let [r19, r24] = &mut recorders;
+    for (c, expected) in [(r19, 1), (r24, 1), (&mut sender, 0), (&mut crm, 0)] {
+        let version = c.version;
+        let at = wait(c, "the broadcast", WAIT, |f| {
+            is_user_message(f, version, "wallboard", "all hands")
+        });
+        let before = c.log[..at]
+            .iter()
+            .filter(|f| frame_type(f) == msg::USER_MESSAGE_EVENT)
+            .count();
+        assert_eq!(before, expected, "port {}", c.port);
+    }
+
+    // Statistics and desk settings, from the simulated world.
+    sender.send_at(
+        QueryAgentStatisticsReq {
+            invoke_id: 9,
+            peripheral_id: PID,
+            agent_id: Some("1001".into()),
+            ..Default::default()
+        },
+        v(14),
+    );
+    match reply(&mut sender, 9) {
+        Message::QueryAgentStatisticsConf(c) => {
+            assert_eq!(c.agent_instrument, Some("3001".into()));
+            assert!(c.statistics.get("logged_on_time_today").is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    sender.send_at(
+        QuerySkillGroupStatisticsReq {
+            invoke_id: 10,
+            peripheral_id: PID,
+            skill_group_number: 101,
+            skill_group_id: 0xFFFF_FFFF,
+        },
+        v(14),
+    );
+    match reply(&mut sender, 10) {
+        Message::QuerySkillGroupStatisticsConf(c) => {
+            assert_eq!(c.skill_group_id, 5101);
+            assert!(c.statistics.get("agents_logged_on").unwrap() <= 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    sender.send_at(
+        AgentDeskSettingsReq {
+            invoke_id: 11,
+            peripheral_id: PID,
+            agent_id: Some("9999".into()),
+        },
+        v(14),
+    );
+    assert_eq!(
+        failure_conf_status(&reply(&mut sender, 11)),
+        Some(status::E_CTI_INVALID_AGENT_DATA)
     );
 }
