@@ -650,6 +650,47 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_listener_is_an_address_or_off() {
+        let addr = |listen: &str| {
+            let admin = AdminConfig {
+                listen: listen.into(),
+            };
+            admin.addr().map_err(|e| e.0)
+        };
+        assert_eq!(
+            addr(DEFAULT_ADMIN_LISTEN).unwrap(),
+            Some("127.0.0.1:9427".parse().unwrap())
+        );
+        assert_eq!(addr("").unwrap(), None);
+        assert_eq!(addr("off").unwrap(), None);
+        assert!(addr("localhost:9427")
+            .unwrap_err()
+            .starts_with("admin.listen (--admin)"));
+        let mut config = Config::default();
+        config.admin.listen = "nowhere".into();
+        assert!(refusal(&config).starts_with("admin.listen"));
+    }
+
+    #[test]
+    fn the_effective_config_reads_back_with_passwords_hidden() {
+        let mut config = Config::parse(include_str!("../ctirouter.example.toml")).unwrap();
+        config.upstream = Some(UpstreamConfig {
+            sides: vec!["a:1".into()],
+            password: "pw".into(),
+            ..UpstreamConfig::default()
+        });
+        let text = config.effective_toml().unwrap();
+        assert!(
+            !text.contains("s3cret") && !text.contains("\"pw\""),
+            "{text}"
+        );
+        let back = Config::parse(&text).unwrap();
+        assert_eq!(back.upstream.unwrap().sides, vec!["a:1".to_string()]);
+        assert_eq!(back.admin.listen, DEFAULT_ADMIN_LISTEN);
+        assert_eq!(back.runtime.batch_size, config.runtime.batch_size);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         assert!(Config::parse("listn = \"1.2.3.4:5\"").is_err());
     }

@@ -347,6 +347,31 @@ mod tests {
     }
 
     #[test]
+    fn counters_and_gauges_carry_their_kind_and_help() {
+        let metrics = Metrics::default();
+        let described = metrics.snapshot().described();
+        let sessions = described.iter().find(|d| d.name == "sessions").unwrap();
+        assert_eq!(sessions.kind, Kind::Gauge);
+        assert!(sessions.help.trim().starts_with("Sessions currently open"));
+        let events = described.iter().find(|d| d.name == "events").unwrap();
+        assert_eq!(events.kind, Kind::Counter);
+        assert!(described.iter().all(|d| !d.help.trim().is_empty()));
+    }
+
+    #[test]
+    fn sessions_are_counted_per_shard_and_service() {
+        let by_shard = SessionsByShard::default();
+        let desktop = Services::CLIENT_EVENTS | Services::AGENT_STATE_CONTROL_ONLY;
+        by_shard.opened(1, desktop);
+        by_shard.opened(1, Services::ALL_EVENTS);
+        by_shard.opened(crate::config::MAX_SHARDS, Services::ALL_EVENTS); // ignored
+        assert_eq!(by_shard.of(0), [0; COUNTED_SERVICES.len()]);
+        assert_eq!(by_shard.of(1), [1, 1, 0, 0, 1, 0]);
+        by_shard.closed(1, desktop);
+        assert_eq!(by_shard.of(1), [1, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn latency_summary_reads_the_merged_histograms() {
         let metrics = Metrics::default();
         assert_eq!(metrics.latency_summary().to_string(), "n=0");

@@ -181,11 +181,17 @@ fn answer(request: Request, view: &View, history: &mut report::History) {
         }
         "/status" => respond(request, 200, "text/html; charset=utf-8", STATUS_PAGE.into()),
         "/" => respond(request, 200, "text/plain", INDEX.into()),
-        _ => respond(request, 404, "text/plain", format!("no such page: {path}\n{INDEX}")),
+        _ => respond(
+            request,
+            404,
+            "text/plain",
+            format!("no such page: {path}\n{INDEX}"),
+        ),
     }
 }
 
-const INDEX: &str = "ctirouter admin: /status (page), /status.json, /metrics (Prometheus), /healthz\n";
+const INDEX: &str =
+    "ctirouter admin: /status (page), /status.json, /metrics (Prometheus), /healthz\n";
 
 fn respond(request: Request, code: u16, content_type: &str, body: String) {
     let mut response = Response::from_string(body).with_status_code(code);

@@ -175,7 +175,8 @@ mod tests {
         let fields = v["fields"].as_object().unwrap();
         for name in fields.keys() {
             assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{name}"
             );
         }

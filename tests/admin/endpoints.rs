@@ -75,11 +75,7 @@ fn metrics_count_sessions_and_deliveries_as_traffic_flows() {
         .collect();
     let after = wait_for("3 sessions and deliveries", Duration::from_secs(10), || {
         let s = scrape(admin);
-        let all_events = value(
-            &s,
-            "ctirouter_shard_sessions",
-            &[("service", "all_events")],
-        );
+        let all_events = value(&s, "ctirouter_shard_sessions", &[("service", "all_events")]);
         (value(&s, "ctirouter_sessions", &[]) == 3.0
             && all_events == 3.0
             && value(&s, "ctirouter_deliveries_total", &[]) >= 30.0)
@@ -96,7 +92,10 @@ fn metrics_count_sessions_and_deliveries_as_traffic_flows() {
         panic!("not a histogram: {:?}", latency.value)
     };
     let inf = buckets.last().expect("buckets");
-    assert!(inf.less_than.is_infinite() && inf.count > 0.0, "{buckets:?}");
+    assert!(
+        inf.less_than.is_infinite() && inf.count > 0.0,
+        "{buckets:?}"
+    );
     // Clients keep reading: a close brings the gauges back down.
     for c in &mut clients {
         c.collect_for(Duration::from_millis(10));
@@ -170,15 +169,23 @@ fn healthz_follows_the_upstream_session_away_and_back() {
     assert_eq!(status["source"], "upstream");
 
     phase.store(AWAY, Ordering::SeqCst);
-    let down = wait_for("unhealthy once the PG is away", Duration::from_secs(10), || {
-        let r = healthz();
-        (r.status == 503).then_some(r)
-    });
+    let down = wait_for(
+        "unhealthy once the PG is away",
+        Duration::from_secs(10),
+        || {
+            let r = healthz();
+            (r.status == 503).then_some(r)
+        },
+    );
     assert!(down.body.contains("not open"), "{}", down.body);
     let s = scrape(admin);
     assert!(value(&s, "ctirouter_upstream_losses_total", &[]) >= 1.0);
     assert_eq!(value(&s, "ctirouter_upstream_open", &[]), 0.0);
-    assert_eq!(value(&s, "ctirouter_pg_status", &[]), 8.0, "CTI Server offline");
+    assert_eq!(
+        value(&s, "ctirouter_pg_status", &[]),
+        8.0,
+        "CTI Server offline"
+    );
 
     phase.store(BACK, Ordering::SeqCst);
     wait_for("healthy again", Duration::from_secs(10), || {

@@ -29,7 +29,12 @@ fn check_config_prints_the_effective_configuration_of_a_good_file() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("# "), "{stdout}");
     // Every default written out, passwords hidden, and it reads back.
-    for key in ["[admin]", "listen = \"127.0.0.1:9427\"", "[runtime]", "batch_size = 64"] {
+    for key in [
+        "[admin]",
+        "listen = \"127.0.0.1:9427\"",
+        "[runtime]",
+        "batch_size = 64",
+    ] {
         assert!(stdout.contains(key), "{key} missing:\n{stdout}");
     }
     assert!(!stdout.contains("s3cret"), "{stdout}");
@@ -39,7 +44,10 @@ fn check_config_prints_the_effective_configuration_of_a_good_file() {
 #[test]
 fn check_config_refuses_a_bad_file_naming_the_setting() {
     let cases = [
-        ("[limits]\noutput_bound_bytes = 0\n", "limits.output_bound_bytes"),
+        (
+            "[limits]\noutput_bound_bytes = 0\n",
+            "limits.output_bound_bytes",
+        ),
         ("[admin]\nlisten = \"nowhere\"\n", "admin.listen"),
         ("listn = \"127.0.0.1:1\"\n", "unknown field `listn`"),
     ];
