@@ -39,6 +39,16 @@ pub fn health(view: &View, snapshot: &Snapshot) -> Health {
     ))
 }
 
+/// `open`, `connecting` (never open yet) or `reconnecting` (lost, being
+/// re-established on side A or B).
+fn upstream_state(snapshot: &Snapshot) -> &'static str {
+    match (snapshot.upstream_open, snapshot.nr_upstream_opens) {
+        (1, _) => "open",
+        (_, 0) => "connecting",
+        _ => "reconnecting",
+    }
+}
+
 /// "A" or "B" for `Metrics::upstream_side`.
 fn side_name(side: u64) -> Option<&'static str> {
     match side {
@@ -83,6 +93,7 @@ pub fn status(view: &View, history: &History) -> Value {
             Health::Unhealthy(why) => json!({"ok": false, "reason": why}),
         },
         "upstream": {
+            "state": upstream_state(&snapshot),
             "open": snapshot.upstream_open == 1,
             "side": side_name(snapshot.upstream_side),
             "sides": view.info.sides,

@@ -166,6 +166,7 @@ fn healthz_follows_the_upstream_session_away_and_back() {
     assert_eq!(healthz().body, "ok\n");
     let status = status_json(admin);
     assert_eq!(status["upstream"]["side"], "A");
+    assert_eq!(status["upstream"]["state"], "open");
     assert_eq!(status["source"], "upstream");
 
     phase.store(AWAY, Ordering::SeqCst);
@@ -178,6 +179,7 @@ fn healthz_follows_the_upstream_session_away_and_back() {
         },
     );
     assert!(down.body.contains("not open"), "{}", down.body);
+    assert_eq!(status_json(admin)["upstream"]["state"], "reconnecting");
     let s = scrape(admin);
     assert!(value(&s, "ctirouter_upstream_losses_total", &[]) >= 1.0);
     assert_eq!(value(&s, "ctirouter_upstream_open", &[]), 0.0);
