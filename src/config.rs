@@ -7,13 +7,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::proto::constants::service;
 use crate::sim::SimConfig;
 
 /// Default listen address: the CTI Server's own port (docs/protocol.md §1).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:42027";
+/// Default admin listener address (`[admin] listen`, `serve --admin`): 9427
+/// is free in the Prometheus exporters' port list; loopback, so nothing is
+/// exposed unless asked for.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9427";
 /// Default per-session bound on unsent output (docs/design.md §4.13).
 pub const DEFAULT_OUTPUT_BOUND: usize = 8 * 1024 * 1024;
 /// Default time a connection has to complete its OPEN (seconds).
@@ -23,7 +27,7 @@ pub const DEFAULT_MAX_PENDING_OPENS: usize = 1_000;
 /// Most shards a router can run: the interest table's shard mask is a `u64`.
 pub const MAX_SHARDS: usize = crate::ingest::interest::ShardMask::BITS as usize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address every shard listens on (SO_REUSEPORT spreads accepts).
@@ -45,6 +49,8 @@ pub struct Config {
     pub limits: Limits,
     pub requests: RequestsConfig,
     pub runtime: RuntimeConfig,
+    /// The admin HTTP listener (metrics, health, status page).
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -60,11 +66,12 @@ impl Default for Config {
             limits: Limits::default(),
             requests: RequestsConfig::default(),
             runtime: RuntimeConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Side A and optionally side B, `host:port`; tried alternately.
@@ -165,7 +172,7 @@ impl UpstreamConfig {
 }
 
 /// A recorded stream file and how fast to play it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayConfig {
     pub path: std::path::PathBuf,
@@ -195,7 +202,7 @@ impl ReplayConfig {
 }
 
 /// One entry of the client allow-list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientEntry {
     pub client_id: String,
@@ -217,7 +224,7 @@ pub struct ClientEntry {
 }
 
 /// `[[clients]] control_scope` (docs/requests.md §3).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ControlScope {
     /// Any agent, device and call, as on the CTI Server.
@@ -230,7 +237,7 @@ pub enum ControlScope {
 }
 
 /// Requests proxied to the CTI Server (docs/requests.md §5).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestsConfig {
     /// Seconds the CTI Server has to answer; then FAILURE_CONF(E_CTI_TIMEOUT)
@@ -277,7 +284,7 @@ impl RequestsConfig {
 }
 
 /// Service names as written in the config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceName {
     ClientEvents,
@@ -320,7 +327,7 @@ impl ClientEntry {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Open sessions at once, router-wide; an OPEN_REQ over it gets
@@ -373,7 +380,7 @@ pub fn nr_cores() -> usize {
         .max(1)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Shard executors; 0 = one per core after the ingest core, at least 1.
@@ -496,6 +503,38 @@ impl RuntimeConfig {
     }
 }
 
+/// `[admin]`: the HTTP listener for `/metrics`, `/healthz`, `/status` and
+/// `/status.json`, served by a thread of its own (never a router core).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port` (port 0 picks one), or `""` / `"off"` for no listener.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: DEFAULT_ADMIN_LISTEN.into(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The address to listen on; `None` when the listener is turned off.
+    pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() || listen.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|e| {
+            ConfigError(format!(
+                "admin.listen (--admin) is {listen:?}: give host:port (an IP address), \"\" or \"off\" ({e})"
+            ))
+        })
+    }
+}
+
 /// A config error: which file and what is wrong with it.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -520,6 +559,7 @@ impl Config {
         self.runtime.validate(nr_cores)?;
         self.limits.validate()?;
         self.requests.validate()?;
+        self.admin.addr()?;
         // A replay is served instead of the upstream (`[upstream]` is unused).
         match (&self.replay, &self.upstream) {
             (Some(replay), _) => replay.validate(),
@@ -537,6 +577,24 @@ impl Config {
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The configuration as TOML, every key written out, passwords hidden
+    /// (`ctirouter check-config`).
+    pub fn effective_toml(&self) -> Result<String, ConfigError> {
+        let mut shown = self.clone();
+        let hide = |password: &mut String| {
+            if !password.is_empty() {
+                *password = "(hidden)".into();
+            }
+        };
+        if let Some(upstream) = shown.upstream.as_mut() {
+            hide(&mut upstream.password);
+        }
+        for client in &mut shown.clients {
+            hide(&mut client.password);
+        }
+        toml::to_string(&shown).map_err(|e| ConfigError(format!("writing TOML: {e}")))
     }
 
     /// The allow-list entry for a ClientID, if a list is configured.
@@ -589,6 +647,47 @@ mod tests {
         let mut no_time = config;
         no_time.requests.timeout_secs = 0;
         assert!(refusal(&no_time).starts_with("requests.timeout_secs must be above 0"));
+    }
+
+    #[test]
+    fn the_admin_listener_is_an_address_or_off() {
+        let addr = |listen: &str| {
+            let admin = AdminConfig {
+                listen: listen.into(),
+            };
+            admin.addr().map_err(|e| e.0)
+        };
+        assert_eq!(
+            addr(DEFAULT_ADMIN_LISTEN).unwrap(),
+            Some("127.0.0.1:9427".parse().unwrap())
+        );
+        assert_eq!(addr("").unwrap(), None);
+        assert_eq!(addr("off").unwrap(), None);
+        assert!(addr("localhost:9427")
+            .unwrap_err()
+            .starts_with("admin.listen (--admin)"));
+        let mut config = Config::default();
+        config.admin.listen = "nowhere".into();
+        assert!(refusal(&config).starts_with("admin.listen"));
+    }
+
+    #[test]
+    fn the_effective_config_reads_back_with_passwords_hidden() {
+        let mut config = Config::parse(include_str!("../ctirouter.example.toml")).unwrap();
+        config.upstream = Some(UpstreamConfig {
+            sides: vec!["a:1".into()],
+            password: "pw".into(),
+            ..UpstreamConfig::default()
+        });
+        let text = config.effective_toml().unwrap();
+        assert!(
+            !text.contains("s3cret") && !text.contains("\"pw\""),
+            "{text}"
+        );
+        let back = Config::parse(&text).unwrap();
+        assert_eq!(back.upstream.unwrap().sides, vec!["a:1".to_string()]);
+        assert_eq!(back.admin.listen, DEFAULT_ADMIN_LISTEN);
+        assert_eq!(back.runtime.batch_size, config.runtime.batch_size);
     }
 
     #[test]

@@ -34,6 +34,8 @@
 //!   record
 //! * [`metrics`] — counters shared by all cores and the fan-out latency
 //!   histogram (`serve` logs them every `--stats-every` seconds)
+//! * [`admin`] — the admin HTTP listener on a thread of its own: metrics,
+//!   health, the status page (it only reads [`metrics`])
 //!
 //! # Threading model
 //! One glommio executor for ingest and one per shard, each pinned to a core.
@@ -44,6 +46,7 @@
 //! tick) and carry out what it staged (ring items, writer wake-ups), so the
 //! rules never wait and never see a socket.
 
+pub mod admin;
 pub mod call;
 pub mod config;
 pub mod event;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use ctirouter::admin::{AdminServer, RouterInfo, View};
 use ctirouter::config::{Config, ReplayConfig, UpstreamConfig};
 use ctirouter::ids::Services;
 use ctirouter::metrics::Metrics;
@@ -30,6 +31,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` for people, `json` (one object per
+    /// line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +57,9 @@ enum Command {
     Record(RecordArgs),
     /// Write a core-pinning tuning file for this host (stdout, or --write FILE).
     Tune(TuneArgs),
+    /// Check a config file and print the configuration it gives (TOML, every
+    /// default filled in); exit 2 with the reason when it is invalid.
+    CheckConfig(CheckConfigArgs),
 }
 
 #[derive(Args)]
@@ -109,6 +123,11 @@ struct ServeArgs {
     /// (0 = only when stopping).
     #[arg(long)]
     stats_every: Option<u64>,
+    /// Admin HTTP listener (/metrics, /healthz, /status): host:port (port 0
+    /// picks one, printed on stdout as `admin ADDR`), or `off` (default
+    /// 127.0.0.1:9427).
+    #[arg(long, value_name = "ADDR|off")]
+    admin: Option<String>,
 }
 
 impl ServeArgs {
@@ -200,6 +219,9 @@ impl ServeArgs {
         if let Some(secs) = self.stats_every {
             config.runtime.stats_log_secs = secs;
         }
+        if let Some(admin) = &self.admin {
+            config.admin.listen = admin.clone();
+        }
         Ok(config)
     }
 }
@@ -252,11 +274,33 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
     };
+    let admin_addr = config.admin.addr().map_err(|e| e.to_string())?;
     let signal = signal_channel()?;
+    let facts = config.clone();
     let router = Router::start(config).map_err(|e| e.to_string())?;
-    tracing::info!(addr = %router.local_addr, "listening");
-    // Machine-readable line for scripts and tests.
+    let info = RouterInfo::new(&facts, router.nr_shards, router.local_addr);
+    let admin = match admin_addr {
+        Some(addr) => {
+            let view = View {
+                metrics: router.metrics.clone(),
+                info: Arc::new(info.clone()),
+            };
+            match AdminServer::start(addr, view) {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    let _ = router.shutdown();
+                    return Err(format!("{e} (give another --admin ADDR, or --admin off)"));
+                }
+            }
+        }
+        None => None,
+    };
+    log_started(&info, admin.as_ref().map(|a| a.local_addr));
+    // Machine-readable lines for scripts and tests.
     println!("listening {}", router.local_addr);
+    if let Some(admin) = &admin {
+        println!("admin {}", admin.local_addr);
+    }
     let signal = loop {
         let next = match stats_every {
             Some(every) => signal.recv_timeout(every),
@@ -276,8 +320,33 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     }
     let metrics = router.metrics.clone();
     router.shutdown().map_err(|e| e.to_string())?;
+    if let Some(admin) = admin {
+        admin.stop();
+    }
     log_stats(&metrics, "stopped");
     Ok(())
+}
+
+/// The one line that says what runs: version, cores, shards, where sessions
+/// connect, where events come from, where the admin page is.
+fn log_started(info: &RouterInfo, admin: Option<std::net::SocketAddr>) {
+    let admin = match admin {
+        Some(addr) => format!("http://{addr}/status"),
+        None => "off".to_string(),
+    };
+    tracing::info!(
+        version = info.version,
+        cores = ctirouter::config::nr_cores(),
+        shards = info.nr_shards,
+        listen = %info.listen,
+        source = info.source.name(),
+        upstream_sides = ?info.sides,
+        admin = %admin,
+        "ctirouter {} started: {} shards, listening on {}, admin {admin}",
+        info.version,
+        info.nr_shards,
+        info.listen
+    );
 }
 
 /// SIGINT and SIGTERM, delivered on a channel (so the caller can wait for
@@ -572,6 +641,29 @@ fn raise_open_file_limit() -> OpenFileLimit {
 }
 
 #[derive(Args)]
+struct CheckConfigArgs {
+    /// The TOML config file to check.
+    file: PathBuf,
+}
+
+/// Load and validate `FILE` as `serve --config FILE` would (on this
+/// machine's cores), then print the effective configuration: every key,
+/// defaults filled in, passwords hidden.
+fn check_config(args: CheckConfigArgs) -> Result<(), String> {
+    let config = Config::load(&args.file).map_err(|e| e.to_string())?;
+    config
+        .validate()
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let text = config.effective_toml().map_err(|e| e.to_string())?;
+    println!(
+        "# {}: valid; the configuration it gives (defaults filled in, passwords hidden)",
+        args.file.display()
+    );
+    print!("{text}");
+    Ok(())
+}
+
+#[derive(Args)]
 struct TuneArgs {
     /// Write the tuning file here instead of printing it.
     #[arg(long, value_name = "FILE")]
@@ -593,16 +685,28 @@ fn tune(args: TuneArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Logs on stderr, as text or one JSON object per line; `RUST_LOG` filters
+/// (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
 fn main() -> ExitCode {
     let nofile = raise_open_file_limit();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args, nofile),
         Command::SimPg(args) => sim_pg(args),
@@ -610,6 +714,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => return tools::ctl::main(*args),
         Command::Record(args) => record(args),
         Command::Tune(args) => tune(args),
+        Command::CheckConfig(args) => check_config(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

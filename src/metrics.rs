@@ -1,7 +1,10 @@
 //! Router-wide counters. Cores add to them once per batch (not per event), so
 //! the shared cache lines stay cold; readers take a snapshot. `serve` logs a
 //! [`Snapshot`] and the fan-out latency ([`LatencySummary`]) every
-//! `runtime.stats_log_secs` and when it stops.
+//! `runtime.stats_log_secs` and when it stops; the admin listener
+//! (`crate::admin`) exposes the same numbers over HTTP. Gauges (sessions held,
+//! the upstream's state) change once per open, close or state change, never
+//! per event.
 
 use std::fmt;
 
@@ -11,6 +14,8 @@ use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+use crate::ids::Services;
+
 /// Highest latency the histograms track: 60 s in nanoseconds.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
@@ -19,11 +24,31 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid")
 }
 
+/// Whether a number only grows (a count since start) or goes up and down
+/// (what is held now): the Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One counter as the admin listener exposes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Described {
+    /// The short name (the log line's, and the Prometheus name after
+    /// `ctirouter_`).
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Its doc comment.
+    pub help: &'static str,
+    pub value: u64,
+}
+
 /// Declares the router's counters once: the shared atomics in [`Metrics`],
-/// their point-in-time copy [`Snapshot`], and the log line's short names
-/// (in declaration order).
+/// their point-in-time copy [`Snapshot`], the log line's short names (in
+/// declaration order), and each one's kind and help (its doc comment).
 macro_rules! counters {
-    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal $kind:ident, )*) => {
         /// Counters shared by every core.
         #[derive(Debug, Default)]
         pub struct Metrics {
@@ -43,6 +68,8 @@ macro_rules! counters {
             /// Fan-out latency: ingest received the event → its shard issued the
             /// batch's writes. Shards merge their local histograms in every ~100 ms.
             pub fanout_latency: Mutex<Option<Histogram<u64>>>,
+            /// Open sessions per shard and service, changed on open and close only.
+            pub sessions_by_shard: SessionsByShard,
         }
 
         /// A point-in-time copy of [`Metrics`]' counters.
@@ -64,6 +91,16 @@ macro_rules! counters {
             pub fn fields(&self) -> [(&'static str, u64); counters!(@count $($field)*)] {
                 [ $( ($name, self.$field), )* ]
             }
+
+            /// Every counter with its kind and help, in declaration order.
+            pub fn described(&self) -> [Described; counters!(@count $($field)*)] {
+                [ $( Described {
+                    name: $name,
+                    kind: Kind::$kind,
+                    help: concat!($($doc),*),
+                    value: self.$field,
+                }, )* ]
+            }
         }
     };
     (@count $($field:ident)*) => { 0 $( + counters!(@one $field) )* };
@@ -72,47 +109,61 @@ macro_rules! counters {
 
 counters! {
     /// Events ingest took from its source.
-    nr_events => "events",
+    nr_events => "events" Counter,
     /// Event copies appended to session buffers.
-    nr_deliveries => "deliveries",
+    nr_deliveries => "deliveries" Counter,
     /// Socket writes issued by shards.
-    nr_writes => "writes",
+    nr_writes => "writes" Counter,
     /// Sessions currently open, or being opened (max_sessions).
-    nr_sessions => "sessions",
+    nr_sessions => "sessions" Gauge,
     /// Connections currently held, open or not.
-    nr_connected => "connected",
+    nr_connected => "connected" Gauge,
     /// Connections currently held that are not open yet (max_pending_opens).
-    nr_pending => "pending_opens",
+    nr_pending => "pending_opens" Gauge,
     /// Connections accepted.
-    nr_accepted => "accepted",
+    nr_accepted => "accepted" Counter,
     /// OPEN_REQs refused because max_sessions was reached.
-    nr_refused => "refused_max_sessions",
+    nr_refused => "refused_max_sessions" Counter,
     /// Connections closed at accept: max_pending_opens was reached.
-    nr_refused_pending => "refused_pending",
+    nr_refused_pending => "refused_pending" Counter,
     /// Connections closed at accept: the process was out of file descriptors.
-    nr_refused_fd_limit => "refused_fd_limit",
+    nr_refused_fd_limit => "refused_fd_limit" Counter,
     /// Connections closed for not completing OPEN within open_timeout_secs.
-    nr_open_timeouts => "open_timeouts",
+    nr_open_timeouts => "open_timeouts" Counter,
     /// Sessions cut for exceeding their output bound.
-    nr_slow_consumer_cuts => "slow_consumer_cuts",
+    nr_slow_consumer_cuts => "slow_consumer_cuts" Counter,
     /// Client frames that were malformed.
-    nr_bad_client_frames => "bad_client_frames",
+    nr_bad_client_frames => "bad_client_frames" Counter,
     /// Upstream frames that failed to decode (counted, skipped).
-    nr_bad_upstream_frames => "bad_upstream_frames",
+    nr_bad_upstream_frames => "bad_upstream_frames" Counter,
     /// Calls the tracker forgot because they never ended (aged out).
-    nr_calls_aged_out => "calls_aged_out",
+    nr_calls_aged_out => "calls_aged_out" Counter,
     /// Replies from the upstream that answered no request of the router's
     /// (late, or an unknown InvokeID): dropped, never fanned out.
-    nr_stray_upstream_replies => "stray_upstream_replies",
+    nr_stray_upstream_replies => "stray_upstream_replies" Counter,
     /// Requests sent to the upstream on a session's behalf.
-    nr_requests_proxied => "requests_proxied",
+    nr_requests_proxied => "requests_proxied" Counter,
     /// Requests the router answered from what it knows (docs/requests.md
     /// §6): the upstream never saw them.
-    nr_requests_local => "requests_local",
+    nr_requests_local => "requests_local" Counter,
     /// Connection Monitor sessions opened (docs/requests.md §1).
-    nr_connection_monitor_opens => "connection_monitor_opens",
+    nr_connection_monitor_opens => "connection_monitor_opens" Counter,
     /// Connection Monitor sessions ended, however they ended.
-    nr_connection_monitor_closes => "connection_monitor_closes",
+    nr_connection_monitor_closes => "connection_monitor_closes" Counter,
+    /// Whether the event source is open (1) or not (0): the upstream CTI
+    /// Server session is open, or the simulator or a replay runs.
+    upstream_open => "upstream_open" Gauge,
+    /// The upstream side whose session is open, or was last: 1 = A, 2 = B,
+    /// 0 = none yet (and for the simulator or a replay).
+    upstream_side => "upstream_side" Gauge,
+    /// PGStatus bits sessions are told (docs/protocol.md §5.7; 0 = all well,
+    /// 8 = CTI Server offline).
+    pg_status => "pg_status" Gauge,
+    /// Upstream sessions opened: the first, and each return after a loss.
+    nr_upstream_opens => "upstream_opens" Counter,
+    /// Upstream sessions lost; each starts a failover (side A and B tried
+    /// alternately).
+    nr_upstream_losses => "upstream_losses" Counter,
 }
 
 impl Metrics {
@@ -148,6 +199,74 @@ impl Metrics {
             .lock()
             .clone()
             .unwrap_or_else(latency_histogram)
+    }
+}
+
+/// The services whose open sessions are counted per shard, under the names
+/// the admin listener gives them. A session granted several is counted in
+/// each; agent-state-only control counts as client control.
+pub const COUNTED_SERVICES: [(&str, Services); 6] = [
+    ("all_events", Services::ALL_EVENTS),
+    ("client_events", Services::CLIENT_EVENTS),
+    ("peripheral_monitor", Services::PERIPHERAL_MONITOR),
+    ("client_monitor", Services::CLIENT_MONITOR),
+    (
+        "client_control",
+        Services(Services::CLIENT_CONTROL.bits() | Services::AGENT_STATE_CONTROL_ONLY.bits()),
+    ),
+    ("call_data_update", Services::CALL_DATA_UPDATE),
+];
+
+/// Open sessions of one shard per [`COUNTED_SERVICES`] entry.
+#[derive(Debug, Default)]
+pub struct ShardSessions([AtomicU64; COUNTED_SERVICES.len()]);
+
+/// [`ShardSessions`] for every shard a router can run (`config::MAX_SHARDS`;
+/// the ones not running stay 0), each on its own cache line.
+#[derive(Debug)]
+pub struct SessionsByShard(Box<[CachePadded<ShardSessions>]>);
+
+impl Default for SessionsByShard {
+    fn default() -> Self {
+        SessionsByShard(
+            (0..crate::config::MAX_SHARDS)
+                .map(|_| CachePadded::default())
+                .collect(),
+        )
+    }
+}
+
+impl SessionsByShard {
+    /// A session granted `services` opened on `shard`.
+    pub fn opened(&self, shard: usize, services: Services) {
+        self.change(shard, services, 1);
+    }
+
+    /// A session granted `services` closed on `shard`.
+    pub fn closed(&self, shard: usize, services: Services) {
+        self.change(shard, services, -1);
+    }
+
+    fn change(&self, shard: usize, services: Services, by: i64) {
+        let Some(counts) = self.0.get(shard) else {
+            return;
+        };
+        for (count, (_, bits)) in counts.0.iter().zip(COUNTED_SERVICES) {
+            if services.bits() & bits.bits() != 0 {
+                Metrics::add_signed(count, by);
+            }
+        }
+    }
+
+    /// The open sessions of `shard`, per [`COUNTED_SERVICES`] entry.
+    pub fn of(&self, shard: usize) -> [u64; COUNTED_SERVICES.len()] {
+        let mut out = [0; COUNTED_SERVICES.len()];
+        if let Some(counts) = self.0.get(shard) {
+            for (o, c) in out.iter_mut().zip(counts.0.iter()) {
+                *o = c.load(Ordering::Relaxed);
+            }
+        }
+        out
     }
 }
 
@@ -225,6 +344,31 @@ mod tests {
         // One `name=value` per field of the snapshot.
         let fields = format!("{:?}", metrics.snapshot()).matches(':').count();
         assert_eq!(line.split(' ').count(), fields, "{line}");
+    }
+
+    #[test]
+    fn counters_and_gauges_carry_their_kind_and_help() {
+        let metrics = Metrics::default();
+        let described = metrics.snapshot().described();
+        let sessions = described.iter().find(|d| d.name == "sessions").unwrap();
+        assert_eq!(sessions.kind, Kind::Gauge);
+        assert!(sessions.help.trim().starts_with("Sessions currently open"));
+        let events = described.iter().find(|d| d.name == "events").unwrap();
+        assert_eq!(events.kind, Kind::Counter);
+        assert!(described.iter().all(|d| !d.help.trim().is_empty()));
+    }
+
+    #[test]
+    fn sessions_are_counted_per_shard_and_service() {
+        let by_shard = SessionsByShard::default();
+        let desktop = Services::CLIENT_EVENTS | Services::AGENT_STATE_CONTROL_ONLY;
+        by_shard.opened(1, desktop);
+        by_shard.opened(1, Services::ALL_EVENTS);
+        by_shard.opened(crate::config::MAX_SHARDS, Services::ALL_EVENTS); // ignored
+        assert_eq!(by_shard.of(0), [0; COUNTED_SERVICES.len()]);
+        assert_eq!(by_shard.of(1), [1, 1, 0, 0, 1, 0]);
+        by_shard.closed(1, desktop);
+        assert_eq!(by_shard.of(1), [1, 0, 0, 0, 0, 0]);
     }
 
     #[test]

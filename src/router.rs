@@ -35,6 +35,8 @@ fn err(context: &str, e: impl std::fmt::Display) -> RouterError {
 pub struct Router {
     /// The address shards listen on (the real port when the config said 0).
     pub local_addr: SocketAddr,
+    /// Shard executors running.
+    pub nr_shards: usize,
     pub metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     executors: Vec<ExecutorJoinHandle<()>>,
@@ -268,6 +270,7 @@ impl Router {
         set_connection_budget(&metrics);
         Ok(Router {
             local_addr,
+            nr_shards: places.shards.len(),
             metrics,
             stop,
             executors,

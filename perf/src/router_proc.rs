@@ -169,6 +169,9 @@ pub fn serve_args(upstream: SocketAddr, flags: &RouterFlags) -> Vec<String> {
         flags.shards.to_string(),
         "--spin-us".into(),
         flags.spin_us.to_string(),
+        // Beside other routers on the machine: any free port.
+        "--admin".into(),
+        "127.0.0.1:0".into(),
     ];
     if let Some(bound) = flags.output_bound {
         args.push("--output-bound".into());

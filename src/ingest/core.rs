@@ -7,6 +7,7 @@
 //! no task, socket or timer.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,6 +189,8 @@ impl<L: Links> IngestCore<L> {
 
     /// A new status snapshot for OPEN_CONF and the SYSTEM_EVENTs after it.
     pub fn set_status(&mut self, status: PgStatus) {
+        let pg_status = u64::from(status.pg_status);
+        self.metrics.pg_status.store(pg_status, Ordering::Relaxed);
         self.status = status.clone();
         let status = Arc::new(status);
         self.broadcast(|| ToShard::Status(status.clone()));
@@ -212,6 +215,8 @@ impl<L: Links> IngestCore<L> {
     /// (the PG may change anything meanwhile); sessions, device monitors and
     /// Client Events survive.
     pub fn upstream_lost(&mut self, now: Instant) {
+        self.metrics.upstream_open.store(0, Ordering::Relaxed);
+        Metrics::add(&self.metrics.nr_upstream_losses, 1);
         let mut status = self.status.clone();
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
         self.set_status(status);
@@ -225,6 +230,8 @@ impl<L: Links> IngestCore<L> {
 
     /// The upstream is back with `status`: SYSTEM_EVENT(SYS_CTI_SERVER_ONLINE).
     pub fn upstream_back(&mut self, status: PgStatus, now: Instant) {
+        self.metrics.upstream_open.store(1, Ordering::Relaxed);
+        Metrics::add(&self.metrics.nr_upstream_opens, 1);
         self.set_status(status);
         self.system_event(system_event::CTI_SERVER_ONLINE, now);
     }

@@ -92,6 +92,10 @@ pub async fn run(setup: IngestSetup) {
             .set_status(upstream::offline_before_first_open(upstream))
             .await;
     }
+    if config.upstream.is_none() || config.replay.is_some() {
+        // The simulator and a replay have no upstream session to lose.
+        setup.metrics.upstream_open.store(1, Ordering::Relaxed);
+    }
     if let Some(replay) = &config.replay {
         replay::ReplaySource::new(replay)
             .run(&mut fanout, &stop)

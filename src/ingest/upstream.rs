@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -270,6 +270,9 @@ impl UpstreamSource {
                 Ok(Inbound::Opened(conf)) => {
                     link.status = pg_status::from_open_conf(&conf);
                     link.opened_at = Some(now);
+                    let side_number = self.side.current() as u64 + 1;
+                    let metrics = fanout.metrics();
+                    metrics.upstream_side.store(side_number, Ordering::Relaxed);
                     tracing::info!(
                         side,
                         pg_status = link.status.pg_status,

@@ -474,6 +474,8 @@ impl ShardCore {
             conn.client_events = Some(monitor);
         }
         let session = &conn.session;
+        let by_shard = &self.metrics.sessions_by_shard;
+        by_shard.opened(self.index, session.services);
         self.to_ingest
             .push(ToIngest::SessionOpened(link::SessionOpened {
                 shard: self.index,
@@ -649,6 +651,8 @@ impl ShardCore {
         self.connection_done();
         if conn.was_open {
             self.release_session();
+            let by_shard = &self.metrics.sessions_by_shard;
+            by_shard.closed(self.index, conn.session.services);
             self.to_ingest
                 .push(ToIngest::SessionClosed(link::SessionClosed {
                     shard: self.index,

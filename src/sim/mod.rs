@@ -98,7 +98,7 @@ use world::{Call, World};
 
 /// Simulator settings. Deserializes from a TOML table; missing keys take the
 /// defaults.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct SimConfig {
     /// Same seed, same event stream.

@@ -1,12 +1,12 @@
 //! How `watch` prints a frame: one line per message, either readable
 //! (`CALL_DELIVERED_EVENT monitor_id=0 ... CONNECTION_DEVID="T12"`: fixed
 //! fields by name, floating fields by protocol tag name) or one JSON object
-//! (`{"type":"CALL_DELIVERED_EVENT","fields":{...}}`, a repeated field as an
-//! array) for jq. No I/O here.
+//! (`{"type":"CALL_DELIVERED_EVENT","fields":{...}}`, every field name in
+//! snake_case, a repeated field as an array) for jq. No I/O here.
 
 use serde_json::{json, Map, Value};
 
-use crate::proto::{decode_frame, DecodeOptions, Field, FieldValue, Message, Version};
+use crate::proto::{decode_frame, tags, DecodeOptions, Field, FieldValue, Message, Version};
 
 /// Decode leniently: watch shows what the server sent, list counts and all.
 fn decode(frame: &[u8], version: Version) -> Result<Message, String> {
@@ -47,7 +47,12 @@ pub fn readable(frame: &[u8], version: Version) -> String {
 }
 
 /// `{"type":"TYPE_NAME","fields":{...}}`; a field that repeats (parties,
-/// named variables) becomes an array in order.
+/// named variables) becomes an array in order. Every field name is
+/// snake_case: a fixed field by its name (`peripheral_id`), a floating
+/// field by its protocol tag name in lower case (`connection_devid` for
+/// CONNECTION_DEVID), or `flt_` and that where the message has a fixed
+/// field of the same name (AGENT_STATE_EVENT's `skill_group_number` is the
+/// event's skill group, `flt_skill_group_number` the agent's list).
 pub fn json(frame: &[u8], version: Version) -> String {
     let message = match decode(frame, version) {
         Ok(m) => m,
@@ -56,25 +61,41 @@ pub fn json(frame: &[u8], version: Version) -> String {
                 .to_string();
         }
     };
-    // Each name once, its values in wire order.
-    let mut named: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut visited: Vec<(Option<&'static str>, &'static str, Value)> = Vec::new();
     message.visit(version, &mut |field: Field<'_>| {
-        let value = json_value(field.value);
-        match named
-            .iter_mut()
-            .find(|(name, _)| *name == field.wire_name())
-        {
-            Some((_, values)) => values.push(value),
-            None => named.push((field.wire_name(), vec![value])),
-        }
+        let tag_name = field.tag.and_then(tags::name);
+        visited.push((tag_name, field.name, json_value(field.value)));
     });
+    let fixed: Vec<&str> = visited
+        .iter()
+        .filter(|(tag_name, ..)| tag_name.is_none())
+        .map(|&(_, name, _)| name)
+        .collect();
+    // Each name once, its values in wire order.
+    let mut named: Vec<(String, Vec<Value>)> = Vec::new();
+    for (tag_name, name, value) in visited {
+        let key = match tag_name {
+            None => name.to_string(),
+            Some(tag_name) => {
+                let lower = tag_name.to_ascii_lowercase();
+                match fixed.contains(&lower.as_str()) {
+                    true => format!("flt_{lower}"),
+                    false => lower,
+                }
+            }
+        };
+        match named.iter_mut().find(|(name, _)| *name == key) {
+            Some((_, values)) => values.push(value),
+            None => named.push((key, vec![value])),
+        }
+    }
     let mut fields = Map::new();
     for (name, mut values) in named {
         let value = match values.len() {
             1 => values.remove(0),
             _ => Value::Array(values),
         };
-        fields.insert(name.to_string(), value);
+        fields.insert(name, value);
     }
     json!({"type": message.name(), "fields": Value::Object(fields)}).to_string()
 }
@@ -99,7 +120,8 @@ fn json_value(value: FieldValue<'_>) -> Value {
 mod tests {
     use super::*;
     use crate::proto::group::Party;
-    use crate::proto::msg::{CallConferencedEvent, CallDeliveredEvent};
+    use crate::proto::group::SkillGroup;
+    use crate::proto::msg::{AgentStateEvent, CallConferencedEvent, CallDeliveredEvent};
 
     fn v24() -> Version {
         Version::MAX
@@ -132,11 +154,35 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["type"], "CALL_DELIVERED_EVENT");
         assert_eq!(v["fields"]["peripheral_id"], 5000);
-        assert!(v["fields"]
-            .as_object()
-            .unwrap()
-            .values()
-            .any(|x| x == "T12"));
+        assert_eq!(v["fields"]["connection_devid"], "T12");
+    }
+
+    #[test]
+    fn json_field_names_are_all_snake_case() {
+        let frame = Message::from(AgentStateEvent {
+            skill_group_number: 7,
+            num_flt_skill_groups: 1,
+            agent_id: Some("1001".into()),
+            skill_groups: vec![SkillGroup {
+                number: Some(8),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .to_frame(v24())
+        .unwrap();
+        let v: Value = serde_json::from_str(&json(&frame, v24())).unwrap();
+        let fields = v["fields"].as_object().unwrap();
+        for name in fields.keys() {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+        }
+        assert_eq!(fields["agent_id"], "1001");
+        assert_eq!(fields["skill_group_number"], 7, "the fixed field");
+        assert_eq!(fields["flt_skill_group_number"], 8, "the floating one");
     }
 
     #[test]

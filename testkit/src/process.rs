@@ -54,7 +54,9 @@ impl Drop for TempFile {
 }
 
 /// `ctirouter serve` as the tests run it: loopback, an OS-assigned port, two
-/// shards, no spinning (executors share the test machine's cores), no pinning.
+/// shards, no spinning (executors share the test machine's cores), no
+/// pinning, the admin listener on an OS-assigned port too (printed as
+/// `admin ADDR` after the `listening` line), so routers run side by side.
 pub const SERVE: &[&str] = &[
     "serve",
     "--listen",
@@ -64,6 +66,8 @@ pub const SERVE: &[&str] = &[
     "--spin-us",
     "0",
     "--no-pin",
+    "--admin",
+    "127.0.0.1:0",
 ];
 
 /// `ctirouter serve` on 127.0.0.1 with an OS-assigned port, two shards, no

@@ -103,6 +103,8 @@ fn serve_exit(args: &[&str], within: Duration) -> Option<(std::process::ExitStat
             "--no-pin",
             "--spin-us",
             "0",
+            "--admin",
+            "127.0.0.1:0",
         ])
         .args(args)
         .stdin(Stdio::null())
