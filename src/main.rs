@@ -16,6 +16,7 @@ use ctirouter::metrics::Metrics;
 use ctirouter::proto::Version;
 use ctirouter::router::Router;
 use ctirouter::tools;
+use sd_notify::NotifyState;
 
 /// mimalloc: events are allocated on the ingest core and freed on shard
 /// cores; glibc malloc pays for every cross-thread free (perf/results/profiles/).
@@ -301,6 +302,10 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     if let Some(admin) = &admin {
         println!("admin {}", admin.local_addr);
     }
+    notify_service_manager(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("serving on {}", router.local_addr)),
+    ]);
     let signal = loop {
         let next = match stats_every {
             Some(every) => signal.recv_timeout(every),
@@ -318,6 +323,7 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
             "stopping: telling sessions the CTI Server is going offline"
         );
     }
+    notify_service_manager(&[NotifyState::Stopping]);
     let metrics = router.metrics.clone();
     router.shutdown().map_err(|e| e.to_string())?;
     if let Some(admin) = admin {
@@ -325,6 +331,16 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     }
     log_stats(&metrics, "stopped");
     Ok(())
+}
+
+/// Tell systemd (a `Type=notify` unit: `packaging/ctirouter.service`) how
+/// the service is: ready once every core listens, stopping at the signal.
+/// Nothing happens outside systemd ($NOTIFY_SOCKET unset); a failed send is
+/// logged and the router goes on.
+fn notify_service_manager(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
 }
 
 /// The one line that says what runs: version, cores, shards, where sessions

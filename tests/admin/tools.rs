@@ -88,3 +88,62 @@ fn json_logs_carry_the_startup_facts() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
     }
 }
+
+/// Kills the child when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_tells_systemd_it_is_ready_and_then_that_it_stops() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+
+    let dir = TempFile::new(".notify");
+    std::fs::create_dir(dir.path()).expect("a directory for the socket");
+    let path = format!("{}/notify.sock", dir.path());
+    let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut router = Reaped(
+        Command::new(BIN)
+            .args(SERVE)
+            .env("NOTIFY_SOCKET", &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the router"),
+    );
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=serving on 127.0.0.1:")),
+        "{ready:?}"
+    );
+    // SAFETY: kill only sends a signal to the child we started.
+    let rc = unsafe { libc::kill(router.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let stopping = next();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while router.0.try_wait().expect("the child's status").is_none() {
+        assert!(std::time::Instant::now() < deadline, "no exit within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(dir.path());
+}
