@@ -257,7 +257,7 @@ mod tests {
         let args = serve_args("127.0.0.1:9".parse().unwrap(), &flags);
         let line = args.join(" ");
         assert!(line.starts_with("serve --listen 127.0.0.1:0 --upstream 127.0.0.1:9"));
-        assert!(line.contains("--shards 1 --spin-us 0 --output-bound 1024"));
+        assert!(line.contains("--shards 1 --spin-us 0 --admin 127.0.0.1:0 --output-bound 1024"));
     }
 
     #[test]
