@@ -391,12 +391,17 @@ impl Shard {
     }
 
     /// A connection's tasks ended: the core forgets the session.
+    ///
+    /// Its socket is closed already, and the kernel may have handed the
+    /// same descriptor to a connection accepted since: the session and its
+    /// [`Conn::fd`] are forgotten before anything can send again. Only then
+    /// are the queued events drained — a storm of closes (2,000 desktops
+    /// gone at once) runs 2,000 tasks ahead of the dispatch loop, so each
+    /// drains the events, after forgetting its own session.
     fn remove(&self, id: SessionId, reason: CloseReason) {
-        // A storm of closes (2,000 desktops gone at once) runs 2,000 tasks
-        // ahead of the dispatch loop: each drains the events first.
-        self.events_first();
-        self.with_core(|core| core.remove(id, reason));
         self.conns.borrow_mut().remove(&id);
+        self.with_core(|core| core.remove(id, reason));
         self.session_removed.notify();
+        self.events_first();
     }
 }

@@ -318,3 +318,62 @@ fn open_req_granted_nothing_by_the_client_list_is_refused_with_12_and_closed() {
         assert_eq!(conf.services_granted, service::CLIENT_MONITOR);
     }
 }
+
+/// A session that ends while its agent's events are queued for it must not
+/// have them written to the next connection: the kernel hands a closed
+/// socket's descriptor to the next connection accepted. While the upstream
+/// streams the agent's state, v24 sessions of the agent come and go, each
+/// followed at once by a v13 session of it: every v13 session's first frame
+/// is its OPEN_CONF and every frame it gets decodes strictly at v13 (a v24
+/// frame does not: its tags are two bytes wide).
+#[test]
+fn a_closed_sessions_events_never_reach_the_connection_that_takes_its_socket() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let h = Harness::new();
+    let stop = AtomicBool::new(false);
+    let instrument: Fields = (None, None, Some(INSTR));
+    std::thread::scope(|s| {
+        let pg = &h.pg;
+        let stop = &stop;
+        s.spawn(move || {
+            let mut n = 0u16;
+            while !stop.load(Ordering::Relaxed) {
+                let state = [agent_state::AVAILABLE, agent_state::NOT_READY][n as usize % 2];
+                pg.send(state_event(state, MARK_BASE + n % 1000));
+                n = n.wrapping_add(1);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for _ in 0..150 {
+                let mut old = h.connect();
+                open_at(
+                    &mut old,
+                    ver(24),
+                    service::CLIENT_EVENTS,
+                    "desk",
+                    instrument,
+                )
+                .unwrap_or_else(|s| panic!("v24 Client Events refused with {s}"));
+                old.drop_connection();
+                let mut new = h.connect();
+                open_at(
+                    &mut new,
+                    ver(13),
+                    service::CLIENT_EVENTS,
+                    "desk",
+                    instrument,
+                )
+                .unwrap_or_else(|s| panic!("v13 Client Events refused with {s}"));
+                for frame in new.collect_for(Duration::from_millis(5)) {
+                    decode_at(&frame, ver(13));
+                }
+                new.drop_connection();
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
