@@ -1,5 +1,6 @@
 //! Starting and stopping the router: one pinned glommio executor for ingest
-//! and one per shard, the rings between them, and the shared listen port.
+//! and one per shard (ingest and the shard pinned to its core share one),
+//! the rings between them, and the shared listen port.
 //! A pin that fails is an error, not a warning.
 
 use std::net::SocketAddr;
@@ -47,6 +48,18 @@ pub struct Router {
 pub struct Placements {
     pub ingest: Option<usize>,
     pub shards: Vec<Option<usize>>,
+}
+
+impl Placements {
+    /// The first shard pinned to ingest's core: it shares ingest's executor
+    /// (one thread runs both), so what passes between them — every event,
+    /// request and reply — wakes no other thread. Two executors pinned to
+    /// one core would take turns on it, and each turn is a thread woken and
+    /// a context switch (docs/design.md §2).
+    pub fn shard_beside_ingest(&self) -> Option<usize> {
+        let ingest = self.ingest?;
+        self.shards.iter().position(|&core| core == Some(ingest))
+    }
 }
 
 /// Cores for ingest and each shard from a validated runtime config
@@ -194,15 +207,15 @@ impl Router {
 
         let mut to_shards = Vec::new();
         let mut from_shards = Vec::new();
-        let mut executors = Vec::new();
+        let mut shard_setups = Vec::new();
         let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
         let (ready_tx, ready_rx) = mpsc::channel::<usize>();
-        for (index, core) in places.shards.iter().enumerate() {
+        for index in 0..places.shards.len() {
             let (event_tx, event_rx) = ring::ring::<ToShard>(capacity);
             let (ctl_tx, ctl_rx) = ring::ring::<ToIngest>(capacity);
             to_shards.push(event_tx);
             from_shards.push(ctl_rx);
-            let setup = ShardSetup {
+            shard_setups.push(ShardSetup {
                 index,
                 listen: local_addr,
                 config: config.clone(),
@@ -210,14 +223,40 @@ impl Router {
                 from_ingest: event_rx,
                 to_ingest: ctl_tx,
                 ready: ready_tx.clone(),
-            };
+            });
+        }
+        let mut ingest_setup = Some(IngestSetup {
+            config: config.clone(),
+            metrics: metrics.clone(),
+            to_shards,
+            from_shards,
+            stop: stop.clone(),
+        });
+        let beside_ingest = places.shard_beside_ingest();
+        let mut executors = Vec::new();
+        for (index, setup) in shard_setups.into_iter().enumerate() {
+            let core = places.shards[index];
             let bound = bound_tx.clone();
-            let handle = builder(&format!("shard-{index}"), *core, &config)
+            // The shard on ingest's core runs ingest too: one thread per core.
+            let ingest = if beside_ingest == Some(index) {
+                ingest_setup.take()
+            } else {
+                None
+            };
+            let name = match ingest {
+                Some(_) => format!("ingest+shard{index}"),
+                None => format!("shard-{index}"),
+            };
+            let handle = builder(&name, core, &config)
                 .spawn(move || async move {
                     match shard::bind(setup.listen) {
                         Ok(listener) => {
                             let _ = bound.send(Ok(()));
+                            let ingest = ingest.map(|s| glommio::spawn_local(ingest::run(s)));
                             shard::run(setup, listener).await;
+                            if let Some(ingest) = ingest {
+                                ingest.await;
+                            }
                         }
                         Err(e) => {
                             let _ = bound.send(Err(format!("shard {index}: bind: {e}")));
@@ -236,17 +275,12 @@ impl Router {
         }
         drop(reservation);
 
-        let setup = IngestSetup {
-            config: config.clone(),
-            metrics: metrics.clone(),
-            to_shards,
-            from_shards,
-            stop: stop.clone(),
-        };
-        let handle = builder("ingest", places.ingest, &config)
-            .spawn(move || ingest::run(setup))
-            .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
-        executors.push(handle);
+        if let Some(setup) = ingest_setup {
+            let handle = builder("ingest", places.ingest, &config)
+                .spawn(move || ingest::run(setup))
+                .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
+            executors.push(handle);
+        }
         // Every shard knows the PG status before the first session is answered.
         drop(ready_tx);
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
@@ -319,6 +353,23 @@ mod tests {
             placements(&config, 200).shards.len(),
             crate::config::MAX_SHARDS,
             "one per core, up to the most a router runs"
+        );
+    }
+
+    #[test]
+    fn the_shard_on_ingests_core_shares_its_executor() {
+        let mut config = Config::default();
+        config.runtime.shards = 3;
+        assert_eq!(placements(&config, 2).shard_beside_ingest(), Some(1));
+        config.runtime.shards = 1;
+        assert_eq!(placements(&config, 2).shard_beside_ingest(), None);
+        config.runtime.shard_cores = Some(vec![0]);
+        assert_eq!(placements(&config, 2).shard_beside_ingest(), Some(0));
+        config.runtime.pin = false;
+        assert_eq!(
+            placements(&config, 2).shard_beside_ingest(),
+            None,
+            "unpinned executors float: each keeps its own thread"
         );
     }
 

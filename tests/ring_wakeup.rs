@@ -428,3 +428,59 @@ fn drain_survives_a_panicking_closure() {
     let drops: Vec<u64> = drops.iter().map(|n| n.load(Ordering::SeqCst)).collect();
     assert_eq!(drops, vec![1; 2 * BATCH], "each item dropped exactly once");
 }
+
+/// Both ends on one executor (ingest and the shard pinned to its core):
+/// the producer wakes the parked consumer's task itself, in the same pass,
+/// without the doorbell's shared channel. With the park timeout disabled, a
+/// wake that did not arrive would hang the consumer: the executor must
+/// finish every handoff within [`SLACK`], in order, and the consumer must
+/// have parked (doorbells counted) rather than found items waiting.
+#[test]
+fn both_ends_on_one_executor_wake_each_other() {
+    const HANDOFFS: u64 = 5_000;
+    let seed = seed();
+    eprintln!("ring_wakeup one executor: seed {seed}");
+    let (tx, rx) = ring::ring::<u64>(64);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(Vec<u64>, u64)>();
+    let _executor = builder("ring-both-ends", Placement::Unbound)
+        .spawn(move || async move {
+            let consumer = glommio::spawn_local(async move {
+                let mut rx = rx.connect(Duration::ZERO).await;
+                rx.set_park_timeout(None);
+                let mut got = Vec::new();
+                while got.last() != Some(&(HANDOFFS - 1)) {
+                    rx.ready().await;
+                    rx.drain(256, |item| got.push(item));
+                }
+                (got, rx.stats().nr_doorbells.load(Ordering::Relaxed))
+            });
+            let mut tx = tx.connect().await;
+            let mut rng = Rng::new(seed);
+            for item in 0..HANDOFFS {
+                tx.stage(item);
+                tx.flush().await;
+                match rng.below(3) {
+                    0 => {}
+                    1 => futures_lite::future::yield_now().await,
+                    _ => {
+                        glommio::timer::sleep(Duration::from_micros(u64::from(rng.below(100))))
+                            .await
+                    }
+                }
+            }
+            let _ = done_tx.send(consumer.await);
+        })
+        .expect("spawn the executor");
+    let (got, nr_doorbells) = done_rx
+        .recv_timeout(SLACK)
+        .expect("every handoff within the bound (a lost wake-up hangs the consumer)");
+    assert_eq!(
+        got,
+        (0..HANDOFFS).collect::<Vec<_>>(),
+        "in order, once each"
+    );
+    assert!(
+        nr_doorbells > 0,
+        "the consumer parked and was woken by the producer"
+    );
+}

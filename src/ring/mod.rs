@@ -83,7 +83,14 @@ struct Bell {
     /// Set by the consumer just before it sleeps, cleared when it wakes.
     parked: AtomicBool,
     stats: RingStats,
+    /// The consumer's executor ([`NO_EXECUTOR`] until it connects).
+    consumer_executor: AtomicUsize,
+    /// What the consumer's task registers while parked.
+    doorbell_waker: Arc<DoorbellWaker>,
 }
+
+/// [`Bell::consumer_executor`] before the consumer connects.
+const NO_EXECUTOR: usize = usize::MAX;
 
 /// Producer end before it is connected on its executor (`Send`).
 pub struct RingTx<T> {
@@ -105,6 +112,8 @@ pub fn ring<T: Send + 'static>(capacity: usize) -> (RingTx<T>, RingRx<T>) {
     let bell = Arc::new(Bell {
         parked: AtomicBool::new(false),
         stats: RingStats::default(),
+        consumer_executor: AtomicUsize::new(NO_EXECUTOR),
+        doorbell_waker: Arc::new(DoorbellWaker::default()),
     });
     // One pending token is enough: a second ring while one is unread adds nothing.
     let (tx, rx) = shared_channel::new_bounded(1);
@@ -129,6 +138,7 @@ impl<T: Send + 'static> RingTx<T> {
             producer: self.producer,
             bell: self.bell,
             doorbell: Rc::new(guarded(self.doorbell.connect()).await),
+            executor: glommio::executor().id(),
             staged: Vec::new(),
         }
     }
@@ -137,11 +147,16 @@ impl<T: Send + 'static> RingTx<T> {
 impl<T: Send + 'static> RingRx<T> {
     /// Connect on the consuming executor (waits until the producer connects).
     pub async fn connect(self, spin: Duration) -> Receiver<T> {
+        // Before the doorbell connects: a producer on this executor, whose
+        // connect waits for this one, sees it.
+        self.bell
+            .consumer_executor
+            .store(glommio::executor().id(), Ordering::Relaxed);
         Receiver {
             consumer: RefCell::new(self.consumer),
+            doorbell_waker: self.bell.doorbell_waker.clone(),
             bell: self.bell,
             doorbell: RefCell::new(guarded(self.doorbell.connect()).await),
-            doorbell_waker: Arc::new(DoorbellWaker::default()),
             spin,
             park_timeout: Some(PARK_TIMEOUT),
             producer_gone: Cell::new(false),
@@ -170,6 +185,8 @@ pub struct Sender<T: Send + 'static> {
     producer: spsc::Producer<T>,
     bell: Arc<Bell>,
     doorbell: Rc<ConnectedSender<()>>,
+    /// The executor this end runs on.
+    executor: usize,
     staged: Vec<T>,
 }
 
@@ -198,7 +215,17 @@ impl<T: Send + 'static> Sender<T> {
             std::sync::atomic::fence(Ordering::SeqCst);
             if self.bell.parked.swap(false, Ordering::SeqCst) {
                 stats.nr_doorbells.fetch_add(1, Ordering::Relaxed);
-                let _ = self.doorbell.try_send(());
+                if self.bell.consumer_executor.load(Ordering::Relaxed) == self.executor {
+                    // Both ends on one thread (ingest and the shard beside
+                    // it): wake the consumer's task itself, so it runs in
+                    // this pass of the executor. glommio looks at a shared
+                    // channel only between passes: a pass costs a handful
+                    // of io_uring_enter calls, and a request crosses the
+                    // ring twice.
+                    self.bell.doorbell_waker.wake_task();
+                } else {
+                    let _ = self.doorbell.try_send(());
+                }
             }
         }
         self.staged.len()
@@ -294,6 +321,11 @@ impl<T: Send + 'static> Receiver<T> {
             // arrive: the cost is one idle wake-up per park timeout.
             let mut net = self.park_timeout.map(glommio::timer::Timer::new);
             let woke = futures_lite::future::poll_fn(|cx| {
+                // Woken by a producer on this executor (no token), or by
+                // the doorbell: the queue says which.
+                if !self.is_empty() {
+                    return Poll::Ready(Some(Some(())));
+                }
                 if let Poll::Ready(rang) = self.poll_doorbell(cx) {
                     return Poll::Ready(Some(rang));
                 }
@@ -366,6 +398,14 @@ struct DoorbellWaker {
 }
 
 impl DoorbellWaker {
+    /// Wake the parked task (from its own executor: glommio's wakers are
+    /// not woken from other threads).
+    fn wake_task(&self) {
+        if let Some(task) = self.task.lock().as_ref() {
+            task.wake_by_ref();
+        }
+    }
+
     fn set_task(&self, waker: &Waker) {
         let mut task = self.task.lock();
         if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
@@ -384,8 +424,6 @@ impl Wake for DoorbellWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(task) = self.task.lock().as_ref() {
-            task.wake_by_ref();
-        }
+        self.wake_task();
     }
 }

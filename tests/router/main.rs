@@ -11,6 +11,7 @@
 //! Tests that change process-wide state live in binaries of their own:
 //! `router_limits` and `router_all_events` raise RLIMIT_NOFILE.
 
+mod colocated;
 mod open;
 mod open_conf_state;
 mod robustness;
