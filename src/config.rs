@@ -392,6 +392,12 @@ pub struct RuntimeConfig {
     pub shard_cores: Option<Vec<usize>>,
     /// Whether executors are pinned at all (a pin that fails is an error).
     pub pin: bool,
+    /// Run ingest on the executor of the shard pinned to its core, one
+    /// thread for both (docs/design.md §1, "One thread per core"): about a
+    /// third less CPU at PG rates, but ingest's upstream reads queue behind
+    /// that shard's tasks, so 2,000 heartbeats arriving together delay
+    /// events by tens of milliseconds. Off: a thread each.
+    pub share_ingest_thread: bool,
     /// Microseconds a core spins looking for work before it parks. A wake-up
     /// costs ~20–25 µs on the development VMs (docs/design.md §5), so a short spin
     /// pays when events are dense; 0 never spins (tests, shared cores).
@@ -418,6 +424,7 @@ impl Default for RuntimeConfig {
             ingest_core: None,
             shard_cores: None,
             pin: true,
+            share_ingest_thread: false,
             spin_before_park_us: 50,
             ring_capacity: 4096,
             batch_size: 64,

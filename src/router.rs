@@ -1,5 +1,5 @@
 //! Starting and stopping the router: one pinned glommio executor for ingest
-//! and one per shard (ingest and the shard pinned to its core share one),
+//! and one per shard (ingest and the shard pinned to its core may share one),
 //! the rings between them, and the shared listen port.
 //! A pin that fails is an error, not a warning.
 
@@ -51,11 +51,12 @@ pub struct Placements {
 }
 
 impl Placements {
-    /// The first shard pinned to ingest's core: it shares ingest's executor
-    /// (one thread runs both), so what passes between them — every event,
-    /// request and reply — wakes no other thread. Two executors pinned to
-    /// one core would take turns on it, and each turn is a thread woken and
-    /// a context switch (docs/design.md §2).
+    /// The first shard pinned to ingest's core: with
+    /// `runtime.share_ingest_thread` it shares ingest's executor (one thread
+    /// runs both), so what passes between them — every event, request and
+    /// reply — wakes no other thread. Two executors pinned to one core take
+    /// turns on it, and each turn is a thread woken and a context switch
+    /// (docs/design.md §1).
     pub fn shard_beside_ingest(&self) -> Option<usize> {
         let ingest = self.ingest?;
         self.shards.iter().position(|&core| core == Some(ingest))
@@ -232,12 +233,16 @@ impl Router {
             from_shards,
             stop: stop.clone(),
         });
-        let beside_ingest = places.shard_beside_ingest();
+        let beside_ingest = if config.runtime.share_ingest_thread {
+            places.shard_beside_ingest()
+        } else {
+            None
+        };
         let mut executors = Vec::new();
         for (index, setup) in shard_setups.into_iter().enumerate() {
             let core = places.shards[index];
             let bound = bound_tx.clone();
-            // The shard on ingest's core runs ingest too: one thread per core.
+            // The shard on ingest's core runs ingest too (one thread per core).
             let ingest = if beside_ingest == Some(index) {
                 ingest_setup.take()
             } else {

@@ -65,6 +65,7 @@ pub struct RuntimeTuning {
     pub ingest_core: Option<usize>,
     pub shard_cores: Option<Vec<usize>>,
     pub pin: Option<bool>,
+    pub share_ingest_thread: Option<bool>,
     pub spin_before_park_us: Option<u64>,
     pub ring_capacity: Option<usize>,
     pub batch_size: Option<usize>,
@@ -174,6 +175,7 @@ impl Tuning {
             rt.ingest_core = Some(core);
         }
         set(&mut rt.pin, t.pin);
+        set(&mut rt.share_ingest_thread, t.share_ingest_thread);
         set(&mut rt.spin_before_park_us, t.spin_before_park_us);
         set(&mut rt.ring_capacity, t.ring_capacity);
         set(&mut rt.batch_size, t.batch_size);
@@ -217,6 +219,7 @@ impl Tuning {
             let _ = writeln!(out, "shard_cores = [{}]", list.join(", "));
         }
         key(&mut out, "pin", t.pin);
+        key(&mut out, "share_ingest_thread", t.share_ingest_thread);
         key(&mut out, "spin_before_park_us", t.spin_before_park_us);
         key(&mut out, "ring_capacity", t.ring_capacity);
         key(&mut out, "batch_size", t.batch_size);
@@ -444,6 +447,7 @@ impl Topology {
                 ingest_core: Some(ingest.id),
                 shard_cores: Some(shard_cores),
                 pin: Some(true),
+                share_ingest_thread: None,
                 spin_before_park_us: Some(spin),
                 ring_capacity: Some(RING_CAPACITY),
                 batch_size: Some(BATCH_SIZE),

@@ -1,5 +1,6 @@
-//! Ingest and a shard on one executor: when a shard is pinned to ingest's
-//! core, one thread runs both (docs/design.md §2), and the rings between
+//! Ingest and a shard on one executor: with `runtime.share_ingest_thread`,
+//! the shard pinned to ingest's core runs on ingest's thread (docs/design.md
+//! §1), and the rings between
 //! them wake the other side's task directly instead of through glommio's
 //! shared channel. These tests run a router whose ingest shares shard 0's
 //! thread while shard 1 has its own (both pinned to core 0, so it runs on
@@ -20,6 +21,7 @@ const V24: Version = Version::MAX;
 /// Shard 0 beside ingest on core 0, shard 1 on its own executor (core 0 too).
 fn colocated(config: &mut Config) {
     config.runtime.pin = true;
+    config.runtime.share_ingest_thread = true;
     config.runtime.ingest_core = Some(0);
     config.runtime.shard_cores = Some(vec![0, 0]);
 }
