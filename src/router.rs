@@ -102,24 +102,9 @@ fn builder(name: &str, core: Option<usize>, config: &Config) -> LocalExecutorBui
     LocalExecutorBuilder::new(placement)
         .name(name)
         .io_memory(config.runtime.io_memory_bytes)
-        .ring_depth(IO_RING_DEPTH)
+        .ring_depth(config.runtime.io_ring_depth)
         .spin_before_park(config.runtime.spin_before_park())
 }
-
-/// Submission queue depth of each executor's io_uring. Beyond room for
-/// batches, it sizes the kernel's table of armed polls: the kernel hashes
-/// them into 2^(log2(2 × depth) − 5) buckets, at most 256, and walks one
-/// bucket on every cancel — each timer the executors drop (a parked ring
-/// consumer woken before its timeout, the preemption timer) first searches
-/// the polls. At glommio's default of 128 that is 8 buckets, so a shard
-/// holding 2,000 idle sessions walked ~250 entries per cancel (11.6% of the
-/// router's CPU in the reconnect storm); at 1,024 it is 64 buckets, ~30
-/// entries. Deeper would halve that again per doubling, but each executor
-/// has three rings of this depth (~100 KiB each at 1,024) and current
-/// kernels charge ring memory to RLIMIT_MEMLOCK beside the registered
-/// buffers: at 4,096, three executors no longer fit the 8 MiB an
-/// unprivileged user gets.
-const IO_RING_DEPTH: usize = 1024;
 
 /// Descriptors kept free beside the client connections: the upstream
 /// sockets of both sides and their reconnects, the shards' spare descriptors

@@ -70,6 +70,7 @@ pub struct RuntimeTuning {
     pub ring_capacity: Option<usize>,
     pub batch_size: Option<usize>,
     pub io_memory_bytes: Option<usize>,
+    pub io_ring_depth: Option<usize>,
     pub socket_send_buffer: Option<usize>,
     pub socket_recv_buffer: Option<usize>,
 }
@@ -180,6 +181,7 @@ impl Tuning {
         set(&mut rt.ring_capacity, t.ring_capacity);
         set(&mut rt.batch_size, t.batch_size);
         set(&mut rt.io_memory_bytes, t.io_memory_bytes);
+        set(&mut rt.io_ring_depth, t.io_ring_depth);
         set(&mut rt.socket_send_buffer, t.socket_send_buffer);
         set(&mut rt.socket_recv_buffer, t.socket_recv_buffer);
     }
@@ -224,6 +226,7 @@ impl Tuning {
         key(&mut out, "ring_capacity", t.ring_capacity);
         key(&mut out, "batch_size", t.batch_size);
         key(&mut out, "io_memory_bytes", t.io_memory_bytes);
+        key(&mut out, "io_ring_depth", t.io_ring_depth);
         key(&mut out, "socket_send_buffer", t.socket_send_buffer);
         key(&mut out, "socket_recv_buffer", t.socket_recv_buffer);
         if let Some(bound) = self.limits.output_bound_bytes {
@@ -452,6 +455,7 @@ impl Topology {
                 ring_capacity: Some(RING_CAPACITY),
                 batch_size: Some(BATCH_SIZE),
                 io_memory_bytes: Some(io_memory),
+                io_ring_depth: None,
                 socket_send_buffer: Some(0),
                 socket_recv_buffer: Some(0),
             },
