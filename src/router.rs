@@ -290,7 +290,10 @@ impl Router {
                         .filter_map(|(shard, &is_ready)| (!is_ready).then_some(shard))
                         .collect();
                     return Err(RouterError(format!(
-                        "shard readiness: shards {missing:?} not ready within {READY_TIMEOUT:?}: {e}"
+                        "shard readiness: shards {missing:?} not ready within {READY_TIMEOUT:?}: {e} \
+                         (an executor that cannot create its io_uring rings never gets \
+                         ready: without CAP_IPC_LOCK they need locked memory, see \
+                         runtime.io_ring_depth and io_memory_bytes against ulimit -l)"
                     )));
                 }
             }
