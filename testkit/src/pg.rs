@@ -249,6 +249,45 @@ impl FakePg {
         Self::scripted(|_, conn| conn.serve_standard())
     }
 
+    /// A fake CTI Server that grants what it is asked for (at v24), answers
+    /// HEARTBEAT_REQ and CLOSE_REQ (then closes), and every other request
+    /// with the replies `answer` gives it (the request's InvokeID as the
+    /// router sent it, the request decoded strictly at v24; a request that
+    /// does not decode fails the fake's thread).
+    pub fn answering(
+        mut answer: impl FnMut(u32, &Message) -> Vec<Message> + Send + 'static,
+    ) -> FakePg {
+        Self::scripted(move |_, conn| {
+            let open = conn.expect_open();
+            conn.accept_open_granting(v24(), open.services_requested);
+            while !conn.stopping() && !conn.eof {
+                let Some(frame) = conn.read_frame(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let invoke_id = be32(&frame, 8);
+                let replies: Vec<Message> = match frame_type(&frame) {
+                    msg::HEARTBEAT_REQ => vec![HeartbeatConf { invoke_id }.into()],
+                    msg::CLOSE_REQ => {
+                        conn.send(
+                            &Message::from(CloseConf { invoke_id })
+                                .to_frame(v24())
+                                .unwrap(),
+                        );
+                        return;
+                    }
+                    _ => match ctirouter::proto::decode_frame(&frame, v24(), DecodeOptions::STRICT)
+                    {
+                        Ok((request, _)) => answer(invoke_id, &request),
+                        Err(e) => panic!("the router sent an undecodable request: {e}"),
+                    },
+                };
+                for reply in replies {
+                    conn.send(&reply.to_frame(v24()).unwrap());
+                }
+            }
+        })
+    }
+
     /// Each accepted connection is handed to `script` with its index; the
     /// connection closes when the script returns.
     pub fn scripted(mut script: impl FnMut(usize, &mut FakeConn) + Send + 'static) -> FakePg {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use ctirouter::config::{ClientEntry, Config, ServiceName, UpstreamConfig};
 use ctirouter::proto::constants::{agent_state, msg, service};
-use ctirouter::proto::msg::{ControlFailureConf, HeartbeatConf, SetAgentStateReq};
-use ctirouter::proto::{Message, Version};
+use ctirouter::proto::msg::{ControlFailureConf, SetAgentStateReq};
+use ctirouter::proto::Version;
 use testkit::*;
 
 const V24: Version = Version::MAX;
@@ -59,26 +59,13 @@ fn events_reach_sessions_on_both_shards_complete_and_in_order() {
 /// A fake CTI Server that grants what it is asked for and answers every
 /// request with CONTROL_FAILURE_CONF (its InvokeID echoed).
 fn answering_pg() -> FakePg {
-    FakePg::scripted(move |_, conn| {
-        let open = conn.expect_open();
-        conn.accept_open_granting(V24, open.services_requested);
-        while !conn.stopping() && !conn.eof {
-            let Some(frame) = conn.read_frame(Duration::from_millis(50)) else {
-                continue;
-            };
-            let invoke_id = u32::from_be_bytes(frame[8..12].try_into().unwrap());
-            let reply: Message = match frame_type(&frame) {
-                msg::HEARTBEAT_REQ => HeartbeatConf { invoke_id }.into(),
-                msg::CLOSE_REQ => return,
-                _ => ControlFailureConf {
-                    invoke_id,
-                    failure_code: 4,
-                    ..Default::default()
-                }
-                .into(),
-            };
-            conn.send(&reply.to_frame(V24).unwrap());
+    FakePg::answering(|invoke_id, _| {
+        vec![ControlFailureConf {
+            invoke_id,
+            failure_code: 4,
+            ..Default::default()
         }
+        .into()]
     })
 }
 

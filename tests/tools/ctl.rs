@@ -10,14 +10,13 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ctirouter::proto::constants::{connection_type, lcs, msg, service};
+use ctirouter::proto::constants::{connection_type, lcs, service};
 use ctirouter::proto::group::DeviceCall;
 use ctirouter::proto::msg::{
-    AnswerCallReq, CloseConf, ConsultationCallConf, ControlFailureConf, HeartbeatConf,
-    HoldCallConf, ReleaseCallConf, SetAgentStateConf, SetCallDataConf, SnapshotDeviceConf,
-    TransferCallConf,
+    AnswerCallReq, ConsultationCallConf, ControlFailureConf, HoldCallConf, ReleaseCallConf,
+    SetAgentStateConf, SetCallDataConf, SnapshotDeviceConf, TransferCallConf,
 };
-use ctirouter::proto::{decode_frame, DecodeOptions, Message, Version};
+use ctirouter::proto::{Message, Version};
 use testkit::*;
 
 const V24: Version = Version::MAX;
@@ -34,37 +33,10 @@ type Answer = dyn FnMut(u32, &Message) -> Vec<Message> + Send;
 /// and CLOSE_REQ, and every other request with `answer`; the requests go
 /// into `got`, decoded.
 fn scripted_pg(got: Arc<Mutex<Vec<Message>>>, mut answer: Box<Answer>) -> FakePg {
-    FakePg::scripted(move |_, conn| {
-        let open = conn.expect_open();
-        conn.accept_open_granting(V24, open.services_requested);
-        while !conn.stopping() && !conn.eof {
-            let Some(frame) = conn.read_frame(Duration::from_millis(50)) else {
-                continue;
-            };
-            let invoke_id = be32(&frame, 8);
-            let replies: Vec<Message> = match frame_type(&frame) {
-                msg::HEARTBEAT_REQ => vec![HeartbeatConf { invoke_id }.into()],
-                msg::CLOSE_REQ => {
-                    conn.send(
-                        &Message::from(CloseConf { invoke_id })
-                            .to_frame(V24)
-                            .unwrap(),
-                    );
-                    return;
-                }
-                _ => match decode_frame(&frame, V24, DecodeOptions::STRICT) {
-                    Ok((request, _)) => {
-                        let replies = answer(invoke_id, &request);
-                        got.lock().unwrap().push(request);
-                        replies
-                    }
-                    Err(e) => panic!("the router sent an undecodable request: {e}"),
-                },
-            };
-            for reply in replies {
-                conn.send(&reply.to_frame(V24).unwrap());
-            }
-        }
+    FakePg::answering(move |invoke_id, request| {
+        let replies = answer(invoke_id, request);
+        got.lock().unwrap().push(request.clone());
+        replies
     })
 }
 
