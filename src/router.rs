@@ -35,6 +35,8 @@ fn err(context: &str, e: impl std::fmt::Display) -> RouterError {
 pub struct Router {
     /// The address shards listen on (the real port when the config said 0).
     pub local_addr: SocketAddr,
+    /// The TLS port shards listen on beside it (`[tls] listen`), if any.
+    pub tls_addr: Option<SocketAddr>,
     /// Shard executors running.
     pub nr_shards: usize,
     pub metrics: Arc<Metrics>,
@@ -187,6 +189,16 @@ impl Router {
             .map_err(|e| RouterError(format!("configuration: {e}")))?;
         let places = placements(&config, nr_cores());
         let (reservation, local_addr) = reserve(config.listen)?;
+        let tls_config = crate::tls::server_config(&config.tls)
+            .map_err(|e| RouterError(format!("configuration: {e}")))?;
+        let tls_reservation = match (config.tls.listen, &tls_config) {
+            (Some(listen), Some(tls)) => {
+                let (socket, addr) = reserve(listen)?;
+                Some((socket, addr, tls.clone()))
+            }
+            _ => None,
+        };
+        let tls_addr = tls_reservation.as_ref().map(|(_, addr, _)| *addr);
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -205,6 +217,9 @@ impl Router {
             let setup = ShardSetup {
                 index,
                 listen: local_addr,
+                tls: tls_reservation
+                    .as_ref()
+                    .map(|(_, addr, tls)| (*addr, tls.clone())),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 from_ingest: event_rx,
@@ -214,13 +229,21 @@ impl Router {
             let bound = bound_tx.clone();
             let handle = builder(&format!("shard-{index}"), *core, &config)
                 .spawn(move || async move {
-                    match shard::bind(setup.listen) {
-                        Ok(listener) => {
+                    let tls_listener = match &setup.tls {
+                        None => Ok(None),
+                        Some((listen, _)) => shard::bind(*listen)
+                            .map(Some)
+                            .map_err(|e| format!("shard {index}: bind the TLS port {listen}: {e}")),
+                    };
+                    let listener =
+                        shard::bind(setup.listen).map_err(|e| format!("shard {index}: bind: {e}"));
+                    match (listener, tls_listener) {
+                        (Ok(listener), Ok(tls_listener)) => {
                             let _ = bound.send(Ok(()));
-                            shard::run(setup, listener).await;
+                            shard::run(setup, listener, tls_listener).await;
                         }
-                        Err(e) => {
-                            let _ = bound.send(Err(format!("shard {index}: bind: {e}")));
+                        (Err(e), _) | (_, Err(e)) => {
+                            let _ = bound.send(Err(e));
                         }
                     }
                 })
@@ -235,6 +258,7 @@ impl Router {
             }
         }
         drop(reservation);
+        drop(tls_reservation);
 
         let setup = IngestSetup {
             config: config.clone(),
@@ -274,6 +298,7 @@ impl Router {
         set_connection_budget(&metrics);
         Ok(Router {
             local_addr,
+            tls_addr,
             nr_shards: places.shards.len(),
             metrics,
             stop,
