@@ -90,12 +90,14 @@ pub struct Shard {
     /// Every connection's wake-ups, by session id.
     conns: RefCell<FxHashMap<SessionId, Rc<Conn>>>,
     to_ingest: RefCell<ring::Sender<ToIngest>>,
-    stop_accepting: Notify,
+    /// One per port (clear, TLS): a [`Notify`] wakes one waiter.
+    stop_accepting: [Notify; 2],
     /// Notified whenever a session is removed (shutdown waits on it).
     session_removed: Notify,
     /// Control messages are waiting for room in the ring to ingest.
     control_backlog: Notify,
-    status_ready: Notify,
+    /// One per port, as `stop_accepting`.
+    status_ready: [Notify; 2],
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
     /// The outbox the driver sends from ([`Shard::send_now`]).
     spare: RefCell<Outbox>,
@@ -135,10 +137,10 @@ pub async fn run(setup: ShardSetup, listener: Listener, tls_listener: Option<Lis
         ingest_done: Cell::new(false),
         ingest_done_wake: Notify::default(),
         to_ingest: RefCell::new(to_ingest),
-        stop_accepting: Notify::default(),
+        stop_accepting: Default::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
-        status_ready: Notify::default(),
+        status_ready: Default::default(),
         ready: RefCell::new(Some(setup.ready)),
         spare: RefCell::new(Outbox::default()),
     });
@@ -198,8 +200,9 @@ impl EventClock {
 /// Accept connections on one port (the clear one, or with `tls` the TLS
 /// one) until shutdown.
 async fn accept_loop(shard: Rc<Shard>, listener: Listener, tls: Option<Arc<rustls::ServerConfig>>) {
+    let port = usize::from(tls.is_some());
     while !shard.core.borrow().status_known() {
-        shard.status_ready.wait().await;
+        shard.status_ready[port].wait().await;
     }
     // Opened before the descriptors run out (see `listener`).
     let mut reserve = FdReserve::new();
@@ -207,7 +210,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: Listener, tls: Option<Arc<rustl
     loop {
         let accepted =
             futures_lite::future::or(async { Some(listener.inner.accept().await) }, async {
-                shard.stop_accepting.wait().await;
+                shard.stop_accepting[port].wait().await;
                 None
             })
             .await;
@@ -299,7 +302,9 @@ async fn control_backlog_loop(shard: Rc<Shard>) {
 }
 
 async fn shutdown(shard: &Rc<Shard>) {
-    shard.stop_accepting.notify();
+    for stop in &shard.stop_accepting {
+        stop.notify();
+    }
     shard.with_core(|core| {
         let ids: Vec<SessionId> = core.sessions.ids().collect();
         for id in ids {
@@ -337,7 +342,9 @@ impl Shard {
             core.end_batch();
         });
         if status_known {
-            self.status_ready.notify();
+            for ready in &self.status_ready {
+                ready.notify();
+            }
             if let Some(ready) = self.ready.borrow_mut().take() {
                 let _ = ready.send(self.index);
             }
