@@ -4,7 +4,7 @@
 
 use crate::ids::Services;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The admin HTTP listener (metrics, health, status page).
     pub admin: AdminConfig,
+    /// The secured client port beside the clear one (`[tls]`).
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             requests: RequestsConfig::default(),
             runtime: RuntimeConfig::default(),
             admin: AdminConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -93,6 +96,18 @@ pub struct UpstreamConfig {
     /// The services the router asks the CTI Server for (never IGNORE_CONF).
     /// What it grants bounds what downstream sessions can be granted.
     pub services: Vec<ServiceName>,
+    /// Speak TLS to the CTI Server (both sides).
+    pub tls: bool,
+    /// PEM file of the CA(s) the CTI Server's certificate must chain to
+    /// (required with `tls`).
+    pub ca: Option<PathBuf>,
+    /// The name the CTI Server's certificate must carry; default: the host
+    /// of the side's address (a DNS name or an IP address).
+    pub server_name: Option<String>,
+    /// Client certificate chain (PEM) for a CTI Server that asks for one.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
 }
 
 impl Default for UpstreamConfig {
@@ -112,6 +127,11 @@ impl Default for UpstreamConfig {
                 ServiceName::CallDataUpdate,
                 ServiceName::ConnectionMonitor,
             ],
+            tls: false,
+            ca: None,
+            server_name: None,
+            cert: None,
+            key: None,
         }
     }
 }
@@ -167,7 +187,66 @@ impl UpstreamConfig {
                 self.reconnect_min_ms, self.reconnect_max_ms
             )));
         }
-        Ok(())
+        self.validate_tls()
+    }
+
+    /// The TLS keys agree with each other, and the files they name load.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        if !self.tls {
+            let set = [
+                ("ca", self.ca.is_some()),
+                ("server_name", self.server_name.is_some()),
+                ("cert", self.cert.is_some()),
+                ("key", self.key.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError(format!(
+                    "upstream.{key} is set but upstream.tls is false: set tls = true, or remove it"
+                )));
+            }
+            return Ok(());
+        }
+        if let Some(name) = &self.server_name {
+            crate::tls::server_name(name)?;
+        }
+        crate::tls::client_config(self).map(|_| ())
+    }
+}
+
+/// `[tls]`: the secured client port, served beside the clear one by every
+/// shard; sessions on it behave exactly as on the clear port.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `host:port` of the TLS port (port 0 picks one); absent = no TLS port.
+    pub listen: Option<SocketAddr>,
+    /// The router's certificate chain, PEM (leaf first).
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// PEM file of the CA(s) client certificates must chain to; when set,
+    /// a client without such a certificate is refused.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// `listen` goes with `cert` and `key`, and the files load.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_none() {
+            let set = [
+                ("cert", self.cert.is_some()),
+                ("key", self.key.is_some()),
+                ("client_ca", self.client_ca.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError(format!(
+                    "tls.{key} is set but tls.listen (--tls-listen) is not: give the TLS port's \
+                     address, or remove it"
+                )));
+            }
+            return Ok(());
+        }
+        crate::tls::server_config(self).map(|_| ())
     }
 }
 
@@ -598,6 +677,14 @@ impl Config {
         self.limits.validate()?;
         self.requests.validate()?;
         self.admin.addr()?;
+        self.tls.validate()?;
+        if self.tls.listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError(format!(
+                "tls.listen (--tls-listen) is {}, the clear port (listen): give the TLS port one \
+                 of its own",
+                self.listen
+            )));
+        }
         // A replay is served instead of the upstream (`[upstream]` is unused).
         match (&self.replay, &self.upstream) {
             (Some(replay), _) => replay.validate(),
@@ -888,6 +975,30 @@ mod tests {
                 "{speed}"
             );
         }
+    }
+
+    #[test]
+    fn tls_keys_need_the_key_that_turns_them_on() {
+        let mut config = Config::default();
+        config.tls.cert = Some("router.pem".into());
+        assert!(refusal(&config).starts_with("tls.cert is set but tls.listen"));
+        let mut config = Config::default();
+        config.tls.listen = Some(config.listen);
+        assert!(refusal(&config).starts_with("tls.listen is set: give tls.cert and tls.key"));
+        let mut config = Config::parse(&format!(
+            "listen = \"127.0.0.1:42027\"\n[tls]\nlisten = \"127.0.0.1:42027\"\n\
+             cert = \"{0}\"\nkey = \"{0}\"\n",
+            "/nonexistent/router.pem"
+        ))
+        .unwrap();
+        assert!(refusal(&config).starts_with("tls.cert: /nonexistent/router.pem: "));
+        config.tls = TlsConfig::default();
+        config.upstream = Some(UpstreamConfig {
+            sides: vec!["a:1".into()],
+            ca: Some("pg-ca.pem".into()),
+            ..UpstreamConfig::default()
+        });
+        assert!(refusal(&config).starts_with("upstream.ca is set but upstream.tls is false"));
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!   simulated clock (the routing rules' tests)
 //! * [`router`] — starting and stopping the executors
 //! * [`config`], [`tuning`] — settings (TOML file, defaults, validation)
-//!   and core-pinning files
+//!   and core-pinning files; [`tls`] — the TLS settings as rustls
+//!   configurations (certificates and keys loaded from PEM files)
 //! * [`sim`] — deterministic PG simulator; [`tools`] — sim-pg, watch,
 //!   record
 //! * [`metrics`] — counters shared by all cores and the fan-out latency
@@ -65,5 +66,6 @@ pub mod shard;
 pub mod sim;
 pub mod status;
 pub mod targets;
+pub mod tls;
 pub mod tools;
 pub mod tuning;

@@ -71,6 +71,10 @@ struct ServeArgs {
     /// Listen address (default 127.0.0.1:42027; port 0 picks a free port).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// TLS port beside the clear one (port 0 picks one, printed as
+    /// `listening-tls ADDR`); the certificate and key come from `[tls]`.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<std::net::SocketAddr>,
     /// Upstream CTI Server side A[,B].
     #[arg(long, conflicts_with = "replay")]
     upstream: Option<String>,
@@ -187,6 +191,9 @@ impl ServeArgs {
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
+        if let Some(listen) = self.tls_listen {
+            config.tls.listen = Some(listen);
+        }
         if let Some(n) = self.shards {
             config.runtime.shards = n;
         }
@@ -299,6 +306,10 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     log_started(&info, admin.as_ref().map(|a| a.local_addr));
     // Machine-readable lines for scripts and tests.
     println!("listening {}", router.local_addr);
+    if let Some(addr) = router.tls_addr {
+        tracing::info!(tls_listen = %addr, "TLS port open beside the clear one");
+        println!("listening-tls {addr}");
+    }
     if let Some(admin) = &admin {
         println!("admin {}", admin.local_addr);
     }

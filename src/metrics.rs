@@ -128,6 +128,9 @@ counters! {
     nr_refused_pending => "refused_pending" Counter,
     /// Connections closed at accept: the process was out of file descriptors.
     nr_refused_fd_limit => "refused_fd_limit" Counter,
+    /// Connections to the TLS port closed because their TLS handshake
+    /// failed (a certificate refused, a clear-text client, …).
+    nr_tls_handshake_failures => "tls_handshake_failures" Counter,
     /// Connections closed for not completing OPEN within open_timeout_secs.
     nr_open_timeouts => "open_timeouts" Counter,
     /// Sessions cut for exceeding their output bound.

@@ -36,6 +36,8 @@ fn err(context: &str, e: impl std::fmt::Display) -> RouterError {
 pub struct Router {
     /// The address shards listen on (the real port when the config said 0).
     pub local_addr: SocketAddr,
+    /// The TLS port shards listen on beside it (`[tls] listen`), if any.
+    pub tls_addr: Option<SocketAddr>,
     /// Shard executors running.
     pub nr_shards: usize,
     pub metrics: Arc<Metrics>,
@@ -186,6 +188,16 @@ impl Router {
             .map_err(|e| RouterError(format!("configuration: {e}")))?;
         let places = placements(&config, nr_cores());
         let (reservation, local_addr) = reserve(config.listen)?;
+        let tls_config = crate::tls::server_config(&config.tls)
+            .map_err(|e| RouterError(format!("configuration: {e}")))?;
+        let tls_reservation = match (config.tls.listen, &tls_config) {
+            (Some(listen), Some(tls)) => {
+                let (socket, addr) = reserve(listen)?;
+                Some((socket, addr, tls.clone()))
+            }
+            _ => None,
+        };
+        let tls_addr = tls_reservation.as_ref().map(|(_, addr, _)| *addr);
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -204,6 +216,9 @@ impl Router {
             shard_setups.push(ShardSetup {
                 index,
                 listen: local_addr,
+                tls: tls_reservation
+                    .as_ref()
+                    .map(|(_, addr, tls)| (*addr, tls.clone())),
                 config: config.clone(),
                 metrics: metrics.clone(),
                 from_ingest: event_rx,
@@ -239,17 +254,25 @@ impl Router {
             };
             let handle = builder(&name, core, &config)
                 .spawn(move || async move {
-                    match shard::bind(setup.listen) {
-                        Ok(listener) => {
+                    let tls_listener = match &setup.tls {
+                        None => Ok(None),
+                        Some((listen, _)) => shard::bind(*listen)
+                            .map(Some)
+                            .map_err(|e| format!("shard {index}: bind the TLS port {listen}: {e}")),
+                    };
+                    let listener =
+                        shard::bind(setup.listen).map_err(|e| format!("shard {index}: bind: {e}"));
+                    match (listener, tls_listener) {
+                        (Ok(listener), Ok(tls_listener)) => {
                             let _ = bound.send(Ok(()));
                             let ingest = ingest.map(|s| glommio::spawn_local(ingest::run(s)));
-                            shard::run(setup, listener).await;
+                            shard::run(setup, listener, tls_listener).await;
                             if let Some(ingest) = ingest {
                                 ingest.await;
                             }
                         }
-                        Err(e) => {
-                            let _ = bound.send(Err(format!("shard {index}: bind: {e}")));
+                        (Err(e), _) | (_, Err(e)) => {
+                            let _ = bound.send(Err(e));
                         }
                     }
                 })
@@ -264,6 +287,7 @@ impl Router {
             }
         }
         drop(reservation);
+        drop(tls_reservation);
 
         if let Some(setup) = ingest_setup {
             let handle = builder("ingest", places.ingest, &config)
@@ -301,6 +325,7 @@ impl Router {
         set_connection_budget(&metrics);
         Ok(Router {
             local_addr,
+            tls_addr,
             nr_shards: places.shards.len(),
             metrics,
             stop,

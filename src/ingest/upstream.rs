@@ -7,10 +7,18 @@
 //! The protocol rules live in `upstream_client` (sans-IO), the reassembly in
 //! `upstream_frames`, the retry timing in `upstream_backoff`, the status in
 //! `upstream_status`; this file owns the socket, the clock and the loop.
+//!
+//! With `[upstream] tls = true` the bytes go through rustls: the handshake
+//! is part of the connect (a failed one is a failed connect: same backoff,
+//! same alternation of the sides, logged with rustls's reason), then reads
+//! take ciphertext from the socket into rustls and plaintext out of it, and
+//! writes go into rustls and its records to the socket.
 
 use std::future::Future;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +62,9 @@ const STABLE_SESSION: Duration = Duration::from_secs(10);
 /// The upstream as ingest's event source.
 pub struct UpstreamSource {
     config: UpstreamConfig,
+    /// The TLS configuration (`None`: clear text), or why it could not be
+    /// made (every connect then fails with that reason).
+    tls: Result<Option<Arc<rustls::ClientConfig>>, String>,
     params: OpenParams,
     backoff: Backoff,
     side: SideCursor,
@@ -72,6 +83,8 @@ enum Ended {
 /// One connection's state.
 struct Link {
     stream: TcpStream,
+    /// rustls's state on a TLS upstream.
+    tls: Option<Box<TlsLink>>,
     frames: FrameBuffer,
     core: ClientCore,
     /// Frames to send (OPEN_REQ, heartbeats, CLOSE_REQ).
@@ -89,10 +102,20 @@ enum Woke {
     Requests,
 }
 
+/// A TLS upstream connection's rustls state, and ciphertext read from the
+/// socket that rustls has not taken yet (`cipher[at..len]`).
+struct TlsLink {
+    conn: rustls::ClientConnection,
+    cipher: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
 impl UpstreamSource {
     pub fn new(config: &UpstreamConfig) -> UpstreamSource {
         UpstreamSource {
             config: config.clone(),
+            tls: crate::tls::client_config(config).map_err(|e| e.to_string()),
             params: OpenParams::upstream(config),
             backoff: Backoff::from_clock(
                 Duration::from_millis(config.reconnect_min_ms),
@@ -165,17 +188,35 @@ impl UpstreamSource {
             Some(Ok(stream)) => stream,
         };
         set_socket_options(&stream);
+        let tls = match self.start_tls(addr) {
+            Ok(tls) => tls,
+            Err(e) => return Ended::NotOpened(e),
+        };
         let now = Instant::now();
         let mut link = Link {
             stream,
+            tls,
             frames: FrameBuffer::new(),
             core: ClientCore::new(self.params.clone(), now),
             out: Vec::with_capacity(256),
             status: PgStatus::offline(),
             opened_at: None,
         };
+        if link.tls.is_some() {
+            let handshake = futures_lite::future::or(handshake(&mut link), async {
+                glommio::timer::sleep(CONNECT_TIMEOUT).await;
+                Err(format!(
+                    "TLS handshake: timed out after {CONNECT_TIMEOUT:?}"
+                ))
+            });
+            match until_stopped(stop, handshake).await {
+                None => return Ended::Stopped,
+                Some(Err(e)) => return Ended::NotOpened(e),
+                Some(Ok(())) => {}
+            }
+        }
         link.core.start(now, &mut link.out);
-        tracing::info!(side, %addr, version = %self.version(), "upstream: connected, sending OPEN_REQ");
+        tracing::info!(side, %addr, version = %self.version(), tls = link.tls.is_some(), "upstream: connected, sending OPEN_REQ");
         let why = match self.drive(&mut link, side, fanout, stop).await {
             Ok(()) => return Ended::Stopped,
             Err(why) => why,
@@ -187,6 +228,25 @@ impl UpstreamSource {
             },
             None => Ended::NotOpened(why),
         }
+    }
+
+    /// rustls's client state for side `addr`, `None` for clear text.
+    fn start_tls(&self, addr: &str) -> Result<Option<Box<TlsLink>>, String> {
+        let config = match &self.tls {
+            Ok(None) => return Ok(None),
+            Ok(Some(config)) => config.clone(),
+            Err(e) => return Err(format!("TLS: {e}")),
+        };
+        let name = crate::tls::side_server_name(&self.config, addr).map_err(|e| e.to_string())?;
+        let mut conn =
+            rustls::ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+        conn.set_buffer_limit(None);
+        Ok(Some(Box::new(TlsLink {
+            conn,
+            cipher: vec![0; crate::session::frames::READ_CHUNK],
+            at: 0,
+            len: 0,
+        })))
     }
 
     /// Read, time and write until the session fails (`Err`) or `stop` is set
@@ -220,9 +280,14 @@ impl UpstreamSource {
                 .next_deadline()
                 .map_or(STOP_POLL, |at| at.saturating_duration_since(now))
                 .min(STOP_POLL);
-            let Link { stream, frames, .. } = &mut *link;
+            let Link {
+                stream,
+                tls,
+                frames,
+                ..
+            } = &mut *link;
             let woke = futures_lite::future::or(
-                async { Woke::Read(stream.read(frames.spare()).await) },
+                async { Woke::Read(read(stream, tls, frames.spare()).await) },
                 futures_lite::future::or(
                     async {
                         glommio::timer::sleep(wait).await;
@@ -325,10 +390,25 @@ fn frame_type(frame: &[u8]) -> u32 {
 /// Write what the client core queued; a server that does not take 12 bytes
 /// within [`WRITE_TIMEOUT`] is as good as gone.
 async fn send_pending(link: &mut Link) -> Result<(), String> {
-    if link.out.is_empty() {
+    let tls_pending = link.tls.as_ref().is_some_and(|t| t.conn.wants_write());
+    if link.out.is_empty() && !tls_pending {
         return Ok(());
     }
-    let Link { stream, out, .. } = link;
+    let Link {
+        stream, out, tls, ..
+    } = link;
+    if let Some(tls) = tls {
+        // Into rustls (its buffer is unbounded here: the upstream's output
+        // is OPEN_REQ, heartbeats and requests), then its records.
+        let taken = tls.conn.writer().write_all(out);
+        out.clear();
+        taken.map_err(|e| format!("write: TLS: {e}"))?;
+        while tls.conn.wants_write() {
+            tls.conn
+                .write_tls(out)
+                .map_err(|e| format!("write: TLS: {e}"))?;
+        }
+    }
     let written = futures_lite::future::or(
         async {
             stream
@@ -344,6 +424,98 @@ async fn send_pending(link: &mut Link) -> Result<(), String> {
     .await;
     out.clear();
     written
+}
+
+/// Drive a TLS upstream's handshake to its end (before OPEN_REQ); the
+/// error says why it failed.
+async fn handshake(link: &mut Link) -> Result<(), String> {
+    let Link { stream, tls, .. } = link;
+    let Some(tls) = tls else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    loop {
+        while tls.conn.wants_write() {
+            tls.conn
+                .write_tls(&mut out)
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        if !out.is_empty() {
+            stream
+                .write_all(&out)
+                .await
+                .map_err(|e| format!("TLS handshake: write: {e}"))?;
+            out.clear();
+        }
+        if !tls.conn.is_handshaking() {
+            return Ok(());
+        }
+        let n = stream
+            .read(&mut tls.cipher)
+            .await
+            .map_err(|e| format!("TLS handshake: read: {e}"))?;
+        if n == 0 {
+            return Err("TLS handshake: the server closed the connection".into());
+        }
+        let mut ciphertext = &tls.cipher[..n];
+        while !ciphertext.is_empty() {
+            let processed = tls
+                .conn
+                .read_tls(&mut ciphertext)
+                .map_err(|e| e.to_string())
+                .and_then(|_| tls.conn.process_new_packets().map_err(|e| e.to_string()));
+            if let Err(e) = processed {
+                // Tell the server why (its alert), if the socket takes it.
+                out.clear();
+                while tls.conn.wants_write() && tls.conn.write_tls(&mut out).is_ok() {}
+                let _ = futures_lite::future::or(async { stream.write_all(&out).await }, async {
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                    Ok(())
+                })
+                .await;
+                return Err(format!("TLS handshake: {e}"));
+            }
+            if !tls.conn.is_handshaking() {
+                // Application data after the handshake stays for `read`.
+                tls.len = n;
+                tls.at = n - ciphertext.len();
+                break;
+            }
+        }
+    }
+}
+
+/// Read from the upstream: the socket's bytes, or on a TLS upstream the
+/// plaintext rustls makes of them (`Ok(0)`: the connection ended).
+async fn read(
+    stream: &mut TcpStream,
+    tls: &mut Option<Box<TlsLink>>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let Some(tls) = tls else {
+        return stream.read(buf).await;
+    };
+    loop {
+        match tls.conn.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        if tls.at == tls.len {
+            let n = stream.read(&mut tls.cipher).await?;
+            if n == 0 {
+                return Ok(0);
+            }
+            (tls.at, tls.len) = (0, n);
+        }
+        let mut ciphertext = &tls.cipher[tls.at..tls.len];
+        let taken = tls.conn.read_tls(&mut ciphertext);
+        tls.at = tls.len - ciphertext.len();
+        taken?;
+        tls.conn.process_new_packets().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("TLS: {e}"))
+        })?;
+    }
 }
 
 /// CLOSE_REQ, then wait (briefly) for CLOSE_CONF.
@@ -362,9 +534,14 @@ async fn close(link: &mut Link) {
             tracing::info!("upstream: no CLOSE_CONF; closing anyway");
             return;
         }
-        let Link { stream, frames, .. } = &mut *link;
+        let Link {
+            stream,
+            tls,
+            frames,
+            ..
+        } = &mut *link;
         let woke = futures_lite::future::or(
-            async { Woke::Read(stream.read(frames.spare()).await) },
+            async { Woke::Read(read(stream, tls, frames.spare()).await) },
             async {
                 glommio::timer::sleep(wait).await;
                 Woke::Timer

@@ -10,9 +10,20 @@
 //! event path wakes no task per delivery, and events are never queued behind
 //! other connections' tasks (docs/design.md §5). The output is
 //! double-buffered so events keep queueing while a write is in flight.
+//!
+//! A connection on the TLS port has its rustls state beside ([`Tls`]); the
+//! tasks and the send are the same, with rustls between the bytes and the
+//! socket: the reader reads ciphertext into it and hands the plaintext to
+//! the frame buffer (driving the handshake on the way), and a send moves
+//! the output into rustls's writer while it takes it ([`tls::BUFFER_LIMIT`])
+//! and writes the records non-blockingly ([`tls_send_now`]). What neither
+//! takes is the writer task's, as for a clear connection.
+//!
+//! [`tls::BUFFER_LIMIT`]: crate::tls::BUFFER_LIMIT
 
-use std::cell::RefCell;
-use std::io::IoSlice;
+use std::cell::{Cell, RefCell};
+use std::io::{IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
@@ -44,6 +55,18 @@ pub struct Conn {
     /// Output the driver began to send and the socket did not take whole,
     /// with how far it got: the writer finishes it before anything else.
     pub rest: RefCell<Option<(Outbox, Cursor)>>,
+    /// The rustls state of a connection on the TLS port (`None`: clear text).
+    pub tls: Option<Box<Tls>>,
+}
+
+/// A TLS connection's rustls state, shared by its tasks and the driver.
+pub struct Tls {
+    pub conn: RefCell<rustls::ServerConnection>,
+    /// The writer task is writing ciphertext it took out of rustls through
+    /// glommio: nothing else writes to the socket until it is done (the
+    /// records would go out of order).
+    pub busy: Cell<bool>,
+    pub peer: SocketAddr,
 }
 
 impl Conn {
@@ -54,6 +77,19 @@ impl Conn {
             kill: Notify::default(),
             activated: Notify::default(),
             rest: RefCell::new(None),
+            tls: None,
+        }
+    }
+
+    /// A connection on the TLS port.
+    pub fn with_tls(fd: RawFd, tls: rustls::ServerConnection, peer: SocketAddr) -> Conn {
+        Conn {
+            tls: Some(Box::new(Tls {
+                conn: RefCell::new(tls),
+                busy: Cell::new(false),
+                peer,
+            })),
+            ..Conn::new(fd)
         }
     }
 }
@@ -90,15 +126,24 @@ async fn read_loop(
     shard: &Rc<Shard>,
     id: SessionId,
     conn: &Conn,
-    mut reader: futures_lite::io::ReadHalf<TcpStream>,
+    reader: futures_lite::io::ReadHalf<TcpStream>,
 ) -> CloseReason {
     let closing = || shard.core.borrow().closing_reason(id);
     let held = || shard.core.borrow().is_held(id);
     let mut input = FrameBuffer::for_client();
+    let mut source = Source {
+        reader,
+        cipher: match conn.tls {
+            Some(_) => vec![0; TLS_READ_LEN],
+            None => Vec::new(),
+        },
+        at: 0,
+        len: 0,
+    };
     loop {
-        let n = match reader.read(input.spare()).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match source.read(shard, conn, input.spare()).await {
+            Some(0) | None => break,
+            Some(n) => n,
         };
         input.filled(n);
         loop {
@@ -124,6 +169,81 @@ async fn read_loop(
     }
 }
 
+/// Ciphertext read at once from a TLS connection (a record is 16 KiB at
+/// most; a client's requests are small).
+const TLS_READ_LEN: usize = 4 * 1024;
+
+/// Where the reader's bytes come from: the socket, or the socket through
+/// rustls (ciphertext read, not yet handed to rustls: `cipher[at..len]`).
+struct Source {
+    reader: futures_lite::io::ReadHalf<TcpStream>,
+    cipher: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Source {
+    /// Read into `buf`: `Some(n)` bytes, `None` (or `Some(0)`) at the end of
+    /// the connection, a read error, or a TLS failure.
+    async fn read(&mut self, shard: &Shard, conn: &Conn, buf: &mut [u8]) -> Option<usize> {
+        let Some(tls) = &conn.tls else {
+            return self.reader.read(buf).await.ok();
+        };
+        loop {
+            // Plaintext rustls holds first: it only takes more ciphertext
+            // once that is drained.
+            match tls.conn.borrow_mut().reader().read(buf) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // The peer closed without close_notify, or rustls failed.
+                Err(_) => return None,
+            }
+            if self.at == self.len {
+                let n = self.reader.read(&mut self.cipher).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                (self.at, self.len) = (0, n);
+            }
+            let mut rustls = tls.conn.borrow_mut();
+            let mut ciphertext = &self.cipher[self.at..self.len];
+            let taken = rustls.read_tls(&mut ciphertext);
+            self.at = self.len - ciphertext.len();
+            let was_handshaking = rustls.is_handshaking();
+            let failed = match taken {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => rustls.process_new_packets().err().map(|e| e.to_string()),
+            };
+            if let Some(why) = failed {
+                drop(rustls);
+                tls_failed(shard, conn, tls, was_handshaking, &why);
+                return None;
+            }
+            // Handshake records, a session ticket, an alert: the writer
+            // sends them (and output that waited for the handshake).
+            if rustls.wants_write() || (was_handshaking && !rustls.is_handshaking()) {
+                conn.write_ready.notify();
+            }
+        }
+    }
+}
+
+/// A TLS connection failed reading (a refused certificate, a clear-text
+/// client, a corrupt record): send rustls's alert if the socket takes it
+/// now, log one line, count a failed handshake.
+fn tls_failed(shard: &Shard, conn: &Conn, tls: &Tls, handshaking: bool, why: &str) {
+    if !tls.busy.get() {
+        let mut rustls = tls.conn.borrow_mut();
+        let _ = flush_tls(&shard.metrics, conn.fd, &mut rustls);
+    }
+    if handshaking {
+        Metrics::add(&shard.metrics.nr_tls_handshake_failures, 1);
+        tracing::info!(shard = shard.index, peer = %tls.peer, error = why, "TLS handshake failed; connection closed");
+    } else {
+        tracing::debug!(shard = shard.index, peer = %tls.peer, error = why, "TLS connection failed; closed");
+    }
+}
+
 /// Finish what the driver could not send at once, and write the output
 /// whenever notified; after the session starts closing, flush what is left
 /// (within a grace period) and end.
@@ -136,41 +256,69 @@ async fn write_loop(
 ) -> CloseReason {
     let closing = || shard.core.borrow().closing_reason(id);
     let mut spare = Outbox::default();
+    // A TLS connection's ciphertext on its way through glommio.
+    let mut cipher = Vec::new();
     loop {
         conn.write_ready.wait().await;
         loop {
+            let mut taken = true;
             let from = match conn.rest.borrow_mut().take() {
                 Some((rest, at)) => {
                     spare = rest;
                     at
                 }
                 None if shard.core.borrow_mut().take_output(id, &mut spare) => Cursor::default(),
+                // Records rustls made by itself (handshake, alerts, tickets).
+                None if tls_wants_write(conn) => {
+                    taken = false;
+                    Cursor::default()
+                }
                 None => break,
             };
+            let write = async {
+                match &conn.tls {
+                    None => write_out(shard, fd, &mut writer, &spare, from).await,
+                    Some(tls) => {
+                        write_out_tls(shard, conn, tls, &mut writer, &mut cipher, &spare, from)
+                            .await
+                    }
+                }
+            };
             let written = match closing() {
-                None => write_out(shard, fd, &mut writer, &spare, from).await,
+                None => write.await,
                 Some(_) => {
-                    futures_lite::future::or(
-                        write_out(shard, fd, &mut writer, &spare, from),
-                        async {
-                            glommio::timer::sleep(CLOSE_FLUSH_GRACE).await;
-                            false
-                        },
-                    )
+                    futures_lite::future::or(write, async {
+                        glommio::timer::sleep(CLOSE_FLUSH_GRACE).await;
+                        false
+                    })
                     .await
                 }
             };
             spare.clear();
-            shard.core.borrow_mut().written(id);
+            if taken {
+                shard.core.borrow_mut().written(id);
+            }
             if !written {
                 return closing().unwrap_or(CloseReason::Disconnected);
             }
         }
         if let Some(reason) = closing() {
+            if let Some(tls) = &conn.tls {
+                // Tell the peer the stream ends here (best effort, no wait).
+                let mut rustls = tls.conn.borrow_mut();
+                rustls.send_close_notify();
+                let _ = flush_tls(&shard.metrics, fd, &mut rustls);
+            }
             let _ = writer.flush().await;
             return reason;
         }
     }
+}
+
+fn tls_wants_write(conn: &Conn) -> bool {
+    conn.tls
+        .as_ref()
+        .is_some_and(|tls| tls.conn.borrow().wants_write())
 }
 
 /// How far a [`send_now`] got.
@@ -221,6 +369,117 @@ async fn write_out(
                 Ok(n) if n > 0 => at = out.advance(stopped, n),
                 _ => return false,
             },
+        }
+    }
+}
+
+/// [`send_now`] for a TLS connection: move `out` from `at` into rustls's
+/// writer while it takes it, and write the records it makes to the socket
+/// with non-blocking sends while the socket takes them. `Sent::All` when
+/// everything went out to the socket; otherwise the rest of `out` starts at
+/// the cursor (at its end when only records are left in rustls).
+pub fn tls_send_now(
+    metrics: &Metrics,
+    fd: RawFd,
+    tls: &mut rustls::ServerConnection,
+    out: &Outbox,
+    mut at: Cursor,
+) -> Sent {
+    loop {
+        let socket_full = !flush_tls(metrics, fd, tls);
+        if out.done(at) {
+            return match tls.wants_write() {
+                true => Sent::Stopped(at),
+                false => Sent::All,
+            };
+        }
+        let taken = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = out.fill(at, &mut iov);
+            tls.writer().write_vectored(&iov[..n]).unwrap_or(0)
+        };
+        at = out.advance(at, taken);
+        // rustls is full (or waits for the handshake) and the socket takes
+        // no more: the rest is the writer task's.
+        if taken == 0 && (socket_full || !tls.wants_write()) {
+            return Sent::Stopped(at);
+        }
+    }
+}
+
+/// Write the records rustls holds to the socket while it takes them
+/// (non-blocking); false when the socket stopped taking them (full, or
+/// failed: the writer's next write reports the error).
+fn flush_tls(metrics: &Metrics, fd: RawFd, tls: &mut rustls::ServerConnection) -> bool {
+    while tls.wants_write() {
+        Metrics::add(&metrics.nr_writes, 1);
+        match tls.write_tls(&mut NonBlocking(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Non-blocking sends on a connection's socket, for rustls's `write_tls`.
+struct NonBlocking(RawFd);
+
+impl Write for NonBlocking {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        // SAFETY: `self.0` is an open connection's socket (`Conn::fd`, `serve`).
+        let sock = unsafe { BorrowedFd::borrow_raw(self.0) };
+        socket2::SockRef::from(&sock)
+            .send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`write_out`] for a TLS connection: [`tls_send_now`], and when the socket
+/// is full, take the records rustls holds and write them through glommio
+/// (waiting for room; the driver sends nothing meanwhile, [`Tls::busy`]).
+async fn write_out_tls(
+    shard: &Shard,
+    conn: &Conn,
+    tls: &Tls,
+    writer: &mut futures_lite::io::WriteHalf<TcpStream>,
+    cipher: &mut Vec<u8>,
+    out: &Outbox,
+    mut at: Cursor,
+) -> bool {
+    loop {
+        {
+            let mut rustls = tls.conn.borrow_mut();
+            match tls_send_now(&shard.metrics, conn.fd, &mut rustls, out, at) {
+                Sent::All => return true,
+                Sent::Stopped(stopped) => at = stopped,
+            }
+            cipher.clear();
+            while rustls.wants_write() {
+                if rustls.write_tls(cipher).is_err() {
+                    break;
+                }
+            }
+        }
+        if cipher.is_empty() {
+            // rustls holds the output until the handshake completes: the
+            // reader says when it moved on.
+            conn.write_ready.wait().await;
+            continue;
+        }
+        tls.busy.set(true);
+        let written = writer.write_all(cipher).await;
+        tls.busy.set(false);
+        Metrics::add(&shard.metrics.nr_writes, 1);
+        if written.is_err() {
+            return false;
         }
     }
 }

@@ -69,6 +69,8 @@ const LATENCY_MERGE_INTERVAL: Duration = Duration::from_millis(100);
 pub struct ShardSetup {
     pub index: usize,
     pub listen: SocketAddr,
+    /// The TLS port and its configuration, when `[tls]` has one.
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub from_ingest: RingRx<ToShard>,
@@ -88,12 +90,14 @@ pub struct Shard {
     /// Every connection's wake-ups, by session id.
     conns: RefCell<FxHashMap<SessionId, Rc<Conn>>>,
     to_ingest: RefCell<ring::Sender<ToIngest>>,
-    stop_accepting: Notify,
+    /// One per port (clear, TLS): a [`Notify`] wakes one waiter.
+    stop_accepting: [Notify; 2],
     /// Notified whenever a session is removed (shutdown waits on it).
     session_removed: Notify,
     /// Control messages are waiting for room in the ring to ingest.
     control_backlog: Notify,
-    status_ready: Notify,
+    /// One per port, as `stop_accepting`.
+    status_ready: [Notify; 2],
     ready: RefCell<Option<std::sync::mpsc::Sender<usize>>>,
     /// The outbox the driver sends from ([`Shard::send_now`]).
     spare: RefCell<Outbox>,
@@ -113,8 +117,9 @@ pub fn bind(listen: SocketAddr) -> std::io::Result<Listener> {
     listener::bind(listen)
 }
 
-/// Run a shard until shutdown. `listener` was bound on this executor.
-pub async fn run(setup: ShardSetup, listener: Listener) {
+/// Run a shard until shutdown. `listener` (and `tls_listener`, the TLS
+/// port's) were bound on this executor.
+pub async fn run(setup: ShardSetup, listener: Listener, tls_listener: Option<Listener>) {
     let spin = setup.config.runtime.spin_before_park();
     // Same order as ingest (its event rings first, then the control rings):
     // each connect waits for the peer's, so a different order deadlocks.
@@ -132,14 +137,23 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
         ingest_done: Cell::new(false),
         ingest_done_wake: Notify::default(),
         to_ingest: RefCell::new(to_ingest),
-        stop_accepting: Notify::default(),
+        stop_accepting: Default::default(),
         session_removed: Notify::default(),
         control_backlog: Notify::default(),
-        status_ready: Notify::default(),
+        status_ready: Default::default(),
         ready: RefCell::new(Some(setup.ready)),
         spare: RefCell::new(Outbox::default()),
     });
-    let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener));
+    let tls_config = setup.tls.map(|(_, config)| config);
+    let acceptor = glommio::spawn_local(accept_loop(shard.clone(), listener, None));
+    let tls_acceptor = match (tls_listener, tls_config) {
+        (Some(listener), Some(config)) => Some(glommio::spawn_local(accept_loop(
+            shard.clone(),
+            listener,
+            Some(config),
+        ))),
+        _ => None,
+    };
     let idle = glommio::spawn_local(idle_loop(shard.clone()));
     let backlog = glommio::spawn_local(control_backlog_loop(shard.clone()));
     dispatch_loop(&shard).await;
@@ -147,6 +161,9 @@ pub async fn run(setup: ShardSetup, listener: Listener) {
     drop(idle.cancel());
     drop(backlog.cancel());
     acceptor.await;
+    if let Some(acceptor) = tls_acceptor {
+        acceptor.await;
+    }
 }
 
 /// Wait for ring batches from ingest and drain them until ingest says shut
@@ -180,9 +197,12 @@ impl EventClock {
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
+/// Accept connections on one port (the clear one, or with `tls` the TLS
+/// one) until shutdown.
+async fn accept_loop(shard: Rc<Shard>, listener: Listener, tls: Option<Arc<rustls::ServerConfig>>) {
+    let port = usize::from(tls.is_some());
     while !shard.core.borrow().status_known() {
-        shard.status_ready.wait().await;
+        shard.status_ready[port].wait().await;
     }
     // Opened before the descriptors run out (see `listener`).
     let mut reserve = FdReserve::new();
@@ -190,7 +210,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     loop {
         let accepted =
             futures_lite::future::or(async { Some(listener.inner.accept().await) }, async {
-                shard.stop_accepting.wait().await;
+                shard.stop_accepting[port].wait().await;
                 None
             })
             .await;
@@ -198,7 +218,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
             None => return,
             Some(Ok(stream)) => {
                 reserve.accepted(shard.index);
-                admit(&shard, stream);
+                admit(&shard, stream, tls.as_ref());
             }
             // Out of descriptors: close what waits (with the spare's slot)
             // rather than leave clients hanging; logged once per episode. The
@@ -224,18 +244,39 @@ async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
 }
 
 /// Take in an accepted connection, unless the core refuses it (too many
-/// not open yet): then it is closed at once (dropped).
-fn admit(shard: &Rc<Shard>, stream: glommio::net::TcpStream) {
+/// not open yet): then it is closed at once (dropped). On the TLS port its
+/// handshake is driven by its read and write tasks like any other bytes.
+fn admit(
+    shard: &Rc<Shard>,
+    stream: glommio::net::TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) {
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let tls = match tls.map(|config| rustls::ServerConnection::new(config.clone())) {
+        None => None,
+        Some(Ok(mut tls)) => {
+            tls.set_buffer_limit(Some(crate::tls::BUFFER_LIMIT));
+            Some(tls)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(shard = shard.index, %peer, error = %e, "TLS connection refused");
+            Metrics::add(&shard.metrics.nr_tls_handshake_failures, 1);
+            return;
+        }
+    };
     shard.events_first();
     let Some(id) = shard.with_core(|core| core.admit(peer, Instant::now())) else {
         return;
     };
     let _ = stream.set_nodelay(true);
     conn::apply_socket_buffers(&stream, &shard.config.runtime);
-    let conn = Rc::new(Conn::new(std::os::fd::AsRawFd::as_raw_fd(&stream)));
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let conn = Rc::new(match tls {
+        None => Conn::new(fd),
+        Some(tls) => Conn::with_tls(fd, tls, peer),
+    });
     shard.conns.borrow_mut().insert(id, conn.clone());
     glommio::spawn_local(conn::serve(shard.clone(), id, conn, stream)).detach();
 }
@@ -261,7 +302,9 @@ async fn control_backlog_loop(shard: Rc<Shard>) {
 }
 
 async fn shutdown(shard: &Rc<Shard>) {
-    shard.stop_accepting.notify();
+    for stop in &shard.stop_accepting {
+        stop.notify();
+    }
     shard.with_core(|core| {
         let ids: Vec<SessionId> = core.sessions.ids().collect();
         for id in ids {
@@ -299,7 +342,9 @@ impl Shard {
             core.end_batch();
         });
         if status_known {
-            self.status_ready.notify();
+            for ready in &self.status_ready {
+                ready.notify();
+            }
             if let Some(ready) = self.ready.borrow_mut().take() {
                 let _ = ready.send(self.index);
             }
@@ -374,11 +419,27 @@ impl Shard {
             conn.write_ready.notify();
             return;
         }
+        // The writer is writing records it took out of rustls: the rest
+        // waits for it (it takes the output when done).
+        if conn.tls.as_ref().is_some_and(|tls| tls.busy.get()) {
+            conn.write_ready.notify();
+            return;
+        }
         let mut out = self.spare.borrow_mut();
         if !core.take_output(id, &mut out) {
             return;
         }
-        match conn::send_now(&self.metrics, conn.fd, &out, Cursor::default()) {
+        let sent = match &conn.tls {
+            None => conn::send_now(&self.metrics, conn.fd, &out, Cursor::default()),
+            Some(tls) => conn::tls_send_now(
+                &self.metrics,
+                conn.fd,
+                &mut tls.conn.borrow_mut(),
+                &out,
+                Cursor::default(),
+            ),
+        };
+        match sent {
             Sent::All => {
                 out.clear();
                 core.written(id);

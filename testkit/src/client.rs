@@ -16,6 +16,9 @@
 //!
 //! [`Client::next`] first hands out logged frames past the cursor, so a test
 //! may mix the two.
+//!
+//! [`Client::connect_tls`] makes the same client over TLS (rustls): every
+//! read and write goes through its rustls state, nothing else changes.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -164,6 +167,8 @@ pub fn open_req(
 /// A raw GED-188 client over a blocking std `TcpStream`.
 pub struct Client {
     stream: TcpStream,
+    /// rustls's state of a client of [`Client::connect_tls`].
+    tls: Option<Box<rustls::ClientConnection>>,
     /// Bytes read and not yet cut into frames.
     buf: Vec<u8>,
     /// Frames read through the log ([`Client::poll`], [`Client::wait_for`], …).
@@ -201,6 +206,7 @@ impl Client {
         let port = stream.local_addr().map_or(0, |a| a.port());
         Client {
             stream,
+            tls: None,
             buf: Vec::with_capacity(64 * 1024),
             log: Vec::new(),
             cursor: 0,
@@ -213,8 +219,76 @@ impl Client {
         }
     }
 
+    /// Connect to `addr` over TLS and complete the handshake (5 s at
+    /// most), checking the server's certificate against `name`. `Err` says
+    /// why the handshake failed. (With TLS 1.3 a client certificate the
+    /// server refuses shows on the first read, not here.)
+    pub fn connect_tls(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Result<Client, String> {
+        let mut stream = TcpStream::connect_timeout(&addr, WAIT)
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream
+            .set_write_timeout(Some(SEND_TIMEOUT))
+            .expect("set_write_timeout");
+        stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set_read_timeout");
+        let mut tls = rustls::ClientConnection::new(config, crate::tls::server_name(name))
+            .map_err(|e| e.to_string())?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut stream)
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+        }
+        let mut client = Self::from_stream(stream);
+        client.tls = Some(Box::new(tls));
+        Ok(client)
+    }
+
     pub fn stream(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Whether this client speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Read bytes: from the socket, or the plaintext rustls makes of it.
+    /// Timeouts come from the socket's read timeout.
+    fn read_wire(&mut self, chunk: &mut [u8]) -> std::io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.stream.read(chunk);
+        };
+        // A connection rustls gave up on stays failed.
+        tls.process_new_packets()
+            .map_err(|e| std::io::Error::new(ErrorKind::ConnectionAborted, e))?;
+        loop {
+            match tls.reader().read(chunk) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if tls.read_tls(&mut self.stream)? == 0 {
+                return Ok(0);
+            }
+            let processed = tls.process_new_packets();
+            // Alerts and key updates go out whatever happened.
+            while tls.wants_write() && tls.write_tls(&mut self.stream).is_ok() {}
+            processed.map_err(|e| std::io::Error::new(ErrorKind::ConnectionAborted, e))?;
+        }
+    }
+
+    /// Whether rustls holds plaintext (or the end of the stream) that a
+    /// read returns without the socket.
+    fn tls_buffered(&mut self) -> bool {
+        self.tls.as_mut().is_some_and(|tls| {
+            tls.process_new_packets().map_or(true, |io| {
+                io.plaintext_bytes_to_read() > 0 || io.peer_has_closed()
+            })
+        })
     }
 
     /// A fresh InvokeID.
@@ -228,7 +302,14 @@ impl Client {
     // -----------------------------------------------------------------------
 
     pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes)
+        let Some(tls) = self.tls.as_mut() else {
+            return self.stream.write_all(bytes);
+        };
+        tls.writer().write_all(bytes)?;
+        while tls.wants_write() {
+            tls.write_tls(&mut self.stream)?;
+        }
+        Ok(())
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -284,7 +365,7 @@ impl Client {
             self.stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .expect("set_read_timeout");
-            match self.stream.read(&mut chunk) {
+            match self.read_wire(&mut chunk) {
                 Ok(0) => {
                     self.truncated_tail = std::mem::take(&mut self.buf);
                     return Recv::Closed(None);
@@ -544,9 +625,15 @@ impl Client {
         let mut chunk = [0u8; 64 * 1024];
         let mut wait = timeout;
         // Read while poll(2) says a read will not block (data, EOF or error).
-        while readable(&self.stream, wait) {
+        while self.tls_buffered() || readable(&self.stream, wait) {
             wait = Duration::ZERO;
-            match self.stream.read(&mut chunk) {
+            if self.tls.is_some() {
+                // poll(2) saw ciphertext: it may not make a whole record yet.
+                let _ = self
+                    .stream
+                    .set_read_timeout(Some(Duration::from_millis(50)));
+            }
+            match self.read_wire(&mut chunk) {
                 Ok(0) => {
                     self.closed = true;
                     break;

@@ -32,16 +32,25 @@ pub fn base_config() -> Config {
 pub struct TestRouter {
     router: Option<Router>,
     pub addr: SocketAddr,
+    /// The TLS port, when the config has one (`[tls] listen`).
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl TestRouter {
     pub fn start(config: Config) -> TestRouter {
         let router = Router::start(config).unwrap_or_else(|e| panic!("router start: {e}"));
         let addr = router.local_addr;
+        let tls_addr = router.tls_addr;
         TestRouter {
             router: Some(router),
             addr,
+            tls_addr,
         }
+    }
+
+    /// The router's counters now (`None` once stopped).
+    pub fn snapshot(&self) -> Option<ctirouter::metrics::Snapshot> {
+        self.router.as_ref().map(|r| r.metrics.snapshot())
     }
 
     /// The router's counters, for failure reports.

@@ -23,6 +23,8 @@
 //! * [`model`] — the naive reference of the monitor services and of the
 //!   call brackets (the monitor model and call-bracket tests);
 //! * [`vectors`] — the codec's public sample vectors (`tests/vectors/`);
+//! * [`tls`] — a test CA and the certificates it signs (rcgen), for the TLS
+//!   client ([`Client::connect_tls`]) and the TLS fake PG ([`FakePg::start_tls`]);
 //! * [`Rng`] — deterministic randomness: the simulator's SplitMix64.
 //!
 //! Everything here talks to 127.0.0.1 only, bounds every wait, and stops
@@ -36,6 +38,7 @@ pub mod model;
 pub mod pg;
 pub mod process;
 pub mod stream;
+pub mod tls;
 pub mod vectors;
 
 pub use client::*;

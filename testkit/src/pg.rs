@@ -11,6 +11,10 @@
 //!
 //! Either way every OPEN_REQ read is recorded ([`FakePg::opens`]). Dropping
 //! the fake stops its thread and joins it.
+//!
+//! [`FakePg::start_tls`] / [`FakePg::scripted_tls`] are the same fakes
+//! speaking TLS (a rustls server): the handshake runs as the first frame is
+//! read, and a failed one ends the connection (its script sees EOF).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,14 +37,36 @@ struct Shared {
     stop: Arc<AtomicBool>,
     opens: Arc<Mutex<Vec<(Instant, OpenReq)>>>,
     /// The current connection of a standard fake, for [`FakePg::send`].
-    writer: Arc<Mutex<Option<TcpStream>>>,
+    writer: Arc<Mutex<Option<Wire>>>,
     /// A standard fake answered an OPEN_REQ.
     opened: Arc<AtomicBool>,
 }
 
+/// A connection's write side: the socket, or the socket through rustls.
+struct Wire {
+    stream: TcpStream,
+    tls: Option<Arc<Mutex<rustls::ServerConnection>>>,
+}
+
+impl Wire {
+    fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let Some(tls) = &self.tls else {
+            return (&self.stream).write_all(bytes);
+        };
+        let mut tls = tls.lock().unwrap();
+        tls.writer().write_all(bytes)?;
+        while tls.wants_write() {
+            tls.write_tls(&mut &self.stream)?;
+        }
+        Ok(())
+    }
+}
+
 /// One accepted connection of the fake, as its script sees it.
 pub struct FakeConn {
+    /// The socket (on a TLS fake, ciphertext: use [`FakeConn::send`]).
     pub stream: TcpStream,
+    tls: Option<Arc<Mutex<rustls::ServerConnection>>>,
     buf: Vec<u8>,
     /// The OPEN_REQ of this connection (read by [`FakeConn::expect_open`]).
     pub open: Option<OpenReq>,
@@ -78,6 +104,12 @@ impl FakeConn {
                     self.eof = true;
                     return None;
                 }
+                Ok(n) if self.tls.is_some() => {
+                    if !self.take_ciphertext(&chunk[..n]) {
+                        self.eof = true;
+                        return None;
+                    }
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e)
                     if matches!(
@@ -90,6 +122,35 @@ impl FakeConn {
                 }
             }
         }
+    }
+
+    /// Ciphertext read on a TLS fake: into rustls, its plaintext into the
+    /// buffer, its handshake records and alerts out. False when the TLS
+    /// session failed (or was closed).
+    fn take_ciphertext(&mut self, mut ciphertext: &[u8]) -> bool {
+        let Some(tls) = &self.tls else {
+            return true;
+        };
+        let mut tls = tls.lock().unwrap();
+        while !ciphertext.is_empty() {
+            if tls.read_tls(&mut ciphertext).is_err() {
+                return false;
+            }
+            let processed = tls.process_new_packets();
+            while tls.wants_write() && tls.write_tls(&mut &self.stream).is_ok() {}
+            if processed.is_err() {
+                return false;
+            }
+            let mut plain = [0u8; 16 * 1024];
+            loop {
+                match tls.reader().read(&mut plain) {
+                    Ok(0) => return false,
+                    Ok(n) => self.buf.extend_from_slice(&plain[..n]),
+                    Err(_) => break,
+                }
+            }
+        }
+        true
     }
 
     /// Read the OPEN_REQ (decoded at its own version); it is recorded.
@@ -117,7 +178,7 @@ impl FakeConn {
 
     /// Write `bytes` (errors ignored: the router may be gone).
     pub fn send(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
+        let _ = self.wire().write_all(bytes);
     }
 
     /// OPEN_CONF (All Events, healthy, peripheral [`PID`]) then the peripheral SYSTEM_EVENT.
@@ -179,12 +240,19 @@ impl FakeConn {
         answered
     }
 
+    fn wire(&self) -> Wire {
+        Wire {
+            stream: self.stream.try_clone().expect("clone the fake PG's socket"),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// The standard fake's service of one connection: [`FakePg::send`]
     /// writes to it; OPEN_REQ gets OPEN_CONF (All Events granted, PGStatus
     /// 0, peripheral [`PID`] online, no SYSTEM_EVENT), HEARTBEAT_REQ and
     /// CLOSE_REQ their confirmations; until EOF or the fake stops.
     pub fn serve_standard(&mut self) {
-        *self.shared.writer.lock().unwrap() = Some(self.stream.try_clone().unwrap());
+        *self.shared.writer.lock().unwrap() = Some(self.wire());
         while !self.eof && !self.stopping() {
             let Some(frame) = self.read_frame(Duration::from_millis(20)) else {
                 continue;
@@ -222,7 +290,7 @@ impl FakeConn {
             };
             if let Some(reply) = reply {
                 let bytes = reply.to_frame(v24()).unwrap();
-                if let Some(s) = self.shared.writer.lock().unwrap().as_mut() {
+                if let Some(s) = self.shared.writer.lock().unwrap().as_ref() {
                     let _ = s.write_all(&bytes);
                 }
                 if t == msg::OPEN_REQ {
@@ -290,7 +358,27 @@ impl FakePg {
 
     /// Each accepted connection is handed to `script` with its index; the
     /// connection closes when the script returns.
-    pub fn scripted(mut script: impl FnMut(usize, &mut FakeConn) + Send + 'static) -> FakePg {
+    pub fn scripted(script: impl FnMut(usize, &mut FakeConn) + Send + 'static) -> FakePg {
+        Self::serve(None, script)
+    }
+
+    /// [`FakePg::start`] over TLS with `config` (see [`crate::tls::Pki`]).
+    pub fn start_tls(config: Arc<rustls::ServerConfig>) -> FakePg {
+        Self::scripted_tls(config, |_, conn| conn.serve_standard())
+    }
+
+    /// [`FakePg::scripted`] over TLS with `config`.
+    pub fn scripted_tls(
+        config: Arc<rustls::ServerConfig>,
+        script: impl FnMut(usize, &mut FakeConn) + Send + 'static,
+    ) -> FakePg {
+        Self::serve(Some(config), script)
+    }
+
+    fn serve(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        mut script: impl FnMut(usize, &mut FakeConn) + Send + 'static,
+    ) -> FakePg {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake PG");
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -310,8 +398,14 @@ impl FakePg {
                     };
                     stream.set_nonblocking(false).unwrap();
                     let _ = stream.set_nodelay(true);
+                    let tls = tls.as_ref().map(|config| {
+                        let tls = rustls::ServerConnection::new(config.clone())
+                            .expect("a TLS session for the fake PG");
+                        Arc::new(Mutex::new(tls))
+                    });
                     let mut conn = FakeConn {
                         stream,
+                        tls,
                         buf: Vec::new(),
                         open: None,
                         eof: false,
@@ -350,9 +444,9 @@ impl FakePg {
 
     /// Send raw bytes to the router (standard fake).
     pub fn send_raw(&self, bytes: &[u8]) {
-        let mut w = self.shared.writer.lock().unwrap();
+        let w = self.shared.writer.lock().unwrap();
         let s = w
-            .as_mut()
+            .as_ref()
             .expect("the router is not connected to the fake PG");
         s.write_all(bytes)
             .expect("write to the router's upstream socket");
@@ -368,7 +462,7 @@ impl Drop for FakePg {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(s) = self.shared.writer.lock().unwrap().as_ref() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = s.stream.shutdown(std::net::Shutdown::Both);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
