@@ -164,6 +164,12 @@ counters! {
     /// Upstream sessions lost; each starts a failover (side A and B tried
     /// alternately).
     nr_upstream_losses => "upstream_losses" Counter,
+    /// Config reloads applied (SIGHUP or POST /reload): the allow-list and
+    /// limits new sessions get.
+    nr_reloads => "reloads" Counter,
+    /// Config reloads refused (no --config file, or a file that does not
+    /// load or validate): the running configuration was kept.
+    nr_reloads_failed => "reloads_failed" Counter,
 }
 
 impl Metrics {

@@ -12,6 +12,7 @@ use crate::config::{nr_cores, Config};
 use crate::ingest::{self, IngestSetup};
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
+use crate::reload::LiveConfig;
 use crate::ring;
 use crate::shard::{self, ShardSetup};
 
@@ -38,6 +39,9 @@ pub struct Router {
     /// Shard executors running.
     pub nr_shards: usize,
     pub metrics: Arc<Metrics>,
+    /// The configuration sessions open under: a reload swaps it
+    /// (`crate::reload`).
+    pub live: Arc<LiveConfig>,
     stop: Arc<AtomicBool>,
     executors: Vec<ExecutorJoinHandle<()>>,
 }
@@ -188,6 +192,7 @@ impl Router {
         let places = placements(&config, nr_cores());
         let (reservation, local_addr) = reserve(config.listen)?;
         let config = Arc::new(config);
+        let live = Arc::new(LiveConfig::new(config.clone()));
         let metrics = Arc::new(Metrics::default());
         let stop = Arc::new(AtomicBool::new(false));
         let capacity = config.runtime.ring_capacity;
@@ -206,6 +211,7 @@ impl Router {
                 index,
                 listen: local_addr,
                 config: config.clone(),
+                live: live.clone(),
                 metrics: metrics.clone(),
                 from_ingest: event_rx,
                 to_ingest: ctl_tx,
@@ -276,6 +282,7 @@ impl Router {
             local_addr,
             nr_shards: places.shards.len(),
             metrics,
+            live,
             stop,
             executors,
         })

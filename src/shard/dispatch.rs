@@ -156,10 +156,10 @@ impl Sessions {
         payload: Payload<'_>,
         monitor: Option<(MonitorId, Option<SessionId>)>,
     ) -> bool {
-        let bound = self.output_bound;
         let Some(conn) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
+        let bound = conn.bound;
         if conn.session.phase != Phase::Open || conn.held {
             return false;
         }
@@ -211,9 +211,7 @@ impl Sessions {
     /// appending: replies, the OPEN_CONF and Client Monitor snapshot, a
     /// batch's settled arena charge ([`Sessions::end_batch`]).
     pub(super) fn bound_output(&mut self, slot: usize) -> bool {
-        let over = self
-            .at(slot)
-            .is_some_and(|c| c.passes_bound(0, self.output_bound));
+        let over = self.at(slot).is_some_and(|c| c.passes_bound(0, c.bound));
         if over {
             self.cut_slow_consumer(slot);
         }
