@@ -8,10 +8,12 @@
 //!   goes;
 //! * `reload` — `POST /reload` and SIGHUP: the allow-list changed with
 //!   sessions open, an invalid file refused;
+//! * `status_page` — `/status` rendered by headless Chromium;
 //! * `tools` — `check-config`, `--log-format json`.
 
 mod endpoints;
 mod reload;
+mod status_page;
 mod tools;
 
 use std::io::{Read, Write};
