@@ -11,7 +11,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use crate::config::{nr_cores, Config};
 use crate::ingest::{self, IngestSetup};
 use crate::link::{ToIngest, ToShard};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RingCounters};
 use crate::reload::LiveConfig;
 use crate::ring;
 use crate::shard::{self, ShardSetup};
@@ -197,6 +197,7 @@ impl Router {
         let stop = Arc::new(AtomicBool::new(false));
         let capacity = config.runtime.ring_capacity;
 
+        let mut rings = Vec::new();
         let mut to_shards = Vec::new();
         let mut from_shards = Vec::new();
         let mut executors = Vec::new();
@@ -205,6 +206,16 @@ impl Router {
         for (index, core) in places.shards.iter().enumerate() {
             let (event_tx, event_rx) = ring::ring::<ToShard>(capacity);
             let (ctl_tx, ctl_rx) = ring::ring::<ToIngest>(capacity);
+            for (direction, stats) in [
+                ("to_shard", event_tx.stats_handle()),
+                ("to_ingest", ctl_tx.stats_handle()),
+            ] {
+                rings.push(RingCounters {
+                    direction,
+                    shard: index,
+                    stats,
+                });
+            }
             to_shards.push(event_tx);
             from_shards.push(ctl_rx);
             let setup = ShardSetup {
@@ -241,6 +252,7 @@ impl Router {
             }
         }
         drop(reservation);
+        let _ = metrics.rings.set(rings);
 
         let setup = IngestSetup {
             config: config.clone(),

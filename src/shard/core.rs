@@ -132,6 +132,10 @@ pub struct Sessions {
     pub(super) dirty: Vec<usize>,
     /// The current batch's events, once per version (outboxes point into them).
     pub(super) arenas: Arenas,
+    /// Deliveries and their bytes since the last batch ended: plain
+    /// counters, added to the shard's shared totals once per batch.
+    pub(super) nr_delivered: u64,
+    pub(super) nr_bytes_queued: u64,
     pub(super) metrics: Arc<Metrics>,
     pub(super) shard: usize,
     /// Sessions with output to write: wake their writers.
@@ -150,6 +154,8 @@ impl Sessions {
             by_id: FxHashMap::default(),
             dirty: Vec::new(),
             arenas: Arenas::default(),
+            nr_delivered: 0,
+            nr_bytes_queued: 0,
             metrics,
             shard,
             wake: Vec::new(),
@@ -306,6 +312,7 @@ impl ShardCore {
             ToShard::Event(event) => {
                 let copies = self.on_event(&event);
                 Metrics::add(&self.metrics.nr_deliveries, copies);
+                self.sessions.nr_delivered += copies;
             }
             ToShard::Status(status) => return self.on_status(status),
             ToShard::UpstreamLost => self.on_upstream_lost(),
@@ -458,7 +465,7 @@ impl ShardCore {
                 Outcome::Proxy {
                     message_type,
                     invoke_id,
-                } => self.on_proxy(id, message_type, invoke_id, body),
+                } => self.on_proxy(id, message_type, invoke_id, body, now),
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut

@@ -202,6 +202,7 @@ impl Sessions {
             conn.dirty = true;
             self.dirty.push(slot);
         }
+        self.nr_bytes_queued += bytes.len() as u64;
         true
     }
 
@@ -223,6 +224,9 @@ impl Sessions {
     /// Nobody else waits.
     fn cut_slow_consumer(&mut self, slot: usize) {
         Metrics::add(&self.metrics.nr_slow_consumer_cuts, 1);
+        if let Some(total) = self.metrics.shard_totals.of(self.shard) {
+            Metrics::add(&total.slow_consumer_cuts, 1);
+        }
         let shard = self.shard;
         let Some(conn) = self.at_mut(slot) else {
             return;
@@ -251,6 +255,10 @@ impl Sessions {
     /// arena it now holds (cutting it if that passes its bound), and wake
     /// the writer of every session that got output.
     pub(super) fn end_batch(&mut self) {
+        if let Some(total) = self.metrics.shard_totals.of(self.shard) {
+            Metrics::add(&total.deliveries, std::mem::take(&mut self.nr_delivered));
+            Metrics::add(&total.bytes, std::mem::take(&mut self.nr_bytes_queued));
+        }
         let arena_lens = self.arenas.freeze();
         let mut dirty = std::mem::take(&mut self.dirty);
         for &slot in &dirty {
