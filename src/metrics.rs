@@ -4,7 +4,10 @@
 //! `runtime.stats_log_secs` and when it stops; the admin listener
 //! (`crate::admin`) exposes the same numbers over HTTP. Gauges (sessions held,
 //! the upstream's state) change once per open, close or state change, never
-//! per event.
+//! per event. Beside them: per-shard totals (added at the end of each
+//! batch), the rings' own counters (`crate::ring`), proxied requests by type
+//! and result with their latency, and the upstream heartbeats' round trip,
+//! the last two in lock-free [`AtomicHistogram`]s.
 
 use std::fmt;
 
