@@ -27,7 +27,8 @@
 //!   (listener, connection tasks, ring drain)
 //! * [`memrouter`] — the two routing cores wired together in memory, on a
 //!   simulated clock (the routing rules' tests)
-//! * [`router`] — starting and stopping the executors
+//! * [`router`] — starting and stopping the executors; [`reload`] — the
+//!   configuration sessions open under, swapped by a reload
 //! * [`config`], [`tuning`] — settings (TOML file, defaults, validation)
 //!   and core-pinning files; [`tls`] — the TLS settings as rustls
 //!   configurations (certificates and keys loaded from PEM files)
@@ -58,6 +59,7 @@ pub mod link;
 pub mod memrouter;
 pub mod metrics;
 pub mod proto;
+pub mod reload;
 pub mod ring;
 pub mod router;
 pub mod session;

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::event::Event;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
@@ -101,6 +102,8 @@ pub struct ProxyRequest {
     pub message_type: u32,
     /// The request's body (InvokeID first) as the client sent it.
     pub body: Box<[u8]>,
+    /// When its shard read it (its latency counts from here).
+    pub received: Instant,
 }
 
 /// See [`ToIngest::SessionOpened`].

@@ -287,11 +287,13 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
     let facts = config.clone();
     let router = Router::start(config).map_err(|e| e.to_string())?;
     let info = RouterInfo::new(&facts, router.nr_shards, router.local_addr);
+    let reloader = Arc::new(reloader(args, &router));
     let admin = match admin_addr {
         Some(addr) => {
             let view = View {
                 metrics: router.metrics.clone(),
                 info: Arc::new(info.clone()),
+                reload: Some(reloader.clone()),
             };
             match AdminServer::start(addr, view) {
                 Ok(admin) => Some(admin),
@@ -323,6 +325,10 @@ fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
             None => signal.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
+            Ok(libc::SIGHUP) => {
+                // Logged and counted by the reloader, whatever the outcome.
+                let _ = reloader.reload("SIGHUP");
+            }
             Ok(signal) => break Some(signal),
             Err(RecvTimeoutError::Timeout) => log_stats(&router.metrics, "stats"),
             Err(RecvTimeoutError::Disconnected) => break None,
@@ -376,11 +382,23 @@ fn log_started(info: &RouterInfo, admin: Option<std::net::SocketAddr>) {
     );
 }
 
-/// SIGINT and SIGTERM, delivered on a channel (so the caller can wait for
-/// one with a timeout).
+/// What reloads `serve`'s configuration (SIGHUP, `POST /reload`): the
+/// `--config` file read again with the same flags and tuning file over it,
+/// as at start; nothing to read without `--config`.
+fn reloader(args: ServeArgs, router: &Router) -> ctirouter::reload::Reloader {
+    let load = move || match &args.config {
+        Some(_) => args.config().map(Some),
+        None => Ok(None),
+    };
+    ctirouter::reload::Reloader::new(router.live.clone(), router.metrics.clone(), Box::new(load))
+}
+
+/// SIGINT and SIGTERM (stop) and SIGHUP (reload), delivered on a channel
+/// (so the caller can wait for one with a timeout).
 fn signal_channel() -> Result<mpsc::Receiver<i32>, String> {
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("signal handlers: {e}"))?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+            .map_err(|e| format!("signal handlers: {e}"))?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())

@@ -4,7 +4,10 @@
 //! `runtime.stats_log_secs` and when it stops; the admin listener
 //! (`crate::admin`) exposes the same numbers over HTTP. Gauges (sessions held,
 //! the upstream's state) change once per open, close or state change, never
-//! per event.
+//! per event. Beside them: per-shard totals (added at the end of each
+//! batch), the rings' own counters (`crate::ring`), proxied requests by type
+//! and result with their latency, and the upstream heartbeats' round trip,
+//! the last two in lock-free [`AtomicHistogram`]s.
 
 use std::fmt;
 
@@ -70,6 +73,12 @@ macro_rules! counters {
             pub fanout_latency: Mutex<Option<Histogram<u64>>>,
             /// Open sessions per shard and service, changed on open and close only.
             pub sessions_by_shard: SessionsByShard,
+            /// Deliveries, bytes and slow-consumer cuts per shard.
+            pub shard_totals: ShardTotals,
+            /// Proxied requests by type and result, and their latency.
+            pub requests: RequestMetrics,
+            /// The ingest ⇄ shard rings' counters, set once by `Router::start`.
+            pub rings: std::sync::OnceLock<Vec<RingCounters>>,
         }
 
         /// A point-in-time copy of [`Metrics`]' counters.
@@ -167,6 +176,12 @@ counters! {
     /// Upstream sessions lost; each starts a failover (side A and B tried
     /// alternately).
     nr_upstream_losses => "upstream_losses" Counter,
+    /// Config reloads applied (SIGHUP or POST /reload): the allow-list and
+    /// limits new sessions get.
+    nr_reloads => "reloads" Counter,
+    /// Config reloads refused (no --config file, or a file that does not
+    /// load or validate): the running configuration was kept.
+    nr_reloads_failed => "reloads_failed" Counter,
 }
 
 impl Metrics {
@@ -203,6 +218,222 @@ impl Metrics {
             .clone()
             .unwrap_or_else(latency_histogram)
     }
+}
+
+/// Upper bounds of the latency histograms' buckets, in seconds: 10 µs to
+/// 10 s, 1-2.5-5 per decade (the router's p99 is tens of µs to a few ms on
+/// the development VMs, docs/design.md §5; a storm reaches tens of ms; a
+/// request's answer takes the CTI Server's time, a timeout 15 s).
+pub const LATENCY_BUCKETS_S: [f64; 19] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram in [`LATENCY_BUCKETS_S`] made of atomics: recorded
+/// from any thread without a lock (a few relaxed adds), for what happens
+/// per request or per heartbeat, not per event.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    /// Per bucket (not cumulative); the last is above 10 s.
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    sum_ns: AtomicU64,
+    last_ns: AtomicU64,
+}
+
+impl Default for AtomicHistogram {
+    fn default() -> Self {
+        AtomicHistogram::new()
+    }
+}
+
+/// A point-in-time copy of an [`AtomicHistogram`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// (upper bound in seconds, count in that bucket), not cumulative.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_secs: f64,
+    /// The last value recorded, in seconds (0 before any).
+    pub last_secs: f64,
+}
+
+impl AtomicHistogram {
+    pub const fn new() -> AtomicHistogram {
+        AtomicHistogram {
+            buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS_S.len() + 1],
+            sum_ns: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, latency: std::time::Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let secs = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.last_ns.store(ns, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        HistogramSnapshot {
+            buckets: LATENCY_BUCKETS_S
+                .iter()
+                .copied()
+                .zip(counts.iter().copied())
+                .collect(),
+            count: counts.iter().sum(),
+            sum_secs: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            last_secs: self.last_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// Round trips of the router's upstream heartbeats (HEARTBEAT_REQ sent →
+/// its HEARTBEAT_CONF read), recorded by the upstream session
+/// (`session::client`, for `OpenParams::upstream` only). One per process:
+/// a `serve` process has one upstream session at a time.
+pub static UPSTREAM_HEARTBEAT_RTT: AtomicHistogram = AtomicHistogram::new();
+
+/// How a proxied request ended (`ctirouter_requests_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestResult {
+    /// The CTI Server answered with its CONF.
+    Proxied,
+    /// The CTI Server answered with FAILURE_CONF or CONTROL_FAILURE_CONF.
+    Failed,
+    /// The router answered it without asking the CTI Server: from its own
+    /// state, an answer it keeps, or an identical request in flight.
+    Local,
+    /// The router refused it: CTI Server offline, service not granted
+    /// upstream, out of the session's scope, too many in flight.
+    Refused,
+    /// No answer within `requests.timeout_secs`.
+    Timeout,
+    /// The upstream session was lost while it was in flight.
+    Lost,
+}
+
+impl RequestResult {
+    pub const ALL: [RequestResult; 6] = [
+        RequestResult::Proxied,
+        RequestResult::Failed,
+        RequestResult::Local,
+        RequestResult::Refused,
+        RequestResult::Timeout,
+        RequestResult::Lost,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestResult::Proxied => "proxied",
+            RequestResult::Failed => "failed",
+            RequestResult::Local => "local",
+            RequestResult::Refused => "refused",
+            RequestResult::Timeout => "timeout",
+            RequestResult::Lost => "lost",
+        }
+    }
+}
+
+/// Message types counted one by one; a (never proxied) type above is
+/// counted under the last.
+const REQUEST_TYPES: usize = 512;
+
+/// Proxied requests by message type and result, and their latency by
+/// result: ingest records each as it ends (request read by its shard →
+/// answer handed to the shard's ring). Atomics, recorded per request, never
+/// per event.
+#[derive(Debug)]
+pub struct RequestMetrics {
+    counts: Box<[[AtomicU64; RequestResult::ALL.len()]]>,
+    latency: [AtomicHistogram; RequestResult::ALL.len()],
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            counts: (0..REQUEST_TYPES).map(|_| Default::default()).collect(),
+            latency: Default::default(),
+        }
+    }
+}
+
+impl RequestMetrics {
+    pub fn record(&self, message_type: u32, result: RequestResult, latency: std::time::Duration) {
+        let row = (message_type as usize).min(REQUEST_TYPES - 1);
+        if let Some(counts) = self.counts.get(row) {
+            counts[result as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency[result as usize].record(latency);
+    }
+
+    /// Every (message type, result, count) counted so far.
+    pub fn counts(&self) -> Vec<(u32, RequestResult, u64)> {
+        let mut out = Vec::new();
+        for (message_type, row) in self.counts.iter().enumerate() {
+            for (result, count) in RequestResult::ALL.iter().zip(row) {
+                match count.load(Ordering::Relaxed) {
+                    0 => {}
+                    n => out.push((message_type as u32, *result, n)),
+                }
+            }
+        }
+        out
+    }
+
+    pub fn latency(&self, result: RequestResult) -> HistogramSnapshot {
+        self.latency[result as usize].snapshot()
+    }
+}
+
+/// One shard's totals (only that shard writes them).
+#[derive(Debug, Default)]
+pub struct ShardTotal {
+    /// Event copies queued for its sessions (added at the end of each batch).
+    pub deliveries: AtomicU64,
+    /// Bytes of those copies.
+    pub bytes: AtomicU64,
+    /// Its sessions cut at their output bound.
+    pub slow_consumer_cuts: AtomicU64,
+}
+
+/// [`ShardTotal`] for every shard a router can run, each on its own cache
+/// line.
+#[derive(Debug)]
+pub struct ShardTotals(Box<[CachePadded<ShardTotal>]>);
+
+impl Default for ShardTotals {
+    fn default() -> Self {
+        ShardTotals(
+            (0..crate::config::MAX_SHARDS)
+                .map(|_| CachePadded::default())
+                .collect(),
+        )
+    }
+}
+
+impl ShardTotals {
+    pub fn of(&self, shard: usize) -> Option<&ShardTotal> {
+        self.0.get(shard).map(|t| &**t)
+    }
+}
+
+/// One ring's counters as the admin listener names them.
+#[derive(Debug)]
+pub struct RingCounters {
+    /// `to_shard` (events and answers) or `to_ingest` (control).
+    pub direction: &'static str,
+    pub shard: usize,
+    pub stats: crate::ring::StatsHandle,
 }
 
 /// The services whose open sessions are counted per shard, under the names
@@ -372,6 +603,40 @@ mod tests {
         assert_eq!(by_shard.of(1), [1, 1, 0, 0, 1, 0]);
         by_shard.closed(1, desktop);
         assert_eq!(by_shard.of(1), [1, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn atomic_histograms_bucket_and_requests_count_by_type_and_result() {
+        use std::time::Duration;
+        let h = AtomicHistogram::new();
+        h.record(Duration::from_micros(5));
+        h.record(Duration::from_millis(3));
+        h.record(Duration::from_secs(30));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.buckets[0], (0.000_01, 1), "5 µs is under 10 µs");
+        assert_eq!(s.buckets[8], (0.005, 1), "3 ms is between 2.5 and 5 ms");
+        assert_eq!(
+            s.buckets.iter().map(|&(_, n)| n).sum::<u64>(),
+            2,
+            "30 s is past 10 s"
+        );
+        assert!((s.sum_secs - 30.003_005).abs() < 1e-9, "{}", s.sum_secs);
+        assert_eq!(s.last_secs, 30.0);
+
+        let requests = RequestMetrics::default();
+        requests.record(64, RequestResult::Proxied, Duration::from_millis(2));
+        requests.record(64, RequestResult::Proxied, Duration::from_millis(4));
+        requests.record(999_999, RequestResult::Refused, Duration::ZERO);
+        assert_eq!(
+            requests.counts(),
+            [
+                (64, RequestResult::Proxied, 2),
+                (REQUEST_TYPES as u32 - 1, RequestResult::Refused, 1)
+            ]
+        );
+        assert_eq!(requests.latency(RequestResult::Proxied).count, 2);
+        assert_eq!(requests.latency(RequestResult::Failed).count, 0);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use crate::config::{nr_cores, Config};
 use crate::ingest::{self, IngestSetup};
 use crate::link::{ToIngest, ToShard};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RingCounters};
+use crate::reload::LiveConfig;
 use crate::ring;
 use crate::shard::{self, ShardSetup};
 
@@ -41,6 +42,9 @@ pub struct Router {
     /// Shard executors running.
     pub nr_shards: usize,
     pub metrics: Arc<Metrics>,
+    /// The configuration sessions open under: a reload swaps it
+    /// (`crate::reload`).
+    pub live: Arc<LiveConfig>,
     stop: Arc<AtomicBool>,
     executors: Vec<ExecutorJoinHandle<()>>,
 }
@@ -199,10 +203,12 @@ impl Router {
         };
         let tls_addr = tls_reservation.as_ref().map(|(_, addr, _)| *addr);
         let config = Arc::new(config);
+        let live = Arc::new(LiveConfig::new(config.clone()));
         let metrics = Arc::new(Metrics::default());
         let stop = Arc::new(AtomicBool::new(false));
         let capacity = config.runtime.ring_capacity;
 
+        let mut rings = Vec::new();
         let mut to_shards = Vec::new();
         let mut from_shards = Vec::new();
         let mut shard_setups = Vec::new();
@@ -211,6 +217,16 @@ impl Router {
         for index in 0..places.shards.len() {
             let (event_tx, event_rx) = ring::ring::<ToShard>(capacity);
             let (ctl_tx, ctl_rx) = ring::ring::<ToIngest>(capacity);
+            for (direction, stats) in [
+                ("to_shard", event_tx.stats_handle()),
+                ("to_ingest", ctl_tx.stats_handle()),
+            ] {
+                rings.push(RingCounters {
+                    direction,
+                    shard: index,
+                    stats,
+                });
+            }
             to_shards.push(event_tx);
             from_shards.push(ctl_rx);
             shard_setups.push(ShardSetup {
@@ -220,6 +236,7 @@ impl Router {
                     .as_ref()
                     .map(|(_, addr, tls)| (*addr, tls.clone())),
                 config: config.clone(),
+                live: live.clone(),
                 metrics: metrics.clone(),
                 from_ingest: event_rx,
                 to_ingest: ctl_tx,
@@ -288,6 +305,7 @@ impl Router {
         }
         drop(reservation);
         drop(tls_reservation);
+        let _ = metrics.rings.set(rings);
 
         if let Some(setup) = ingest_setup {
             let handle = builder("ingest", places.ingest, &config)
@@ -328,6 +346,7 @@ impl Router {
             tls_addr,
             nr_shards: places.shards.len(),
             metrics,
+            live,
             stop,
             executors,
         })

@@ -13,15 +13,14 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::View;
-use crate::metrics::{Kind, COUNTED_SERVICES};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Upper bounds of the latency histogram's buckets, in seconds: 10 µs to
-/// 10 s, 1-2.5-5 per decade (the router's p99 is tens of µs to a few ms on
-/// the development VMs, docs/design.md §5; a storm reaches tens of ms).
-const LATENCY_BUCKETS_S: [f64; 19] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+use crate::metrics::{
+    HistogramSnapshot, Kind, RequestResult, ShardTotal, COUNTED_SERVICES, LATENCY_BUCKETS_S,
+    UPSTREAM_HEARTBEAT_RTT,
+};
+use crate::proto::Message;
+use crate::ring::RingStats;
 
 /// The text of one scrape.
 pub fn encode(view: &View) -> Result<String, std::fmt::Error> {
@@ -58,8 +57,150 @@ impl Collector for Scrape {
             }
         }
         shard_sessions(view, &mut encoder)?;
+        shard_totals(view, &mut encoder)?;
+        rings(view, &mut encoder)?;
+        requests(view, &mut encoder)?;
+        heartbeat_rtt(&UPSTREAM_HEARTBEAT_RTT.snapshot(), &mut encoder)?;
         latency(&view.metrics.fanout_latency(), &mut encoder)
     }
+}
+
+/// `ctirouter_shard_{deliveries,bytes,slow_consumer_cuts}_total{shard}`.
+fn shard_totals(view: &View, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    type Field = fn(&ShardTotal) -> &AtomicU64;
+    let families: [(&str, &str, Field); 3] = [
+        (
+            "shard_deliveries",
+            "Event copies queued for the shard's sessions (added once per batch).",
+            |t| &t.deliveries,
+        ),
+        (
+            "shard_bytes",
+            "Bytes of the event copies queued for the shard's sessions.",
+            |t| &t.bytes,
+        ),
+        (
+            "shard_slow_consumer_cuts",
+            "The shard's sessions cut at their output bound.",
+            |t| &t.slow_consumer_cuts,
+        ),
+    ];
+    for (name, help, field) in families {
+        let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for shard in 0..view.info.nr_shards {
+            let Some(total) = view.metrics.shard_totals.of(shard) else {
+                continue;
+            };
+            let value = field(total).load(Ordering::Relaxed);
+            let shard = shard.to_string();
+            let labels = [("shard", shard.as_str())];
+            m.encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// `ctirouter_ring_{batches,full_waits,doorbells,late_wakeups}_total{ring,
+/// shard}`: the ingest ⇄ shard rings' own counters.
+fn rings(view: &View, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let Some(rings) = view.metrics.rings.get() else {
+        return Ok(());
+    };
+    type Field = fn(&RingStats) -> &AtomicU64;
+    let families: [(&str, &str, Field); 4] = [
+        (
+            "ring_batches",
+            "Batches published on the ring (to_shard: ingest to the shard; to_ingest: the shard's control messages).",
+            |s| &s.nr_batches,
+        ),
+        (
+            "ring_full_waits",
+            "Times the ring's producer found it full and waited (the consumer was behind; nothing is dropped).",
+            |s| &s.nr_full_waits,
+        ),
+        (
+            "ring_doorbells",
+            "Doorbells rung on the ring (its consumer had parked).",
+            |s| &s.nr_doorbells,
+        ),
+        (
+            "ring_late_wakeups",
+            "Park timeouts of the ring's consumer that found items waiting: a wake-up that did not arrive (0 unless something is wrong).",
+            |s| &s.nr_late_wakeups,
+        ),
+    ];
+    for (name, help, field) in families {
+        let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for ring in rings {
+            let value = field(ring.stats.get()).load(Ordering::Relaxed);
+            let shard = ring.shard.to_string();
+            let labels = [("ring", ring.direction), ("shard", shard.as_str())];
+            m.encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// `ctirouter_requests_total{type, result}` and
+/// `ctirouter_request_latency_seconds{result}`.
+fn requests(view: &View, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let requests = &view.metrics.requests;
+    let mut m = encoder.encode_descriptor(
+        "requests",
+        "Requests sessions sent to be proxied, by message type and how they ended: proxied (the CTI Server's CONF), failed (its failure), local (answered by the router), refused (by the router), timeout, lost (the upstream went away).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (message_type, result, count) in requests.counts() {
+        let number;
+        let name = match Message::type_name(message_type) {
+            Some(name) => name,
+            None => {
+                number = message_type.to_string();
+                number.as_str()
+            }
+        };
+        let labels = [("type", name), ("result", result.name())];
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "request_latency_seconds",
+        "Request latency by result: its shard read the request until ingest handed the answer to the shard.",
+        None,
+        MetricType::Histogram,
+    )?;
+    for result in RequestResult::ALL {
+        let h = requests.latency(result);
+        let labels = [("result", result.name())];
+        m.encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_secs, h.count, &h.buckets, None)?;
+    }
+    Ok(())
+}
+
+/// `ctirouter_upstream_heartbeat_rtt_seconds` (histogram) and
+/// `ctirouter_upstream_heartbeat_rtt_last_seconds` (gauge).
+fn heartbeat_rtt(
+    h: &HistogramSnapshot,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(
+        "upstream_heartbeat_rtt_seconds",
+        "Round trip of the upstream session's heartbeats: HEARTBEAT_REQ sent until its HEARTBEAT_CONF was read.",
+        None,
+        MetricType::Histogram,
+    )?;
+    m.encode_histogram::<NoLabelSet>(h.sum_secs, h.count, &h.buckets, None)?;
+    let m = encoder.encode_descriptor(
+        "upstream_heartbeat_rtt_last_seconds",
+        "The last upstream heartbeat's round trip (0 before the first).",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(h.last_secs).encode(m)
 }
 
 /// `ctirouter_info{version, source} 1`: what is running.

@@ -1,9 +1,11 @@
 //! The admin HTTP listener (`[admin] listen`, `serve --admin`): `/metrics`
 //! (Prometheus text), `/healthz`, `/status.json` and `/status` (a page that
-//! refreshes itself), served by `tiny_http` on a plain thread of its own,
+//! refreshes itself), and `POST /reload` (read the config file again:
+//! [`crate::reload`]), served by `tiny_http` on a plain thread of its own,
 //! never on a router core. It only reads [`Metrics`]' atomics and copies the
 //! latency histogram under its mutex (what `serve`'s stats line does), so a
-//! scrape costs the data path nothing but that copy. docs/operations.md
+//! scrape costs the data path nothing but that copy. A reload runs on
+//! this thread too: file I/O and a swap the shards pick up on their own. docs/operations.md
 //! says what each endpoint answers.
 
 mod exposition;
@@ -19,6 +21,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 
 pub use report::Health;
 
@@ -79,11 +82,13 @@ impl RouterInfo {
     }
 }
 
-/// What every endpoint reads: the shared metrics and the fixed facts.
+/// What every endpoint reads: the shared metrics and the fixed facts, and
+/// what `POST /reload` calls (none: `/reload` answers 404).
 #[derive(Debug, Clone)]
 pub struct View {
     pub metrics: Arc<Metrics>,
     pub info: Arc<RouterInfo>,
+    pub reload: Option<Arc<Reloader>>,
 }
 
 /// A running admin listener; [`AdminServer::stop`] ends its thread.
@@ -159,12 +164,16 @@ fn serve(server: &Server, view: &View, stop: &AtomicBool) {
 /// `/status.json`.
 const STATUS_PAGE: &str = include_str!("status.html");
 
-/// Answer one request (GET or HEAD only; anything else gets 405).
+/// Answer one request (GET or HEAD only, but POST for `/reload`; any other
+/// method gets 405).
 fn answer(request: Request, view: &View, history: &mut report::History) {
+    let path = request.url().split('?').next().unwrap_or("").to_string();
+    if path == "/reload" && view.reload.is_some() {
+        return reload(request, view);
+    }
     if !matches!(request.method(), Method::Get | Method::Head) {
         return respond(request, 405, "text/plain", "GET only\n".into());
     }
-    let path = request.url().split('?').next().unwrap_or("").to_string();
     match path.as_str() {
         "/metrics" => match exposition::encode(view) {
             Ok(text) => respond(request, 200, "text/plain; version=0.0.4", text),
@@ -190,8 +199,30 @@ fn answer(request: Request, view: &View, history: &mut report::History) {
     }
 }
 
-const INDEX: &str =
-    "ctirouter admin: /status (page), /status.json, /metrics (Prometheus), /healthz\n";
+const INDEX: &str = "ctirouter admin: /status (page), /status.json, /metrics (Prometheus), \
+                     /healthz, POST /reload\n";
+
+/// `POST /reload`: 200 with what changed, or 400 with why nothing did.
+fn reload(request: Request, view: &View) {
+    let Some(reloader) = &view.reload else {
+        return respond(request, 404, "text/plain", INDEX.into());
+    };
+    if *request.method() != Method::Post {
+        return respond(request, 405, "text/plain", "POST only\n".into());
+    }
+    match reloader.reload("POST /reload") {
+        Ok(summary) => respond(
+            request,
+            200,
+            "application/json",
+            format!("{}\n", summary.to_json()),
+        ),
+        Err(e) => {
+            let body = serde_json::json!({"ok": false, "error": e.to_string()});
+            respond(request, 400, "application/json", format!("{body}\n"))
+        }
+    }
+}
 
 fn respond(request: Request, code: u16, content_type: &str, body: String) {
     let mut response = Response::from_string(body).with_status_code(code);

@@ -221,7 +221,7 @@ impl<L: Links> IngestCore<L> {
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
         self.set_status(status);
         self.system_event(system_event::CTI_SERVER_OFFLINE, now);
-        self.fail_all_requests();
+        self.fail_all_requests(now);
         self.tracker.clear_calls();
         self.shared.clear();
         self.interest.clear_calls();

@@ -19,7 +19,7 @@ use super::pending::{Asker, Learn, Pending, Waiter};
 use super::shared::Sharing;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestResult};
 use crate::proto::constants::{control_failure, msg, pg_status};
 use crate::proto::frame::{self, patch_invoke_id};
 use crate::proto::msg::{
@@ -48,7 +48,12 @@ impl<L: Links> IngestCore<L> {
             version,
             message_type,
             body,
+            received,
         } = request;
+        let record = |core: &Self, result: RequestResult| {
+            let latency = now.saturating_duration_since(received);
+            core.metrics.requests.record(message_type, result, latency);
+        };
         // Decoded once, at the session's version (its shard checked it
         // decodes): scoped, audited, aggregated, re-encoded at the upstream's.
         let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
@@ -65,6 +70,7 @@ impl<L: Links> IngestCore<L> {
             if let Some(what) = &audit {
                 audit_line(what, &format!("refused by the router: {error}"), None);
             }
+            record(core, RequestResult::Refused);
             core.answer_failure(shard, session, version, invoke_id, error);
         };
         if self.status.pg_status & pg_status::CTI_SERVER_OFFLINE != 0 {
@@ -81,6 +87,7 @@ impl<L: Links> IngestCore<L> {
                 audit_line(what, &format!("answered by the router: {why}"), None);
             }
             Metrics::add(&core.metrics.nr_requests_local, 1);
+            record(core, RequestResult::Local);
             let mut out = Vec::new();
             reply(&mut out, version, answer);
             core.answer(shard, session, out);
@@ -96,6 +103,7 @@ impl<L: Links> IngestCore<L> {
                 let error = out_of_scope.error();
                 audit_line(what, &format!("out of the session's scope: {error}"), None);
             }
+            record(self, RequestResult::Refused);
             let mut out = Vec::new();
             scope::refuse(&mut out, version, invoke_id, message_type, out_of_scope);
             return self.answer(shard, session, out);
@@ -129,7 +137,7 @@ impl<L: Links> IngestCore<L> {
                 invoke_id,
                 version,
             },
-            since: now,
+            since: received,
             audit,
         };
         let share = self.shared.key(message_type, &self.to_upstream[start..]);
@@ -138,6 +146,7 @@ impl<L: Links> IngestCore<L> {
                 let kept = Box::<[u8]>::from(kept);
                 self.to_upstream.truncate(start);
                 Metrics::add(&self.metrics.nr_requests_local, 1);
+                record(self, RequestResult::Local);
                 return self.deliver(&waiter, &kept, now);
             }
             if let Some(invoke) = self.shared.in_flight(key) {
@@ -153,6 +162,7 @@ impl<L: Links> IngestCore<L> {
             if let Some(what) = &waiter.audit {
                 audit_line(what, "refused by the router: max_pending in flight", None);
             }
+            record(self, RequestResult::Refused);
             return self.answer_control_failure(
                 shard,
                 session,
@@ -213,7 +223,15 @@ impl<L: Links> IngestCore<L> {
                 self.tracker.agents.refresh(peripheral_id, &conf);
             }
         }
-        for waiter in &pending.waiters {
+        for (i, waiter) in pending.waiters.iter().enumerate() {
+            // The first asker's request went upstream; those who joined it
+            // were answered without one of their own.
+            let result = match (i, ok) {
+                (0, true) => RequestResult::Proxied,
+                (0, false) => RequestResult::Failed,
+                _ => RequestResult::Local,
+            };
+            self.record_answer(waiter, pending.message_type, result, now);
             self.deliver(waiter, whole, now);
         }
     }
@@ -264,7 +282,7 @@ impl<L: Links> IngestCore<L> {
         let expired = self.pending.expired(now);
         let n = expired.len();
         for p in expired {
-            self.fail_pending(p, RequestError::Timeout);
+            self.fail_pending(p, RequestError::Timeout, now);
         }
         n
     }
@@ -272,19 +290,39 @@ impl<L: Links> IngestCore<L> {
     /// The upstream is lost: every pending request fails with
     /// FAILURE_CONF(E_CTI_CTI_SERVER_OFFLINE) and none is sent again (on
     /// side B either: MAKE_CALL is not idempotent).
-    pub(super) fn fail_all_requests(&mut self) {
+    pub(super) fn fail_all_requests(&mut self, now: Instant) {
         self.to_upstream.clear();
         for p in self.pending.drain() {
-            self.fail_pending(p, RequestError::ServerOffline);
+            self.fail_pending(p, RequestError::ServerOffline, now);
+        }
+    }
+
+    /// Count a session's request answered now (the router's own requests
+    /// are not counted).
+    fn record_answer(
+        &self,
+        waiter: &Waiter,
+        message_type: u32,
+        result: RequestResult,
+        now: Instant,
+    ) {
+        if matches!(waiter.asker, Asker::Session { .. }) {
+            let latency = now.saturating_duration_since(waiter.since);
+            self.metrics.requests.record(message_type, result, latency);
         }
     }
 
     /// A request that will not be answered: each of its askers gets `error`.
-    fn fail_pending(&mut self, p: Pending, error: RequestError) {
+    fn fail_pending(&mut self, p: Pending, error: RequestError, now: Instant) {
         if let Some(key) = &p.share {
             self.shared.failed(key);
         }
+        let result = match error {
+            RequestError::Timeout => RequestResult::Timeout,
+            _ => RequestResult::Lost,
+        };
         for waiter in p.waiters {
+            self.record_answer(&waiter, p.message_type, result, now);
             if let Some(what) = &waiter.audit {
                 audit_line(what, &format!("failed: {error}"), None);
             }

@@ -79,6 +79,22 @@ pub struct RingStats {
     pub nr_late_wakeups: AtomicU64,
 }
 
+/// A handle on one ring's [`RingStats`], for readers on other threads.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Bell>);
+
+impl StatsHandle {
+    pub fn get(&self) -> &RingStats {
+        &self.0.stats
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 struct Bell {
     /// Set by the consumer just before it sleeps, cleared when it wakes.
     parked: AtomicBool,
@@ -132,6 +148,11 @@ pub fn ring<T: Send + 'static>(capacity: usize) -> (RingTx<T>, RingRx<T>) {
 }
 
 impl<T: Send + 'static> RingTx<T> {
+    /// The ring's counters, readable from any thread.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.bell.clone())
+    }
+
     /// Connect on the producing executor (waits until the consumer connects).
     pub async fn connect(self) -> Sender<T> {
         Sender {

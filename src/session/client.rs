@@ -5,6 +5,7 @@
 //! buffer; the caller owns the socket and the clock (glommio in ingest, mio
 //! in the tools). No I/O here.
 
+use crate::metrics::{AtomicHistogram, UPSTREAM_HEARTBEAT_RTT};
 use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConfig;
@@ -44,6 +45,9 @@ pub struct OpenParams {
     /// Time between HEARTBEAT_REQs; IdleTimeout is 4× this (at least 20 s).
     pub heartbeat: Duration,
     pub open_timeout: Duration,
+    /// Where heartbeat round trips are recorded (the router's upstream
+    /// session: `metrics::UPSTREAM_HEARTBEAT_RTT`), if anywhere.
+    pub heartbeat_rtt: Option<&'static AtomicHistogram>,
 }
 
 impl OpenParams {
@@ -66,6 +70,7 @@ impl OpenParams {
             agent_id: None,
             heartbeat,
             open_timeout: OPEN_TIMEOUT,
+            heartbeat_rtt: None,
         }
     }
 
@@ -74,6 +79,7 @@ impl OpenParams {
         let version = Version::new(config.version).unwrap_or(Version::MAX);
         OpenParams {
             services: config.services(),
+            heartbeat_rtt: Some(&UPSTREAM_HEARTBEAT_RTT),
             ..Self::all_events(
                 version,
                 &config.client_id,
@@ -212,8 +218,9 @@ pub struct ClientCore {
     phase: Phase,
     /// Last InvokeID used (each request gets the next).
     last_invoke: u32,
-    /// InvokeIDs of heartbeats not yet confirmed, oldest first.
-    unanswered: Vec<u32>,
+    /// InvokeIDs of heartbeats not yet confirmed, oldest first, with when
+    /// each was sent.
+    unanswered: Vec<(u32, Instant)>,
     next_heartbeat: Instant,
 }
 
@@ -296,7 +303,7 @@ impl ClientCore {
                 }
                 let invoke_id = self.next_invoke_id();
                 self.send(&HeartbeatReq { invoke_id }.into(), out);
-                self.unanswered.push(invoke_id);
+                self.unanswered.push((invoke_id, now));
                 self.next_heartbeat = now + self.params.heartbeat;
                 Ok(())
             }
@@ -329,7 +336,11 @@ impl ClientCore {
             }
             (msg::FAILURE_CONF, Phase::Open) => {
                 let failure = decode::<FailureConf>(body, version)?;
-                if self.unanswered.contains(&failure.invoke_id) {
+                if self
+                    .unanswered
+                    .iter()
+                    .any(|&(id, _)| id == failure.invoke_id)
+                {
                     // docs/protocol.md §6.3: an offline server may answer
                     // HEARTBEAT_REQ with FAILURE_CONF; the client resets.
                     return Err(ClientError::ServerEnded {
@@ -348,6 +359,18 @@ impl ClientCore {
                 })
             }
             (msg::HEARTBEAT_CONF, _) => {
+                let confirmed = body
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes);
+                let sent = self
+                    .unanswered
+                    .iter()
+                    .find(|&&(id, _)| Some(id) == confirmed)
+                    .map(|&(_, at)| at);
+                if let (Some(rtt), Some(sent)) = (self.params.heartbeat_rtt, sent) {
+                    rtt.record(now.saturating_duration_since(sent));
+                }
                 self.unanswered.clear();
                 Ok(Inbound::Handled)
             }

@@ -28,6 +28,7 @@ use crate::link::{self, ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::constants::msg;
 use crate::proto::RequestError;
+use crate::reload::LiveConfig;
 use crate::session::frames::FrameBuffer;
 use crate::session::server::{
     failure_conf, CloseReason, Context, Outcome, Phase, Session, SERVED_SERVICES,
@@ -75,10 +76,13 @@ pub struct ConnState {
     pub client_events: Option<Monitor>,
     /// Session monitors this session owns: (MonitorID, watched session).
     pub session_monitors: Vec<(MonitorId, SessionId)>,
+    /// Its output bound (`limits.output_bound_bytes` when it connected: a
+    /// reload changes it for connections that come after).
+    pub bound: usize,
 }
 
 impl ConnState {
-    fn new(id: SessionId, peer: SocketAddr, now: Instant) -> ConnState {
+    fn new(id: SessionId, peer: SocketAddr, now: Instant, bound: usize) -> ConnState {
         ConnState {
             id,
             connected_at: now,
@@ -90,6 +94,7 @@ impl ConnState {
             held: false,
             client_events: None,
             session_monitors: Vec::new(),
+            bound,
         }
     }
 
@@ -127,7 +132,10 @@ pub struct Sessions {
     pub(super) dirty: Vec<usize>,
     /// The current batch's events, once per version (outboxes point into them).
     pub(super) arenas: Arenas,
-    pub(super) output_bound: usize,
+    /// Deliveries and their bytes since the last batch ended: plain
+    /// counters, added to the shard's shared totals once per batch.
+    pub(super) nr_delivered: u64,
+    pub(super) nr_bytes_queued: u64,
     pub(super) metrics: Arc<Metrics>,
     pub(super) shard: usize,
     /// Sessions with output to write: wake their writers.
@@ -139,14 +147,15 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    fn new(shard: usize, output_bound: usize, metrics: Arc<Metrics>) -> Sessions {
+    fn new(shard: usize, metrics: Arc<Metrics>) -> Sessions {
         Sessions {
             slots: Vec::new(),
             free: Vec::new(),
             by_id: FxHashMap::default(),
             dirty: Vec::new(),
             arenas: Arenas::default(),
-            output_bound,
+            nr_delivered: 0,
+            nr_bytes_queued: 0,
             metrics,
             shard,
             wake: Vec::new(),
@@ -224,7 +233,13 @@ impl Sessions {
 /// One shard's routing state.
 pub struct ShardCore {
     pub index: usize,
+    /// The configuration new connections and OPEN_REQs answer to: refreshed
+    /// from `live` (one atomic load) when one arrives, so a reload applies
+    /// to sessions opened after it; the event path never reads it.
     pub config: Arc<Config>,
+    live: Arc<LiveConfig>,
+    /// The generation of `live` that `config` is.
+    config_generation: u64,
     pub metrics: Arc<Metrics>,
     pub(super) status: Arc<PgStatus>,
     status_known: bool,
@@ -255,11 +270,18 @@ pub enum IngestOutcome {
 
 impl ShardCore {
     pub fn new(index: usize, config: Arc<Config>, metrics: Arc<Metrics>) -> ShardCore {
-        let bound = config.limits.output_bound_bytes;
+        ShardCore::with_live(index, Arc::new(LiveConfig::new(config)), metrics)
+    }
+
+    /// A shard whose configuration follows `live` (reloads).
+    pub fn with_live(index: usize, live: Arc<LiveConfig>, metrics: Arc<Metrics>) -> ShardCore {
+        let (config_generation, config) = live.get();
         ShardCore {
             index,
-            sessions: Sessions::new(index, bound, metrics.clone()),
+            sessions: Sessions::new(index, metrics.clone()),
             config,
+            live,
+            config_generation,
             metrics,
             status: Arc::new(PgStatus::offline()),
             status_known: false,
@@ -276,12 +298,21 @@ impl ShardCore {
         self.status_known
     }
 
+    /// Pick up a configuration reloaded since the last look (an atomic load
+    /// unless there was a reload).
+    fn refresh_config(&mut self) {
+        if self.live.generation() != self.config_generation {
+            (self.config_generation, self.config) = self.live.get();
+        }
+    }
+
     /// One item from ingest's ring (events, answers, status, shutdown).
     pub fn on_ingest(&mut self, item: ToShard) -> IngestOutcome {
         match item {
             ToShard::Event(event) => {
                 let copies = self.on_event(&event);
                 Metrics::add(&self.metrics.nr_deliveries, copies);
+                self.sessions.nr_delivered += copies;
             }
             ToShard::Status(status) => return self.on_status(status),
             ToShard::UpstreamLost => self.on_upstream_lost(),
@@ -336,6 +367,7 @@ impl ShardCore {
     /// (`max_pending_opens`, router-wide): then `None`, and the driver
     /// closes it at once. It counts as a session only once it opens.
     pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> Option<SessionId> {
+        self.refresh_config();
         let metrics = &self.metrics;
         Metrics::add(&metrics.nr_accepted, 1);
         let budget = match metrics.connection_budget.load(Ordering::Relaxed) {
@@ -366,7 +398,8 @@ impl ShardCore {
             return None;
         }
         let id = next_session_id();
-        self.sessions.insert(ConnState::new(id, peer, now));
+        let bound = self.config.limits.output_bound_bytes;
+        self.sessions.insert(ConnState::new(id, peer, now, bound));
         Some(id)
     }
 
@@ -402,6 +435,9 @@ impl ShardCore {
             // slot before the session handles it (and gives it back unless
             // it opens), so shards never overshoot together.
             let opening = frame.message_type == msg::OPEN_REQ && awaiting_open;
+            if opening {
+                self.refresh_config();
+            }
             let body = frame.body;
             let reserved = opening && self.reserve_session();
             let ctx = Context {
@@ -429,7 +465,7 @@ impl ShardCore {
                 Outcome::Proxy {
                     message_type,
                     invoke_id,
-                } => self.on_proxy(id, message_type, invoke_id, body),
+                } => self.on_proxy(id, message_type, invoke_id, body, now),
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut
@@ -577,6 +613,7 @@ impl ShardCore {
     /// Ends sessions past their IdleTimeout, and closes connections that did
     /// not open within `open_timeout_secs` of their accept.
     pub fn tick(&mut self, now: Instant) {
+        self.refresh_config();
         let open_timeout = match self.config.limits.open_timeout_secs {
             0 => None,
             secs => Some(Duration::from_secs(secs)),

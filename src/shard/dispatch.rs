@@ -156,10 +156,10 @@ impl Sessions {
         payload: Payload<'_>,
         monitor: Option<(MonitorId, Option<SessionId>)>,
     ) -> bool {
-        let bound = self.output_bound;
         let Some(conn) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
+        let bound = conn.bound;
         if conn.session.phase != Phase::Open || conn.held {
             return false;
         }
@@ -202,6 +202,7 @@ impl Sessions {
             conn.dirty = true;
             self.dirty.push(slot);
         }
+        self.nr_bytes_queued += bytes.len() as u64;
         true
     }
 
@@ -211,9 +212,7 @@ impl Sessions {
     /// appending: replies, the OPEN_CONF and Client Monitor snapshot, a
     /// batch's settled arena charge ([`Sessions::end_batch`]).
     pub(super) fn bound_output(&mut self, slot: usize) -> bool {
-        let over = self
-            .at(slot)
-            .is_some_and(|c| c.passes_bound(0, self.output_bound));
+        let over = self.at(slot).is_some_and(|c| c.passes_bound(0, c.bound));
         if over {
             self.cut_slow_consumer(slot);
         }
@@ -225,6 +224,9 @@ impl Sessions {
     /// Nobody else waits.
     fn cut_slow_consumer(&mut self, slot: usize) {
         Metrics::add(&self.metrics.nr_slow_consumer_cuts, 1);
+        if let Some(total) = self.metrics.shard_totals.of(self.shard) {
+            Metrics::add(&total.slow_consumer_cuts, 1);
+        }
         let shard = self.shard;
         let Some(conn) = self.at_mut(slot) else {
             return;
@@ -253,6 +255,10 @@ impl Sessions {
     /// arena it now holds (cutting it if that passes its bound), and wake
     /// the writer of every session that got output.
     pub(super) fn end_batch(&mut self) {
+        if let Some(total) = self.metrics.shard_totals.of(self.shard) {
+            Metrics::add(&total.deliveries, std::mem::take(&mut self.nr_delivered));
+            Metrics::add(&total.bytes, std::mem::take(&mut self.nr_bytes_queued));
+        }
         let arena_lens = self.arenas.freeze();
         let mut dirty = std::mem::take(&mut self.dirty);
         for &slot in &dirty {

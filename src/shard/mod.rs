@@ -42,6 +42,7 @@ use crate::config::Config;
 use crate::ids::SessionId;
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
+use crate::reload::LiveConfig;
 use crate::ring::{self, RingRx, RingTx};
 use crate::session::server::CloseReason;
 use conn::{Conn, Sent};
@@ -72,6 +73,8 @@ pub struct ShardSetup {
     /// The TLS port and its configuration, when `[tls]` has one.
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     pub config: Arc<Config>,
+    /// The configuration sessions open under, as reloads change it.
+    pub live: Arc<LiveConfig>,
     pub metrics: Arc<Metrics>,
     pub from_ingest: RingRx<ToShard>,
     pub to_ingest: RingTx<ToIngest>,
@@ -125,7 +128,7 @@ pub async fn run(setup: ShardSetup, listener: Listener, tls_listener: Option<Lis
     // each connect waits for the peer's, so a different order deadlocks.
     let from_ingest = setup.from_ingest.connect(spin).await;
     let to_ingest = setup.to_ingest.connect().await;
-    let core = ShardCore::new(setup.index, setup.config.clone(), setup.metrics.clone());
+    let core = ShardCore::with_live(setup.index, setup.live.clone(), setup.metrics.clone());
     let shard = Rc::new(Shard {
         index: setup.index,
         config: setup.config,

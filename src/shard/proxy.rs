@@ -5,10 +5,13 @@
 
 use super::core::ShardCore;
 use super::monitors::{Monitor, Watch};
+use std::time::{Duration, Instant};
+
 use crate::config::ControlScope;
 use crate::ids::{InvokeId, Services, SessionId};
 use crate::keys::DeviceKey;
 use crate::link::{ProxyRequest, ToIngest};
+use crate::metrics::RequestResult;
 use crate::proto::constants::control_failure;
 use crate::proto::{DecodeOptions, Message, RequestError, Version};
 use crate::session::scope;
@@ -24,6 +27,7 @@ impl ShardCore {
         message_type: u32,
         invoke_id: InvokeId,
         body: &[u8],
+        now: Instant,
     ) {
         let Some(conn) = self.sessions.get(id) else {
             return;
@@ -39,6 +43,10 @@ impl ShardCore {
             if let Some(conn) = self.sessions.get_mut(id) {
                 conn.session.request_done();
             }
+            let refused = RequestResult::Refused;
+            self.metrics
+                .requests
+                .record(message_type, refused, Duration::ZERO);
             self.sessions.answer(id, |out, version| {
                 if control {
                     let code = control_failure::CF_PRIVILEGE_VIOLATION_ON_SPECIFIED_DEVICE;
@@ -56,6 +64,7 @@ impl ShardCore {
             version: conn.session.version,
             message_type,
             body: body.into(),
+            received: now,
         }));
     }
 

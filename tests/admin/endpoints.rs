@@ -96,6 +96,53 @@ fn metrics_count_sessions_and_deliveries_as_traffic_flows() {
         inf.less_than.is_infinite() && inf.count > 0.0,
         "{buckets:?}"
     );
+    // Per shard: deliveries and their bytes, added at the end of each batch.
+    let per_shard = wait_for("per-shard deliveries", Duration::from_secs(10), || {
+        let s = scrape(admin);
+        (value(&s, "ctirouter_shard_deliveries_total", &[]) >= 30.0).then_some(s)
+    });
+    assert!(value(&per_shard, "ctirouter_shard_bytes_total", &[]) >= 30.0 * 8.0);
+    assert!(
+        value(&per_shard, "ctirouter_shard_deliveries_total", &[])
+            <= value(&per_shard, "ctirouter_deliveries_total", &[]),
+        "a shard's batch is added after the router-wide count"
+    );
+    for name in [
+        "ctirouter_shard_deliveries_total",
+        "ctirouter_shard_bytes_total",
+        "ctirouter_shard_slow_consumer_cuts_total",
+    ] {
+        for shard in ["0", "1"] {
+            value(&per_shard, name, &[("shard", shard)]);
+        }
+    }
+    // The rings: ingest published batches to the shards; every ring has
+    // its full-wait and late-wake-up counters.
+    assert!(
+        value(
+            &per_shard,
+            "ctirouter_ring_batches_total",
+            &[("ring", "to_shard")]
+        ) > 0.0
+    );
+    assert!(
+        value(
+            &per_shard,
+            "ctirouter_ring_batches_total",
+            &[("ring", "to_ingest")]
+        ) > 0.0
+    );
+    for name in [
+        "ctirouter_ring_full_waits_total",
+        "ctirouter_ring_late_wakeups_total",
+        "ctirouter_ring_doorbells_total",
+    ] {
+        for ring in ["to_shard", "to_ingest"] {
+            for shard in ["0", "1"] {
+                value(&per_shard, name, &[("ring", ring), ("shard", shard)]);
+            }
+        }
+    }
     // Clients keep reading: a close brings the gauges back down.
     for c in &mut clients {
         c.collect_for(Duration::from_millis(10));
@@ -194,4 +241,132 @@ fn healthz_follows_the_upstream_session_away_and_back() {
         (healthz().status == 200).then_some(())
     });
     assert!(value(&scrape(admin), "ctirouter_upstream_opens_total", &[]) >= 2.0);
+}
+
+/// The count of histogram `name`'s samples whose labels include `labels`.
+fn histogram_count(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        })
+        .sum()
+}
+
+/// A fake CTI Server that answers heartbeats, QUERY_AGENT_STATE_REQ with
+/// its CONF and any other request with CONTROL_FAILURE_CONF.
+fn answering_pg() -> FakePg {
+    use ctirouter::proto::constants::msg;
+    use ctirouter::proto::msg::{ControlFailureConf, HeartbeatConf, QueryAgentStateConf};
+    use ctirouter::proto::Message;
+    FakePg::scripted(move |_, conn| {
+        let open = conn.expect_open();
+        conn.accept_open_granting(Version::MAX, open.services_requested);
+        while !conn.stopping() && !conn.eof {
+            let Some(frame) = conn.read_frame(Duration::from_millis(50)) else {
+                continue;
+            };
+            let invoke_id = u32::from_be_bytes(frame[8..12].try_into().unwrap());
+            let reply: Message = match frame_type(&frame) {
+                msg::HEARTBEAT_REQ => HeartbeatConf { invoke_id }.into(),
+                msg::CLOSE_REQ => return,
+                msg::QUERY_AGENT_STATE_REQ => QueryAgentStateConf {
+                    invoke_id,
+                    agent_state: 3,
+                    ..Default::default()
+                }
+                .into(),
+                _ => ControlFailureConf {
+                    invoke_id,
+                    failure_code: 4,
+                    ..Default::default()
+                }
+                .into(),
+            };
+            conn.send(&reply.to_frame(Version::MAX).unwrap());
+        }
+    })
+}
+
+#[test]
+fn metrics_count_requests_by_type_and_result_and_the_heartbeat_round_trip() {
+    use ctirouter::proto::msg::{QueryAgentStateReq, SetAgentStateReq};
+    let fake = answering_pg();
+    let toml = format!(
+        "{}\n[[clients]]\nclient_id = \"desk\"\nservices = [\"all-events\", \"client-control\"]\n",
+        upstream_toml(&[fake.addr], 100)
+    );
+    let mut router = router(BIN, &toml, &[]);
+    let admin = admin_addr(&mut router);
+    let spec = OpenSpec::new(Version::MAX, service::ALL_EVENTS | service::CLIENT_CONTROL)
+        .client("desk", b"");
+    let mut desk = wait_for("a session once the upstream is up", WAIT, || {
+        let mut c = Client::connect(router.addr());
+        let conf = c.open(&spec);
+        (conf.pg_status & 0x08 == 0).then_some(c)
+    });
+    let before = scrape(admin);
+    assert_eq!(
+        histogram_count(&before, "ctirouter_request_latency_seconds", &[]),
+        0.0
+    );
+
+    desk.send(QueryAgentStateReq {
+        invoke_id: 41,
+        peripheral_id: PID,
+        agent_instrument: Some("3001".into()),
+        ..Default::default()
+    });
+    let _ = desk.reply(41);
+    desk.send(SetAgentStateReq {
+        invoke_id: 42,
+        peripheral_id: PID,
+        agent_state: 2,
+        agent_instrument: Some("3001".into()),
+        agent_id: Some("1001".into()),
+        ..Default::default()
+    });
+    let _ = desk.reply(42);
+
+    let after = wait_for(
+        "two requests and a heartbeat",
+        Duration::from_secs(10),
+        || {
+            let s = scrape(admin);
+            (histogram_count(&s, "ctirouter_request_latency_seconds", &[]) >= 2.0
+                && histogram_count(&s, "ctirouter_upstream_heartbeat_rtt_seconds", &[]) >= 1.0)
+                .then_some(s)
+        },
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ctirouter_requests_total",
+            &[("type", "SET_AGENT_STATE_REQ"), ("result", "failed")]
+        ),
+        1.0,
+        "the CTI Server's CONTROL_FAILURE_CONF"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ctirouter_requests_total",
+            &[("type", "QUERY_AGENT_STATE_REQ"), ("result", "proxied")]
+        ),
+        1.0,
+        "the CTI Server's CONF"
+    );
+    assert_eq!(
+        histogram_count(
+            &after,
+            "ctirouter_request_latency_seconds",
+            &[("result", "failed")]
+        ),
+        1.0
+    );
+    assert!(value(&after, "ctirouter_upstream_heartbeat_rtt_last_seconds", &[]) > 0.0);
 }

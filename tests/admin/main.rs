@@ -6,9 +6,14 @@
 //! * `endpoints` — `/metrics` (parsed as Prometheus text), `/healthz`,
 //!   `/status.json`, `/status`, as sessions open and the upstream comes and
 //!   goes;
+//! * `reload` — `POST /reload` and SIGHUP: the allow-list changed with
+//!   sessions open, an invalid file refused;
+//! * `status_page` — `/status` rendered by headless Chromium;
 //! * `tools` — `check-config`, `--log-format json`.
 
 mod endpoints;
+mod reload;
+mod status_page;
 mod tools;
 
 use std::io::{Read, Write};
@@ -43,6 +48,11 @@ struct Reply {
 
 /// `GET path` (HTTP/1.1, Connection: close), within 5 s.
 fn get(addr: SocketAddr, path: &str) -> Reply {
+    http(addr, "GET", path)
+}
+
+/// `METHOD path` with no body (HTTP/1.1, Connection: close), within 5 s.
+fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
     let mut stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to admin");
     stream
@@ -50,7 +60,7 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
