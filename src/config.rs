@@ -150,7 +150,8 @@ impl UpstreamConfig {
         Services(self.services.iter().fold(0, |bits, s| bits | s.bit()))
     }
 
-    /// Side A and B as given, and the limits of each setting.
+    /// Side A and B as given, and the limits of each setting (the files
+    /// the TLS keys name are loaded by `tls::check`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.services().contains(Services::ALL_EVENTS) {
             return Err(ConfigError(
@@ -190,7 +191,7 @@ impl UpstreamConfig {
         self.validate_tls()
     }
 
-    /// The TLS keys agree with each other, and the files they name load.
+    /// The TLS keys agree with each other.
     fn validate_tls(&self) -> Result<(), ConfigError> {
         if !self.tls {
             let set = [
@@ -204,12 +205,8 @@ impl UpstreamConfig {
                     "upstream.{key} is set but upstream.tls is false: set tls = true, or remove it"
                 )));
             }
-            return Ok(());
         }
-        if let Some(name) = &self.server_name {
-            crate::tls::server_name(name)?;
-        }
-        crate::tls::client_config(self).map(|_| ())
+        Ok(())
     }
 }
 
@@ -230,7 +227,7 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
-    /// `listen` goes with `cert` and `key`, and the files load.
+    /// `listen` goes with `cert` and `key` (`tls::check` loads the files).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_none() {
             let set = [
@@ -244,9 +241,8 @@ impl TlsConfig {
                      address, or remove it"
                 )));
             }
-            return Ok(());
         }
-        crate::tls::server_config(self).map(|_| ())
+        Ok(())
     }
 }
 
@@ -665,8 +661,9 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Every rule a configuration must pass, on this machine. `Router::start`
-    /// calls it first, so every way of starting a router is checked alike.
+    /// Every rule a configuration's values must pass, on this machine.
+    /// `Router::start` calls it first, so every way of starting a router is
+    /// checked alike; [`crate::tls::check`] then loads the files it names.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_on(nr_cores())
     }

@@ -698,6 +698,7 @@ fn check_config(args: CheckConfigArgs) -> Result<(), String> {
     let config = Config::load(&args.file).map_err(|e| e.to_string())?;
     config
         .validate()
+        .and_then(|()| ctirouter::tls::check(&config))
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     let text = config.effective_toml().map_err(|e| e.to_string())?;
     println!(

@@ -328,6 +328,7 @@ impl Reloader {
             .ok_or(ReloadError::NoFile)?;
         wanted
             .validate()
+            .and_then(|()| crate::tls::check(&wanted))
             .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let (_, running) = self.live.get();
         let (next, mut summary) = plan(&running, &wanted);

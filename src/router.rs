@@ -189,6 +189,7 @@ impl Router {
     pub fn start(config: Config) -> Result<Router, RouterError> {
         config
             .validate()
+            .and_then(|()| crate::tls::check(&config))
             .map_err(|e| RouterError(format!("configuration: {e}")))?;
         let places = placements(&config, nr_cores());
         let (reservation, local_addr) = reserve(config.listen)?;

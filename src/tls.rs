@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls::RootCertStore;
 
-use crate::config::{ConfigError, TlsConfig, UpstreamConfig};
+use crate::config::{Config, ConfigError, TlsConfig, UpstreamConfig};
 
 /// Plaintext and ciphertext a connection's rustls state may hold before its
 /// writer stops taking more (the rest stays in the session's own output,
@@ -28,6 +28,26 @@ pub const BUFFER_LIMIT: usize = 64 * 1024;
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The files a valid `config` ([`Config::validate`]) names load and agree:
+/// the TLS port's certificate and key, and, when the upstream is served,
+/// its CA, client certificate and server name. Wherever a config is taken
+/// (`Router::start`, `check-config`, a reload), after `validate`.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    server_config(&config.tls)?;
+    match (&config.replay, &config.upstream) {
+        (None, Some(upstream)) => check_upstream(upstream),
+        _ => Ok(()),
+    }
+}
+
+/// The upstream's TLS files load and its server name parses.
+pub fn check_upstream(upstream: &UpstreamConfig) -> Result<(), ConfigError> {
+    if let Some(name) = upstream.server_name.as_deref().filter(|_| upstream.tls) {
+        server_name(name)?;
+    }
+    client_config(upstream).map(|_| ())
 }
 
 /// The certificate chain in PEM file `path` (`setting` names the key that

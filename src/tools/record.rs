@@ -51,7 +51,10 @@ enum Ended {
 /// error (retrying would be refused again); any other failure fails over.
 pub fn run(options: &RecordOptions, stop: &AtomicBool) -> Result<RecordSummary, String> {
     let config = &options.upstream;
-    config.validate().map_err(|e| e.to_string())?;
+    config
+        .validate()
+        .and_then(|()| crate::tls::check_upstream(config))
+        .map_err(|e| e.to_string())?;
     let params = OpenParams::upstream(config);
     let file = File::create(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let mut writer = Writer::new(BufWriter::new(file), Header::now(params.version))
