@@ -77,6 +77,9 @@ macro_rules! counters {
             pub shard_totals: ShardTotals,
             /// Proxied requests by type and result, and their latency.
             pub requests: RequestMetrics,
+            /// Round trips of the upstream heartbeats (HEARTBEAT_REQ sent → its
+            /// HEARTBEAT_CONF read), recorded by ingest's upstream session.
+            pub upstream_heartbeat_rtt: AtomicHistogram,
             /// The ingest ⇄ shard rings' counters, set once by `Router::start`.
             pub rings: std::sync::OnceLock<Vec<RingCounters>>,
         }
@@ -297,12 +300,6 @@ impl AtomicHistogram {
     }
 }
 
-/// Round trips of the router's upstream heartbeats (HEARTBEAT_REQ sent →
-/// its HEARTBEAT_CONF read), recorded by the upstream session
-/// (`session::client`, for `OpenParams::upstream` only). One per process:
-/// a `serve` process has one upstream session at a time.
-pub static UPSTREAM_HEARTBEAT_RTT: AtomicHistogram = AtomicHistogram::new();
-
 /// How a proxied request ended (`ctirouter_requests_total{result}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestResult {
@@ -404,6 +401,37 @@ pub struct ShardTotal {
     pub bytes: AtomicU64,
     /// Its sessions cut at their output bound.
     pub slow_consumer_cuts: AtomicU64,
+    /// Socket writes it issued (clear sends and TLS records alike).
+    pub writes: AtomicU64,
+    /// Bytes its sockets took (for a TLS session, ciphertext).
+    pub bytes_written: AtomicU64,
+}
+
+/// Where a shard's socket writes are counted: router-wide (`nr_writes`)
+/// and in its own [`ShardTotal`].
+#[derive(Clone, Copy)]
+pub struct WriteCounts<'a> {
+    metrics: &'a Metrics,
+    shard: Option<&'a ShardTotal>,
+}
+
+impl<'a> WriteCounts<'a> {
+    pub fn new(metrics: &'a Metrics, shard: usize) -> WriteCounts<'a> {
+        WriteCounts {
+            metrics,
+            shard: metrics.shard_totals.of(shard),
+        }
+    }
+
+    /// One write was issued and the socket took `bytes` of it (0 when it
+    /// failed or took nothing).
+    pub fn wrote(self, bytes: usize) {
+        Metrics::add(&self.metrics.nr_writes, 1);
+        if let Some(total) = self.shard {
+            Metrics::add(&total.writes, 1);
+            Metrics::add(&total.bytes_written, bytes as u64);
+        }
+    }
 }
 
 /// [`ShardTotal`] for every shard a router can run, each on its own cache

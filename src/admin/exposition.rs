@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::metrics::{
     HistogramSnapshot, Kind, RequestResult, ShardTotal, COUNTED_SERVICES, LATENCY_BUCKETS_S,
-    UPSTREAM_HEARTBEAT_RTT,
 };
 use crate::proto::Message;
 use crate::ring::RingStats;
@@ -60,15 +59,18 @@ impl Collector for Scrape {
         shard_totals(view, &mut encoder)?;
         rings(view, &mut encoder)?;
         requests(view, &mut encoder)?;
-        heartbeat_rtt(&UPSTREAM_HEARTBEAT_RTT.snapshot(), &mut encoder)?;
+        heartbeat_rtt(
+            &view.metrics.upstream_heartbeat_rtt.snapshot(),
+            &mut encoder,
+        )?;
         latency(&view.metrics.fanout_latency(), &mut encoder)
     }
 }
 
-/// `ctirouter_shard_{deliveries,bytes,slow_consumer_cuts}_total{shard}`.
+/// `ctirouter_shard_{deliveries,bytes,writes,written_bytes,slow_consumer_cuts}_total{shard}`.
 fn shard_totals(view: &View, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
     type Field = fn(&ShardTotal) -> &AtomicU64;
-    let families: [(&str, &str, Field); 3] = [
+    let families: [(&str, &str, Field); 5] = [
         (
             "shard_deliveries",
             "Event copies queued for the shard's sessions (added once per batch).",
@@ -78,6 +80,16 @@ fn shard_totals(view: &View, encoder: &mut DescriptorEncoder) -> Result<(), std:
             "shard_bytes",
             "Bytes of the event copies queued for the shard's sessions.",
             |t| &t.bytes,
+        ),
+        (
+            "shard_writes",
+            "Socket writes the shard issued (clear sends and TLS records).",
+            |t| &t.writes,
+        ),
+        (
+            "shard_written_bytes",
+            "Bytes the shard's sockets took (ciphertext for TLS sessions).",
+            |t| &t.bytes_written,
         ),
         (
             "shard_slow_consumer_cuts",

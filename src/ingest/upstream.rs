@@ -367,7 +367,10 @@ impl UpstreamSource {
                 Ok(Inbound::Reply { invoke_id, frame }) => {
                     fanout.upstream_reply(invoke_id, frame, now);
                 }
-                Ok(Inbound::Handled | Inbound::Closed) => {}
+                Ok(Inbound::Heartbeat { rtt: Some(rtt) }) => {
+                    fanout.metrics().upstream_heartbeat_rtt.record(rtt);
+                }
+                Ok(Inbound::Heartbeat { rtt: None } | Inbound::Handled | Inbound::Closed) => {}
                 Err(ClientError::BadFrame(e)) => return Err(bad_frame(fanout, &e.to_string())),
                 Err(e) => return Err(e.to_string()),
             }

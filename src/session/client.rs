@@ -5,7 +5,6 @@
 //! buffer; the caller owns the socket and the clock (glommio in ingest, mio
 //! in the tools). No I/O here.
 
-use crate::metrics::{AtomicHistogram, UPSTREAM_HEARTBEAT_RTT};
 use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConfig;
@@ -45,9 +44,6 @@ pub struct OpenParams {
     /// Time between HEARTBEAT_REQs; IdleTimeout is 4× this (at least 20 s).
     pub heartbeat: Duration,
     pub open_timeout: Duration,
-    /// Where heartbeat round trips are recorded (the router's upstream
-    /// session: `metrics::UPSTREAM_HEARTBEAT_RTT`), if anywhere.
-    pub heartbeat_rtt: Option<&'static AtomicHistogram>,
 }
 
 impl OpenParams {
@@ -70,7 +66,6 @@ impl OpenParams {
             agent_id: None,
             heartbeat,
             open_timeout: OPEN_TIMEOUT,
-            heartbeat_rtt: None,
         }
     }
 
@@ -79,7 +74,6 @@ impl OpenParams {
         let version = Version::new(config.version).unwrap_or(Version::MAX);
         OpenParams {
             services: config.services(),
-            heartbeat_rtt: Some(&UPSTREAM_HEARTBEAT_RTT),
             ..Self::all_events(
                 version,
                 &config.client_id,
@@ -139,8 +133,10 @@ pub enum Inbound<'a> {
     /// request's InvokeID: never an event. FAILURE_CONF to a request
     /// (not OPEN_REQ, not a heartbeat) is one too.
     Reply { invoke_id: u32, frame: &'a [u8] },
-    /// Taken care of here (HEARTBEAT_CONF), or a stray frame before OPEN_CONF
-    /// or after CLOSE_REQ.
+    /// HEARTBEAT_CONF: the heartbeats are answered; `rtt` is the round trip
+    /// of the one it confirms (`None` for an InvokeID never sent).
+    Heartbeat { rtt: Option<Duration> },
+    /// Taken care of here: a stray frame before OPEN_CONF or after CLOSE_REQ.
     Handled,
     /// CLOSE_CONF: the close is confirmed; the caller drops the socket.
     Closed,
@@ -368,11 +364,10 @@ impl ClientCore {
                     .iter()
                     .find(|&&(id, _)| Some(id) == confirmed)
                     .map(|&(_, at)| at);
-                if let (Some(rtt), Some(sent)) = (self.params.heartbeat_rtt, sent) {
-                    rtt.record(now.saturating_duration_since(sent));
-                }
                 self.unanswered.clear();
-                Ok(Inbound::Handled)
+                Ok(Inbound::Heartbeat {
+                    rtt: sent.map(|at| now.saturating_duration_since(at)),
+                })
             }
             (msg::CLOSE_CONF, Phase::Closing) => Ok(Inbound::Closed),
             (t, Phase::Open) => match reply_invoke_id(t, body).map_err(ClientError::BadFrame)? {
@@ -495,9 +490,32 @@ mod tests {
         for i in 1..=10 {
             core.on_timer(t0 + HB * i, &mut out).unwrap();
             let conf = frame(HeartbeatConf { invoke_id: 0 });
-            assert_eq!(core.on_frame(&conf, t0), Ok(Inbound::Handled));
+            assert_eq!(
+                core.on_frame(&conf, t0),
+                Ok(Inbound::Heartbeat { rtt: None })
+            );
         }
         assert_eq!(sent(&out).len(), 10);
+    }
+
+    #[test]
+    fn a_confirmation_reports_its_heartbeats_round_trip() {
+        let t0 = Instant::now();
+        let (mut core, _) = core(t0);
+        open(&mut core, t0);
+        let mut out = Vec::new();
+        core.on_timer(t0 + HB, &mut out).unwrap();
+        let Some(Message::HeartbeatReq(req)) = sent(&out).pop() else {
+            panic!("no HEARTBEAT_REQ sent");
+        };
+        let conf = frame(HeartbeatConf {
+            invoke_id: req.invoke_id,
+        });
+        let rtt = Duration::from_millis(3);
+        assert_eq!(
+            core.on_frame(&conf, t0 + HB + rtt),
+            Ok(Inbound::Heartbeat { rtt: Some(rtt) })
+        );
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Link {
                         }
                     }
                     Inbound::Event(frame) | Inbound::Reply { frame, .. } => Received::Frame(frame),
-                    Inbound::Handled => Received::Handled,
+                    Inbound::Heartbeat { .. } | Inbound::Handled => Received::Handled,
                     Inbound::Closed => Received::Closed,
                 });
             }
