@@ -125,6 +125,11 @@ pub enum Outcome {
         message_type: u32,
         invoke_id: InvokeId,
     },
+    /// A request of a proxied service that failed them: answered here with
+    /// its failure (the shard counts it).
+    Refused {
+        message_type: u32,
+    },
 }
 
 /// What a MONITOR_START_REQ asks to watch.
@@ -531,26 +536,27 @@ impl Session {
     fn on_proxied_request(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
         let (t, body, v) = (frame.message_type, frame.body, self.version);
         let invoke = invoke_id(body);
+        let refused = Outcome::Refused { message_type: t };
         let granted = may_request(self.services, t);
         if !granted {
             failure_conf(out, v, invoke, RequestError::NotAvailable);
-            return Outcome::Continue;
+            return refused;
         }
         if v.number() < u32::from(Message::since(t)) {
             failure_conf(out, v, invoke, RequestError::NotInVersion);
-            return Outcome::Continue;
+            return refused;
         }
         if let Err(e) = Message::decode(t, body, v, DecodeOptions::STRICT) {
             failure_conf(out, v, invoke, e.into());
-            return Outcome::Continue;
+            return refused;
         }
         if body.len() < 4 {
             failure_conf(out, v, invoke, RequestError::BadFormat);
-            return Outcome::Continue;
+            return refused;
         }
         if self.outstanding >= self.max_outstanding {
             control_failure_conf(out, v, invoke, control_failure::CF_SERVICE_BUSY);
-            return Outcome::Continue;
+            return refused;
         }
         self.outstanding += 1;
         Outcome::Proxy {

@@ -36,7 +36,7 @@ use super::outbox::{Cursor, Outbox, MAX_IOV};
 use super::{Shard, CLOSE_FLUSH_GRACE};
 use crate::config::RuntimeConfig;
 use crate::ids::SessionId;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteCounts};
 use crate::session::frames::FrameBuffer;
 use crate::session::server::CloseReason;
 
@@ -229,15 +229,18 @@ impl Source {
 }
 
 /// A TLS connection failed reading (a refused certificate, a clear-text
-/// client, a corrupt record): send rustls's alert if the socket takes it
-/// now, log one line, count a failed handshake.
+/// client, a corrupt record): count a failed handshake, send rustls's alert
+/// if the socket takes it now, log one line. Counted first, so whoever sees
+/// the alert sees the count.
 fn tls_failed(shard: &Shard, conn: &Conn, tls: &Tls, handshaking: bool, why: &str) {
-    if !tls.busy.get() {
-        let mut rustls = tls.conn.borrow_mut();
-        let _ = flush_tls(&shard.metrics, conn.fd, &mut rustls);
-    }
     if handshaking {
         Metrics::add(&shard.metrics.nr_tls_handshake_failures, 1);
+    }
+    if !tls.busy.get() {
+        let mut rustls = tls.conn.borrow_mut();
+        let _ = flush_tls(shard.write_counts(), conn.fd, &mut rustls);
+    }
+    if handshaking {
         tracing::info!(shard = shard.index, peer = %tls.peer, error = why, "TLS handshake failed; connection closed");
     } else {
         tracing::debug!(shard = shard.index, peer = %tls.peer, error = why, "TLS connection failed; closed");
@@ -307,7 +310,7 @@ async fn write_loop(
                 // Tell the peer the stream ends here (best effort, no wait).
                 let mut rustls = tls.conn.borrow_mut();
                 rustls.send_close_notify();
-                let _ = flush_tls(&shard.metrics, fd, &mut rustls);
+                let _ = flush_tls(shard.write_counts(), fd, &mut rustls);
             }
             let _ = writer.flush().await;
             return reason;
@@ -332,7 +335,7 @@ pub enum Sent {
 
 /// Send `out` from `at` with vectored non-blocking sends straight from the
 /// arenas it points into, for as long as the socket takes it.
-pub fn send_now(metrics: &Metrics, fd: RawFd, out: &Outbox, mut at: Cursor) -> Sent {
+pub fn send_now(counts: WriteCounts<'_>, fd: RawFd, out: &Outbox, mut at: Cursor) -> Sent {
     // SAFETY: `fd` is an open connection's socket (`Conn::fd`, `serve`).
     let sock = unsafe { BorrowedFd::borrow_raw(fd) };
     let sock = socket2::SockRef::from(&sock);
@@ -342,7 +345,7 @@ pub fn send_now(metrics: &Metrics, fd: RawFd, out: &Outbox, mut at: Cursor) -> S
             let n = out.fill(at, &mut iov);
             sock.send_vectored_with_flags(&iov[..n], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
         };
-        Metrics::add(&metrics.nr_writes, 1);
+        counts.wrote(*sent.as_ref().unwrap_or(&0));
         match sent {
             Ok(n) => at = out.advance(at, n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -363,10 +366,13 @@ async fn write_out(
     mut at: Cursor,
 ) -> bool {
     loop {
-        match send_now(&shard.metrics, fd, out, at) {
+        match send_now(shard.write_counts(), fd, out, at) {
             Sent::All => return true,
             Sent::Stopped(stopped) => match writer.write(out.rest_of_chunk(stopped)).await {
-                Ok(n) if n > 0 => at = out.advance(stopped, n),
+                Ok(n) if n > 0 => {
+                    shard.write_counts().wrote(n);
+                    at = out.advance(stopped, n);
+                }
                 _ => return false,
             },
         }
@@ -379,14 +385,14 @@ async fn write_out(
 /// everything went out to the socket; otherwise the rest of `out` starts at
 /// the cursor (at its end when only records are left in rustls).
 pub fn tls_send_now(
-    metrics: &Metrics,
+    counts: WriteCounts<'_>,
     fd: RawFd,
     tls: &mut rustls::ServerConnection,
     out: &Outbox,
     mut at: Cursor,
 ) -> Sent {
     loop {
-        let socket_full = !flush_tls(metrics, fd, tls);
+        let socket_full = !flush_tls(counts, fd, tls);
         if out.done(at) {
             return match tls.wants_write() {
                 true => Sent::Stopped(at),
@@ -410,10 +416,11 @@ pub fn tls_send_now(
 /// Write the records rustls holds to the socket while it takes them
 /// (non-blocking); false when the socket stopped taking them (full, or
 /// failed: the writer's next write reports the error).
-fn flush_tls(metrics: &Metrics, fd: RawFd, tls: &mut rustls::ServerConnection) -> bool {
+fn flush_tls(counts: WriteCounts<'_>, fd: RawFd, tls: &mut rustls::ServerConnection) -> bool {
     while tls.wants_write() {
-        Metrics::add(&metrics.nr_writes, 1);
-        match tls.write_tls(&mut NonBlocking(fd)) {
+        let written = tls.write_tls(&mut NonBlocking(fd));
+        counts.wrote(*written.as_ref().unwrap_or(&0));
+        match written {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return false,
@@ -457,7 +464,7 @@ async fn write_out_tls(
     loop {
         {
             let mut rustls = tls.conn.borrow_mut();
-            match tls_send_now(&shard.metrics, conn.fd, &mut rustls, out, at) {
+            match tls_send_now(shard.write_counts(), conn.fd, &mut rustls, out, at) {
                 Sent::All => return true,
                 Sent::Stopped(stopped) => at = stopped,
             }
@@ -477,7 +484,8 @@ async fn write_out_tls(
         tls.busy.set(true);
         let written = writer.write_all(cipher).await;
         tls.busy.set(false);
-        Metrics::add(&shard.metrics.nr_writes, 1);
+        let took = if written.is_ok() { cipher.len() } else { 0 };
+        shard.write_counts().wrote(took);
         if written.is_err() {
             return false;
         }

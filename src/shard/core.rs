@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::ids::{MonitorId, Services, SessionId};
 use crate::link::{self, ToIngest, ToShard};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestResult};
 use crate::proto::constants::msg;
 use crate::proto::RequestError;
 use crate::reload::LiveConfig;
@@ -466,6 +466,11 @@ impl ShardCore {
                     message_type,
                     invoke_id,
                 } => self.on_proxy(id, message_type, invoke_id, body, now),
+                Outcome::Refused { message_type } => {
+                    let refused = RequestResult::Refused;
+                    let requests = &self.metrics.requests;
+                    requests.record(message_type, refused, Duration::ZERO);
+                }
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut

@@ -41,7 +41,7 @@ use self::core::{IngestOutcome, ShardCore};
 use crate::config::Config;
 use crate::ids::SessionId;
 use crate::link::{ToIngest, ToShard};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteCounts};
 use crate::reload::LiveConfig;
 use crate::ring::{self, RingRx, RingTx};
 use crate::session::server::CloseReason;
@@ -413,6 +413,11 @@ impl Shard {
         r
     }
 
+    /// Where this shard's socket writes are counted.
+    pub fn write_counts(&self) -> WriteCounts<'_> {
+        WriteCounts::new(&self.metrics, self.index)
+    }
+
     /// Send session `id`'s output from here: one vectored non-blocking send
     /// (more while the socket takes them), no task woken. What the socket
     /// does not take, output while a write is in flight, and a closing
@@ -433,9 +438,9 @@ impl Shard {
             return;
         }
         let sent = match &conn.tls {
-            None => conn::send_now(&self.metrics, conn.fd, &out, Cursor::default()),
+            None => conn::send_now(self.write_counts(), conn.fd, &out, Cursor::default()),
             Some(tls) => conn::tls_send_now(
-                &self.metrics,
+                self.write_counts(),
                 conn.fd,
                 &mut tls.conn.borrow_mut(),
                 &out,

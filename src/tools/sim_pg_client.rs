@@ -133,7 +133,7 @@ impl SimClient {
                         self.closing_since = Some(now);
                     }
                 }
-                Outcome::Continue => {}
+                Outcome::Continue | Outcome::Refused { .. } => {}
                 Outcome::Close(_) => self.closing_since = Some(now),
                 Outcome::Proxy {
                     message_type,

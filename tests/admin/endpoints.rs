@@ -107,9 +107,14 @@ fn metrics_count_sessions_and_deliveries_as_traffic_flows() {
             <= value(&per_shard, "ctirouter_deliveries_total", &[]),
         "a shard's batch is added after the router-wide count"
     );
+    // What the sockets took: at least the OPEN_CONF and events written.
+    assert!(value(&per_shard, "ctirouter_shard_written_bytes_total", &[]) >= 30.0 * 8.0);
+    assert!(value(&per_shard, "ctirouter_shard_writes_total", &[]) >= 1.0);
     for name in [
         "ctirouter_shard_deliveries_total",
         "ctirouter_shard_bytes_total",
+        "ctirouter_shard_writes_total",
+        "ctirouter_shard_written_bytes_total",
         "ctirouter_shard_slow_consumer_cuts_total",
     ] {
         for shard in ["0", "1"] {
@@ -294,7 +299,7 @@ fn answering_pg() -> FakePg {
 
 #[test]
 fn metrics_count_requests_by_type_and_result_and_the_heartbeat_round_trip() {
-    use ctirouter::proto::msg::{QueryAgentStateReq, SetAgentStateReq};
+    use ctirouter::proto::msg::{QueryAgentStateReq, SetAgentStateReq, SetCallDataReq};
     let fake = answering_pg();
     let toml = format!(
         "{}\n[[clients]]\nclient_id = \"desk\"\nservices = [\"all-events\", \"client-control\"]\n",
@@ -331,13 +336,21 @@ fn metrics_count_requests_by_type_and_result_and_the_heartbeat_round_trip() {
         ..Default::default()
     });
     let _ = desk.reply(42);
+    // Call Data Update is not granted to "desk": the shard refuses it.
+    desk.send(SetCallDataReq {
+        invoke_id: 43,
+        peripheral_id: PID,
+        connection_call_id: 7,
+        ..Default::default()
+    });
+    let _ = desk.reply(43);
 
     let after = wait_for(
-        "two requests and a heartbeat",
+        "three requests and a heartbeat",
         Duration::from_secs(10),
         || {
             let s = scrape(admin);
-            (histogram_count(&s, "ctirouter_request_latency_seconds", &[]) >= 2.0
+            (histogram_count(&s, "ctirouter_request_latency_seconds", &[]) >= 3.0
                 && histogram_count(&s, "ctirouter_upstream_heartbeat_rtt_seconds", &[]) >= 1.0)
                 .then_some(s)
         },
@@ -359,6 +372,15 @@ fn metrics_count_requests_by_type_and_result_and_the_heartbeat_round_trip() {
         ),
         1.0,
         "the CTI Server's CONF"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "ctirouter_requests_total",
+            &[("type", "SET_CALL_DATA_REQ"), ("result", "refused")]
+        ),
+        1.0,
+        "refused by the shard: the service is not granted"
     );
     assert_eq!(
         histogram_count(
