@@ -17,6 +17,7 @@
 //!   client sessions, their requests, their accounting, their heartbeats
 //!   and their reconnect storms
 //! * `runner`, `router_proc`, `procstat`, `shared` — a run, the router process, its cost
+//! * `tls` — `run --tls`: a throwaway CA, the sessions' TLS connections
 //! * `probe` — the limit probe's server (its own process)
 //! * `results`, `summary`, `report`, `svg`, `compare` — results, files, tables
 
@@ -48,6 +49,7 @@ mod summary;
 mod svg;
 mod swarm;
 mod tally;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +99,11 @@ enum Cmd {
         /// N at i/N of the 10 s period).
         #[arg(long, value_enum)]
         heartbeats: Option<heartbeat::Mode>,
+        /// Every session over TLS to the router (sets `[router] tls`): a
+        /// throwaway CA and certificate, the router's `[tls]` port beside
+        /// the clear one; the upstream stays clear.
+        #[arg(long)]
+        tls: bool,
     },
     /// The fan-out workload against a running NATS or Redis server.
     Peer {
@@ -246,11 +253,13 @@ fn run(cli: Cli) -> Result<(), String> {
             duration,
             phase,
             heartbeats,
+            tls,
         } => {
             let mut scenario = scenario::Scenario::load(&scenario)?;
             if let Some(mode) = heartbeats {
                 scenario.load.heartbeats = mode;
             }
+            scenario.router.tls |= tls;
             let out = out.unwrap_or_else(|| perf_dir().join("results").join(&scenario.name));
             let opts = RunOptions {
                 server: Server::Router {

@@ -62,8 +62,8 @@ pub fn table(results: &[PhaseResult]) -> String {
         let (l, d, o) = r.lost_dup_reorder();
         let _ = writeln!(
             s,
-            "| {} | {} / {} | all | {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {l} / {d} / {o} |",
-            r.server, r.scenario, r.phase, r.rate, r.deliveries_per_sec,
+            "| {}{} | {} / {} | all | {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {l} / {d} / {o} |",
+            r.server, if r.tls { " (TLS)" } else { "" }, r.scenario, r.phase, r.rate, r.deliveries_per_sec,
             ms(r.latency.p50_us), ms(r.latency.p90_us), ms(r.latency.p99_us),
             ms(r.latency.p999_us), ms(r.latency.max_us), per_delivery(r),
             r.rss_peak_mb, r.rss_end_mb,
@@ -375,8 +375,15 @@ pub fn details(results: &[PhaseResult]) -> String {
 
 /// The whole summary document of a run.
 pub fn summary_md(title: &str, command: &str, results: &[PhaseResult]) -> String {
+    let tls = match results.iter().find(|r| r.tls) {
+        Some(r) => format!(
+            "* downstream: **TLS on every session** ({}; rustls with ring on both sides, the router's `[tls]` port, a throwaway CA); the upstream is clear\n",
+            r.tls_negotiated
+        ),
+        None => String::new(),
+    };
     format!(
-        "# {title}\n\n{}\n## Results\n\n{}\n## Targets\n\n{}\n## Details\n\n{}\n## Threads\n\n{CPU_NOTE}\n\n{}",
+        "# {title}\n\n{}{tls}\n## Results\n\n{}\n## Targets\n\n{}\n## Details\n\n{}\n## Threads\n\n{CPU_NOTE}\n\n{}",
         header(command),
         table(results),
         targets(results),

@@ -353,6 +353,12 @@ pub struct PhaseResult {
     pub phase: String,
     /// `ctirouter`, `nats` or `redis`.
     pub server: String,
+    /// The swarm's sessions spoke TLS to the router (`run --tls`).
+    pub tls: bool,
+    /// What their handshakes agreed (the first session's): version and
+    /// cipher suite.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_negotiated: String,
     pub rate: String,
     pub measured_secs: f64,
     pub events: u64,

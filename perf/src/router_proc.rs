@@ -1,7 +1,9 @@
 //! The server under test as a child process — the router (`ctirouter serve
 //! --listen 127.0.0.1:0 --upstream 127.0.0.1:PORT ...`) or the limit probe
 //! (`ctirouter-perf limit-probe --upstream 127.0.0.1:PORT`): its `listening
-//! ADDR` line, its log in the out dir, and SIGTERM (then SIGKILL) when dropped.
+//! ADDR` line (and `listening-tls ADDR` when the router serves TLS), the
+//! router config a scenario needs, its log in the out dir, and SIGTERM (then
+//! SIGKILL) when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::scenario::{RouterFlags, Scenario};
+use crate::tls::Pki;
 
 /// How long the server may take to print `listening ADDR`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,6 +22,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// The router's TLS port (`listening-tls ADDR`), when it serves one.
+    pub tls_addr: Option<SocketAddr>,
     pub args: Vec<String>,
 }
 
@@ -32,7 +37,7 @@ impl ServerProcess {
     ) -> Result<ServerProcess, String> {
         // The harness may be pinned (--harness-cores); the router places its
         // executors itself, so it starts free to use every core.
-        spawn(bin, serve_args(upstream, flags), &[], log).map_err(|e| {
+        spawn(bin, serve_args(upstream, flags), &[], log, flags.tls).map_err(|e| {
             if bin.exists() {
                 e
             } else {
@@ -53,7 +58,7 @@ impl ServerProcess {
             "--upstream".into(),
             upstream.to_string(),
         ];
-        spawn(&bin, args, cores, log)
+        spawn(&bin, args, cores, log, false)
     }
 
     pub fn pid(&self) -> u32 {
@@ -67,12 +72,14 @@ impl ServerProcess {
 }
 
 /// Start `bin args` pinned to `cores` (every core when empty), stderr to
-/// `log`, and wait for its `listening ADDR` line on stdout.
+/// `log`, and wait for its `listening ADDR` line on stdout (and, with
+/// `tls`, its `listening-tls ADDR` line).
 pub fn spawn(
     bin: &Path,
     args: Vec<String>,
     cores: &[usize],
     log: &Path,
+    tls: bool,
 ) -> Result<ServerProcess, String> {
     let set = cpu_set(cores)?;
     let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -104,23 +111,41 @@ pub fn spawn(
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("listening ") {
-                let _ = tx.send(addr.trim().to_string());
+                let _ = tx.send((false, addr.trim().to_string()));
+            } else if let Some(addr) = line.strip_prefix("listening-tls ") {
+                let _ = tx.send((true, addr.trim().to_string()));
             }
         }
     });
     let mut server = ServerProcess {
         child,
         addr: ([127, 0, 0, 1], 0).into(),
+        tls_addr: None,
         args,
     };
-    let line = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
-        format!(
-            "{} printed no `listening ADDR` line; see {}",
-            bin.display(),
-            log.display()
-        )
-    })?;
-    server.addr = line.parse().map_err(|e| format!("listening {line}: {e}"))?;
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    let mut clear = None;
+    while clear.is_none() || (tls && server.tls_addr.is_none()) {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        let (is_tls, line) = rx.recv_timeout(wait).map_err(|_| {
+            format!(
+                "{} printed no `{}` line; see {}",
+                bin.display(),
+                match clear {
+                    None => "listening ADDR",
+                    Some(()) => "listening-tls ADDR",
+                },
+                log.display()
+            )
+        })?;
+        let addr: SocketAddr = line.parse().map_err(|e| format!("listening {line}: {e}"))?;
+        if is_tls {
+            server.tls_addr = Some(addr);
+        } else {
+            server.addr = addr;
+            clear = Some(());
+        }
+    }
     Ok(server)
 }
 
@@ -182,10 +207,15 @@ pub fn serve_args(upstream: SocketAddr, flags: &RouterFlags) -> Vec<String> {
 }
 
 /// The router config a scenario needs (`--config`), if any: `[limits]
-/// max_sessions` when the scenario sets it (`[router] max_sessions`), and
-/// the client list when it has desktops.
-pub fn router_config(scenario: &Scenario) -> Option<String> {
+/// max_sessions` when the scenario sets it (`[router] max_sessions`), the
+/// client list when it has desktops, and the `[tls]` port with `tls`'s
+/// certificate (`run --tls`).
+pub fn router_config(scenario: &Scenario, tls: Option<&Pki>) -> Option<String> {
     let mut text = String::new();
+    if let Some(pki) = tls {
+        text += &pki.router_section();
+        text += "\n";
+    }
     if let Some(n) = scenario.router.max_sessions {
         text += &format!("[limits]\nmax_sessions = {n}\n\n");
     }
@@ -296,16 +326,16 @@ mod tests {
             );
             toml::from_str(&text).unwrap()
         };
-        assert_eq!(router_config(&scenario("", false)), None);
-        let text = router_config(&scenario("[router]\nmax_sessions = 12500", false)).unwrap();
+        assert_eq!(router_config(&scenario("", false), None), None);
+        let text = router_config(&scenario("[router]\nmax_sessions = 12500", false), None).unwrap();
         let config = Config::parse(&text).unwrap();
         assert_eq!(config.limits.max_sessions, 12_500);
         assert!(config.clients.is_empty());
-        let text = router_config(&scenario("[router]\nmax_sessions = 12500", true)).unwrap();
+        let text = router_config(&scenario("[router]\nmax_sessions = 12500", true), None).unwrap();
         let config = Config::parse(&text).unwrap();
         assert_eq!(config.limits.max_sessions, 12_500);
         assert_eq!(config.clients.len(), 2);
-        let config = Config::parse(&router_config(&scenario("", true)).unwrap()).unwrap();
+        let config = Config::parse(&router_config(&scenario("", true), None).unwrap()).unwrap();
         assert_eq!(config.limits.max_sessions, 10_000);
     }
 }

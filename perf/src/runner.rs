@@ -7,7 +7,10 @@
 //! ClientID, a second driver listener for the direct desktops, one priming
 //! event per agent (so the router knows every agent's call), and each
 //! phase's request plan. A phase with a reconnect storm tells the swarm
-//! when its groups drop and reconnect.
+//! when its groups drop and reconnect. With `[router] tls` (`run --tls`) it
+//! makes a throwaway CA and certificate, gives the router a `[tls]` port
+//! and points the swarm's sessions at it over TLS; a failed handshake stops
+//! the run with rustls's reason.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
@@ -91,19 +94,25 @@ struct Live {
     rss_peak: u64,
     threads: Vec<std::thread::JoinHandle<()>>,
     swarm: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// The router's certificate and its CA (`--tls`), removed after the run.
+    pki: Option<crate::tls::Pki>,
 }
 
 /// Keep the server process `server` for the run (dropping `live` stops
 /// it), say where it listens, and return its address.
 fn adopt(live: &mut Live, server: ServerProcess, what: &str, log: &std::path::Path) -> SocketAddr {
+    let tls = match server.tls_addr {
+        Some(addr) => format!(", TLS {addr}: every session over TLS"),
+        None => String::new(),
+    };
     eprintln!(
-        "{what} pid {} listening {} (log {})",
+        "{what} pid {} listening {}{tls} (log {})",
         server.pid(),
         server.addr,
         log.display()
     );
     live.pid = server.pid();
-    let addr = server.addr;
+    let addr = server.tls_addr.unwrap_or(server.addr);
     live.router = Some(server);
     addr
 }
@@ -190,11 +199,26 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         rss_peak: 0,
         threads: vec![driver.spawn()],
         swarm: None,
+        pki: None,
+    };
+    let tls_config = if scenario.router.tls {
+        if !matches!(opts.server, Server::Router { .. }) {
+            return Err(
+                "--tls ([router] tls) needs the router: peers and the limit probe are clear text"
+                    .into(),
+            );
+        }
+        let pki = crate::tls::Pki::new()?;
+        let config = pki.client_config()?;
+        live.pki = Some(pki);
+        Some(config)
+    } else {
+        None
     };
     let server_addr = match &opts.server {
         Server::Router { bin } => {
             let log_path = opts.out_dir.join(format!("{}-router.log", scenario.name));
-            let flags = match router_proc::router_config(scenario) {
+            let flags = match router_proc::router_config(scenario, live.pki.as_ref()) {
                 Some(config) => {
                     let path = opts.out_dir.join(format!("{}-router.toml", scenario.name));
                     crate::summary::write(&path, &config)?;
@@ -253,6 +277,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
     )
     .map_err(|e| format!("swarm: {e}"))?
     .with_heartbeats(scenario.load.heartbeats);
+    let swarm = match tls_config {
+        Some(config) => swarm.with_tls(config),
+        None => swarm,
+    };
     live.swarm = Some(swarm.spawn());
     open_initial_groups(scenario, &mut live)?;
     if scenario.primes() {
@@ -439,6 +467,20 @@ fn wait_for(
 fn check_alive(live: &mut Live) -> Result<(), String> {
     if let Some(e) = live.shared.driver_error.lock().expect("error lock").clone() {
         return Err(format!("driver: {e}"));
+    }
+    if let Some(e) = live
+        .shared
+        .first_session_error
+        .lock()
+        .expect("error lock")
+        .clone()
+    {
+        if e.starts_with("TLS") {
+            return Err(format!(
+                "a session's TLS failed ({} sessions failed or closed so far): {e}",
+                live.shared.nr_failed.load(Ordering::Relaxed)
+            ));
+        }
     }
     if let Some(r) = live.router.as_mut() {
         if !r.is_running() {
@@ -667,6 +709,13 @@ fn run_phase(
         log: &log.seqs,
         history: log.history.as_ref(),
         snapshot: &snapshot,
+        tls_negotiated: live
+            .shared
+            .tls_negotiated
+            .lock()
+            .expect("tls lock")
+            .clone()
+            .unwrap_or_default(),
         earlier,
         out_dir: &opts.out_dir,
     };
@@ -774,5 +823,76 @@ mod tests {
         storm.duration_secs = 3.0;
         fit_storm(&s, &mut storm);
         assert_eq!(storm.duration_secs, 5.0);
+    }
+
+    /// A short run with every session over TLS against the router binary
+    /// (`CTIROUTER_BIN`, or target/release/ctirouter; skipped, and said so,
+    /// when neither exists): loopback, port 0, ~3 s.
+    #[test]
+    fn a_short_tls_run_delivers_everything_over_tls() {
+        let bin = std::env::var_os("CTIROUTER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(router_proc::default_router_bin);
+        if !bin.exists() {
+            eprintln!(
+                "skipped: no router binary at {} (cargo build --release -p ctirouter, or set CTIROUTER_BIN)",
+                bin.display()
+            );
+            return;
+        }
+        let text = r#"
+            name = "tls-smoke"
+            [router]
+            tls = true
+            [load]
+            agents = 8
+            [[groups]]
+            name = "all"
+            service = "all-events"
+            count = 3
+            [[groups]]
+            name = "agents"
+            service = "client-events"
+            count = 4
+            [[phases]]
+            name = "p"
+            rate = 2000
+            warmup_secs = 0.5
+            duration_secs = 1
+        "#;
+        let scenario: Scenario = toml::from_str(text).unwrap();
+        scenario.check().unwrap();
+        let out =
+            std::env::temp_dir().join(format!("ctirouter-perf-tls-run-{}", std::process::id()));
+        let opts = RunOptions {
+            server: Server::Router { bin },
+            out_dir: out.clone(),
+            duration: None,
+            only_phases: Vec::new(),
+        };
+        let outcome = run(&scenario, &opts);
+        let log = std::fs::read_to_string(out.join("tls-smoke-router.log")).unwrap_or_default();
+        let config = std::fs::read_to_string(out.join("tls-smoke-router.toml")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&out);
+        let outcome = outcome.unwrap();
+        assert!(config.contains("[tls]"), "{config}");
+        assert!(log.contains("TLS port open"), "{log}");
+        let r = &outcome.phases[0];
+        assert!(r.tls);
+        assert!(
+            r.tls_negotiated.starts_with("TLSv1_3"),
+            "{}",
+            r.tls_negotiated
+        );
+        assert!(r.deliveries > 0);
+        assert_eq!(r.lost_dup_reorder(), (0, 0, 0));
+        assert_eq!(r.unmarked_events, 0);
+        assert!(
+            r.groups
+                .iter()
+                .all(|g| g.opened == g.sessions && g.closed == 0),
+            "{:?}",
+            r.groups
+        );
     }
 }

@@ -45,6 +45,12 @@ pub struct RouterFlags {
     /// the router's default (10,000). `serve` has no flag for it.
     #[serde(default)]
     pub max_sessions: Option<usize>,
+    /// Every session of the swarm to the router over TLS (`run --tls`):
+    /// the harness makes a throwaway CA and certificate, the router serves
+    /// them on a `[tls]` port beside the clear one. The upstream (the
+    /// driver) and direct desktops stay clear.
+    #[serde(default)]
+    pub tls: bool,
     /// Anything else, passed as is.
     #[serde(default)]
     pub args: Vec<String>,
@@ -57,6 +63,7 @@ impl Default for RouterFlags {
             spin_us: 0,
             output_bound: None,
             max_sessions: None,
+            tls: false,
             args: Vec::new(),
         }
     }

@@ -67,6 +67,12 @@ pub struct Shared {
     pub prime: AtomicBool,
     pub primed: AtomicBool,
     pub stop: AtomicBool,
+    /// What the first TLS session's handshake agreed (version and cipher
+    /// suite), for the results.
+    pub tls_negotiated: Mutex<Option<String>>,
+    /// The first session that ended on an error (a failed TLS handshake,
+    /// a reset), and why.
+    pub first_session_error: Mutex<Option<String>>,
     /// Why the driver stopped, if it did on its own.
     pub driver_error: Mutex<Option<String>>,
 }

@@ -50,6 +50,8 @@ pub struct PhaseInputs<'a> {
     /// query answers).
     pub history: Option<&'a History>,
     pub snapshot: &'a Snapshot,
+    /// What the TLS sessions' handshakes agreed (empty in the clear).
+    pub tls_negotiated: String,
     pub earlier: &'a [PhaseResult],
     pub out_dir: &'a Path,
 }
@@ -92,6 +94,8 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         scenario: i.scenario.name.clone(),
         phase: i.phase.name.clone(),
         server: i.server.into(),
+        tls: i.scenario.router.tls,
+        tls_negotiated: i.tls_negotiated.clone(),
         rate: i.phase.rate.label(),
         measured_secs: i.secs,
         events: i.events,

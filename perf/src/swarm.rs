@@ -12,9 +12,11 @@
 //! CLOSE_REQ), connect and open again on a schedule, and right after the
 //! new OPEN_CONF send QUERY_AGENT_STATE_REQ and SNAPSHOT_DEVICE_REQ; the
 //! swarm records each re-open and answer (`storm`) and times All Events
-//! deliveries while the storm lasts.
+//! deliveries while the storm lasts. With `--tls` every session to the
+//! router speaks TLS (`tls::Conn`: one socket read per batch, decrypted in
+//! memory); direct desktops stay clear (the PG is).
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
@@ -27,6 +29,7 @@ use hdrhistogram::Histogram;
 
 use crate::pacer::Pacer;
 use crate::tally::histogram;
+use crate::tls::{self, Conn};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
@@ -269,7 +272,7 @@ enum State {
 struct Session {
     spec: SessionSpec,
     wire: Wire,
-    stream: Option<TcpStream>,
+    stream: Option<Conn>,
     state: State,
     /// A partial message from the last read.
     carry: Vec<u8>,
@@ -340,6 +343,10 @@ pub struct Swarm {
     cmds: Receiver<Cmd>,
     poll: Poll,
     scratch: Vec<u8>,
+    /// TLS (`--tls`): the sessions to the router speak it, and one socket
+    /// read's ciphertext goes here (shared by every session of the thread).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    cipher: Vec<u8>,
     from_seq: u64,
     to_seq: u64,
     latency: Vec<Histogram<u64>>,
@@ -443,6 +450,8 @@ impl Swarm {
             cmds,
             poll: Poll::new()?,
             scratch: vec![0; SCRATCH],
+            tls: None,
+            cipher: Vec::new(),
             from_seq: u64::MAX,
             to_seq: u64::MAX,
             latency: (0..nr_groups).map(|_| histogram()).collect(),
@@ -460,6 +469,14 @@ impl Swarm {
     /// When the sessions send HEARTBEAT_REQ (default: synchronized).
     pub fn with_heartbeats(mut self, mode: heartbeat::Mode) -> Swarm {
         self.heartbeats = Schedule::new(mode, heartbeat::PERIOD_NS, self.sessions.len(), now_ns());
+        self
+    }
+
+    /// Every session to the router over TLS with `config` (the direct
+    /// desktops' go to the PG, in the clear).
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Swarm {
+        self.tls = Some(config);
+        self.cipher = vec![0; SCRATCH + tls::RECORD_SLACK];
         self
     }
 
@@ -966,7 +983,13 @@ impl Swarm {
             self.shared.nr_failed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        match connect_socket(addr, s.spec.rcvbuf) {
+        let conn = connect_socket(addr, s.spec.rcvbuf).and_then(|stream| match &self.tls {
+            Some(config) if !s.spec.direct => {
+                Conn::tls(stream, config.clone(), tls::server_name(addr))
+            }
+            _ => Ok(Conn::clear(stream)),
+        });
+        match conn {
             Ok(mut stream) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) = self
@@ -1012,6 +1035,11 @@ impl Swarm {
         let Some(stream) = s.stream.as_mut() else {
             return;
         };
+        // TLS: the records a read or an earlier write left (the read side
+        // sees a failure).
+        if stream.flush().is_err() {
+            return;
+        }
         while !s.out.is_empty() {
             match stream.write(&s.out) {
                 Ok(n) => {
@@ -1126,12 +1154,13 @@ impl Swarm {
             return;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut cipher = std::mem::take(&mut self.cipher);
         for turn in 0..READS_PER_TURN {
             let s = &mut self.sessions[i];
             let carried = s.carry.len().min(SCRATCH / 2);
             scratch[..carried].copy_from_slice(&s.carry[..carried]);
             let stream = s.stream.as_mut().expect("checked above");
-            match stream.read(&mut scratch[carried..]) {
+            match stream.read(&mut scratch[carried..], &mut cipher) {
                 Ok(0) => {
                     self.gone(i, None);
                     break;
@@ -1161,6 +1190,7 @@ impl Swarm {
             }
         }
         self.scratch = scratch;
+        self.cipher = cipher;
     }
 
     /// Every whole message in `buf`; returns the bytes used.
@@ -1241,6 +1271,10 @@ impl Swarm {
         }
         s.opened = true;
         s.state = State::Open;
+        if let Some(agreed) = s.stream.as_ref().and_then(Conn::negotiated) {
+            let mut first = self.shared.tls_negotiated.lock().expect("tls lock");
+            first.get_or_insert(agreed);
+        }
         s.open_seq = self.shared.sent_seq.load(Ordering::Acquire);
         s.last_heartbeat_ns = now;
         let _ = self
@@ -1258,6 +1292,10 @@ impl Swarm {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         if s.end.is_none() {
+            if let Some(End::Error(e)) = &why {
+                let mut first = self.shared.first_session_error.lock().expect("error lock");
+                first.get_or_insert_with(|| e.clone());
+            }
             s.end = Some(why.unwrap_or(End::Closed));
         }
         if s.state == State::Open {
