@@ -374,6 +374,8 @@ pub enum ServiceName {
     ClientControl,
     ConnectionMonitor,
     Supervisor,
+    /// The Server service: register a service (a recording server).
+    Server,
 }
 
 impl ServiceName {
@@ -388,6 +390,7 @@ impl ServiceName {
             ServiceName::ClientControl => service::CLIENT_CONTROL,
             ServiceName::ConnectionMonitor => service::CONNECTION_MONITOR,
             ServiceName::Supervisor => service::SUPERVISOR,
+            ServiceName::Server => service::SERVER,
         }
     }
 }
@@ -1008,5 +1011,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.clients[0].allowed_services(), Services(0x50));
+        let c = Config::parse("[[clients]]\nclient_id = \"r\"\nservices = [\"server\"]\n").unwrap();
+        assert_eq!(c.clients[0].allowed_services(), Services::SERVER);
     }
 }

@@ -198,6 +198,8 @@ pub mod status {
     pub const E_CTI_TEAM_NOT_FOUND: u32 = 65;
     pub const E_CTI_INVALID_DISTRIBUTION_TYPE: u32 = 71;
     pub const E_CTI_INVALID_SKILL_GROUP: u32 = 72;
+    pub const E_CTI_INVALID_SERVICE: u32 = 84;
+    pub const E_CTI_SERVICE_CONFLICT: u32 = 85;
 }
 
 /// USER_MESSAGE_REQ / USER_MESSAGE_EVENT Distribution (docs/protocol.md §12.4).

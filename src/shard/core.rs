@@ -466,6 +466,9 @@ impl ShardCore {
                     message_type,
                     invoke_id,
                 } => self.on_proxy(id, message_type, invoke_id, body, now),
+                Outcome::ServerReply { message_type } => {
+                    self.on_server_reply(id, message_type, body)
+                }
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut
