@@ -81,7 +81,7 @@ impl Answer {
 }
 
 /// A request sent to server applications and what they answered so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Dispatch {
     /// The server sessions that have not answered.
     pub waiting: SmallVec<[SessionId; 2]>,
