@@ -44,7 +44,7 @@ impl<L: Links> IngestCore<L> {
     pub(super) fn proxy_request(&mut self, request: ProxyRequest, now: Instant) {
         let route = self.recording_route(request.message_type);
         if is_service_request(request.message_type) || route == Route::Local {
-            return self.to_server_service(request, now);
+            return self.serve_server_service(request, now);
         }
         let ProxyRequest {
             shard,

@@ -64,11 +64,11 @@ impl<L: Links> IngestCore<L> {
     }
 
     /// A request of the Server service or for a local server.
-    pub(super) fn to_server_service(&mut self, request: ProxyRequest, now: Instant) {
+    pub(super) fn serve_server_service(&mut self, request: ProxyRequest, now: Instant) {
         if is_service_request(request.message_type) {
             self.service_request(request, now)
         } else {
-            self.to_local_servers(request, now)
+            self.send_to_local_servers(request, now)
         }
     }
 
@@ -149,7 +149,7 @@ impl<L: Links> IngestCore<L> {
     /// A START/STOP_RECORDING_REQ to the registered recording servers: in
     /// the requester's scope, with its ClientID and ClientAddress, a router
     /// InvokeID, at each server's version.
-    pub(super) fn to_local_servers(&mut self, request: ProxyRequest, now: Instant) {
+    pub(super) fn send_to_local_servers(&mut self, request: ProxyRequest, now: Instant) {
         let ProxyRequest {
             shard,
             session,
