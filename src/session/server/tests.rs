@@ -3,8 +3,8 @@
 use super::*;
 use crate::ids::{InvokeId, MonitorId, SessionId};
 use crate::proto::constants::system_event;
-use crate::proto::msg::SystemEvent;
 use crate::proto::msg::StartRecordingConf;
+use crate::proto::msg::SystemEvent;
 use crate::proto::Unspec;
 
 fn v(n: u32) -> Version {
