@@ -370,6 +370,8 @@ pub enum ServiceName {
     ClientControl,
     ConnectionMonitor,
     Supervisor,
+    /// The Server service: register a service (a recording server).
+    Server,
 }
 
 impl ServiceName {
@@ -384,6 +386,7 @@ impl ServiceName {
             ServiceName::ClientControl => service::CLIENT_CONTROL,
             ServiceName::ConnectionMonitor => service::CONNECTION_MONITOR,
             ServiceName::Supervisor => service::SUPERVISOR,
+            ServiceName::Server => service::SERVER,
         }
     }
 }
@@ -1005,5 +1008,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.clients[0].allowed_services(), Services(0x50));
+        let c = Config::parse("[[clients]]\nclient_id = \"r\"\nservices = [\"server\"]\n").unwrap();
+        assert_eq!(c.clients[0].allowed_services(), Services::SERVER);
     }
 }

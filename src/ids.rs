@@ -73,6 +73,11 @@ impl Services {
     pub const PROXIED: Services = Services(
         service::CLIENT_CONTROL | service::AGENT_STATE_CONTROL_ONLY | service::CALL_DATA_UPDATE,
     );
+    /// The services that change state at the PG or for other clients: with
+    /// a real upstream only clients listed in `[[clients]]` with them get
+    /// them (the proxied ones, and Server: a registered server answers
+    /// everyone's recording requests).
+    pub const STATE_CHANGING: Services = Services(Self::PROXIED.0 | service::SERVER);
 
     /// Whether every service of `other` is in this set.
     pub const fn contains(self, other: Services) -> bool {

@@ -86,8 +86,25 @@ pub enum ToIngest {
     SessionMonitorStart(SessionMonitorStart),
     /// A session monitor was stopped by its owner.
     SessionMonitorStop { monitor_id: MonitorId },
-    /// A request to proxy to the CTI Server; ingest answers `Reply`.
+    /// A request to proxy to the CTI Server (or to a registered server
+    /// application, or the Server service's own); ingest answers `Reply`.
     Request(ProxyRequest),
+    /// A server application's answer to a request ingest sent it
+    /// (docs/requests.md §8); ingest answers the requester with `Reply`.
+    ServerReply(ServerReply),
+}
+
+/// See [`ToIngest::ServerReply`].
+#[derive(Debug)]
+pub struct ServerReply {
+    pub shard: usize,
+    /// The server application's session.
+    pub session: SessionId,
+    /// Its version: `body` is encoded at it.
+    pub version: Version,
+    pub message_type: u32,
+    /// The reply's body (the router's InvokeID first) as the server sent it.
+    pub body: Box<[u8]>,
 }
 
 /// See [`ToIngest::Request`]: a request the session's checks passed

@@ -253,13 +253,13 @@ fn log_source(config: &Config) {
                 .iter()
                 .filter(|c| {
                     c.services.is_some()
-                        && c.allowed_services().bits() & Services::PROXIED.bits() != 0
+                        && c.allowed_services().bits() & Services::STATE_CHANGING.bits() != 0
                 })
                 .map(|c| c.client_id.as_str())
                 .collect();
             tracing::info!(
                 ?listed,
-                "client-control and call-data-update (they change state at the PG) are granted \
+                "client-control, call-data-update and server (they change state) are granted \
                  only to [[clients]] listed with them"
             );
         }

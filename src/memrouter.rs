@@ -102,6 +102,7 @@ impl MemRouter {
             shard.tick(self.now);
         }
         self.ingest.expire_requests(self.now);
+        self.ingest.expire_server_requests(self.now);
         self.run();
     }
 

@@ -34,6 +34,7 @@ impl<L: Links> IngestCore<L> {
             ToIngest::SessionMonitorStart(start) => self.session_monitor_start(start),
             ToIngest::SessionMonitorStop { monitor_id } => self.registry.remove_monitor(monitor_id),
             ToIngest::Request(request) => self.proxy_request(request, now),
+            ToIngest::ServerReply(reply) => self.server_reply(reply, now),
         }
     }
 
@@ -159,6 +160,7 @@ impl<L: Links> IngestCore<L> {
             self.interest.down(shard, key);
         }
         self.release_closed_writer(id, now);
+        self.server_session_closed(id, now);
         self.interest.count_session(shard, services, -1);
         let (record, ended) = self.registry.remove(id);
         if let Some(record) = &record {

@@ -17,6 +17,7 @@ use super::call_data::CallDataWriters;
 use super::interest::{Interest, ShardMask};
 use super::pending::PendingTable;
 use super::registry::Registry;
+use super::servers::Servers;
 use super::shared::SharedAnswers;
 use super::tracker::CallTracker;
 use crate::config::RequestsConfig;
@@ -77,6 +78,12 @@ pub struct IngestCore<L> {
     pub call_data_writers: CallDataWriters,
     /// Who controls each instrument (by its bytes).
     pub controllers: HashMap<Box<[u8]>, Control>,
+    /// The Server service: registered server applications and the
+    /// requests in flight at them.
+    pub servers: Servers,
+    /// An upstream CTI Server is configured (not the simulator, not a
+    /// replay): recording requests with no local server go to it.
+    pub upstream_configured: bool,
 }
 
 /// The client controlling one instrument (docs/requests.md §4).
@@ -109,6 +116,11 @@ impl<L: Links> IngestCore<L> {
             to_upstream: Vec::new(),
             call_data_writers: CallDataWriters::default(),
             controllers: HashMap::new(),
+            servers: Servers::new(
+                RequestsConfig::default().timeout(),
+                RequestsConfig::default().max_pending,
+            ),
+            upstream_configured: true,
         }
     }
 
@@ -149,6 +161,8 @@ impl<L: Links> IngestCore<L> {
     pub fn set_request_limits(&mut self, requests: &RequestsConfig) {
         self.pending = PendingTable::new(requests.timeout(), requests.max_pending);
         self.shared = SharedAnswers::new(requests.statistics_min_interval());
+        self.servers
+            .set_limits(requests.timeout(), requests.max_pending);
     }
 
     /// The staged batch was published: add what it counted to the shared

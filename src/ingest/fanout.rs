@@ -234,6 +234,17 @@ pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
     }
 }
 
+/// Time out the requests at server applications (docs/requests.md §8),
+/// whatever the source: checked every [`super::STOP_POLL`].
+pub async fn server_timer(mut fanout: Fanout) {
+    loop {
+        glommio::timer::sleep(super::STOP_POLL).await;
+        if fanout.with(|core| core.expire_server_requests(Instant::now())) > 0 {
+            fanout.flush().await;
+        }
+    }
+}
+
 /// Control messages (requests, opens, monitor changes) ingest takes from a
 /// shard's ring before it lets the event path run again: a proxied request
 /// costs a few µs here, so a batch holds events up well under a millisecond.

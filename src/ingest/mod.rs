@@ -14,6 +14,9 @@
 //! * `shared` — answers shared between askers of the same query, and kept
 //! * `call_data` — who writes call data on which call (RELEASE_CALL aggregation)
 //! * `proxy` — proxied requests: to the upstream, and replies back
+//! * `servers` — the Server service registry and requests at server applications
+//! * `server_requests` — the Server service's requests, recording requests
+//!   to local servers and their answers back
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
 //!   the I/O around the sans-IO `session::client`
@@ -30,6 +33,8 @@ pub mod pending;
 pub mod proxy;
 pub mod registry;
 pub mod replay;
+pub mod server_requests;
+pub mod servers;
 pub mod shared;
 pub mod sim_source;
 pub mod tracker;
@@ -73,7 +78,12 @@ pub async fn run(setup: IngestSetup) {
         setup.metrics.clone(),
         Duration::from_secs(config.limits.call_max_age_secs),
     );
-    fanout.with(|core| core.set_request_limits(&config.requests));
+    let upstream_configured = config.upstream.is_some() && config.replay.is_none();
+    fanout.with(|core| {
+        core.set_request_limits(&config.requests);
+        core.upstream_configured = upstream_configured;
+    });
+    let server_timer = glommio::spawn_local(fanout::server_timer(fanout.clone()));
     let spin = config.runtime.spin_before_park();
     let mut control_tasks = Vec::new();
     for rx in setup.from_shards {
@@ -117,6 +127,7 @@ pub async fn run(setup: IngestSetup) {
     for task in control_tasks {
         drop(task.cancel());
     }
+    drop(server_timer.cancel());
 }
 
 /// Whether the owner asked to stop.

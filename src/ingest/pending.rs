@@ -167,6 +167,14 @@ impl PendingTable {
     /// The requests whose timeout passed by `now`, oldest first; they are
     /// forgotten (a late reply then finds nothing).
     pub fn expired(&mut self, now: Instant) -> Vec<Pending> {
+        self.expired_with_ids(now)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// [`PendingTable::expired`], each with the InvokeID it was sent with.
+    pub fn expired_with_ids(&mut self, now: Instant) -> Vec<(u32, Pending)> {
         let mut out = Vec::new();
         while let Some(&(deadline, invoke)) = self.deadlines.front() {
             if deadline > now {
@@ -174,10 +182,15 @@ impl PendingTable {
             }
             self.deadlines.pop_front();
             if let Some(pending) = self.entries.remove(&invoke) {
-                out.push(pending);
+                out.push((invoke, pending));
             }
         }
         out
+    }
+
+    /// The pending request with this InvokeID, left in the table.
+    pub fn get(&self, invoke: u32) -> Option<&Pending> {
+        self.entries.get(&invoke)
     }
 
     /// When the oldest pending request times out.

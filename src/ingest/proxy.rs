@@ -16,6 +16,7 @@ use tracing::Level;
 use super::call_data::WrittenCall;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Learn, Pending, Waiter};
+use super::server_requests::{is_service_request, Route};
 use super::shared::Sharing;
 use crate::ids::{InvokeId, SessionId};
 use crate::link::{ProxyRequest, ToShard};
@@ -41,6 +42,10 @@ impl<L: Links> IngestCore<L> {
     /// what the router knows, join an identical request in flight, or send
     /// it upstream and remember who asked.
     pub(super) fn proxy_request(&mut self, request: ProxyRequest, now: Instant) {
+        let route = self.recording_route(request.message_type);
+        if is_service_request(request.message_type) || route == Route::Local {
+            return self.serve_server_service(request, now);
+        }
         let ProxyRequest {
             shard,
             session,
@@ -73,6 +78,9 @@ impl<L: Links> IngestCore<L> {
             record(core, RequestResult::Refused);
             core.answer_failure(shard, session, version, invoke_id, error);
         };
+        if let Route::Refuse(error) = route {
+            return refuse(self, error);
+        }
         if self.status.pg_status & pg_status::CTI_SERVER_OFFLINE != 0 {
             return refuse(self, RequestError::ServerOffline);
         }
@@ -341,7 +349,11 @@ impl<L: Links> IngestCore<L> {
     /// Scope (docs/requests.md §4): a Client Events session's request is
     /// completed with its agent and must name only that agent, its device
     /// and calls the device is in. Other sessions may act on any agent.
-    fn scope(&self, session: SessionId, request: &mut Message) -> Result<(), OutOfScope> {
+    pub(super) fn scope(
+        &self,
+        session: SessionId,
+        request: &mut Message,
+    ) -> Result<(), OutOfScope> {
         let Some(record) = self.registry.get(session) else {
             return Ok(());
         };
@@ -452,7 +464,7 @@ impl<L: Links> IngestCore<L> {
         }
     }
 
-    fn answer_failure(
+    pub(super) fn answer_failure(
         &mut self,
         shard: usize,
         session: SessionId,
@@ -465,7 +477,7 @@ impl<L: Links> IngestCore<L> {
         self.answer(shard, session, out);
     }
 
-    fn answer_control_failure(
+    pub(super) fn answer_control_failure(
         &mut self,
         shard: usize,
         session: SessionId,
@@ -479,7 +491,7 @@ impl<L: Links> IngestCore<L> {
     }
 
     /// Stage an answer that ends one of the session's requests.
-    fn answer(&mut self, shard: usize, session: SessionId, frame: Vec<u8>) {
+    pub(super) fn answer(&mut self, shard: usize, session: SessionId, frame: Vec<u8>) {
         self.stage(
             shard,
             ToShard::Reply {

@@ -118,6 +118,10 @@ pub mod msg {
     pub const BAD_CALL_CONF: u32 = 140;
     pub const SET_DEVICE_ATTRIBUTES_REQ: u32 = 141;
     pub const SET_DEVICE_ATTRIBUTES_CONF: u32 = 142;
+    pub const REGISTER_SERVICE_REQ: u32 = 143;
+    pub const REGISTER_SERVICE_CONF: u32 = 144;
+    pub const UNREGISTER_SERVICE_REQ: u32 = 145;
+    pub const UNREGISTER_SERVICE_CONF: u32 = 146;
     pub const START_RECORDING_REQ: u32 = 147;
     pub const START_RECORDING_CONF: u32 = 148;
     pub const STOP_RECORDING_REQ: u32 = 149;
@@ -194,6 +198,8 @@ pub mod status {
     pub const E_CTI_TEAM_NOT_FOUND: u32 = 65;
     pub const E_CTI_INVALID_DISTRIBUTION_TYPE: u32 = 71;
     pub const E_CTI_INVALID_SKILL_GROUP: u32 = 72;
+    pub const E_CTI_INVALID_SERVICE: u32 = 84;
+    pub const E_CTI_SERVICE_CONFLICT: u32 = 85;
 }
 
 /// USER_MESSAGE_REQ / USER_MESSAGE_EVENT Distribution (docs/protocol.md §12.4).

@@ -118,6 +118,13 @@ pub enum RequestError {
     /// OPEN_REQ: Client Control on an instrument a session of another
     /// ClientID already controls.
     DeviceInUse,
+    /// REGISTER_SERVICE_REQ that cannot coexist with the service's
+    /// registrations: an exclusive service already has its server, or the
+    /// ServerMode differs from theirs (docs/requests.md §8).
+    ServiceConflict,
+    /// UNREGISTER_SERVICE_REQ for a RegisteredServiceID the session does
+    /// not hold; REGISTER_SERVICE_REQ with a ServerMode outside 0..=2.
+    InvalidService,
 }
 
 impl RequestError {
@@ -145,6 +152,8 @@ impl RequestError {
             RequestError::InvalidAgentData => status::E_CTI_INVALID_AGENT_DATA,
             RequestError::NotCallParty => status::E_CTI_NOT_CALL_PARTY,
             RequestError::DeviceInUse => status::E_CTI_DEVICE_IN_USE,
+            RequestError::ServiceConflict => status::E_CTI_SERVICE_CONFLICT,
+            RequestError::InvalidService => status::E_CTI_INVALID_SERVICE,
         }
     }
 }

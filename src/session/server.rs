@@ -32,7 +32,8 @@ pub const SERVED_SERVICES: Services = Services(
         | service::CLIENT_EVENTS
         | service::PERIPHERAL_MONITOR
         | service::CLIENT_MONITOR
-        | service::CONNECTION_MONITOR,
+        | service::CONNECTION_MONITOR
+        | service::SERVER,
 );
 
 /// The tracing target of CLIENT_EVENT_REPORT lines: what clients report of
@@ -128,6 +129,12 @@ pub enum Outcome {
     /// A request of a proxied service that failed them: answered here with
     /// its failure (the shard counts it).
     Refused {
+        message_type: u32,
+    },
+    /// A server application's answer (START/STOP_RECORDING_CONF,
+    /// FAILURE_CONF, CONTROL_FAILURE_CONF) to a request the router sent it
+    /// (docs/requests.md §8): the shard sends it to ingest.
+    ServerReply {
         message_type: u32,
     },
 }
@@ -522,6 +529,9 @@ impl Session {
                 }
             }
             t if proxied_service(t).is_some() => return self.on_proxied_request(frame, out),
+            t if is_server_reply(t) && self.services.contains(Services::SERVER) => {
+                return self.on_server_reply(frame, out)
+            }
             1..=msg::MAX_KNOWN_V24 => failure_conf(out, v, invoke, RequestError::NotAvailable),
             _ => failure_conf(out, v, invoke, RequestError::UnknownMessageType),
         }
@@ -563,6 +573,18 @@ impl Session {
             message_type: t,
             invoke_id: invoke,
         }
+    }
+
+    /// A server application answers a request the router sent it: well
+    /// formed at the session's version (else FAILURE_CONF 25, and the
+    /// session stays open), it goes to ingest, which knows who asked.
+    fn on_server_reply(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Outcome {
+        let (t, body, v) = (frame.message_type, frame.body, self.version);
+        if body.len() < 4 || Message::decode(t, body, v, DecodeOptions::STRICT).is_err() {
+            failure_conf(out, v, invoke_id(body), RequestError::BadFormat);
+            return Outcome::Continue;
+        }
+        Outcome::ServerReply { message_type: t }
     }
 
     /// CLIENT_EVENT_REPORT_REQ (docs/requests.md §6): the client's report of
@@ -655,8 +677,20 @@ pub fn proxied_service(message_type: u32) -> Option<Services> {
         | msg::AGENT_DESK_SETTINGS_REQ
         | msg::START_RECORDING_REQ
         | msg::STOP_RECORDING_REQ => Some(Services::NONE),
+        msg::REGISTER_SERVICE_REQ | msg::UNREGISTER_SERVICE_REQ => Some(Services::SERVER),
         _ => None,
     }
+}
+
+/// The answers a server application sends the router (docs/requests.md §8).
+pub fn is_server_reply(message_type: u32) -> bool {
+    matches!(
+        message_type,
+        msg::START_RECORDING_CONF
+            | msg::STOP_RECORDING_CONF
+            | msg::FAILURE_CONF
+            | msg::CONTROL_FAILURE_CONF
+    )
 }
 
 /// Whether `granted` services allow a proxied request of this type: its
@@ -698,8 +732,8 @@ pub fn grant(requested: Services, ctx: &Context<'_>, entry: Option<&ClientEntry>
     let listed = entry
         .filter(|c| c.services.is_some())
         .map_or(Services::NONE, |c| c.allowed_services());
-    let granted = Services(granted.bits() & !Services::PROXIED.bits())
-        | (granted & Services::PROXIED & listed);
+    let granted = Services(granted.bits() & !Services::STATE_CHANGING.bits())
+        | (granted & Services::STATE_CHANGING & listed);
     no_control_for_scope_none(granted, entry)
 }
 

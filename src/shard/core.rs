@@ -471,6 +471,9 @@ impl ShardCore {
                     let requests = &self.metrics.requests;
                     requests.record(message_type, refused, Duration::ZERO);
                 }
+                Outcome::ServerReply { message_type } => {
+                    self.on_server_reply(id, message_type, body)
+                }
                 Outcome::Continue | Outcome::Close(_) => {}
             }
             // Checked per frame: a client that sends and never reads is cut

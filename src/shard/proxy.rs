@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::ControlScope;
 use crate::ids::{InvokeId, Services, SessionId};
 use crate::keys::DeviceKey;
-use crate::link::{ProxyRequest, ToIngest};
+use crate::link::{ProxyRequest, ServerReply, ToIngest};
 use crate::metrics::RequestResult;
 use crate::proto::constants::control_failure;
 use crate::proto::{DecodeOptions, Message, RequestError, Version};
@@ -98,6 +98,21 @@ impl ShardCore {
                     .iter()
                     .any(|m| m.watch == Watch::Call(call) || m.calls.contains(call))
             })
+    }
+
+    /// A server application's answer (checked by its session) goes to
+    /// ingest, which pairs it with the request it answers.
+    pub(super) fn on_server_reply(&mut self, id: SessionId, message_type: u32, body: &[u8]) {
+        let Some(conn) = self.sessions.get(id) else {
+            return;
+        };
+        self.to_ingest.push(ToIngest::ServerReply(ServerReply {
+            shard: self.index,
+            session: id,
+            version: conn.session.version,
+            message_type,
+            body: body.into(),
+        }));
     }
 
     /// Ingest's answer to one of session `id`'s requests. A session that

@@ -133,7 +133,8 @@ impl SimClient {
                         self.closing_since = Some(now);
                     }
                 }
-                Outcome::Continue | Outcome::Refused { .. } => {}
+                // sim-pg grants no Server service: no server replies.
+                Outcome::Continue | Outcome::Refused { .. } | Outcome::ServerReply { .. } => {}
                 Outcome::Close(_) => self.closing_since = Some(now),
                 Outcome::Proxy {
                     message_type,

@@ -492,6 +492,12 @@ fn miscellaneous_service_and_supervisor_events_round_trip_at_every_version() {
     check_types_at_every_version_pair(crate::vectors::MISCELLANEOUS_AND_SUPERVISOR_EVENT_TYPES);
 }
 
+/// The same over the Server service registration messages.
+#[test]
+fn server_service_messages_round_trip_at_every_version() {
+    check_types_at_every_version_pair(crate::vectors::SERVER_SERVICE_TYPES);
+}
+
 /// The three events with every floating field filled (Text at 255 data
 /// bytes, the most a 1-byte length holds) transcode v19 → v20, v24 → v13 and
 /// v18 → v14, and back, keeping everything both versions hold. (The per-type

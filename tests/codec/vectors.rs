@@ -22,8 +22,6 @@ const RAW_V19_ROWS: &[&str] = &[
     "LIST_AGENT_TEAM_CONF",
     "MONITOR_AGENT_TEAM_START_CONF",
     "MONITOR_AGENT_TEAM_STOP_CONF",
-    "REGISTER_SERVICE_CONF",
-    "UNREGISTER_SERVICE_CONF",
     "CALL_ATTRIBUTE_CHANGE_EVENT",
     "UNDEFINED_254",
     "UNDEFINED_255",
@@ -162,7 +160,7 @@ fn every_row_decodes_and_re_encodes_byte_exact_with_the_stated_fields() {
         }
     }
     // 94 − 11 raw − 10 documented exceptions at v19, plus all 35 v20 rows.
-    assert_eq!(nr_typed, 73 + 35);
+    assert_eq!(nr_typed, 75 + 35);
 }
 
 #[test]
@@ -583,6 +581,11 @@ const FIXED_SIZES: &[(u32, u32, u32, usize)] = &[
     (msg::START_RECORDING_CONF, 13, 24, 12),
     (msg::STOP_RECORDING_REQ, 13, 24, 28),
     (msg::STOP_RECORDING_CONF, 13, 24, 4),
+    // §12.6: the Server service.
+    (msg::REGISTER_SERVICE_REQ, 13, 24, 6),
+    (msg::REGISTER_SERVICE_CONF, 13, 24, 8),
+    (msg::UNREGISTER_SERVICE_REQ, 13, 24, 8),
+    (msg::UNREGISTER_SERVICE_CONF, 13, 24, 4),
 ];
 
 #[test]
@@ -601,7 +604,8 @@ fn fixed_part_sizes_follow_protocol_md() {
     // that has it, and none for a version that lacks it.
     let request_types = CLIENT_CONTROL_AND_CALL_DATA_TYPES
         .iter()
-        .chain(MISCELLANEOUS_AND_SUPERVISOR_EVENT_TYPES);
+        .chain(MISCELLANEOUS_AND_SUPERVISOR_EVENT_TYPES)
+        .chain(SERVER_SERVICE_TYPES);
     for &message_type in request_types {
         for version in Version::all() {
             let listed = FIXED_SIZES.iter().any(|&(t, first, last, _)| {
@@ -1092,8 +1096,8 @@ const OTHER_SERVICE_REQUEST_ROWS: &[(&str, &str)] = &[
         "MONITOR_AGENT_TEAM_STOP_CONF",
         "Supervisor service, untyped",
     ),
-    ("REGISTER_SERVICE_CONF", "Server service, untyped"),
-    ("UNREGISTER_SERVICE_CONF", "Server service, untyped"),
+    ("REGISTER_SERVICE_CONF", "Server service"),
+    ("UNREGISTER_SERVICE_CONF", "Server service"),
     ("START_RECORDING_CONF", "Miscellaneous service"),
     ("STOP_RECORDING_CONF", "Miscellaneous service"),
 ];
@@ -1597,4 +1601,52 @@ fn request_service_events_transcode_across_the_tag_width_and_back() {
         transcoded(&emergency.frame, 18, 20),
         fixture("EMERGENCY_CALL_EVENT", 20).frame
     );
+}
+
+/// The Server service registration messages (docs/protocol.md §12.6).
+pub(crate) const SERVER_SERVICE_TYPES: &[u32] = &[
+    msg::REGISTER_SERVICE_REQ,
+    msg::REGISTER_SERVICE_CONF,
+    msg::UNREGISTER_SERVICE_REQ,
+    msg::UNREGISTER_SERVICE_CONF,
+];
+
+/// The Server service types are typed at every served version; the replies
+/// are the two confirmations.
+#[test]
+fn server_service_types_are_all_typed() {
+    for &message_type in SERVER_SERVICE_TYPES {
+        assert!(Message::TYPED.contains(&message_type), "{message_type}");
+        assert_eq!(Message::since(message_type), 13, "type {message_type}");
+        let name = Message::type_name(message_type).unwrap();
+        assert_eq!(
+            msg::is_reply(message_type),
+            name.ends_with("_CONF"),
+            "{name}"
+        );
+        assert!(!routing::has_monitor_id(message_type), "{name}");
+    }
+}
+
+/// The request-file rows REGISTER_SERVICE_CONF and UNREGISTER_SERVICE_CONF
+/// decode at v19 as their typed message, to the values they state (STRICT:
+/// no counts), and re-encode byte-exact.
+#[test]
+fn request_vectors_of_the_server_service_decode_typed_and_re_encode_byte_exact() {
+    let mut nr_checked = 0;
+    for row in request_rows() {
+        if !SERVER_SERVICE_TYPES.contains(&row.message_type) {
+            continue;
+        }
+        let message = decode_row(row, v(19), DecodeOptions::STRICT).expect(&row.name);
+        assert!(!matches!(message, Message::Raw(_)), "{}", row.label());
+        assert_eq!(
+            Message::type_name(row.message_type),
+            Some(row.name.as_str())
+        );
+        assert_fields(row, &message, v(19));
+        assert_eq!(encode(&message, v(19)), row.frame, "{}", row.label());
+        nr_checked += 1;
+    }
+    assert_eq!(nr_checked, 2);
 }

@@ -22,6 +22,9 @@
 //!   15 to each, none replayed on side B, late replies delivered to no one;
 //! * `load` — 2,000 desktops' requests through one router at once, each CONF
 //!   to its own session;
+//! * `server` — the Server service: recording servers registered through
+//!   the router get desktops' START/STOP_RECORDING_REQ, their CONFs go back
+//!   (exclusive, round-robin, parallel; a server closing or silent);
 //! * `simulated` — the router binary with its built-in simulated PG
 //!   answering: a desktop drives an agent end to end.
 //!
@@ -38,6 +41,7 @@ mod matrix;
 mod model;
 mod routing;
 mod scope;
+mod server;
 mod sim_model;
 mod simulated;
 mod versions;

@@ -81,6 +81,9 @@ fn request_types() -> Vec<(u32, u32)> {
         .iter()
         .copied()
         .filter(|&t| proxied_service(t).is_some() && t != msg::RELEASE_CALL_REQ)
+        // The Server service's own requests are answered by the router
+        // (docs/requests.md §8), never proxied.
+        .filter(|&t| proxied_service(t) != Some(Services::SERVER))
         .filter(|&t| !msg::is_reply(t))
         .map(|t| (t, t + 1))
         .filter(|&(_, conf)| Message::TYPED.contains(&conf))

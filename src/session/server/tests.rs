@@ -3,6 +3,7 @@
 use super::*;
 use crate::ids::{InvokeId, MonitorId, SessionId};
 use crate::proto::constants::system_event;
+use crate::proto::msg::StartRecordingConf;
 use crate::proto::msg::SystemEvent;
 use crate::proto::Unspec;
 
@@ -336,4 +337,65 @@ fn open_req_at_the_session_limit_is_refused_after_its_checks() {
         Outcome::Close(CloseReason::OpenRejected(RequestError::InvalidTimeout))
     );
     assert_eq!(replies, vec![failure(status::E_CTI_INVALID_TIMEOUT, 7)]);
+}
+
+/// Server is the router's own service: anyone with the simulator; with a
+/// real upstream only a client listed with "server".
+#[test]
+fn server_is_granted_by_the_router_and_only_to_listed_clients_upstream() {
+    let st = status();
+    let next = || MonitorId(1);
+    let grant_with = |config: &Config, entry: Option<&ClientEntry>| {
+        let ctx = Context {
+            config,
+            status: &st,
+            next_monitor_id: &next,
+            served_services: SERVED_SERVICES,
+            at_session_limit: false,
+        };
+        grant(Services::SERVER, &ctx, entry)
+    };
+    assert_eq!(grant_with(&Config::default(), None), Services::SERVER);
+    let upstream = "[upstream]\nsides = [\"a:1\"]\n[[clients]]\nclient_id = \"rec\"\n\
+                    services = [\"server\"]\n[[clients]]\nclient_id = \"desk\"\n";
+    let config = Config::parse(upstream).unwrap();
+    assert_eq!(grant_with(&config, config.client(b"rec")), Services::SERVER);
+    assert_eq!(grant_with(&config, config.client(b"desk")), Services::NONE);
+    assert_eq!(grant_with(&config, None), Services::NONE);
+}
+
+/// A server's CONF goes on to ingest; a malformed one gets 25 and the
+/// session stays open; a session without Server gets 12 for it.
+#[test]
+fn server_replies_go_to_ingest_only_from_a_server_session() {
+    let config = Config::default();
+    let conf = |invoke_id| {
+        Message::from(StartRecordingConf {
+            invoke_id,
+            ..Default::default()
+        })
+    };
+    let mut server = session();
+    let mut req = open_req(24);
+    req.services_requested = service::SERVER;
+    feed(&mut server, &config, req.into(), v(24));
+    let (outcome, replies) = feed(&mut server, &config, conf(0x8000_0001), v(24));
+    let expected = Outcome::ServerReply {
+        message_type: msg::START_RECORDING_CONF,
+    };
+    assert_eq!((outcome, replies), (expected, vec![]));
+    let short = Message::Raw(crate::proto::RawMessage {
+        message_type: msg::START_RECORDING_CONF,
+        body: vec![0, 0, 0, 5],
+    });
+    let (outcome, replies) = feed(&mut server, &config, short, v(24));
+    assert_eq!(
+        (outcome, replies),
+        (Outcome::Continue, vec![failure(25, 5)])
+    );
+    assert!(server.is_open());
+    let mut desk = session();
+    feed(&mut desk, &config, open_req(24).into(), v(24));
+    let (_, replies) = feed(&mut desk, &config, conf(6), v(24));
+    assert_eq!(replies, vec![failure(12, 6)]);
 }
