@@ -32,6 +32,13 @@
 //!   a TO_CLIENT message to a ClientID with no session here gets
 //!   FAILURE_CONF(E_CTI_CLIENT_NOT_FOUND) instead of the CONF.
 //!
+//! * **Supervisor** — only to a Client Events session whose agent
+//!   supervises a team in the simulated world (anyone else asking for it:
+//!   FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE)); it gets its teams'
+//!   AGENT_TEAM_CONFIG_EVENTs after OPEN_CONF, SUPERVISOR_ASSIST_EVENTs of
+//!   its agents, and after MONITOR_AGENT_TEAM_START the team's agent states,
+//!   addressed to it alone (`sim_pg_supervisor`).
+//!
 //! Peripheral Monitor and Client Monitor are not served (their requests get
 //! E_CTI_FUNCTION_NOT_AVAILABLE). Fault switches for tests: `--grant MASK`
 //! (grant only these services), `--reply-delay-ms` (answers held back in
@@ -50,6 +57,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::sim_pg_client::{Gone, Host, SimClient};
 use super::sim_pg_requests::{Asker, Controllers, Fate, Requests};
+use super::sim_pg_supervisor::{self as supervisor, Supervisors};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
 use crate::event::Event;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
@@ -61,7 +69,7 @@ use crate::proto::{routing, CtiString, DecodeOptions, Message, RequestError, Ver
 use crate::session::scope::{self, Agent};
 use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
 use crate::shard::monitors::{Delivery, MatchScratch, Monitor, MonitorIndex};
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::{SimConfig, Simulator, To};
 use crate::status::PgStatus;
 
 /// Default address: CTI Server instance 1, side A (42027 + 40; docs/protocol.md
@@ -118,9 +126,10 @@ impl Default for SimPgOptions {
 }
 
 impl SimPgOptions {
-    /// The event services it grants (the session layer's `served_services`).
+    /// The event services it grants (the session layer's `served_services`),
+    /// and Supervisor (to supervisors only, `sim_pg_supervisor`).
     pub fn served_services(&self) -> Services {
-        EVENT_SERVICES & self.grant
+        (EVENT_SERVICES | Services::SUPERVISOR) & self.grant
     }
 
     /// The request services it answers: what the session layer reads as the
@@ -168,6 +177,7 @@ struct Server {
     /// USER_MESSAGE_REQs at the simulator, by its InvokeID: the sender's
     /// ClientID and the message, delivered when the simulator confirms.
     user_messages: HashMap<u32, (CtiString, UserMessageReq)>,
+    supervisors: Supervisors,
     nr_events: u64,
     frame: Vec<u8>,
 }
@@ -243,6 +253,7 @@ impl Server {
             next_monitor_id: Cell::new(0),
             controllers: Controllers::default(),
             user_messages: HashMap::new(),
+            supervisors: Supervisors::default(),
             nr_events: 0,
             frame: Vec::with_capacity(1024),
         })
@@ -349,6 +360,7 @@ impl Server {
             requests: &mut self.requests,
             controllers: &mut self.controllers,
             user_messages: &mut self.user_messages,
+            supervisors: &mut self.supervisors,
         };
         client.on_readable(&ctx, now, &mut desk);
     }
@@ -364,16 +376,21 @@ impl Server {
                 if !self.can_flat_out() {
                     return;
                 }
-                Some(self.sim.next_event())
+                Some(self.sim.next_addressed_event())
             } else {
-                self.sim.next_event_until(until)
+                self.sim.next_addressed_event_until(until)
             };
-            let Some((due, message)) = next else {
+            let Some((due, to, message)) = next else {
                 self.behind = false;
                 return;
             };
             self.sim_clock = self.sim_clock.max(due);
-            self.emit(&message, now);
+            if to == To::All {
+                self.emit(&message, now);
+            } else {
+                let bound = self.options.output_bound;
+                supervisor::deliver(&self.supervisors, &mut self.clients, &to, &message, bound);
+            }
         }
     }
 
@@ -487,10 +504,17 @@ impl Server {
 
     /// The answer to the simulator's request `invoke`, to its asker.
     fn reply(&mut self, invoke: u32, message: &Message, now: Instant) {
-        let Some(asker) = self.requests.answered(invoke) else {
+        let segment = matches!(message, Message::ListAgentTeamConf(c) if c.more != 0);
+        let asker = if segment {
+            self.requests.peek(invoke)
+        } else {
+            self.requests.answered(invoke)
+        };
+        let Some(asker) = asker else {
             tracing::debug!(invoke, "sim-pg: an answer to no request in flight");
             return;
         };
+        self.supervisors.answered(asker.token, message);
         let Some(client) = self.clients.get_mut(&asker.token).filter(|c| c.is_open()) else {
             return;
         };
@@ -511,6 +535,10 @@ impl Server {
             Fate::Dropped => {
                 client.session.request_done();
                 tracing::debug!(session = %client.session.id, invoke = asker.invoke_id.0, "sim-pg: answer dropped (--drop-replies)");
+            }
+            // A segment with more to follow does not end the request.
+            Fate::Now if segment => {
+                client.queue(&bytes, self.options.output_bound);
             }
             Fate::Now => client.queue_answer(&bytes, self.options.output_bound),
             Fate::Hold(at) => self.requests.hold(at, asker.token, bytes),
@@ -572,6 +600,7 @@ impl Server {
                 }
                 self.requests.forget(token);
                 self.controllers.release(token);
+                self.supervisors.closed(token, &mut self.sim);
                 if why != Gone::Closed {
                     tracing::debug!(session = %client.session.id, ?why, "sim-pg: client dropped");
                 }
@@ -607,6 +636,7 @@ struct Desk<'a> {
     requests: &'a mut Requests,
     controllers: &'a mut Controllers,
     user_messages: &'a mut HashMap<u32, (CtiString, UserMessageReq)>,
+    supervisors: &'a mut Supervisors,
 }
 
 impl Host for Desk<'_> {
@@ -614,6 +644,12 @@ impl Host for Desk<'_> {
     /// reported) and its Client Events agent; refused with
     /// E_CTI_DEVICE_IN_USE when another ClientID controls its instrument.
     fn opened(&mut self, session: &mut Session, out: &mut Vec<u8>) -> bool {
+        if !self.supervisors.admit(self.token, session, self.sim) {
+            let error = supervisor::REFUSED;
+            failure_conf(out, session.version, session.open_invoke_id, error);
+            session.phase = Phase::Closing(CloseReason::OpenRejected(error));
+            return false;
+        }
         if !self
             .controllers
             .take(self.token, session.services, &session.client)
@@ -630,6 +666,8 @@ impl Host for Desk<'_> {
             None
         };
         session.confirm_open(self.status, agent.as_ref(), out);
+        let version = session.version;
+        self.supervisors.opened(self.token, version, self.sim, out);
         if let Some(monitor) = Monitor::client_events(session) {
             for key in monitor.watch.keys() {
                 self.monitors.count_up(key);
@@ -669,6 +707,25 @@ impl Host for Desk<'_> {
                     scope::refuse(out, version, invoke_id, message_type, why);
                     return;
                 }
+            }
+        }
+        if let Some(refused) = self.supervisors.refusal(self.token, &request, self.sim) {
+            session.request_done();
+            supervisor::failure(out, version, invoke_id.0, refused);
+            return;
+        }
+        if let Message::SuperviseCallReq(r) = &mut request {
+            // The supervisor is the session's own agent.
+            let own = &session.client;
+            let instrument = own
+                .agent_instrument
+                .as_ref()
+                .or(own.agent_extension.as_ref());
+            if r.supervisor_instrument
+                .as_ref()
+                .is_none_or(|d| d.is_empty())
+            {
+                r.supervisor_instrument = instrument.cloned();
             }
         }
         let sim_invoke = self.requests.sent(Asker {
@@ -939,7 +996,7 @@ mod tests {
         let all = SimPgOptions::default();
         assert_eq!(
             all.served_services(),
-            Services::ALL_EVENTS | Services::CLIENT_EVENTS
+            Services::ALL_EVENTS | Services::CLIENT_EVENTS | Services::SUPERVISOR
         );
         assert_eq!(
             all.request_services(),
