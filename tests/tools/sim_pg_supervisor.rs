@@ -244,3 +244,43 @@ fn barge_in_reaches_both_desktops_and_assist_reaches_the_supervisor() {
         });
     }
 }
+
+/// `ctl team` / `ctl barge-in` against sim-pg directly: the supervisor's
+/// commands work for a supervisor and are refused for anyone else.
+#[test]
+fn ctl_team_prints_the_team_and_a_non_supervisor_is_refused() {
+    let pg = quiet_center();
+    let addr = pg.addr().to_string();
+    let ctl = |agent: &str, instrument: &str, command: &[&str]| {
+        let mut args = vec![
+            "ctl",
+            "--connect",
+            addr.as_str(),
+            "--agent",
+            agent,
+            "--instrument",
+            instrument,
+            "--wait-ms",
+            "300",
+        ];
+        args.extend_from_slice(command);
+        let mut p = Proc::spawn(BIN, &args);
+        let status = p.wait_exit(Duration::from_secs(15));
+        let mut stdout = Vec::new();
+        while let Some(line) = p.next_line(Duration::from_secs(2)) {
+            stdout.push(line);
+        }
+        (status, stdout)
+    };
+    let (status, stdout) = ctl("1011", "3011", &["team", "2"]);
+    assert_eq!(status.code(), Some(0), "{stdout:?}");
+    let text = stdout.join("\n");
+    assert!(text.contains("MONITOR_AGENT_TEAM_START_CONF"), "{text}");
+    assert!(text.contains("AGENT_TEAM_CONFIG_EVENT"), "{text}");
+    assert!(text.contains("AGENT_STATE_EVENT monitor_id="), "{text}");
+    let (status, _) = ctl("1012", "3012", &["team", "2"]);
+    assert_eq!(status.code(), Some(2));
+    // No call to barge in on: the PG's code, exit 1.
+    let (status, _) = ctl("1011", "3011", &["barge-in", "1013"]);
+    assert_eq!(status.code(), Some(1));
+}
