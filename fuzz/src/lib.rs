@@ -142,7 +142,7 @@ fn round_trip(m: &Message, version: Version) {
 // ---------------------------------------------------------------------------
 
 /// The client requests the router decodes, in `request_decoders` selector order.
-pub const REQUESTS: [u32; 43] = [
+pub const REQUESTS: [u32; 47] = [
     msg::OPEN_REQ,
     msg::HEARTBEAT_REQ,
     msg::CLOSE_REQ,
@@ -188,6 +188,11 @@ pub const REQUESTS: [u32; 43] = [
     msg::AGENT_DESK_SETTINGS_REQ,
     msg::START_RECORDING_REQ,
     msg::STOP_RECORDING_REQ,
+    // Supervisor (one upstream session per supervisor session).
+    msg::SUPERVISE_CALL_REQ,
+    msg::LIST_AGENT_TEAM_REQ,
+    msg::MONITOR_AGENT_TEAM_START_REQ,
+    msg::MONITOR_AGENT_TEAM_STOP_REQ,
 ];
 
 /// `request_decoders`: byte 0 picks a request type (`REQUESTS[b % len]`), the

@@ -109,11 +109,19 @@ pub mod msg {
     pub const EMERGENCY_CALL_REQ: u32 = 121;
     pub const EMERGENCY_CALL_CONF: u32 = 122;
     pub const EMERGENCY_CALL_EVENT: u32 = 123;
+    pub const SUPERVISE_CALL_REQ: u32 = 124;
+    pub const SUPERVISE_CALL_CONF: u32 = 125;
     pub const AGENT_TEAM_CONFIG_EVENT: u32 = 128;
     pub const SET_APP_DATA_REQ: u32 = 129;
     pub const SET_APP_DATA_CONF: u32 = 130;
     pub const AGENT_DESK_SETTINGS_REQ: u32 = 131;
     pub const AGENT_DESK_SETTINGS_CONF: u32 = 132;
+    pub const LIST_AGENT_TEAM_REQ: u32 = 133;
+    pub const LIST_AGENT_TEAM_CONF: u32 = 134;
+    pub const MONITOR_AGENT_TEAM_START_REQ: u32 = 135;
+    pub const MONITOR_AGENT_TEAM_START_CONF: u32 = 136;
+    pub const MONITOR_AGENT_TEAM_STOP_REQ: u32 = 137;
+    pub const MONITOR_AGENT_TEAM_STOP_CONF: u32 = 138;
     pub const BAD_CALL_REQ: u32 = 139;
     pub const BAD_CALL_CONF: u32 = 140;
     pub const SET_DEVICE_ATTRIBUTES_REQ: u32 = 141;
@@ -212,6 +220,15 @@ pub mod distribution {
     pub const TO_TEAM: u16 = 2;
     /// To every client.
     pub const TO_ALL: u16 = 3;
+}
+
+/// SUPERVISE_CALL_REQ SupervisoryAction values (docs/protocol.md §12.5).
+pub mod supervisory_action {
+    pub const CLEAR: u16 = 0;
+    pub const MONITOR: u16 = 1;
+    pub const WHISPER: u16 = 2;
+    pub const BARGE_IN: u16 = 3;
+    pub const INTERCEPT: u16 = 4;
 }
 
 /// CONTROL_FAILURE_CONF FailureCodes the router gives itself (docs/protocol.md §5.12).

@@ -662,9 +662,10 @@ impl Session {
 
 /// The request service a message type belongs to, for the requests the
 /// router sends on to ingest (docs/requests.md §1): Client Control, Call
-/// Data Update, and the Miscellaneous requests that every session may send
+/// Data Update, the Miscellaneous requests that every session may send
 /// (`Services::NONE`: no service bit needed) and the CTI Server or the
-/// router's state answers.
+/// router's state answers, and the Supervisor requests (granted only where
+/// a supervisor's own upstream session serves them, docs/requests.md §7).
 pub fn proxied_service(message_type: u32) -> Option<Services> {
     match message_type {
         36..=64 if message_type % 2 == 0 => Some(Services::CLIENT_CONTROL),
@@ -678,6 +679,10 @@ pub fn proxied_service(message_type: u32) -> Option<Services> {
         | msg::START_RECORDING_REQ
         | msg::STOP_RECORDING_REQ => Some(Services::NONE),
         msg::REGISTER_SERVICE_REQ | msg::UNREGISTER_SERVICE_REQ => Some(Services::SERVER),
+        msg::SUPERVISE_CALL_REQ
+        | msg::LIST_AGENT_TEAM_REQ
+        | msg::MONITOR_AGENT_TEAM_START_REQ
+        | msg::MONITOR_AGENT_TEAM_STOP_REQ => Some(Services::SUPERVISOR),
         _ => None,
     }
 }

@@ -5,7 +5,8 @@
 //! or with the CONTROL_FAILURE_CONF code a PG gives for an illegal request.
 //! The Miscellaneous requests (statistics, desk settings, SET_APP_DATA,
 //! recording, USER_MESSAGE) are answered in `misc`, from what the world
-//! counts (`tally`); they cause no events. Anything else:
+//! counts (`tally`); they cause no events. The Supervisor service and
+//! SUPERVISOR_ASSIST are in `supervisor`. Anything else:
 //! FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE).
 //!
 //! An agent a request acts on becomes *manual*: the simulated person stops
@@ -17,7 +18,7 @@
 //! consult answers CF_INVALID_OBJECT_STATE.
 //!
 //! Limits of the simulated peripheral, answered CF_INVALID_FEATURE:
-//! ALTERNATE, DEFLECT, MAKE_PREDICTIVE, SUPERVISOR_ASSIST, EMERGENCY_CALL and
+//! ALTERNATE, DEFLECT, MAKE_PREDICTIVE, EMERGENCY_CALL and
 //! single-step transfers; consults go to agents' extensions only.
 
 use super::build::{self, call_type, cause, direction, done, some, CallRef, CALL_ID_TYPE};
@@ -25,7 +26,7 @@ use super::build::{LINE_INSIDE, NULL_ID, PT};
 use super::flow::CallStep;
 use super::tally::CallCount;
 use super::world::{secs, Call, Phase, NO_AGENT};
-use super::Simulator;
+use super::{Simulator, To};
 use crate::proto::constants::{agent_state::*, device_type, lcs, status};
 use crate::proto::group::{CallDevice, DeviceCall, Party};
 use crate::proto::msg::*;
@@ -67,13 +68,17 @@ pub(super) enum Failure {
     Status(u32),
 }
 
-fn fail<T>(code: u16, text: &'static str) -> Result<T, Failure> {
+pub(super) fn fail<T>(code: u16, text: &'static str) -> Result<T, Failure> {
     Err(Failure::Control(code, text))
 }
 
 impl Simulator {
     /// Take one request now (`self.out.now`): its answer, then its events.
     pub(super) fn take_request(&mut self, invoke_id: u32, request: &Message) {
+        if let Message::ListAgentTeamReq(r) = request {
+            // Answered in segments (several CONFs), `supervisor`.
+            return self.list_agent_team(invoke_id, r);
+        }
         let mark = self.out.queue.len();
         let answer = self.answer_request(request);
         let reply = match answer {
@@ -91,7 +96,7 @@ impl Simulator {
             }),
         };
         // The confirmation goes out before the events the request caused.
-        self.out.queue.insert(mark, (self.out.now, reply));
+        self.out.queue.insert(mark, (self.out.now, To::All, reply));
     }
 
     fn answer_request(&mut self, request: &Message) -> Answer {
@@ -143,10 +148,13 @@ impl Simulator {
                 invoke_id: r.invoke_id,
             }
             .into()),
+            M::SupervisorAssistReq(r) => self.supervisor_assist(r),
+            M::SuperviseCallReq(r) => self.supervise_call(r),
+            M::MonitorAgentTeamStartReq(r) => self.team_monitor_start(r),
+            M::MonitorAgentTeamStopReq(r) => self.team_monitor_stop(r),
             M::AlternateCallReq(_)
             | M::DeflectCallReq(_)
             | M::MakePredictiveCallReq(_)
-            | M::SupervisorAssistReq(_)
             | M::EmergencyCallReq(_) => fail(
                 code::INVALID_FEATURE,
                 "not supported by the simulated peripheral",
@@ -160,7 +168,7 @@ impl Simulator {
     // --- agents -----------------------------------------------------------
 
     /// The agent whose instrument is `dev`.
-    fn agent_at(&self, dev: Option<&CtiString>) -> Result<u32, Failure> {
+    pub(super) fn agent_at(&self, dev: Option<&CtiString>) -> Result<u32, Failure> {
         dev.filter(|d| !d.is_empty())
             .and_then(|d| self.world.agents.iter().position(|a| &a.ext == d))
             .map(|a| a as u32)
@@ -171,7 +179,7 @@ impl Simulator {
     }
 
     /// The agent named by AgentID, else by instrument.
-    fn agent_named(
+    pub(super) fn agent_named(
         &self,
         id: Option<&CtiString>,
         instrument: Option<&CtiString>,
@@ -189,7 +197,7 @@ impl Simulator {
     }
 
     /// From now on the agent acts only on requests.
-    fn take_over(&mut self, a: u32) {
+    pub(super) fn take_over(&mut self, a: u32) {
         let agent = &mut self.world.agents[a as usize];
         agent.manual = true;
         agent.timer = 0;
@@ -289,7 +297,7 @@ impl Simulator {
     }
 
     /// The call agent `a` talks on (its own connection connected).
-    fn active_call_of(&self, a: u32) -> Option<u32> {
+    pub(super) fn active_call_of(&self, a: u32) -> Option<u32> {
         self.live().find_map(|(slot, c)| {
             let talks = c.agent == a && c.phase == Phase::Talking
                 || c.other == a && c.placed_by != NO_AGENT && c.phase == Phase::Talking;
@@ -298,7 +306,7 @@ impl Simulator {
     }
 
     /// Whether agent `a` is a party to some call (or one rings at it).
-    fn busy(&self, a: u32) -> bool {
+    pub(super) fn busy(&self, a: u32) -> bool {
         self.live().any(|(_, c)| c.agent == a || c.other == a)
             || matches!(
                 self.world.agents[a as usize].state,
@@ -777,7 +785,7 @@ impl Simulator {
     }
 
     /// The consulted agent leaves a conference; the consulting one stays.
-    fn conference_leave(&mut self, slot: u32) {
+    pub(super) fn conference_leave(&mut self, slot: u32) {
         let pid = self.config.peripheral_id;
         let world = &self.world;
         let call = self.calls[slot as usize].as_mut().expect("live call");
@@ -804,7 +812,7 @@ impl Simulator {
     // by an event is not in it (docs/call-brackets.md, "Call snapshots").
 
     /// The step the call's pending timer runs next, if it has one.
-    fn pending_step(&self, call: &Call) -> Option<CallStep> {
+    pub(super) fn pending_step(&self, call: &Call) -> Option<CallStep> {
         if call.timer == 0 {
             return None;
         }

@@ -17,6 +17,8 @@
 //! * `agents` — the agent state machine outside calls
 //! * `build`, `inbound`, `consult` — one builder per event message
 //! * `control`, `misc` — the requests it answers (docs/requests.md §9)
+//! * `supervisor` — teams and supervisors, the Supervisor service requests,
+//!   and the events addressed to one supervisor's session ([`To`])
 //! * `world` — agents, skill groups, trunks, timing, the call record
 //! * `tally` — the per-agent counts the statistics queries report
 //! * `rng` — SplitMix64 and the draws the model needs
@@ -77,11 +79,14 @@ mod flow;
 mod inbound;
 mod misc;
 pub mod rng;
+mod supervisor;
 mod tally;
 mod world;
 
 #[cfg(test)]
 mod control_tests;
+#[cfg(test)]
+mod supervisor_tests;
 #[cfg(test)]
 mod tests;
 
@@ -95,6 +100,8 @@ use agents::AgentStep;
 use flow::CallStep;
 use rng::Rng;
 use world::{Call, World};
+
+pub use supervisor::{To, TEAM_SIZE};
 
 /// Simulator settings. Deserializes from a TOML table; missing keys take the
 /// defaults.
@@ -164,17 +171,23 @@ impl Ord for Scheduled {
     }
 }
 
-/// Events produced by the action being run, all due at `now`.
+/// Events produced by the action being run, all due at `now`, with whom
+/// each is for.
 #[derive(Debug, Clone, Default)]
 struct Outbox {
     now: u64,
-    queue: VecDeque<(u64, Message)>,
+    queue: VecDeque<(u64, To, Message)>,
 }
 
 impl Outbox {
     #[inline]
     fn push(&mut self, m: Message) {
-        self.queue.push_back((self.now, m));
+        self.queue.push_back((self.now, To::All, m));
+    }
+
+    /// An event for one supervisor's session or one team monitor.
+    fn push_to(&mut self, to: To, m: Message) {
+        self.queue.push_back((self.now, to, m));
     }
 }
 
@@ -199,6 +212,10 @@ pub struct Simulator {
     next_call: u32,
     out: Outbox,
     produced: u64,
+    /// Team monitors (MONITOR_AGENT_TEAM_START): (MonitorID, team index).
+    team_monitors: Vec<(u32, u32)>,
+    /// Last team MonitorID handed out.
+    next_team_monitor: u32,
 }
 
 /// Nanoseconds per simulated second.
@@ -223,6 +240,8 @@ impl Simulator {
             next_call: 0,
             out: Outbox::default(),
             produced: 0,
+            team_monitors: Vec::new(),
+            next_team_monitor: 0,
             config,
             world,
         };
@@ -252,11 +271,22 @@ impl Simulator {
 
     /// The next event and its due time since simulation start. Infinite stream, deterministic:
     /// the same config yields the same sequence of (Duration, Message), independent of how/when it is called.
+    /// Events for one supervisor's session ([`To`]) are left out: see
+    /// [`Simulator::next_addressed_event`].
     pub fn next_event(&mut self) -> (Duration, Message) {
         loop {
-            if let Some((at, m)) = self.out.queue.pop_front() {
-                self.produced += 1;
-                return (Duration::from_nanos(at), m);
+            if let (at, To::All, m) = self.next_addressed_event() {
+                return (at, m);
+            }
+        }
+    }
+
+    /// [`Simulator::next_event`] with whom each event is for: everything
+    /// the simulator sends, the supervisors' events included.
+    pub fn next_addressed_event(&mut self) -> (Duration, To, Message) {
+        loop {
+            if let Some(next) = self.pop_out() {
+                return next;
             }
             self.run_next();
         }
@@ -265,17 +295,28 @@ impl Simulator {
     /// The next event due at or before `until`, if any. Unlike
     /// [`Simulator::next_event`] it runs no action scheduled after `until`,
     /// so a request taken at `until` ([`Simulator::request`]) comes before
-    /// everything later: what a paced, live simulator uses.
+    /// everything later: what a paced, live simulator uses. Events for one
+    /// supervisor's session are left out.
     pub fn next_event_until(&mut self, until: Duration) -> Option<(Duration, Message)> {
+        loop {
+            if let (at, To::All, m) = self.next_addressed_event_until(until)? {
+                return Some((at, m));
+            }
+        }
+    }
+
+    /// [`Simulator::next_event_until`] with whom each event is for.
+    pub fn next_addressed_event_until(
+        &mut self,
+        until: Duration,
+    ) -> Option<(Duration, To, Message)> {
         let until = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
         loop {
-            if let Some(&(at, _)) = self.out.queue.front() {
+            if let Some(&(at, ..)) = self.out.queue.front() {
                 if at > until {
                     return None;
                 }
-                let (at, m) = self.out.queue.pop_front()?;
-                self.produced += 1;
-                return Some((Duration::from_nanos(at), m));
+                return self.pop_out();
             }
             if self.heap.peek().is_none_or(|next| next.at > until) {
                 return None;
@@ -284,13 +325,24 @@ impl Simulator {
         }
     }
 
+    /// The first queued event; an agent's state change is followed by its
+    /// copies for the team monitors that watch the agent.
+    fn pop_out(&mut self) -> Option<(Duration, To, Message)> {
+        let (at, to, m) = self.out.queue.pop_front()?;
+        self.produced += 1;
+        if to == To::All && !self.team_monitors.is_empty() {
+            self.copy_to_team_monitors(at, &m);
+        }
+        Some((Duration::from_nanos(at), to, m))
+    }
+
     /// When the next event may be due (an action due then may turn out to
     /// send nothing: the caller asks again).
     pub fn next_due(&self) -> Duration {
         self.out
             .queue
             .front()
-            .map(|&(at, _)| at)
+            .map(|&(at, ..)| at)
             .or_else(|| self.heap.peek().map(|next| next.at))
             .map_or(Duration::MAX, Duration::from_nanos)
     }

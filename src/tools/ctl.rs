@@ -21,7 +21,9 @@ use clap::{Args, Subcommand};
 
 use super::cti_client::{Link, LinkError, Received};
 use super::cti_names::{agent_state_name, status_name};
-use super::ctl_plan::{self, Action, Agent, Completion, Conn, StateChange, Target};
+use super::ctl_plan::{
+    self, Action, Agent, Completion, Conn, StateChange, SuperviseAction, Target,
+};
 use super::ctl_requests;
 use super::watch_format;
 use crate::ids::Services;
@@ -118,6 +120,18 @@ pub enum CtlCommand {
     },
     /// List the calls at the instrument (SNAPSHOT_DEVICE_REQ).
     Snapshot,
+    /// As a supervisor (--agent), act on the active call of AGENT of its
+    /// team (SUPERVISE_CALL_REQ; asks for the Supervisor service).
+    Supervise {
+        agent: String,
+        #[arg(long, value_enum, default_value = "monitor")]
+        action: SuperviseAction,
+    },
+    /// `supervise AGENT --action barge-in`: join AGENT's call.
+    BargeIn { agent: String },
+    /// As a supervisor, monitor team TEAM_ID (MONITOR_AGENT_TEAM_START_REQ)
+    /// and print its agents' states for --wait-ms.
+    Team { team_id: u32 },
 }
 
 impl CtlCommand {
@@ -139,6 +153,9 @@ impl CtlCommand {
             CtlCommand::Hangup => Ok(Action::Hangup),
             CtlCommand::SetData { vars, named } => Action::set_data(vars, named),
             CtlCommand::Snapshot => Ok(Action::Snapshot),
+            CtlCommand::Supervise { agent, action } => Action::supervise(agent, *action),
+            CtlCommand::BargeIn { agent } => Action::supervise(agent, SuperviseAction::BargeIn),
+            CtlCommand::Team { team_id } => Ok(Action::Team { team_id: *team_id }),
         }
     }
 }
@@ -594,6 +611,28 @@ mod tests {
         );
         assert_eq!(o.open_params().peripheral_id, NULL_PERIPHERAL_ID);
         assert_eq!(o.version.number(), 15);
+    }
+
+    #[test]
+    fn supervisor_commands_ask_for_the_supervisor_service() {
+        let o = options(&["barge-in", "1013"]).unwrap();
+        assert_eq!(
+            o.action,
+            Action::Supervise {
+                agent: "1013".into(),
+                action: crate::proto::constants::supervisory_action::BARGE_IN
+            }
+        );
+        assert_eq!(
+            o.open_params().services.bits(),
+            service::CLIENT_EVENTS | service::CLIENT_CONTROL | service::SUPERVISOR
+        );
+        let o = options(&["supervise", "1013", "--action", "clear"]).unwrap();
+        assert!(matches!(o.action, Action::Supervise { action: 0, .. }));
+        let o = options(&["team", "2"]).unwrap();
+        assert_eq!(o.action, Action::Team { team_id: 2 });
+        assert!(ctl_plan::check_granted(&o.action, 0x05).is_err());
+        assert!(ctl_plan::check_granted(&o.action, 0x85).is_ok());
     }
 
     #[test]

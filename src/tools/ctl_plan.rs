@@ -6,7 +6,7 @@
 //! `ctl_requests`; the sending and waiting is in `ctl`.
 
 use super::cti_names::{control_failure_name, lcs_name, status_name};
-use crate::proto::constants::{agent_state, lcs, service, NULL_PERIPHERAL_ID};
+use crate::proto::constants::{agent_state, lcs, service, supervisory_action, NULL_PERIPHERAL_ID};
 use crate::proto::msg::{OpenConf, SnapshotDeviceConf};
 use crate::proto::{CtiString, Message};
 
@@ -47,6 +47,28 @@ impl StateChange {
 }
 
 /// How a consultation ends.
+/// SupervisoryAction of `supervise --action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuperviseAction {
+    Monitor,
+    Whisper,
+    BargeIn,
+    Intercept,
+    Clear,
+}
+
+impl SuperviseAction {
+    pub fn code(self) -> u16 {
+        match self {
+            SuperviseAction::Monitor => supervisory_action::MONITOR,
+            SuperviseAction::Whisper => supervisory_action::WHISPER,
+            SuperviseAction::BargeIn => supervisory_action::BARGE_IN,
+            SuperviseAction::Intercept => supervisory_action::INTERCEPT,
+            SuperviseAction::Clear => supervisory_action::CLEAR,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
     Transfer,
@@ -85,6 +107,15 @@ pub enum Action {
     },
     SetData(Box<CallData>),
     Snapshot,
+    /// SUPERVISE_CALL_REQ on the active call of this agent (AgentID).
+    Supervise {
+        agent: String,
+        action: u16,
+    },
+    /// MONITOR_AGENT_TEAM_START_REQ for this TeamID.
+    Team {
+        team_id: u32,
+    },
 }
 
 fn check_len(what: &str, value: &str, max: usize) -> Result<(), String> {
@@ -188,12 +219,23 @@ impl Action {
         Ok(Action::SetData(Box::new(data)))
     }
 
+    /// `supervise AGENT --action A` / `barge-in AGENT`.
+    pub fn supervise(agent: &str, action: SuperviseAction) -> Result<Action, String> {
+        check_len("AGENT", agent, MAX_AGENT_ID)?;
+        Ok(Action::Supervise {
+            agent: agent.into(),
+            action: action.code(),
+        })
+    }
+
     /// The services the session asks for: Client Events and Client
-    /// Control, and Call Data Update for `set-data`.
+    /// Control, and Call Data Update for `set-data`, Supervisor for the
+    /// supervisor's commands.
     pub fn services(&self) -> u32 {
         let base = service::CLIENT_EVENTS | service::CLIENT_CONTROL;
         match self {
             Action::SetData(_) => base | service::CALL_DATA_UPDATE,
+            Action::Supervise { .. } | Action::Team { .. } => base | service::SUPERVISOR,
             _ => base,
         }
     }
@@ -202,7 +244,11 @@ impl Action {
     pub fn needs_snapshot(&self) -> bool {
         !matches!(
             self,
-            Action::State { .. } | Action::Call { .. } | Action::Snapshot
+            Action::State { .. }
+                | Action::Call { .. }
+                | Action::Snapshot
+                | Action::Supervise { .. }
+                | Action::Team { .. }
         )
     }
 }
@@ -212,6 +258,15 @@ impl Action {
 pub fn check_granted(action: &Action, granted: u32) -> Result<(), String> {
     let hint = "the router grants it only to ClientIDs listed in [[clients]] with that service, \
                 and only when the CTI Server granted it to the router (docs/requests.md §3)";
+    if matches!(action, Action::Supervise { .. } | Action::Team { .. }) {
+        if granted & service::SUPERVISOR == 0 {
+            return Err(format!(
+                "services granted 0x{granted:x}, without Supervisor (0x80): the CTI Server \
+                 grants it to a supervisor's agent only"
+            ));
+        }
+        return Ok(());
+    }
     let state_only = granted & service::AGENT_STATE_CONTROL_ONLY != 0;
     let needed = match action {
         Action::State { .. } => service::CLIENT_CONTROL | service::AGENT_STATE_CONTROL_ONLY,
@@ -415,9 +470,11 @@ pub fn pick(action: &Action, conns: &[Conn], call: Option<u32>) -> Result<Target
                 .map_err(|e| format!("{e}; the consult call to complete"))?;
             return Ok(Target::HeldAndActive { held, active });
         }
-        Action::State { .. } | Action::Call { .. } | Action::Snapshot => {
-            return Err("this command acts on no call".into())
-        }
+        Action::State { .. }
+        | Action::Call { .. }
+        | Action::Snapshot
+        | Action::Supervise { .. }
+        | Action::Team { .. } => return Err("this command acts on no call".into()),
     };
     Ok(Target::One(conn))
 }

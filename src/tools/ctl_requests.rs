@@ -1,5 +1,6 @@
 //! The requests `ctirouter ctl` sends, without I/O (layouts:
-//! docs/protocol.md §12.2 Client Control, §12.3 Call Data Update): built
+//! docs/protocol.md §12.2 Client Control, §12.3 Call Data Update, §12.5
+//! Supervisor): built
 //! from the checked [`Action`], the session's [`Agent`] and the call
 //! [`pick`](super::ctl_plan::pick) chose; and how the consult call of a
 //! transfer or conference is recognised.
@@ -8,8 +9,8 @@ use super::ctl_plan::{Action, Agent, CallData, Completion, Conn, StateChange, Ta
 use crate::proto::constants::lcs;
 use crate::proto::msg::{
     AnswerCallReq, ClearConnectionReq, ConferenceCallReq, ConsultationCallConf,
-    ConsultationCallReq, HoldCallReq, MakeCallReq, RetrieveCallReq, SetAgentStateReq,
-    SetCallDataReq, SnapshotDeviceReq, TransferCallReq,
+    ConsultationCallReq, HoldCallReq, MakeCallReq, MonitorAgentTeamStartReq, RetrieveCallReq,
+    SetAgentStateReq, SetCallDataReq, SnapshotDeviceReq, SuperviseCallReq, TransferCallReq,
 };
 use crate::proto::{Message, NamedVar};
 
@@ -18,6 +19,8 @@ const NULL_SKILL_GROUP: u32 = 0xFFFF_FFFF;
 /// NULL_CALLTYPE (docs/protocol.md §5.16): SET_CALL_DATA_REQ leaves the
 /// call type alone.
 const NULL_CALLTYPE: u16 = 0xFFFF;
+/// SUPERVISE_CALL_REQ: the agent's active call / no supervisor call.
+const ACTIVE_CALL: u32 = 0xFFFF_FFFF;
 /// ConsultType (docs/protocol.md §12.2, CONSULTATION_CALL_REQ).
 const CONSULT_TRANSFER: u16 = 1;
 const CONSULT_CONFERENCE: u16 = 2;
@@ -32,7 +35,7 @@ impl Completion {
 }
 
 /// The request of a command that acts on no call (`state`, `call`,
-/// `snapshot`); `Ok(None)` for the others.
+/// `snapshot`, `supervise`, `barge-in`, `team`); `Ok(None)` for the others.
 pub fn direct_request(
     action: &Action,
     agent: &Agent,
@@ -69,6 +72,26 @@ pub fn direct_request(
         }
         .into(),
         Action::Snapshot => snapshot_request(agent, invoke_id),
+        Action::Supervise {
+            agent: supervised,
+            action,
+        } => SuperviseCallReq {
+            invoke_id,
+            peripheral_id: agent.peripheral_id,
+            agent_connection_call_id: ACTIVE_CALL,
+            supervisor_connection_call_id: ACTIVE_CALL,
+            supervisory_action: *action,
+            agent_id: Some(supervised.as_str().into()),
+            supervisor_instrument: agent.instrument(),
+            ..Default::default()
+        }
+        .into(),
+        Action::Team { team_id } => MonitorAgentTeamStartReq {
+            invoke_id,
+            team_id: *team_id,
+            ..Default::default()
+        }
+        .into(),
         _ => return Ok(None),
     }))
 }

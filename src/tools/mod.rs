@@ -20,5 +20,6 @@ pub mod recording;
 pub mod sim_pg;
 pub mod sim_pg_client;
 pub mod sim_pg_requests;
+pub mod sim_pg_supervisor;
 pub mod watch;
 pub mod watch_format;

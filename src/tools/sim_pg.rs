@@ -32,6 +32,13 @@
 //!   a TO_CLIENT message to a ClientID with no session here gets
 //!   FAILURE_CONF(E_CTI_CLIENT_NOT_FOUND) instead of the CONF.
 //!
+//! * **Supervisor** — only to a Client Events session whose agent
+//!   supervises a team in the simulated world (anyone else asking for it:
+//!   FAILURE_CONF(E_CTI_FUNCTION_NOT_AVAILABLE)); it gets its teams'
+//!   AGENT_TEAM_CONFIG_EVENTs after OPEN_CONF, SUPERVISOR_ASSIST_EVENTs of
+//!   its agents, and after MONITOR_AGENT_TEAM_START the team's agent states,
+//!   addressed to it alone (`sim_pg_supervisor`).
+//!
 //! Peripheral Monitor and Client Monitor are not served (their requests get
 //! E_CTI_FUNCTION_NOT_AVAILABLE). Fault switches for tests: `--grant MASK`
 //! (grant only these services), `--reply-delay-ms` (answers held back in
@@ -50,6 +57,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::sim_pg_client::{Gone, Host, SimClient};
 use super::sim_pg_requests::{Asker, Controllers, Fate, Requests};
+use super::sim_pg_supervisor::{self as supervisor, Supervisors};
 use crate::config::{Config, DEFAULT_OUTPUT_BOUND};
 use crate::event::Event;
 use crate::ids::{InvokeId, MonitorId, Services, SessionId};
@@ -61,7 +69,7 @@ use crate::proto::{routing, CtiString, DecodeOptions, Message, RequestError, Ver
 use crate::session::scope::{self, Agent};
 use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
 use crate::shard::monitors::{Delivery, MatchScratch, Monitor, MonitorIndex};
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::{SimConfig, Simulator, To};
 use crate::status::PgStatus;
 
 /// Default address: CTI Server instance 1, side A (42027 + 40; docs/protocol.md
@@ -118,9 +126,10 @@ impl Default for SimPgOptions {
 }
 
 impl SimPgOptions {
-    /// The event services it grants (the session layer's `served_services`).
+    /// The event services it grants (the session layer's `served_services`),
+    /// and Supervisor (to supervisors only, `sim_pg_supervisor`).
     pub fn served_services(&self) -> Services {
-        EVENT_SERVICES & self.grant
+        (EVENT_SERVICES | Services::SUPERVISOR) & self.grant
     }
 
     /// The request services it answers: what the session layer reads as the
@@ -168,6 +177,7 @@ struct Server {
     /// USER_MESSAGE_REQs at the simulator, by its InvokeID: the sender's
     /// ClientID and the message, delivered when the simulator confirms.
     user_messages: HashMap<u32, (CtiString, UserMessageReq)>,
+    supervisors: Supervisors,
     nr_events: u64,
     frame: Vec<u8>,
 }
@@ -243,6 +253,7 @@ impl Server {
             next_monitor_id: Cell::new(0),
             controllers: Controllers::default(),
             user_messages: HashMap::new(),
+            supervisors: Supervisors::default(),
             nr_events: 0,
             frame: Vec::with_capacity(1024),
         })
@@ -349,6 +360,7 @@ impl Server {
             requests: &mut self.requests,
             controllers: &mut self.controllers,
             user_messages: &mut self.user_messages,
+            supervisors: &mut self.supervisors,
         };
         client.on_readable(&ctx, now, &mut desk);
     }
@@ -364,16 +376,21 @@ impl Server {
                 if !self.can_flat_out() {
                     return;
                 }
-                Some(self.sim.next_event())
+                Some(self.sim.next_addressed_event())
             } else {
-                self.sim.next_event_until(until)
+                self.sim.next_addressed_event_until(until)
             };
-            let Some((due, message)) = next else {
+            let Some((due, to, message)) = next else {
                 self.behind = false;
                 return;
             };
             self.sim_clock = self.sim_clock.max(due);
-            self.emit(&message, now);
+            if to == To::All {
+                self.emit(&message, now);
+            } else {
+                let bound = self.options.output_bound;
+                supervisor::deliver(&self.supervisors, &mut self.clients, &to, &message, bound);
+            }
         }
     }
 
@@ -487,10 +504,17 @@ impl Server {
 
     /// The answer to the simulator's request `invoke`, to its asker.
     fn reply(&mut self, invoke: u32, message: &Message, now: Instant) {
-        let Some(asker) = self.requests.answered(invoke) else {
+        let segment = matches!(message, Message::ListAgentTeamConf(c) if c.more != 0);
+        let asker = if segment {
+            self.requests.peek(invoke)
+        } else {
+            self.requests.answered(invoke)
+        };
+        let Some(asker) = asker else {
             tracing::debug!(invoke, "sim-pg: an answer to no request in flight");
             return;
         };
+        self.supervisors.answered(asker.token, message);
         let Some(client) = self.clients.get_mut(&asker.token).filter(|c| c.is_open()) else {
             return;
         };
@@ -511,6 +535,10 @@ impl Server {
             Fate::Dropped => {
                 client.session.request_done();
                 tracing::debug!(session = %client.session.id, invoke = asker.invoke_id.0, "sim-pg: answer dropped (--drop-replies)");
+            }
+            // A segment with more to follow does not end the request.
+            Fate::Now if segment => {
+                client.queue(&bytes, self.options.output_bound);
             }
             Fate::Now => client.queue_answer(&bytes, self.options.output_bound),
             Fate::Hold(at) => self.requests.hold(at, asker.token, bytes),
@@ -572,6 +600,7 @@ impl Server {
                 }
                 self.requests.forget(token);
                 self.controllers.release(token);
+                self.supervisors.closed(token, &mut self.sim);
                 if why != Gone::Closed {
                     tracing::debug!(session = %client.session.id, ?why, "sim-pg: client dropped");
                 }
@@ -607,6 +636,7 @@ struct Desk<'a> {
     requests: &'a mut Requests,
     controllers: &'a mut Controllers,
     user_messages: &'a mut HashMap<u32, (CtiString, UserMessageReq)>,
+    supervisors: &'a mut Supervisors,
 }
 
 impl Host for Desk<'_> {
@@ -614,6 +644,12 @@ impl Host for Desk<'_> {
     /// reported) and its Client Events agent; refused with
     /// E_CTI_DEVICE_IN_USE when another ClientID controls its instrument.
     fn opened(&mut self, session: &mut Session, out: &mut Vec<u8>) -> bool {
+        if !self.supervisors.admit(self.token, session, self.sim) {
+            let error = supervisor::REFUSED;
+            failure_conf(out, session.version, session.open_invoke_id, error);
+            session.phase = Phase::Closing(CloseReason::OpenRejected(error));
+            return false;
+        }
         if !self
             .controllers
             .take(self.token, session.services, &session.client)
@@ -630,6 +666,8 @@ impl Host for Desk<'_> {
             None
         };
         session.confirm_open(self.status, agent.as_ref(), out);
+        let version = session.version;
+        self.supervisors.opened(self.token, version, self.sim, out);
         if let Some(monitor) = Monitor::client_events(session) {
             for key in monitor.watch.keys() {
                 self.monitors.count_up(key);
@@ -671,6 +709,25 @@ impl Host for Desk<'_> {
                 }
             }
         }
+        if let Some(refused) = self.supervisors.refusal(self.token, &request, self.sim) {
+            session.request_done();
+            supervisor::failure(out, version, invoke_id.0, refused);
+            return;
+        }
+        if let Message::SuperviseCallReq(r) = &mut request {
+            // The supervisor is the session's own agent.
+            let own = &session.client;
+            let instrument = own
+                .agent_instrument
+                .as_ref()
+                .or(own.agent_extension.as_ref());
+            if r.supervisor_instrument
+                .as_ref()
+                .is_none_or(|d| d.is_empty())
+            {
+                r.supervisor_instrument = instrument.cloned();
+            }
+        }
         let sim_invoke = self.requests.sent(Asker {
             token: self.token,
             invoke_id,
@@ -685,281 +742,5 @@ impl Host for Desk<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::server::proxied_service;
-    use crate::sim::rng::Rng;
-
-    /// Whatever a client's request holds, once it passed the session's
-    /// checks and the scope fill, the simulator answers it exactly once
-    /// and does not panic.
-    #[test]
-    fn arbitrary_requests_are_answered_once_and_never_panic_the_simulator() {
-        let mut sim = Simulator::new(SimConfig {
-            agents: 4,
-            manual_agents: 1,
-            calls_per_sec: 2.0,
-            seed: 11,
-            ..SimConfig::default()
-        });
-        let desk = Agent {
-            peripheral_id: 5000,
-            agent_id: Some("1004".into()),
-            agent_extension: None,
-            agent_instrument: Some("3004".into()),
-        };
-        let requests: Vec<usize> = (0..Message::TYPED.len())
-            .filter(|&i| proxied_service(Message::TYPED[i]).is_some())
-            .collect();
-        let mut rng = Rng::new(5);
-        let mut now = Duration::ZERO;
-        let mut invoke = 0u32;
-        for round in 0..4000 {
-            let bytes: Vec<u8> = (0..256).map(|_| rng.next_u64() as u8).collect();
-            let which = requests[round % requests.len()];
-            let mut u = arbitrary::Unstructured::new(&bytes);
-            let Ok(mut request) = Message::arbitrary_typed(which, &mut u) else {
-                continue;
-            };
-            // Half of them as a desktop of the manual agent sends them.
-            if round % 2 == 0 {
-                if let Some(identity) = scope::identity(&mut request) {
-                    let _ = scope::fill_and_check(identity, &desk, |_, _| true);
-                }
-            }
-            invoke += 1;
-            now += Duration::from_millis(rng.range(0, 3000));
-            sim.request(now, invoke, &request);
-            let mut answers = Vec::new();
-            while let Some((_, m)) = sim.next_event_until(now) {
-                if msg::is_reply(m.message_type()) {
-                    let frame = m.to_frame(Version::MAX).expect("the answer encodes");
-                    answers.push(u32::from_be_bytes([
-                        frame[8], frame[9], frame[10], frame[11],
-                    ]));
-                }
-            }
-            assert_eq!(
-                answers,
-                [invoke],
-                "one answer, with its InvokeID: {request:?}"
-            );
-        }
-    }
-
-    /// Desktops acting on the agents and calls they see, at random: every
-    /// request answered once, every event encodes and routes, no panic.
-    #[test]
-    fn random_desktops_never_panic_the_simulator() {
-        let mut done = std::collections::BTreeMap::new();
-        for seed in 1..=4 {
-            for (t, n) in random_desktops(seed, 25_000) {
-                *done.entry(t).or_insert(0) += n;
-            }
-        }
-        for t in [
-            msg::SET_AGENT_STATE_CONF,
-            msg::ANSWER_CALL_CONF,
-            msg::HOLD_CALL_CONF,
-            msg::RETRIEVE_CALL_CONF,
-            msg::MAKE_CALL_CONF,
-            msg::CONSULTATION_CALL_CONF,
-            msg::TRANSFER_CALL_CONF,
-            msg::CONFERENCE_CALL_CONF,
-            msg::CLEAR_CONNECTION_CONF,
-        ] {
-            assert!(done.contains_key(&t), "no {t} in {done:?}");
-        }
-    }
-
-    /// `n` random requests on a small center with `seed`: how many of each
-    /// CONF (not failures) came back.
-    fn random_desktops(seed: u64, n: u32) -> std::collections::BTreeMap<u32, u32> {
-        use crate::proto::msg::*;
-        let mut sim = Simulator::new(SimConfig {
-            agents: 4,
-            manual_agents: 2,
-            calls_per_sec: 1.0,
-            seed,
-            ..SimConfig::default()
-        });
-        let exts = ["3001", "3002", "3003", "3004", "5551234"];
-        let mut rng = Rng::new(seed);
-        let mut calls: Vec<u32> = vec![0];
-        let mut hot: Option<crate::proto::CtiString> = None;
-        let mut consulted: Option<crate::proto::CtiString> = None;
-        let mut script = std::collections::VecDeque::new();
-        let mut now = Duration::ZERO;
-        let mut kinds = std::collections::BTreeMap::new();
-        for invoke in 1..=n {
-            now += Duration::from_millis(rng.range(0, 2000));
-            let ext = |rng: &mut Rng| Some(exts[rng.below(exts.len() as u32) as usize].into());
-            let call = calls[rng.below(calls.len() as u32) as usize];
-            // Scripted steps come from the agent that last consulted.
-            let inst = match &hot {
-                Some(hot) if !script.is_empty() => Some(hot.clone()),
-                _ => ext(&mut rng),
-            };
-            let scripted = script.pop_front();
-            let request: Message = match scripted.unwrap_or_else(|| rng.below(14)) {
-                0 | 1 => SetAgentStateReq {
-                    agent_state: rng.below(11) as u16,
-                    event_reason_code: rng.below(3) as u16,
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                2 => AnswerCallReq {
-                    connection_call_id: if scripted.is_some() { 0 } else { call },
-                    agent_instrument: if scripted.is_some() {
-                        consulted.clone()
-                    } else {
-                        inst
-                    },
-                    ..Default::default()
-                }
-                .into(),
-                3 => HoldCallReq {
-                    connection_call_id: call,
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                4 => RetrieveCallReq {
-                    held_connection_call_id: call,
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                5 => ClearConnectionReq {
-                    connection_call_id: call,
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                6 => ClearCallReq {
-                    connection_call_id: call,
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                7 => MakeCallReq {
-                    agent_instrument: inst,
-                    dialed_number: ext(&mut rng),
-                    ..Default::default()
-                }
-                .into(),
-                8 => ConsultationCallReq {
-                    active_connection_call_id: call,
-                    agent_instrument: inst,
-                    dialed_number: ext(&mut rng),
-                    ..Default::default()
-                }
-                .into(),
-                9 => TransferCallReq {
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                10 => ConferenceCallReq {
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                11 => ReconnectCallReq {
-                    agent_instrument: inst,
-                    ..Default::default()
-                }
-                .into(),
-                12 => SnapshotCallReq {
-                    connection_call_id: call,
-                    ..Default::default()
-                }
-                .into(),
-                _ => SetCallDataReq {
-                    connection_call_id: call,
-                    call_variable_1: Some("x".into()),
-                    ..Default::default()
-                }
-                .into(),
-            };
-            sim.request(now, invoke, &request);
-            let mut answers = Vec::new();
-            while let Some((_, m)) = sim.next_event_until(now) {
-                let frame = m.to_frame(Version::MAX).expect("every message encodes");
-                if msg::is_reply(m.message_type()) {
-                    answers.push(u32::from_be_bytes([
-                        frame[8], frame[9], frame[10], frame[11],
-                    ]));
-                    let ok = !matches!(m, Message::ControlFailureConf(_) | Message::FailureConf(_));
-                    if let Message::ConsultationCallConf(c) = &m {
-                        // The consulted agent answers, then the consulting
-                        // one transfers, conferences or reconnects.
-                        hot = c.new_connection_device_id.clone();
-                        if let Message::ConsultationCallReq(r) = &request {
-                            consulted = r.dialed_number.clone();
-                        }
-                        script.extend([2, 9 + rng.below(3)]);
-                    }
-                    if ok {
-                        *kinds.entry(m.message_type()).or_insert(0u32) += 1;
-                    }
-                    continue;
-                }
-                routing::extract(&frame, Version::MAX).expect("every event routes");
-                let id = match &m {
-                    Message::CallDeliveredEvent(e) => e.connection_call_id,
-                    Message::CallServiceInitiatedEvent(e) => e.connection_call_id,
-                    _ => continue,
-                };
-                if !calls.contains(&id) {
-                    calls.push(id);
-                    if calls.len() > 12 {
-                        calls.remove(1);
-                    }
-                }
-            }
-            assert_eq!(answers, [invoke], "one answer: {request:?}");
-        }
-        kinds
-    }
-
-    #[test]
-    fn grant_masks_parse_as_hex_or_decimal() {
-        assert_eq!(parse_mask("0x1"), Ok(1));
-        assert_eq!(parse_mask("0X2013"), Ok(0x2013));
-        assert_eq!(parse_mask("22"), Ok(22));
-        assert!(parse_mask("0x").is_err());
-        assert!(parse_mask("ab").is_err());
-        assert!(parse_mask("-1").is_err());
-    }
-
-    #[test]
-    fn grant_masks_what_is_served() {
-        let all = SimPgOptions::default();
-        assert_eq!(
-            all.served_services(),
-            Services::ALL_EVENTS | Services::CLIENT_EVENTS
-        );
-        assert_eq!(
-            all.request_services(),
-            Services::CLIENT_CONTROL
-                | Services::CALL_DATA_UPDATE
-                | Services::AGENT_STATE_CONTROL_ONLY
-        );
-        let all_events_only = SimPgOptions {
-            grant: Services(0x10),
-            ..SimPgOptions::default()
-        };
-        assert_eq!(all_events_only.served_services(), Services::ALL_EVENTS);
-        assert_eq!(all_events_only.request_services(), Services::NONE);
-        let agent_state_only = SimPgOptions {
-            grant: Services(0x2011),
-            ..SimPgOptions::default()
-        };
-        assert_eq!(
-            agent_state_only.request_services(),
-            Services::AGENT_STATE_CONTROL_ONLY
-        );
-    }
-}
+#[path = "sim_pg_tests.rs"]
+mod tests;

@@ -83,6 +83,11 @@ impl Requests {
         self.next_invoke
     }
 
+    /// The asker of a request answered in parts, while parts are to come.
+    pub fn peek(&self, invoke_id: u32) -> Option<Asker> {
+        self.pending.get(&invoke_id).copied()
+    }
+
     /// The simulator answered its request `invoke_id`: who asked (`None`:
     /// nobody this server sent, or an answer already given).
     pub fn answered(&mut self, invoke_id: u32) -> Option<Asker> {

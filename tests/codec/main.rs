@@ -3,6 +3,7 @@
 //! * `bad_input` — malformed input against every decoding entry point;
 //! * `props` — property tests over generated typed messages;
 //! * `random` — bounded random input mutated from the sample vectors;
+//! * `supervisor` — the Supervisor service requests and confirmations;
 //! * `vectors` — the public sample vectors (`tests/vectors/`).
 //!
 //! Support: `testkit::vectors` and the frame builders of `testkit`.
@@ -10,4 +11,5 @@
 mod bad_input;
 mod props;
 mod random;
+mod supervisor;
 mod vectors;

@@ -440,7 +440,7 @@ const SEEDS_PER_TYPE: u64 = 48;
 /// 13..=24 and transcode between every pair of versions (a request decoded at
 /// the client's version, re-encoded at the upstream's, and the reply or event
 /// the other way); a type with floating fields is generated with some.
-fn check_types_at_every_version_pair(types: &[u32]) {
+pub(crate) fn check_types_at_every_version_pair(types: &[u32]) {
     for &message_type in types {
         let which = Message::TYPED
             .iter()

@@ -75,15 +75,18 @@ fn generate(message_type: u32, version: Version, rng: &mut Rng) -> Option<Messag
 }
 
 /// The proxied request types (RELEASE_CALL aside: its aggregation has its
-/// own tests) and their confirmations.
+/// own tests; the Supervisor requests aside: they go through a supervisor's
+/// own upstream session, docs/requests.md §7) and their confirmations.
 fn request_types() -> Vec<(u32, u32)> {
     Message::TYPED
         .iter()
         .copied()
         .filter(|&t| proxied_service(t).is_some() && t != msg::RELEASE_CALL_REQ)
         // The Server service's own requests are answered by the router
-        // (docs/requests.md §8), never proxied.
+        // (docs/requests.md §8), never proxied; the Supervisor's go to a
+        // supervisor's own upstream session (§7), not through this path.
         .filter(|&t| proxied_service(t) != Some(Services::SERVER))
+        .filter(|&t| proxied_service(t) != Some(Services::SUPERVISOR))
         .filter(|&t| !msg::is_reply(t))
         .map(|t| (t, t + 1))
         .filter(|&(_, conf)| Message::TYPED.contains(&conf))

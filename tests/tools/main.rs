@@ -5,6 +5,7 @@
 //! * `record_replay` — `record` → file → `serve --replay`;
 //! * `sim_pg` — `sim-pg` as a CTI Server;
 //! * `sim_pg_requests` — `sim-pg` answering requests, its fault switches;
+//! * `sim_pg_supervisor` — `sim-pg` serving supervisors and their teams;
 //! * `tuning_files` — `tuning/*.toml` and `tuning/host-tune.sh`;
 //! * `watch` — `watch` against `sim-pg` and a fake server.
 
@@ -12,6 +13,7 @@ mod ctl;
 mod record_replay;
 mod sim_pg;
 mod sim_pg_requests;
+mod sim_pg_supervisor;
 mod tuning_files;
 mod watch;
 
