@@ -982,17 +982,8 @@ mod tests {
         let mut config = Config::default();
         config.tls.cert = Some("router.pem".into());
         assert!(refusal(&config).starts_with("tls.cert is set but tls.listen"));
+        // (That the files load is `tls::check`'s, tested there.)
         let mut config = Config::default();
-        config.tls.listen = Some(config.listen);
-        assert!(refusal(&config).starts_with("tls.listen is set: give tls.cert and tls.key"));
-        let mut config = Config::parse(&format!(
-            "listen = \"127.0.0.1:42027\"\n[tls]\nlisten = \"127.0.0.1:42027\"\n\
-             cert = \"{0}\"\nkey = \"{0}\"\n",
-            "/nonexistent/router.pem"
-        ))
-        .unwrap();
-        assert!(refusal(&config).starts_with("tls.cert: /nonexistent/router.pem: "));
-        config.tls = TlsConfig::default();
         config.upstream = Some(UpstreamConfig {
             sides: vec!["a:1".into()],
             ca: Some("pg-ca.pem".into()),

@@ -214,6 +214,37 @@ mod tests {
     }
 
     #[test]
+    fn check_loads_what_a_valid_config_names() {
+        let mut config = Config::default();
+        config.tls.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.validate_on(4).unwrap();
+        let e = check(&config).unwrap_err().0;
+        assert!(
+            e.starts_with("tls.listen is set: give tls.cert and tls.key"),
+            "{e}"
+        );
+        let mut config = Config::parse(&format!(
+            "listen = \"127.0.0.1:42027\"\n[tls]\nlisten = \"127.0.0.1:42027\"\n\
+             cert = \"{0}\"\nkey = \"{0}\"\n",
+            "/nonexistent/router.pem"
+        ))
+        .unwrap();
+        let e = check(&config).unwrap_err().0;
+        assert!(e.starts_with("tls.cert: /nonexistent/router.pem: "), "{e}");
+        config.tls = TlsConfig::default();
+        config.upstream = Some(UpstreamConfig {
+            sides: vec!["a:1".into()],
+            tls: true,
+            ca: Some("/nonexistent/pg-ca.pem".into()),
+            server_name: Some("not a name".into()),
+            ..UpstreamConfig::default()
+        });
+        let e = check(&config).unwrap_err().0;
+        assert!(e.starts_with("upstream.server_name \"not a name\""), "{e}");
+        check(&Config::default()).unwrap();
+    }
+
+    #[test]
     fn missing_files_are_named_with_the_reason() {
         let tls = TlsConfig {
             listen: Some("127.0.0.1:0".parse().unwrap()),
