@@ -983,12 +983,14 @@ mod tests {
         config.tls.cert = Some("router.pem".into());
         assert!(refusal(&config).starts_with("tls.cert is set but tls.listen"));
         // (That the files load is `tls::check`'s, tested there.)
-        let mut config = Config::default();
-        config.upstream = Some(UpstreamConfig {
-            sides: vec!["a:1".into()],
-            ca: Some("pg-ca.pem".into()),
-            ..UpstreamConfig::default()
-        });
+        let config = Config {
+            upstream: Some(UpstreamConfig {
+                sides: vec!["a:1".into()],
+                ca: Some("pg-ca.pem".into()),
+                ..UpstreamConfig::default()
+            }),
+            ..Config::default()
+        };
         assert!(refusal(&config).starts_with("upstream.ca is set but upstream.tls is false"));
     }
 
