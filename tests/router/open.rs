@@ -12,14 +12,16 @@ use testkit::*;
 /// Every service the router may grant on its built-in simulated PG: the
 /// event services it serves itself (docs/design.md §4.8–§4.11: All Events,
 /// Client Events, Peripheral Monitor, Client Monitor) and the request
-/// services the simulator answers (Client Control, Call Data Update).
-/// Nothing else is granted.
+/// services the simulator answers (Client Control, Call Data Update), and
+/// the Server service the router provides itself (docs/requests.md §8).
+/// Nothing else is granted (Supervisor needs a session of its own upstream).
 const SERVED: u32 = service::ALL_EVENTS
     | service::CLIENT_EVENTS
     | service::PERIPHERAL_MONITOR
     | service::CLIENT_MONITOR
     | service::CLIENT_CONTROL
-    | service::CALL_DATA_UPDATE;
+    | service::CALL_DATA_UPDATE
+    | service::SERVER;
 
 /// Send a raw OPEN_REQ and expect FAILURE_CONF(invoke, code) then close.
 fn expect_open_rejected(
