@@ -371,3 +371,37 @@ fn a_burst_larger_than_the_socket_takes_arrives_whole_and_in_order_over_tls() {
     let snapshot = h.router.snapshot().unwrap();
     assert_eq!(snapshot.nr_slow_consumer_cuts, 0);
 }
+
+/// Requests travel the TLS port as the clear one: a Miscellaneous request
+/// the router answers itself gets its CONF, and a Client Control request
+/// of a session not granted it its FAILURE_CONF, each with its InvokeID.
+#[test]
+fn requests_on_the_tls_port_are_answered_with_their_invoke_ids() {
+    use ctirouter::proto::msg::{ClientEventReportReq, SetAgentStateReq};
+    let pki = Pki::new("ca");
+    let server = pki.issue("router", &["127.0.0.1"]);
+    let h = tls_harness(&server, None);
+    let mut c = Client::connect_tls(tls_addr(&h), pki.client_config(None), "127.0.0.1")
+        .expect("a TLS session");
+    c.open(&OpenSpec::new(v(19), service::ALL_EVENTS));
+    c.send(ClientEventReportReq {
+        invoke_id: 77,
+        state: 0,
+        object_name: Some("desktop".into()),
+        text: Some("over TLS".into()),
+    });
+    assert_eq!(frame_type(&c.reply(77)), msg::CLIENT_EVENT_REPORT_CONF);
+    c.send(SetAgentStateReq {
+        invoke_id: 78,
+        peripheral_id: PID,
+        agent_state: agent_state::NOT_READY,
+        agent_instrument: Some(INSTR.into()),
+        ..Default::default()
+    });
+    let refused = c.reply(78);
+    assert_eq!(
+        failure_status(&refused),
+        Some(12),
+        "Client Control not granted"
+    );
+}
