@@ -422,6 +422,11 @@ pub struct Limits {
     pub output_bound_bytes: usize,
     /// Seconds after which a call that never saw its end is forgotten.
     pub call_max_age_secs: u64,
+    /// Supervisor sessions at once, router-wide: each holds its own
+    /// session on the CTI Server (docs/requests.md §7); an OPEN_REQ for
+    /// Supervisor over it gets FAILURE_CONF(E_CTI_UNSPECIFIED_FAILURE).
+    /// Default 200.
+    pub max_supervisor_sessions: usize,
 }
 
 impl Limits {
@@ -445,9 +450,14 @@ impl Default for Limits {
             max_pending_opens: DEFAULT_MAX_PENDING_OPENS,
             open_timeout_secs: DEFAULT_OPEN_TIMEOUT_SECS,
             output_bound_bytes: DEFAULT_OUTPUT_BOUND,
+            max_supervisor_sessions: DEFAULT_MAX_SUPERVISOR_SESSIONS,
         }
     }
 }
+
+/// [`Limits::max_supervisor_sessions`] unless set: supervisors are a few
+/// percent of a large PG's agents.
+pub const DEFAULT_MAX_SUPERVISOR_SESSIONS: usize = 200;
 
 /// [`RuntimeConfig::io_ring_depth`] unless set: 64 poll buckets, and three
 /// rings of it per executor fit RLIMIT_MEMLOCK's 8 MiB beside the default

@@ -68,6 +68,10 @@ pub struct Event {
     pub mask_bit: MaskBit,
     /// Every key the event must reach (set by ingest's call-party tracker).
     pub targets: Targets,
+    /// Made by the router (SYSTEM_EVENT offline/online, Client Monitor
+    /// events), not read from the bridge session: a supervisor's session,
+    /// whose CTI Server events come from its own session, gets these too.
+    pub router_made: bool,
     /// The frame at the other versions, allocated when a session first needs
     /// one (most events are only ever sent at the upstream version), so the
     /// event stays small to build and move.
@@ -108,6 +112,7 @@ impl Event {
             message_type: keys.message_type,
             mask_bit: MaskBit::of(keys),
             targets,
+            router_made: false,
             encoded: OnceLock::new(),
         }
     }

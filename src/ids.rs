@@ -75,9 +75,19 @@ impl Services {
     );
     /// The services that change state at the PG or for other clients: with
     /// a real upstream only clients listed in `[[clients]]` with them get
-    /// them (the proxied ones, and Server: a registered server answers
-    /// everyone's recording requests).
-    pub const STATE_CHANGING: Services = Services(Self::PROXIED.0 | service::SERVER);
+    /// them (the proxied ones; Server: a registered server answers
+    /// everyone's recording requests; Supervisor: barge-in and intercept).
+    pub const STATE_CHANGING: Services =
+        Services(Self::PROXIED.0 | service::SERVER | service::SUPERVISOR);
+    /// What a supervisor's session may have: what the CTI Server serves the
+    /// supervisor's own session there (docs/requests.md §7), and Connection
+    /// Monitor, which is the router's own.
+    pub const SUPERVISOR_SESSION: Services = Services(
+        service::CLIENT_EVENTS
+            | service::SUPERVISOR
+            | Self::PROXIED.0
+            | service::CONNECTION_MONITOR,
+    );
 
     /// Whether every service of `other` is in this set.
     pub const fn contains(self, other: Services) -> bool {

@@ -27,6 +27,15 @@ pub enum ToShard {
         session: SessionId,
         agent: Option<AgentView>,
         snapshot: Vec<Arc<Event>>,
+        /// A supervisor's session: what its own upstream session was given
+        /// (its events then come only as [`ToShard::OwnEvent`]).
+        own: Option<OwnOpen>,
+    },
+    /// An event of a supervisor's own upstream session (docs/requests.md
+    /// §7), for that session alone.
+    OwnEvent {
+        session: SessionId,
+        event: Arc<Event>,
     },
     /// Ingest refused the session after all (its OPEN_REQ gets FAILURE_CONF
     /// with this error, and it is closed).
@@ -68,6 +77,15 @@ pub enum ToShard {
     UpstreamLost,
     /// Stop accepting, tell every session, flush, exit.
     Shutdown,
+}
+
+/// What a supervisor's own upstream session was given in its OPEN_CONF:
+/// the downstream session's services (of those it was granted) and the
+/// MonitorID its Client Events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnOpen {
+    pub services: Services,
+    pub monitor_id: u32,
 }
 
 /// What a shard tells ingest (control ring), in the shard's order.

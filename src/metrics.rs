@@ -136,6 +136,11 @@ counters! {
     nr_accepted => "accepted" Counter,
     /// OPEN_REQs refused because max_sessions was reached.
     nr_refused => "refused_max_sessions" Counter,
+    /// Supervisor sessions refused: max_supervisor_sessions was reached.
+    nr_refused_supervisors => "refused_max_supervisor_sessions" Counter,
+    /// Supervisor sessions with their own session on the CTI Server
+    /// (opening, open, or being reopened after a failover).
+    supervisor_sessions => "supervisor_sessions" Gauge,
     /// Connections closed at accept: max_pending_opens was reached.
     nr_refused_pending => "refused_pending" Counter,
     /// Connections closed at accept: the process was out of file descriptors.

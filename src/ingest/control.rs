@@ -40,36 +40,31 @@ impl<L: Links> IngestCore<L> {
 
     /// A session is open: count its interest and services, answer `OpenAck`
     /// (with its agent as last seen, and the Client Monitor snapshot), tell
-    /// Client Monitor sessions.
+    /// Client Monitor sessions. A supervisor's session is answered when
+    /// its own upstream session is (`supervisors`).
     fn session_opened(&mut self, opened: SessionOpened, now: Instant) {
-        let SessionOpened {
-            shard,
-            id,
-            peer,
-            version,
-            services,
-            call_mask,
-            agent_mask,
-            client,
-            interest_up,
-            ..
-        } = opened;
-        for key in interest_up {
-            self.interest.up(shard, key);
+        for &key in &opened.interest_up {
+            self.interest.up(opened.shard, key);
         }
-        self.interest.count_session(shard, services, 1);
-        if let Err(error) = self.take_control(id, services, &client) {
+        self.interest
+            .count_session(opened.shard, opened.services, 1);
+        if opened.services.contains(Services::SUPERVISOR) {
+            return self.supervisor_opened(opened);
+        }
+        let (shard, id) = (opened.shard, opened.id);
+        if let Err(error) = self.take_control(id, opened.services, &opened.client) {
             // Its shard closes it and reports that like any close.
             self.stage(shard, ToShard::OpenRefused { session: id, error });
             return;
         }
-        let snapshot = if services.contains(Services::CLIENT_MONITOR) {
+        let snapshot = if opened.services.contains(Services::CLIENT_MONITOR) {
             self.registry.opened_events().filter_map(event_of).collect()
         } else {
             Vec::new()
         };
-        let agent = if services.contains(Services::CLIENT_EVENTS) {
-            client
+        let agent = if opened.services.contains(Services::CLIENT_EVENTS) {
+            opened
+                .client
                 .agent_key()
                 .and_then(|key| self.tracker.agents.view(key))
         } else {
@@ -81,8 +76,26 @@ impl<L: Links> IngestCore<L> {
                 session: id,
                 agent,
                 snapshot,
+                own: None,
             },
         );
+        self.register(opened, now);
+    }
+
+    /// An open session answered with `OpenAck`: in the registry, and told
+    /// to Client Monitor and Connection Monitor.
+    pub(super) fn register(&mut self, opened: SessionOpened, now: Instant) {
+        let SessionOpened {
+            shard,
+            id,
+            peer,
+            version,
+            services,
+            call_mask,
+            agent_mask,
+            client,
+            ..
+        } = opened;
         let record = SessionRecord {
             shard,
             peer,
@@ -104,7 +117,7 @@ impl<L: Links> IngestCore<L> {
     /// instrument (docs/requests.md §4): one held by a session of another
     /// ClientID is refused with E_CTI_DEVICE_IN_USE; sessions of one
     /// ClientID may share it.
-    fn take_control(
+    pub(super) fn take_control(
         &mut self,
         id: SessionId,
         services: Services,
@@ -133,7 +146,7 @@ impl<L: Links> IngestCore<L> {
 
     /// A session that closed lets go of the instrument it controlled (the
     /// one its OPEN_REQ named: [`Self::take_control`] keys it so).
-    fn release_control(&mut self, id: SessionId, client: &ClientInfo) {
+    pub(super) fn release_control(&mut self, id: SessionId, client: &ClientInfo) {
         let Some(instrument) = client.agent_instrument.as_ref() else {
             return;
         };
@@ -161,6 +174,7 @@ impl<L: Links> IngestCore<L> {
         }
         self.release_closed_writer(id, now);
         self.server_session_closed(id, now);
+        self.supervisor_closed(id);
         self.interest.count_session(shard, services, -1);
         let (record, ended) = self.registry.remove(id);
         if let Some(record) = &record {

@@ -19,6 +19,7 @@ use super::pending::PendingTable;
 use super::registry::Registry;
 use super::servers::Servers;
 use super::shared::SharedAnswers;
+use super::supervisors::Supervisors;
 use super::tracker::CallTracker;
 use crate::config::RequestsConfig;
 use crate::event::Event;
@@ -71,6 +72,9 @@ pub struct IngestCore<L> {
     pub shared: SharedAnswers,
     /// The version the upstream session speaks (requests are re-encoded at it).
     pub upstream_version: Version,
+    /// The side (address) the bridge session is open on; `None` while it
+    /// is not open. Supervisors' own sessions open on the same side.
+    pub upstream_side: Option<String>,
     /// Request frames for the upstream, staged until its driver writes them.
     pub to_upstream: Vec<u8>,
     /// The sessions that sent SET_CALL_DATA on each call and have not
@@ -84,6 +88,10 @@ pub struct IngestCore<L> {
     /// An upstream CTI Server is configured (not the simulator, not a
     /// replay): recording requests with no local server go to it.
     pub upstream_configured: bool,
+    /// The upstream's settings (supervisors' own sessions open with them).
+    pub upstream_config: Option<crate::config::UpstreamConfig>,
+    /// Supervisors' own upstream sessions (docs/requests.md §7).
+    pub supervisors: Supervisors,
 }
 
 /// The client controlling one instrument (docs/requests.md §4).
@@ -113,6 +121,7 @@ impl<L: Links> IngestCore<L> {
             ),
             shared: SharedAnswers::new(RequestsConfig::default().statistics_min_interval()),
             upstream_version: Version::MAX,
+            upstream_side: None,
             to_upstream: Vec::new(),
             call_data_writers: CallDataWriters::default(),
             controllers: HashMap::new(),
@@ -121,6 +130,8 @@ impl<L: Links> IngestCore<L> {
                 RequestsConfig::default().max_pending,
             ),
             upstream_configured: true,
+            upstream_config: None,
+            supervisors: Supervisors::new(crate::config::DEFAULT_MAX_SUPERVISOR_SESSIONS),
         }
     }
 
@@ -182,7 +193,21 @@ impl<L: Links> IngestCore<L> {
         let frame = message
             .to_frame(Version::MAX)
             .expect("router-made messages encode at v24");
-        let _ = self.push_frame(Version::MAX, &frame, now);
+        self.seq += 1;
+        let built = build_event(
+            &mut self.tracker,
+            &mut self.interest,
+            self.seq,
+            Version::MAX,
+            &frame,
+            now,
+        );
+        if let Ok((mut event, mask)) = built {
+            if let Some(event) = Arc::get_mut(&mut event) {
+                event.router_made = true;
+            }
+            self.stage_event(event, mask);
+        }
     }
 
     fn stage_event(&mut self, event: Arc<Event>, mask: ShardMask) {
@@ -231,6 +256,7 @@ impl<L: Links> IngestCore<L> {
     pub fn upstream_lost(&mut self, now: Instant) {
         self.metrics.upstream_open.store(0, Ordering::Relaxed);
         Metrics::add(&self.metrics.nr_upstream_losses, 1);
+        self.upstream_side = None;
         let mut status = self.status.clone();
         status.pg_status |= pg_status::CTI_SERVER_OFFLINE;
         self.set_status(status);

@@ -5,13 +5,14 @@
 //! while one is full. Status changes and the upstream's loss and return are
 //! broadcast in stream order.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::core::{IngestCore, Links};
+use super::supervisor_link;
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::{DecodeError, Version};
@@ -54,31 +55,35 @@ impl Core {
 pub struct Fanout {
     core: Rc<RefCell<Core>>,
     /// Rung when requests are staged for the upstream.
-    bell: Rc<UpstreamBell>,
+    bell: Rc<Bell>,
+    /// The supervisors' own upstream sessions' tasks (with an upstream).
+    supervisors: Rc<OnceCell<Rc<supervisor_link::Links>>>,
 }
 
-/// Wakes the upstream task when the control tasks staged requests for it
-/// (one executor: plain cells, no atomics).
+/// Wakes a task on this executor: the upstream task when the control
+/// tasks staged requests for it, a supervisor's session task (one
+/// executor: plain cells, no atomics).
 #[derive(Default)]
-struct UpstreamBell {
+pub struct Bell {
     rung: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
-impl UpstreamBell {
-    fn ring(&self) {
+impl Bell {
+    pub fn ring(&self) {
         self.rung.set(true);
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
     }
 
-    async fn wait(&self) {
+    /// Until the bell is rung (at once if it was since the last wait).
+    pub async fn wait(&self) {
         futures_lite::future::poll_fn(|cx| {
             if self.rung.replace(false) {
                 Poll::Ready(())
             } else {
-                // Polled on every turn of the upstream loop: keep the waker
+                // Polled on every turn of its task's loop: keep the waker
                 // it already holds when it is the same task's.
                 let waker = match self.waker.take() {
                     Some(w) if w.will_wake(cx.waker()) => w,
@@ -111,6 +116,25 @@ impl Fanout {
                 call_max_age,
             ))),
             bell: Rc::default(),
+            supervisors: Rc::default(),
+        }
+    }
+
+    /// Hold supervisors' own upstream sessions with these tasks (once).
+    pub fn serve_supervisors_with(&self, links: supervisor_link::Links) {
+        let _ = self.supervisors.set(Rc::new(links));
+    }
+
+    /// Start the supervisors' sessions the core asked for and wake those
+    /// it staged requests for or closed.
+    fn serve_supervisors(&self) {
+        if let Some(links) = self.supervisors.get() {
+            links.serve(self);
+        } else {
+            self.with(|core| {
+                core.supervisors.to_start.clear();
+                core.supervisors.to_wake.clear();
+            });
         }
     }
 
@@ -227,6 +251,7 @@ pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
         if staged {
             fanout.bell.ring();
         }
+        fanout.serve_supervisors();
         fanout.flush().await;
         // Isolation (docs/requests.md §5): a burst of requests is taken a
         // batch at a time, with the upstream's events read in between.
@@ -239,7 +264,18 @@ pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
 pub async fn server_timer(mut fanout: Fanout) {
     loop {
         glommio::timer::sleep(super::STOP_POLL).await;
-        if fanout.with(|core| core.expire_server_requests(Instant::now())) > 0 {
+        let now = Instant::now();
+        // Requests on supervisors' own sessions time out here too (the
+        // bridge's are timed by its loop).
+        let expired = fanout.with(|core| {
+            let own = if core.supervisors.is_empty() {
+                0
+            } else {
+                core.expire_requests(now)
+            };
+            own + core.expire_server_requests(now)
+        });
+        if expired > 0 {
             fanout.flush().await;
         }
     }

@@ -17,9 +17,13 @@
 //! * `servers` — the Server service registry and requests at server applications
 //! * `server_requests` — the Server service's requests, recording requests
 //!   to local servers and their answers back
+//! * `supervisors` — supervisors' own sessions on the CTI Server, sans I/O
+//! * `supervisor_link` — the task holding one supervisor's upstream session
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
-//!   the I/O around the sans-IO `session::client`
+//!   the loop around the sans-IO `session::client`
+//! * `upstream_conn` — one connection to the CTI Server: TCP, TLS, reads,
+//!   writes, CLOSE_REQ
 //! * `replay` — a recorded stream file as an event source
 
 pub mod agents;
@@ -37,8 +41,11 @@ pub mod server_requests;
 pub mod servers;
 pub mod shared;
 pub mod sim_source;
+pub mod supervisor_link;
+pub mod supervisors;
 pub mod tracker;
 pub mod upstream;
+pub mod upstream_conn;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,6 +89,11 @@ pub async fn run(setup: IngestSetup) {
     fanout.with(|core| {
         core.set_request_limits(&config.requests);
         core.upstream_configured = upstream_configured;
+        if upstream_configured {
+            core.upstream_config = config.upstream.clone();
+        }
+        core.supervisors
+            .set_max(config.limits.max_supervisor_sessions);
     });
     let server_timer = glommio::spawn_local(fanout::server_timer(fanout.clone()));
     let spin = config.runtime.spin_before_park();
@@ -111,7 +123,9 @@ pub async fn run(setup: IngestSetup) {
             .run(&mut fanout, &stop)
             .await;
     } else if let Some(upstream) = &config.upstream {
-        upstream::UpstreamSource::new(upstream)
+        let connector = std::rc::Rc::new(upstream_conn::Connector::new(upstream));
+        fanout.serve_supervisors_with(supervisor_link::Links::new(connector.clone(), stop.clone()));
+        upstream::UpstreamSource::new(connector)
             .run(&mut fanout, &stop)
             .await;
     } else {

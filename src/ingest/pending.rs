@@ -30,6 +30,9 @@ pub struct Pending {
     pub share: Option<ShareKey>,
     /// What the router learns from its answer.
     pub learn: Learn,
+    /// The supervisor's session whose own upstream session carries it
+    /// (`None`: the bridge session): lost with that session.
+    pub via: Option<SessionId>,
 }
 
 impl Pending {
@@ -41,6 +44,7 @@ impl Pending {
             sent_at,
             share: None,
             learn: Learn::Nothing,
+            via: None,
         }
     }
 }
@@ -204,12 +208,34 @@ impl PendingTable {
         None
     }
 
-    /// Every pending request, oldest first (the upstream is lost: none will
-    /// be answered, and none is sent again).
+    /// Every pending request on the bridge session, oldest first (it is
+    /// lost: none will be answered, and none is sent again). Those on
+    /// supervisors' own sessions stay: each lives and dies with its own.
     pub fn drain(&mut self) -> Vec<Pending> {
-        let mut out: Vec<(u32, Pending)> = self.entries.drain().collect();
+        self.drain_where(|p| p.via.is_none())
+    }
+
+    /// Every pending request on `session`'s own upstream session, oldest
+    /// first (that session is lost or closed).
+    pub fn drain_via(&mut self, session: SessionId) -> Vec<Pending> {
+        self.drain_where(|p| p.via == Some(session))
+    }
+
+    fn drain_where(&mut self, taken: impl Fn(&Pending) -> bool) -> Vec<Pending> {
+        let ids: Vec<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, p)| taken(p))
+            .map(|(&invoke, _)| invoke)
+            .collect();
+        let mut out: Vec<(u32, Pending)> = ids
+            .into_iter()
+            .filter_map(|invoke| self.entries.remove_entry(&invoke))
+            .collect();
         out.sort_by_key(|(invoke, p)| (p.sent_at, *invoke));
-        self.deadlines.clear();
+        if self.entries.is_empty() {
+            self.deadlines.clear();
+        }
         out.into_iter().map(|(_, p)| p).collect()
     }
 }
@@ -315,6 +341,25 @@ mod tests {
         assert_eq!(ids, [2, 3]);
         assert!(table.is_empty());
         assert_eq!(table.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_supervisors_session_loses_only_its_own_requests() {
+        let t0 = Instant::now();
+        let mut table = PendingTable::new(TIMEOUT, 10);
+        let bridge = table.insert(pending(1, 1, t0));
+        let mut own = pending(2, 2, t0);
+        own.via = Some(SessionId(2));
+        let own = table.insert(own);
+        let lost: Vec<u32> = table.drain_via(SessionId(2)).iter().map(session).collect();
+        assert_eq!(lost, [2]);
+        assert!(table.get(bridge).is_some() && table.get(own).is_none());
+        let mut again = pending(2, 3, t0);
+        again.via = Some(SessionId(2));
+        let again = table.insert(again);
+        let lost: Vec<u32> = table.drain().iter().map(session).collect();
+        assert_eq!(lost, [1], "the bridge's loss takes only its own requests");
+        assert!(table.get(again).is_some());
     }
 
     #[test]

@@ -46,6 +46,9 @@ impl<L: Links> IngestCore<L> {
         if is_service_request(request.message_type) || route == Route::Local {
             return self.serve_server_service(request, now);
         }
+        if self.supervisors.contains(request.session) {
+            return self.proxy_own(request, now);
+        }
         let ProxyRequest {
             shard,
             session,
@@ -321,7 +324,7 @@ impl<L: Links> IngestCore<L> {
     }
 
     /// A request that will not be answered: each of its askers gets `error`.
-    fn fail_pending(&mut self, p: Pending, error: RequestError, now: Instant) {
+    pub(super) fn fail_pending(&mut self, p: Pending, error: RequestError, now: Instant) {
         if let Some(key) = &p.share {
             self.shared.failed(key);
         }
@@ -369,7 +372,7 @@ impl<L: Links> IngestCore<L> {
     }
 
     /// Who sent what, for the audit log; `None` while that log is off.
-    fn describe_request(
+    pub(super) fn describe_request(
         &self,
         session: SessionId,
         version: Version,
@@ -536,7 +539,7 @@ fn audited_fields(m: &Message, version: Version, line: &mut String) {
 
 /// One audit line: the request, what became of it, and (when the CTI Server
 /// answered) how long it took.
-fn audit_line(request: &str, result: &str, latency: Option<std::time::Duration>) {
+pub(super) fn audit_line(request: &str, result: &str, latency: Option<std::time::Duration>) {
     match latency {
         Some(latency) => tracing::info!(
             target: AUDIT_TARGET,

@@ -125,6 +125,10 @@ pub enum RequestError {
     /// UNREGISTER_SERVICE_REQ for a RegisteredServiceID the session does
     /// not hold; REGISTER_SERVICE_REQ with a ServerMode outside 0..=2.
     InvalidService,
+    /// The CTI Server refused a session opened on the client's behalf (a
+    /// supervisor's, docs/requests.md §7) with this status: the client is
+    /// told the same.
+    Upstream(u32),
 }
 
 impl RequestError {
@@ -154,6 +158,7 @@ impl RequestError {
             RequestError::DeviceInUse => status::E_CTI_DEVICE_IN_USE,
             RequestError::ServiceConflict => status::E_CTI_SERVICE_CONFLICT,
             RequestError::InvalidService => status::E_CTI_INVALID_SERVICE,
+            RequestError::Upstream(status) => status,
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct OpenParams {
     pub peripheral_id: u32,
     /// AgentID of a Client Events session.
     pub agent_id: Option<String>,
+    /// AgentExtension and AgentInstrument of a Client Events session.
+    pub agent_extension: Option<String>,
+    pub agent_instrument: Option<String>,
     /// Time between HEARTBEAT_REQs; IdleTimeout is 4× this (at least 20 s).
     pub heartbeat: Duration,
     pub open_timeout: Duration,
@@ -64,6 +67,8 @@ impl OpenParams {
             agent_mask: agent_mask::ALL,
             peripheral_id: NULL_PERIPHERAL_ID,
             agent_id: None,
+            agent_extension: None,
+            agent_instrument: None,
             heartbeat,
             open_timeout: OPEN_TIMEOUT,
         }
@@ -103,6 +108,8 @@ impl OpenParams {
             client_password: Some(Unspec(self.password.as_bytes().to_vec())),
             client_signature: Some(self.signature.as_str().into()),
             agent_id: self.agent_id.as_deref().map(Into::into),
+            agent_extension: self.agent_extension.as_deref().map(Into::into),
+            agent_instrument: self.agent_instrument.as_deref().map(Into::into),
             ..Default::default()
         }
     }

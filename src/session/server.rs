@@ -219,6 +219,9 @@ pub struct Session {
     /// The variables it registered (REGISTER_VARIABLES): only those are
     /// sent on its call events. `None`: every variable.
     pub variables: Option<Box<VariableFilter>>,
+    /// A supervisor's session (docs/requests.md §7): its events come from
+    /// its own session on the CTI Server, none from the bridge's stream.
+    pub own_upstream: bool,
 }
 
 /// InvokeID of a request: its first field, 0 when the body is too short.
@@ -289,6 +292,7 @@ impl Session {
             max_outstanding: 0,
             control_scope: ControlScope::Any,
             variables: None,
+            own_upstream: false,
         }
     }
 
@@ -413,7 +417,8 @@ impl Session {
             peripheral_id: req.peripheral_id,
         };
         self.phase = Phase::Open;
-        if self.services.contains(Services::CLIENT_EVENTS) {
+        self.own_upstream = self.services.contains(Services::SUPERVISOR);
+        if self.services.contains(Services::CLIENT_EVENTS) && !self.own_upstream {
             self.client_events_monitor = (ctx.next_monitor_id)();
         }
         Outcome::Opened
@@ -729,8 +734,25 @@ pub fn grant(requested: Services, ctx: &Context<'_>, entry: Option<&ClientEntry>
         asked = (asked & !service::CLIENT_CONTROL) | service::AGENT_STATE_CONTROL_ONLY;
     }
     let allowed = entry.map_or(Services(u32::MAX), |c| c.allowed_services());
-    let granted = Services(asked) & (ctx.served_services | upstream) & allowed;
     let real_upstream = ctx.config.upstream.is_some() && ctx.config.replay.is_none();
+    // Supervisor comes with the supervisor's own session on the CTI Server
+    // (docs/requests.md §7): only behind one, and only for a Client Events
+    // session (the supervisor's desktop), which then is nothing else.
+    // Like the other services that act on others, only for a client
+    // listed with it.
+    let listed_supervisor = entry.is_some_and(|c| {
+        c.services.is_some() && c.allowed_services().contains(Services::SUPERVISOR)
+    });
+    let supervisor = real_upstream
+        && listed_supervisor
+        && asked & service::SUPERVISOR != 0
+        && asked & service::CLIENT_EVENTS != 0;
+    let granted = if supervisor {
+        let available = ctx.served_services | upstream | Services::SUPERVISOR;
+        Services(asked) & available & allowed & Services::SUPERVISOR_SESSION
+    } else {
+        Services(asked) & (ctx.served_services | upstream) & allowed
+    };
     if !real_upstream {
         return no_control_for_scope_none(granted, entry);
     }

@@ -24,7 +24,7 @@ use super::outbox::{Arenas, Outbox};
 use crate::config::Config;
 use crate::event::Event;
 use crate::ids::{MonitorId, Services, SessionId};
-use crate::link::{self, ToIngest, ToShard};
+use crate::link::{self, OwnOpen, ToIngest, ToShard};
 use crate::metrics::{Metrics, RequestResult};
 use crate::proto::constants::msg;
 use crate::proto::RequestError;
@@ -314,6 +314,11 @@ impl ShardCore {
                 Metrics::add(&self.metrics.nr_deliveries, copies);
                 self.sessions.nr_delivered += copies;
             }
+            ToShard::OwnEvent { session, event } => {
+                let copies = self.on_own_event(session, &event);
+                Metrics::add(&self.metrics.nr_deliveries, copies);
+                self.sessions.nr_delivered += copies;
+            }
             ToShard::Status(status) => return self.on_status(status),
             ToShard::UpstreamLost => self.on_upstream_lost(),
             ToShard::Reply {
@@ -325,7 +330,8 @@ impl ShardCore {
                 session,
                 agent,
                 snapshot,
-            } => self.on_open_ack(session, agent, snapshot),
+                own,
+            } => self.on_open_ack(session, agent, snapshot, own),
             ToShard::OpenRefused { session, error } => self.on_open_refused(session, error),
             ToShard::MonitorStartResult {
                 session,
@@ -509,7 +515,10 @@ impl ShardCore {
         conn.was_open = true;
         conn.held = true;
         let mut interest_up = Vec::new();
-        if let Some(monitor) = Monitor::client_events(&conn.session) {
+        // A supervisor's session is not indexed: its events come from its
+        // own upstream session (`OwnEvent`).
+        let indexed = !conn.session.own_upstream;
+        if let Some(monitor) = Monitor::client_events(&conn.session).filter(|_| indexed) {
             for key in monitor.watch.keys() {
                 if self.monitors.count_up(key) {
                     interest_up.push(key);
@@ -537,7 +546,13 @@ impl ShardCore {
     /// Ingest registered the session: queue its OPEN_CONF (with its agent's
     /// state) and the Client Monitor snapshot, make it reachable for events,
     /// release its held output and let its reader go on.
-    fn on_open_ack(&mut self, id: SessionId, agent: Option<AgentView>, snapshot: Vec<Arc<Event>>) {
+    fn on_open_ack(
+        &mut self,
+        id: SessionId,
+        agent: Option<AgentView>,
+        snapshot: Vec<Arc<Event>>,
+        own: Option<OwnOpen>,
+    ) {
         let Some(slot) = self.sessions.slot_of(id) else {
             return;
         };
@@ -548,6 +563,15 @@ impl ShardCore {
             return;
         }
         conn.held = false;
+        if let Some(own) = own {
+            // A supervisor's session has what its own upstream session was
+            // given, and that session's MonitorID on its events.
+            let by_shard = &self.metrics.sessions_by_shard;
+            by_shard.closed(self.index, conn.session.services);
+            by_shard.opened(self.index, own.services);
+            conn.session.services = own.services;
+            conn.session.client_events_monitor = MonitorId(own.monitor_id);
+        }
         if conn.session.is_open() {
             let ConnState { session, out, .. } = &mut *conn;
             session.confirm_open(&self.status, agent.as_ref(), &mut out.local);

@@ -27,11 +27,16 @@ impl ShardCore {
         let mut copies = 0;
         match event.message_type() {
             // SYSTEM_EVENT and USER_MESSAGE_EVENT (the Miscellaneous
-            // service) reach every open session, whatever its services.
+            // service) reach every open session, whatever its services; a
+            // supervisor's session has the CTI Server's own from its own
+            // session there, and the router's from here.
             msg::SYSTEM_EVENT | msg::USER_MESSAGE_EVENT => {
                 let slots: Vec<usize> = sessions.slots().collect();
                 for slot in slots {
-                    copies += sessions.append(slot, Payload::Event(event), None) as u64;
+                    let own = sessions.at(slot).is_some_and(|c| c.session.own_upstream);
+                    if !own || event.router_made {
+                        copies += sessions.append(slot, Payload::Event(event), None) as u64;
+                    }
                 }
                 return copies;
             }
@@ -109,6 +114,16 @@ impl ShardCore {
             }
         }
         copies
+    }
+
+    /// An event of a supervisor's own upstream session: to that session
+    /// alone (docs/requests.md §7). Returns the copies made.
+    pub fn on_own_event(&mut self, session: SessionId, event: &Arc<Event>) -> u64 {
+        let Some(slot) = self.sessions.slot_of(session) else {
+            return 0;
+        };
+        self.sessions.arenas.next_event();
+        self.sessions.append(slot, Payload::Event(event), None) as u64
     }
 
     /// End the batch: see [`Sessions::end_batch`].

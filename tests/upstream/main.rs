@@ -7,6 +7,7 @@
 
 mod e2e;
 mod failover;
+mod supervisor;
 
 /// The `ctirouter` binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ctirouter");

@@ -1,0 +1,386 @@
+//! Supervisor sessions through the router (docs/requests.md §7):
+//! `sim-pg` → `serve --upstream` → raw supervisor and agent desktops. Each
+//! supervisor session gets its own session on the CTI Server: the PG's
+//! answer to it is the desktop's answer, its team's events reach that
+//! desktop alone (once each, none from the bridge), barge-in reaches both
+//! desktops, and after a failover it is opened again on the other side.
+//!
+//! `sim-pg --agents 20 --manual-agents 20`, no calls: two teams of ten,
+//! supervised by 1001 (team 1, and the site supervisor of every team) and
+//! 1011 (team 2).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::BIN;
+use ctirouter::proto::constants::{agent_state, msg, service, status, supervisory_action};
+use ctirouter::proto::msg::*;
+use ctirouter::proto::{Message, Version};
+use testkit::*;
+
+const SUPERVISOR_DESK: u32 = service::CLIENT_EVENTS | service::SUPERVISOR;
+const AGENT_DESK: u32 = service::CLIENT_EVENTS | service::CLIENT_CONTROL;
+/// ICM agent id (skill target id) of 1011.
+const SUPERVISOR_1011: u32 = 5011;
+const WAIT: Duration = Duration::from_secs(10);
+
+fn quiet_center() -> Proc {
+    let args = [
+        "--agents",
+        "20",
+        "--manual-agents",
+        "20",
+        "--calls-per-sec",
+        "0",
+        "--speed",
+        "4",
+    ];
+    sim_pg(BIN, &args)
+}
+
+/// Supervisors (`sup`) and agents' desktops (`desk`) are listed with what
+/// they may do behind a real CTI Server.
+fn clients_toml(max_supervisors: usize) -> String {
+    format!(
+        "[limits]\nmax_supervisor_sessions = {max_supervisors}\n\
+         [[clients]]\nclient_id = \"sup\"\n\
+         services = [\"client-events\", \"supervisor\", \"client-control\"]\n\
+         [[clients]]\nclient_id = \"desk\"\n\
+         services = [\"client-events\", \"client-control\"]\n\
+         [[clients]]\nclient_id = \"watcher\"\n\
+         services = [\"client-events\"]\n\
+         [[clients]]\nclient_id = \"test\"\n"
+    )
+}
+
+fn router_to(sides: &[SocketAddr], max_supervisors: usize) -> Proc {
+    let toml = upstream_toml(sides, 200) + &clients_toml(max_supervisors);
+    let router = router(BIN, &toml, &[]);
+    open_when_upstream_up(router.addr(), Version::MAX, WAIT);
+    router
+}
+
+fn spec(services: u32, client_id: &str, agent: &str, instrument: &str) -> OpenSpec {
+    OpenSpec {
+        agent_id: Some(agent.into()),
+        agent_instrument: Some(instrument.into()),
+        peripheral_id: PID,
+        ..OpenSpec::new(Version::MAX, services).client(client_id, b"")
+    }
+}
+
+fn open(router: &Proc, services: u32, client_id: &str, agent: &str, instrument: &str) -> Client {
+    let mut c = Client::connect(router.addr());
+    let conf = c.open(&spec(services, client_id, agent, instrument));
+    assert_eq!(conf.services_granted, services, "{agent} as {client_id}");
+    c
+}
+
+fn decoded(c: &Client, i: usize) -> Message {
+    decode_strict(&c.log[i], c.version)
+}
+
+fn wait(c: &mut Client, what: &str, pred: impl Fn(&[u8]) -> bool) -> usize {
+    c.wait_for(what, WAIT, pred)
+        .unwrap_or_else(|end| panic!("no {what} within {WAIT:?} ({end:?})"))
+}
+
+fn reply(c: &mut Client, invoke: u32) -> Message {
+    let i = wait(c, &format!("reply to {invoke}"), |f| {
+        is_reply(frame_type(f)) && be32(f, 8) == invoke
+    });
+    decoded(c, i)
+}
+
+/// (MonitorID, AgentID) of an AGENT_STATE_EVENT.
+fn agent_of(f: &[u8], version: Version) -> Option<(u32, String)> {
+    if frame_type(f) != msg::AGENT_STATE_EVENT {
+        return None;
+    }
+    match decode_strict(f, version) {
+        Message::AgentStateEvent(e) => {
+            let id = e
+                .agent_id
+                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned());
+            Some((e.monitor_id, id.unwrap_or_default()))
+        }
+        _ => None,
+    }
+}
+
+fn set_state(c: &mut Client, invoke: u32, state: u16) {
+    c.send(SetAgentStateReq {
+        invoke_id: invoke,
+        peripheral_id: PID,
+        agent_state: state,
+        ..Default::default()
+    });
+    let answer = reply(c, invoke);
+    assert_eq!(
+        answer.message_type(),
+        msg::SET_AGENT_STATE_CONF,
+        "{answer:?}"
+    );
+}
+
+fn list_team(c: &mut Client, invoke: u32) -> Message {
+    c.send(ListAgentTeamReq {
+        invoke_id: invoke,
+        supervisor_id: SUPERVISOR_1011,
+    });
+    reply(c, invoke)
+}
+
+#[test]
+fn a_supervisor_through_the_router_sees_its_team_once_and_nothing_of_others() {
+    let pg = quiet_center();
+    let router = router_to(&[pg.addr()], 10);
+    let mut sup = Client::connect(router.addr());
+    let conf = sup.open(&spec(
+        SUPERVISOR_DESK | service::CLIENT_CONTROL,
+        "sup",
+        "1011",
+        "3011",
+    ));
+    assert_eq!(
+        conf.services_granted,
+        SUPERVISOR_DESK | service::CLIENT_CONTROL
+    );
+    let own_monitor = conf.monitor_id;
+    let i = wait(&mut sup, "AGENT_TEAM_CONFIG_EVENT", |f| {
+        frame_type(f) == msg::AGENT_TEAM_CONFIG_EVENT
+    });
+    let Message::AgentTeamConfigEvent(config) = decoded(&sup, i) else {
+        unreachable!()
+    };
+    assert_eq!((config.team_id, config.members.len()), (2, 11));
+    // InvokeIDs are the desktop's own, whatever the router sent upstream.
+    let Message::ListAgentTeamConf(list) = list_team(&mut sup, 77) else {
+        panic!("no LIST_AGENT_TEAM_CONF")
+    };
+    assert_eq!((list.team_ids.clone(), list.more), (vec![2], 0));
+    // The PG's refusal of another team's monitor passes through as it is.
+    sup.send(MonitorAgentTeamStartReq {
+        invoke_id: 2,
+        team_id: 1,
+        ..Default::default()
+    });
+    let refused = reply(&mut sup, 2);
+    assert!(
+        matches!(&refused, Message::FailureConf(f) if f.status == status::E_CTI_TEAM_NOT_FOUND),
+        "{refused:?}"
+    );
+    sup.send(MonitorAgentTeamStartReq {
+        invoke_id: 3,
+        team_id: 2,
+        ..Default::default()
+    });
+    let Message::MonitorAgentTeamStartConf(started) = reply(&mut sup, 3) else {
+        panic!("no MONITOR_AGENT_TEAM_START_CONF")
+    };
+    let team_monitor = started.monitor_id;
+    // Agents of both teams log in through the router; only team 2's reach
+    // the supervisor, on its team monitor.
+    let mut a1012 = open(&router, AGENT_DESK, "desk", "1012", "3012");
+    let mut a1002 = open(&router, AGENT_DESK, "desk", "1002", "3002");
+    set_state(&mut a1002, 1, agent_state::LOGIN);
+    set_state(&mut a1012, 1, agent_state::LOGIN);
+    let version = sup.version;
+    wait(&mut sup, "1012's LOGIN on the team monitor", |f| {
+        agent_of(f, version) == Some((team_monitor, "1012".into()))
+    });
+    // The supervisor's own state change: once, on its own session's
+    // MonitorID (the bridge's copy never reaches it).
+    set_state(&mut sup, 4, agent_state::LOGIN);
+    wait(&mut sup, "1011's own LOGIN", |f| {
+        agent_of(f, version) == Some((own_monitor, "1011".into()))
+    });
+    let later = sup.collect_for(Duration::from_millis(400));
+    let seen: Vec<_> = sup
+        .log
+        .iter()
+        .chain(later.iter())
+        .filter_map(|f| agent_of(f, version))
+        .collect();
+    let others: Vec<_> = seen.iter().filter(|(_, id)| id == "1002").collect();
+    assert!(others.is_empty(), "another team's agent: {others:?}");
+    // 1011 is a member of its team: its state in the team monitor's
+    // snapshot, then each change once on its own Client Events and once on
+    // the team monitor, and on no other MonitorID (a copy from the bridge
+    // would carry one of the router's).
+    let own = |monitor: u32| {
+        seen.iter()
+            .filter(|(m, id)| id == "1011" && *m == monitor)
+            .count()
+    };
+    let all = seen.iter().filter(|(_, id)| id == "1011").count();
+    assert!(own(own_monitor) > 0, "{seen:?}");
+    assert_eq!(own(own_monitor) + 1, own(team_monitor), "{seen:?}");
+    assert_eq!(own(own_monitor) + own(team_monitor), all, "{seen:?}");
+    sup.send(MonitorAgentTeamStopReq {
+        invoke_id: 5,
+        monitor_id: team_monitor,
+        ..Default::default()
+    });
+    assert_eq!(
+        reply(&mut sup, 5).message_type(),
+        msg::MONITOR_AGENT_TEAM_STOP_CONF
+    );
+    // A desktop that is not a supervisor's is not sent supervisors' events.
+    let agent_log = a1012.collect_for(Duration::from_millis(200));
+    assert!(
+        !a1012
+            .log
+            .iter()
+            .chain(agent_log.iter())
+            .any(|f| frame_type(f) == msg::AGENT_TEAM_CONFIG_EVENT),
+        "an agent's desktop got a team configuration"
+    );
+}
+
+#[test]
+fn a_non_supervisor_is_refused_by_the_pg_and_an_unlisted_client_is_not_granted() {
+    let pg = quiet_center();
+    let router = router_to(&[pg.addr()], 10);
+    // The CTI Server refuses 1012 (not a supervisor): so does the router.
+    let mut c = Client::connect(router.addr());
+    let refused = c.open_refused(&spec(SUPERVISOR_DESK, "sup", "1012", "3012"));
+    assert_eq!(refused, status::E_CTI_FUNCTION_NOT_AVAILABLE);
+    c.expect_closed_within(WAIT);
+    // A client not listed with Supervisor opens without it, and its
+    // supervisor requests get FAILURE_CONF(12) from the router.
+    let mut w = Client::connect(router.addr());
+    let conf = w.open(&spec(SUPERVISOR_DESK, "watcher", "1011", "3011"));
+    assert_eq!(conf.services_granted, service::CLIENT_EVENTS);
+    let answer = list_team(&mut w, 9);
+    assert!(
+        matches!(&answer, Message::FailureConf(f) if f.status == status::E_CTI_FUNCTION_NOT_AVAILABLE),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn barge_in_through_the_router_reaches_both_desktops() {
+    let pg = quiet_center();
+    let router = router_to(&[pg.addr()], 10);
+    let mut sup = open(
+        &router,
+        SUPERVISOR_DESK | service::CLIENT_CONTROL,
+        "sup",
+        "1011",
+        "3011",
+    );
+    let mut agent = open(&router, AGENT_DESK, "desk", "1012", "3012");
+    for (invoke, state) in [(1, agent_state::LOGIN), (2, agent_state::AVAILABLE)] {
+        set_state(&mut agent, invoke, state);
+        set_state(&mut sup, 100 + invoke, state);
+    }
+    // SUPERVISOR_ASSIST from the agent (through the bridge) reaches its
+    // supervisor (through its own session).
+    agent.send(SupervisorAssistReq {
+        invoke_id: 3,
+        peripheral_id: PID,
+        ..Default::default()
+    });
+    assert_eq!(
+        reply(&mut agent, 3).message_type(),
+        msg::SUPERVISOR_ASSIST_CONF
+    );
+    wait(&mut sup, "SUPERVISOR_ASSIST_EVENT", |f| {
+        frame_type(f) == msg::SUPERVISOR_ASSIST_EVENT
+    });
+    agent.send(MakeCallReq {
+        invoke_id: 4,
+        peripheral_id: PID,
+        dialed_number: Some("5551234".into()),
+        ..Default::default()
+    });
+    assert_eq!(reply(&mut agent, 4).message_type(), msg::MAKE_CALL_CONF);
+    wait(&mut agent, "CALL_ESTABLISHED", |f| {
+        frame_type(f) == msg::CALL_ESTABLISHED_EVENT
+    });
+    sup.send(SuperviseCallReq {
+        invoke_id: 5,
+        peripheral_id: PID,
+        agent_connection_call_id: 0xFFFF_FFFF,
+        supervisor_connection_call_id: 0xFFFF_FFFF,
+        supervisory_action: supervisory_action::BARGE_IN,
+        agent_instrument: Some("3012".into()),
+        ..Default::default()
+    });
+    let answer = reply(&mut sup, 5);
+    assert_eq!(
+        answer.message_type(),
+        msg::SUPERVISE_CALL_CONF,
+        "{answer:?}"
+    );
+    for desk in [&mut sup, &mut agent] {
+        wait(desk, "CALL_CONFERENCED", |f| {
+            frame_type(f) == msg::CALL_CONFERENCED_EVENT
+        });
+    }
+}
+
+#[test]
+fn max_supervisor_sessions_bounds_them_and_a_closed_one_frees_its_place() {
+    let pg = quiet_center();
+    let router = router_to(&[pg.addr()], 1);
+    let mut first = open(&router, SUPERVISOR_DESK, "sup", "1011", "3011");
+    let mut second = Client::connect(router.addr());
+    let refused = second.open_refused(&spec(SUPERVISOR_DESK, "sup", "1001", "3001"));
+    assert_eq!(refused, status::E_CTI_UNSPECIFIED_FAILURE);
+    first.close();
+    // Its upstream session closes with it, and its place is free again.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut again = Client::connect(router.addr());
+        let invoke = again.invoke();
+        let spec = spec(SUPERVISOR_DESK, "sup", "1001", "3001");
+        again.send_at(spec.request(invoke), spec.version);
+        let answer = again.reply(invoke);
+        match frame_type(&answer) {
+            msg::OPEN_CONF => break,
+            _ => assert_eq!(
+                failure_status(&answer),
+                Some(status::E_CTI_UNSPECIFIED_FAILURE)
+            ),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed supervisor's place never came free"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn failover_reopens_a_supervisors_session_on_the_other_side() {
+    let mut a = quiet_center();
+    let b = quiet_center();
+    let router = router_to(&[a.addr(), b.addr()], 10);
+    let mut sup = open(&router, SUPERVISOR_DESK, "sup", "1011", "3011");
+    assert!(matches!(
+        list_team(&mut sup, 1),
+        Message::ListAgentTeamConf(_)
+    ));
+    let before = sup.log.len();
+    a.kill();
+    // Offline, then online: the router's SYSTEM_EVENTs reach it.
+    let version = sup.version;
+    let system = |f: &[u8], id: u32| {
+        frame_type(f) == msg::SYSTEM_EVENT
+            && matches!(decode_strict(f, version), Message::SystemEvent(e) if e.system_event_id == id)
+    };
+    wait(&mut sup, "SYSTEM_EVENT offline", |f| system(f, 7));
+    wait(&mut sup, "SYSTEM_EVENT online", |f| system(f, 8));
+    // Its session on side B is open once the team's configuration comes
+    // again; then its requests are answered there.
+    let i = wait(&mut sup, "AGENT_TEAM_CONFIG_EVENT from side B", |f| {
+        frame_type(f) == msg::AGENT_TEAM_CONFIG_EVENT
+    });
+    assert!(i >= before);
+    assert!(matches!(
+        list_team(&mut sup, 2),
+        Message::ListAgentTeamConf(_)
+    ));
+}
