@@ -151,7 +151,7 @@ impl UpstreamSource {
         let conn = match connected {
             Connected::Stopped => return Ended::Stopped,
             Connected::Failed(why) => return Ended::NotOpened(why),
-            Connected::Up(conn) => conn,
+            Connected::Up(conn) => *conn,
         };
         let mut link = Link {
             conn,

@@ -50,7 +50,7 @@ pub enum Connected {
     /// Connect or TLS handshake failed, with why.
     Failed(String),
     /// Connected (and on TLS, handshaken): the client core is not started.
-    Up(Conn),
+    Up(Box<Conn>),
 }
 
 /// One connection's state.
@@ -125,7 +125,7 @@ impl Connector {
                 Some(Ok(())) => {}
             }
         }
-        Connected::Up(conn)
+        Connected::Up(Box::new(conn))
     }
 
     /// rustls's client state for side `addr`, `None` for clear text.
