@@ -141,6 +141,19 @@ pub struct ProxyRequest {
     pub received: Instant,
 }
 
+impl ProxyRequest {
+    /// The request decoded at its session's version (its shard checked
+    /// that it decodes).
+    pub fn decode(&self) -> Result<crate::proto::Message, crate::proto::Invalid> {
+        crate::proto::Message::decode(
+            self.message_type,
+            &self.body,
+            self.version,
+            crate::proto::DecodeOptions::STRICT,
+        )
+    }
+}
+
 /// See [`ToIngest::SessionOpened`].
 #[derive(Debug)]
 pub struct SessionOpened {

@@ -55,16 +55,14 @@ impl<L: Links> IngestCore<L> {
             invoke_id,
             version,
             message_type,
-            body,
             received,
+            ..
         } = request;
-        let record = |core: &Self, result: RequestResult| {
-            let latency = now.saturating_duration_since(received);
-            core.metrics.requests.record(message_type, result, latency);
-        };
+        let record =
+            |core: &Self, result: RequestResult| core.record_request(&request, result, now);
         // Decoded once, at the session's version (its shard checked it
         // decodes): scoped, audited, aggregated, re-encoded at the upstream's.
-        let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
+        let decoded = request.decode();
         // A read-only query is audited only when it goes upstream: what the
         // router answers itself acted on nothing (and a reconnect storm
         // must not cost ingest thousands of log lines).
@@ -75,11 +73,7 @@ impl<L: Links> IngestCore<L> {
             self.describe_request(session, version, message_type, decoded.as_ref().ok())
         };
         let refuse = |core: &mut Self, error: RequestError| {
-            if let Some(what) = &audit {
-                audit_line(what, &format!("refused by the router: {error}"), None);
-            }
-            record(core, RequestResult::Refused);
-            core.answer_failure(shard, session, version, invoke_id, error);
+            core.refuse_request(&request, audit.as_deref(), error, now)
         };
         if let Route::Refuse(error) = route {
             return refuse(self, error);
@@ -205,6 +199,43 @@ impl<L: Links> IngestCore<L> {
         }
         Metrics::add(&self.metrics.nr_requests_proxied, 1);
         patch_invoke_id(&mut self.to_upstream[start..], upstream_invoke);
+    }
+
+    /// Count `request` answered now with `result`, its latency from when
+    /// its shard read it.
+    pub(super) fn record_request(
+        &self,
+        request: &ProxyRequest,
+        result: RequestResult,
+        now: Instant,
+    ) {
+        let latency = now.saturating_duration_since(request.received);
+        self.metrics
+            .requests
+            .record(request.message_type, result, latency);
+    }
+
+    /// Refuse `request` with `error`: FAILURE_CONF to its session, counted
+    /// and (`audit`: who sent what) audited.
+    pub(super) fn refuse_request(
+        &mut self,
+        request: &ProxyRequest,
+        audit: Option<&str>,
+        error: RequestError,
+        now: Instant,
+    ) {
+        if let Some(what) = audit {
+            audit_line(what, &format!("refused by the router: {error}"), None);
+        }
+        self.record_request(request, RequestResult::Refused, now);
+        let ProxyRequest {
+            shard,
+            session,
+            version,
+            invoke_id,
+            ..
+        } = *request;
+        self.answer_failure(shard, session, version, invoke_id, error);
     }
 
     /// A reply from the upstream (`msg::is_reply`) to the request with

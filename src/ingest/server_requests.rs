@@ -80,12 +80,9 @@ impl<L: Links> IngestCore<L> {
             session,
             invoke_id,
             version,
-            message_type,
-            body,
-            received,
+            ..
         } = request;
-        let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
-        let answer = match decoded {
+        let answer = match request.decode() {
             Ok(Message::RegisterServiceReq(r)) => {
                 let server = Server {
                     id: 0,
@@ -105,12 +102,11 @@ impl<L: Links> IngestCore<L> {
                 }),
             _ => Err(RequestError::BadFormat),
         };
-        let latency = now.saturating_duration_since(received);
         let result = match answer {
             Ok(_) => RequestResult::Local,
             Err(_) => RequestResult::Refused,
         };
-        self.metrics.requests.record(message_type, result, latency);
+        self.record_request(&request, result, now);
         match answer {
             Ok(message) => {
                 let mut out = Vec::new();
@@ -156,24 +152,12 @@ impl<L: Links> IngestCore<L> {
             invoke_id,
             version,
             message_type,
-            body,
             received,
+            ..
         } = request;
-        let refused = |core: &mut Self| {
-            let latency = now.saturating_duration_since(received);
-            let refused = RequestResult::Refused;
-            core.metrics.requests.record(message_type, refused, latency);
-        };
-        let Ok(mut decoded) = Message::decode(message_type, &body, version, DecodeOptions::STRICT)
-        else {
-            refused(self);
-            return self.answer_failure(
-                shard,
-                session,
-                version,
-                invoke_id,
-                RequestError::BadFormat,
-            );
+        let refused = |core: &mut Self| core.record_request(&request, RequestResult::Refused, now);
+        let Ok(mut decoded) = request.decode() else {
+            return self.refuse_request(&request, None, RequestError::BadFormat, now);
         };
         if let Err(out_of_scope) = self.scope(session, &mut decoded) {
             refused(self);
@@ -187,7 +171,12 @@ impl<L: Links> IngestCore<L> {
             return self.answer_control_failure(shard, session, version, invoke_id, busy);
         }
         self.add_requester(session, &mut decoded);
-        let to = self.servers.pick(CALL_RECORDING);
+        let to = match &decoded {
+            Message::StopRecordingReq(stop) => {
+                self.servers.pick_for_stop(CALL_RECORDING, stop.session_id)
+            }
+            _ => self.servers.pick(CALL_RECORDING),
+        };
         let waiter = Waiter {
             asker: Asker::Session {
                 shard,
@@ -311,6 +300,13 @@ impl<L: Links> IngestCore<L> {
         let latency = now.saturating_duration_since(waiter.since);
         let message_type = pending.message_type;
         self.metrics.requests.record(message_type, result, latency);
+        if let Ok(Answer {
+            message: Message::StartRecordingConf(conf),
+            server,
+        }) = &answer
+        {
+            self.servers.recording_started(conf.session_id, *server);
+        }
         let mut out = Vec::new();
         let written = match answer {
             Ok(answer) => self.server_answer(answer).encode(version, &mut out).is_ok(),

@@ -118,7 +118,14 @@ pub struct Servers {
     last_id: u32,
     calls: PendingTable,
     dispatches: HashMap<u32, Dispatch>,
+    /// Which server holds each recording (START_RECORDING_CONF SessionID →
+    /// the server that answered it): STOP_RECORDING goes back to it.
+    recordings: HashMap<u32, SessionId>,
 }
+
+/// Recordings remembered at most; past it a STOP_RECORDING of one not
+/// remembered is routed by the service's mode.
+pub const MAX_RECORDINGS: usize = 65_536;
 
 impl Servers {
     /// Requests time out after `timeout`; at most `max` are in flight.
@@ -128,6 +135,7 @@ impl Servers {
             last_id: 0,
             calls: PendingTable::new(timeout, max),
             dispatches: HashMap::new(),
+            recordings: HashMap::new(),
         }
     }
 
@@ -208,9 +216,36 @@ impl Servers {
         }
     }
 
+    /// Server `server` answered a START_RECORDING with the recording's
+    /// SessionID `recording`: it holds that recording.
+    pub fn recording_started(&mut self, recording: u32, server: SessionId) {
+        if self.recordings.len() < MAX_RECORDINGS || self.recordings.contains_key(&recording) {
+            self.recordings.insert(recording, server);
+        }
+    }
+
+    /// The servers a STOP_RECORDING of recording `recording` goes to: the
+    /// one that started it while it is registered for `name` (in
+    /// round-robin mode the next in turn would not know it), else as
+    /// [`Servers::pick`] says. The recording is forgotten.
+    pub fn pick_for_stop(&mut self, name: &[u8], recording: u32) -> SmallVec<[Server; 2]> {
+        let holder = self.recordings.remove(&recording);
+        let service = self.services.get(name);
+        let parallel = service.is_some_and(|s| s.mode == ServerMode::Parallel);
+        let held_by = holder.and_then(|holder| {
+            let servers = &service?.servers;
+            servers.iter().find(|s| s.session == holder).copied()
+        });
+        match held_by {
+            Some(server) if !parallel => SmallVec::from_elem(server, 1),
+            _ => self.pick(name),
+        }
+    }
+
     /// Session `session` closed: its registrations go, and it answers none
     /// of the requests it was sent. Returns the requests that are done.
     pub fn session_closed(&mut self, session: SessionId) -> Vec<Done> {
+        self.recordings.retain(|_, server| *server != session);
         let names: Vec<Box<[u8]>> = self.services.keys().cloned().collect();
         for name in names {
             self.remove_where(&name, |s| s.session == session);
@@ -405,6 +440,40 @@ mod tests {
             !servers.has(CALL_RECORDING),
             "the last one took the service"
         );
+    }
+
+    #[test]
+    fn a_stop_goes_to_the_round_robin_server_that_started_the_recording() {
+        let mut servers = Servers::new(Duration::from_secs(1), 8);
+        for session in [1, 2, 3] {
+            servers
+                .register(CALL_RECORDING, ServerMode::RoundRobin, server(session))
+                .unwrap();
+        }
+        // Recording 77 was started by server 2; the next in turn is 1.
+        servers.recording_started(77, SessionId(2));
+        let to: Vec<u32> = servers
+            .pick_for_stop(CALL_RECORDING, 77)
+            .iter()
+            .map(|s| s.session.0)
+            .collect();
+        assert_eq!(to, [2]);
+        // Forgotten once stopped: another stop is routed by turn.
+        let again: Vec<u32> = servers
+            .pick_for_stop(CALL_RECORDING, 77)
+            .iter()
+            .map(|s| s.session.0)
+            .collect();
+        assert_eq!(again, [1]);
+        // A holder that closed: routed by turn as well.
+        servers.recording_started(78, SessionId(3));
+        servers.session_closed(SessionId(3));
+        let to: Vec<u32> = servers
+            .pick_for_stop(CALL_RECORDING, 78)
+            .iter()
+            .map(|s| s.session.0)
+            .collect();
+        assert_eq!(to, [2]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::metrics::{Metrics, RequestResult};
 use crate::proto::constants::control_failure;
 use crate::proto::frame::patch_invoke_id;
 use crate::proto::msg::OpenConf;
-use crate::proto::{DecodeOptions, Message, RequestError, Version};
+use crate::proto::{RequestError, Version};
 use crate::session::client::{OpenParams, CLIENT_SIGNATURE};
 use crate::session::server::may_request;
 use crate::status::AgentView;
@@ -370,14 +370,10 @@ impl<L: Links> IngestCore<L> {
             invoke_id,
             version,
             message_type,
-            body,
             received,
+            ..
         } = request;
-        let record = |core: &Self, result: RequestResult| {
-            let latency = now.saturating_duration_since(received);
-            core.metrics.requests.record(message_type, result, latency);
-        };
-        let decoded = Message::decode(message_type, &body, version, DecodeOptions::STRICT);
+        let decoded = request.decode();
         let audit = self.describe_request(session, version, message_type, decoded.as_ref().ok());
         let state = self.supervisors.get(session).map(|own| own.state);
         let refusal = match (state, &decoded) {
@@ -386,24 +382,21 @@ impl<L: Links> IngestCore<L> {
             (Some(OwnState::Open { .. }), Err(_)) => Some(RequestError::BadFormat),
             _ => Some(RequestError::ServerOffline),
         };
-        let refuse = |core: &mut Self, error: RequestError| {
-            if let Some(what) = &audit {
-                audit_line(what, &format!("refused by the router: {error}"), None);
-            }
-            record(core, RequestResult::Refused);
-            core.answer_failure(shard, session, version, invoke_id, error);
+        let mut frame = Vec::new();
+        let encoded = decoded.map(|m| m.encode(self.upstream_version, &mut frame));
+        let refusal = match encoded {
+            _ if refusal.is_some() => refusal,
+            Ok(Ok(_)) => None,
+            _ => Some(RequestError::NotAvailable),
         };
         if let Some(error) = refusal {
-            return refuse(self, error);
+            return self.refuse_request(&request, audit.as_deref(), error, now);
         }
-        let Ok(request) = decoded else {
-            return;
-        };
         if self.pending.is_full() {
             if let Some(what) = &audit {
                 audit_line(what, "refused by the router: max_pending in flight", None);
             }
-            record(self, RequestResult::Refused);
+            self.record_request(&request, RequestResult::Refused, now);
             return self.answer_control_failure(
                 shard,
                 session,
@@ -411,10 +404,6 @@ impl<L: Links> IngestCore<L> {
                 invoke_id,
                 control_failure::CF_SERVICE_BUSY,
             );
-        }
-        let mut frame = Vec::new();
-        if request.encode(self.upstream_version, &mut frame).is_err() {
-            return refuse(self, RequestError::NotAvailable);
         }
         let waiter = Waiter {
             asker: Asker::Session {

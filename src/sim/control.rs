@@ -149,13 +149,11 @@ impl Simulator {
             }
             .into()),
             M::SupervisorAssistReq(r) => self.supervisor_assist(r),
+            M::EmergencyCallReq(r) => self.emergency_call(r),
             M::SuperviseCallReq(r) => self.supervise_call(r),
             M::MonitorAgentTeamStartReq(r) => self.team_monitor_start(r),
             M::MonitorAgentTeamStopReq(r) => self.team_monitor_stop(r),
-            M::AlternateCallReq(_)
-            | M::DeflectCallReq(_)
-            | M::MakePredictiveCallReq(_)
-            | M::EmergencyCallReq(_) => fail(
+            M::AlternateCallReq(_) | M::DeflectCallReq(_) | M::MakePredictiveCallReq(_) => fail(
                 code::INVALID_FEATURE,
                 "not supported by the simulated peripheral",
             ),

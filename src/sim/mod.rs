@@ -275,7 +275,8 @@ impl Simulator {
     /// [`Simulator::next_addressed_event`].
     pub fn next_event(&mut self) -> (Duration, Message) {
         loop {
-            if let (at, To::All, m) = self.next_addressed_event() {
+            let (at, to, m) = self.next_addressed_event();
+            if to.reaches_all_events() {
                 return (at, m);
             }
         }
@@ -299,7 +300,8 @@ impl Simulator {
     /// supervisor's session are left out.
     pub fn next_event_until(&mut self, until: Duration) -> Option<(Duration, Message)> {
         loop {
-            if let (at, To::All, m) = self.next_addressed_event_until(until)? {
+            let (at, to, m) = self.next_addressed_event_until(until)?;
+            if to.reaches_all_events() {
                 return Some((at, m));
             }
         }

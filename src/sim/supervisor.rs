@@ -9,10 +9,11 @@
 //! supervises every team (so a center with more than 64 teams answers
 //! LIST_AGENT_TEAM in several segments).
 //!
-//! Events for one supervisor are addressed ([`To`]), never broadcast:
-//! AGENT_TEAM_CONFIG_EVENT and SUPERVISOR_ASSIST_EVENT to the supervisor's
-//! sessions, the team's AGENT_STATE_EVENTs (MonitorID = the team monitor's)
-//! to the session that started the team monitor. Barge-in and intercept
+//! Events for one supervisor are addressed ([`To`]): AGENT_TEAM_CONFIG_EVENT
+//! to the supervisor's sessions, the team's AGENT_STATE_EVENTs (MonitorID =
+//! the team monitor's) to the session that started the team monitor, and
+//! SUPERVISOR_ASSIST_EVENT and EMERGENCY_CALL_EVENT to the supervisor's
+//! sessions and every All Events session. Barge-in and intercept
 //! use the conference model of `control`: the supervisor joins the call as
 //! its second agent, so the conference events reach both desktops.
 
@@ -46,6 +47,25 @@ pub enum To {
     Supervisor(CtiString),
     /// The session that started this team monitor (its MonitorID).
     TeamMonitor(u32),
+    /// The Supervisor sessions of this agent and every All Events session
+    /// (once each): SUPERVISOR_ASSIST_EVENT and EMERGENCY_CALL_EVENT.
+    SupervisorAndAllEvents(CtiString),
+}
+
+impl To {
+    /// Whether the stream every event session gets (the router's All
+    /// Events session upstream, the built-in simulator's) carries it.
+    pub fn reaches_all_events(&self) -> bool {
+        matches!(self, To::All | To::SupervisorAndAllEvents(_))
+    }
+}
+
+/// See [`Simulator::help_call`].
+struct Help {
+    agent: u32,
+    call_id: u32,
+    dev: CtiString,
+    to: To,
 }
 
 fn refuse<T>(status: u32) -> Result<T, Failure> {
@@ -228,10 +248,69 @@ impl Simulator {
     }
 
     /// SUPERVISOR_ASSIST_REQ from an agent: the CONF (the agent's call, or
-    /// none), and SUPERVISOR_ASSIST_EVENT to the team's supervisor.
+    /// none), and SUPERVISOR_ASSIST_EVENT to the team's supervisor (and
+    /// All Events sessions).
     pub(super) fn supervisor_assist(&mut self, r: &SupervisorAssistReq) -> Answer {
         let instrument = r.agent_instrument.as_ref().or(r.agent_extension.as_ref());
-        let a = self.agent_named(r.agent_id.as_ref(), instrument)?;
+        let help = self.help_call(r.agent_id.as_ref(), instrument)?;
+        let agent = &self.world.agents[help.agent as usize];
+        let event = SupervisorAssistEvent {
+            peripheral_id: self.config.peripheral_id,
+            connection_call_id: help.call_id,
+            connection_device_id_type: CALL_ID_TYPE,
+            session_id: 0,
+            connection_device_id: Some(help.dev.clone()),
+            client_id: some(&agent.id),
+            text: Some(CtiString::from(format!("agent {} asks for help", agent.id))),
+        };
+        self.out.push_to(help.to, Message::from(event));
+        Ok(Message::from(SupervisorAssistConf {
+            invoke_id: r.invoke_id,
+            connection_call_id: help.call_id,
+            connection_device_id_type: CALL_ID_TYPE,
+            line_handle: 0,
+            line_type: build::LINE_INSIDE,
+            connection_device_id: Some(help.dev),
+        }))
+    }
+
+    /// EMERGENCY_CALL_REQ from an agent: as SUPERVISOR_ASSIST, with
+    /// EMERGENCY_CALL_EVENT (the agent's identity on it).
+    pub(super) fn emergency_call(&mut self, r: &EmergencyCallReq) -> Answer {
+        let instrument = r.agent_instrument.as_ref().or(r.agent_extension.as_ref());
+        let help = self.help_call(r.agent_id.as_ref(), instrument)?;
+        let agent = &self.world.agents[help.agent as usize];
+        let event = EmergencyCallEvent {
+            peripheral_id: self.config.peripheral_id,
+            connection_call_id: help.call_id,
+            connection_device_id_type: CALL_ID_TYPE,
+            session_id: 0,
+            connection_device_id: Some(help.dev.clone()),
+            client_id: some(&agent.id),
+            agent_id: some(&agent.id),
+            agent_extension: some(&agent.ext),
+            agent_instrument: some(&agent.ext),
+            ..Default::default()
+        };
+        self.out.push_to(help.to, Message::from(event));
+        Ok(Message::from(EmergencyCallConf {
+            invoke_id: r.invoke_id,
+            connection_call_id: help.call_id,
+            connection_device_id_type: CALL_ID_TYPE,
+            line_handle: 0,
+            line_type: build::LINE_INSIDE,
+            connection_device_id: Some(help.dev),
+        }))
+    }
+
+    /// The agent asking its supervisor for help, the call it is on (or
+    /// none) and whom the event goes to; a supervisor has nobody to ask.
+    fn help_call(
+        &self,
+        agent_id: Option<&CtiString>,
+        instrument: Option<&CtiString>,
+    ) -> Result<Help, Failure> {
+        let a = self.agent_named(agent_id, instrument)?;
         let supervisor = (a / TEAM_SIZE) * TEAM_SIZE;
         if supervisor == a {
             return refuse(status::E_CTI_SUPERVISOR_NOT_FOUND);
@@ -242,26 +321,13 @@ impl Simulator {
             Some((p.id, p.dev.clone()))
         });
         let (call_id, dev) = call.unwrap_or((0, CtiString::default()));
-        let agent = &self.world.agents[a as usize];
-        let event = SupervisorAssistEvent {
-            peripheral_id: self.config.peripheral_id,
-            connection_call_id: call_id,
-            connection_device_id_type: CALL_ID_TYPE,
-            session_id: 0,
-            connection_device_id: Some(dev.clone()),
-            client_id: some(&agent.id),
-            text: Some(CtiString::from(format!("agent {} asks for help", agent.id))),
-        };
-        let to = To::Supervisor(self.world.agents[supervisor as usize].id.clone());
-        self.out.push_to(to, Message::from(event));
-        Ok(Message::from(SupervisorAssistConf {
-            invoke_id: r.invoke_id,
-            connection_call_id: call_id,
-            connection_device_id_type: CALL_ID_TYPE,
-            line_handle: 0,
-            line_type: build::LINE_INSIDE,
-            connection_device_id: Some(dev),
-        }))
+        let supervisor_id = self.world.agents[supervisor as usize].id.clone();
+        Ok(Help {
+            agent: a,
+            call_id,
+            dev,
+            to: To::SupervisorAndAllEvents(supervisor_id),
+        })
     }
 
     /// SUPERVISE_CALL_REQ: the supervisor (SupervisorInstrument) acts on

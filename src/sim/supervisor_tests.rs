@@ -311,7 +311,7 @@ fn intercept_leaves_the_supervisor_with_the_call() {
 }
 
 #[test]
-fn supervisor_assist_reaches_the_teams_supervisor_only() {
+fn supervisor_assist_and_emergency_reach_the_teams_supervisor_and_all_events() {
     let mut sim = quiet();
     let assist = SupervisorAssistReq {
         invoke_id: 1,
@@ -321,11 +321,40 @@ fn supervisor_assist_reaches_the_teams_supervisor_only() {
     };
     let out = request(&mut sim, SEC, assist);
     assert_eq!(out[0].1.message_type(), msg::SUPERVISOR_ASSIST_CONF);
-    let Some((To::Supervisor(to), Message::SupervisorAssistEvent(e))) = out.get(1) else {
+    let Some((To::SupervisorAndAllEvents(to), Message::SupervisorAssistEvent(e))) = out.get(1)
+    else {
         panic!("{out:?}");
     };
     assert_eq!(Some(to.clone()), s("1011"));
     assert_eq!(e.client_id, s("1015"));
+    let emergency = EmergencyCallReq {
+        invoke_id: 2,
+        agent_id: s("1016"),
+        agent_instrument: s("3016"),
+        ..Default::default()
+    };
+    let out = request(&mut sim, 2 * SEC, emergency);
+    assert_eq!(out[0].1.message_type(), msg::EMERGENCY_CALL_CONF);
+    let Some((To::SupervisorAndAllEvents(to), Message::EmergencyCallEvent(e))) = out.get(1) else {
+        panic!("{out:?}");
+    };
+    assert_eq!(Some(to.clone()), s("1011"));
+    assert_eq!(
+        (e.agent_id.clone(), e.agent_instrument.clone()),
+        (s("1016"), s("3016"))
+    );
+    // A supervisor has nobody to call for help.
+    let from_supervisor = EmergencyCallReq {
+        invoke_id: 3,
+        agent_id: s("1011"),
+        agent_instrument: s("3011"),
+        ..Default::default()
+    };
+    let out = request(&mut sim, 3 * SEC, from_supervisor);
+    assert!(
+        matches!(&out[0].1, Message::FailureConf(f) if f.status == status::E_CTI_SUPERVISOR_NOT_FOUND),
+        "{out:?}"
+    );
 }
 
 /// Requests aside, the addressed stream is the broadcast stream.

@@ -95,7 +95,7 @@ impl Supervisors {
         match to {
             To::All => Vec::new(),
             To::TeamMonitor(id) => self.monitors.get(id).copied().into_iter().collect(),
-            To::Supervisor(agent) => self
+            To::Supervisor(agent) | To::SupervisorAndAllEvents(agent) => self
                 .sessions
                 .iter()
                 .filter(|(_, id)| *id == agent)
@@ -126,7 +126,17 @@ pub fn deliver(
     bound: usize,
 ) {
     let mut bytes = Vec::new();
-    for token in supervisors.recipients(to) {
+    let mut recipients = supervisors.recipients(to);
+    if let To::SupervisorAndAllEvents(_) = to {
+        let all_events = clients
+            .iter()
+            .filter(|(_, c)| c.is_open() && c.session.services.contains(Services::ALL_EVENTS))
+            .map(|(token, _)| *token);
+        recipients.extend(all_events);
+        recipients.sort_unstable();
+        recipients.dedup();
+    }
+    for token in recipients {
         let Some(client) = clients.get_mut(&token).filter(|c| c.is_open()) else {
             continue;
         };

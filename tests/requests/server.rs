@@ -276,7 +276,7 @@ fn parallel_sends_to_every_server_and_answers_the_desktop_once() {
 }
 
 #[test]
-fn round_robin_alternates_between_the_servers() {
+fn round_robin_alternates_between_the_servers_and_a_stop_goes_to_the_holder() {
     let router = router();
     let mut a = server(&router, Version::MAX, "rec-a");
     let mut b = server(&router, Version::MAX, "rec-b");
@@ -303,6 +303,32 @@ fn round_robin_alternates_between_the_servers() {
     a.poll();
     b.poll();
     assert_eq!((nr(&a), nr(&b)), (2, 2), "two each, alternating");
+    // Each STOP goes to the server holding that recording (SessionID =
+    // the call here: a has 100 and 102, b 101 and 103), whatever the turn.
+    for (i, recording) in [(11u32, 102u32), (12, 100), (13, 103), (14, 101)] {
+        desk.send(stop_req(i, recording, recording));
+        let holder = if recording % 2 == 0 { &mut a } else { &mut b };
+        let Message::StopRecordingReq(stop) = forwarded(holder, msg::STOP_RECORDING_REQ) else {
+            panic!("not a STOP_RECORDING_REQ");
+        };
+        assert_eq!(stop.session_id, recording);
+        let invoke = stop.invoke_id;
+        holder.send(StopRecordingConf {
+            invoke_id: invoke,
+            ..Default::default()
+        });
+        let answer = decode_strict(&desk.reply(i), desk.version);
+        assert_eq!(answer.message_type(), msg::STOP_RECORDING_CONF);
+    }
+    let stops = |c: &Client| {
+        c.log
+            .iter()
+            .filter(|f| frame_type(f) == msg::STOP_RECORDING_REQ)
+            .count()
+    };
+    a.poll();
+    b.poll();
+    assert_eq!((stops(&a), stops(&b)), (2, 2), "each stop at its holder");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! supervisor session gets its own session on the CTI Server: the PG's
 //! answer to it is the desktop's answer, its team's events reach that
 //! desktop alone (once each, none from the bridge), barge-in reaches both
-//! desktops, and after a failover it is opened again on the other side.
+//! desktops, assist and emergency calls reach the supervisor and All Events
+//! sessions, and after a failover it is opened again on the other side.
 //!
 //! `sim-pg --agents 20 --manual-agents 20`, no calls: two teams of ten,
 //! supervised by 1001 (team 1, and the site supervisor of every team) and
@@ -271,12 +272,33 @@ fn barge_in_through_the_router_reaches_both_desktops() {
         "3011",
     );
     let mut agent = open(&router, AGENT_DESK, "desk", "1012", "3012");
+    let mut everything = Client::connect(router.addr());
+    everything.open_all_events(Version::MAX);
     for (invoke, state) in [(1, agent_state::LOGIN), (2, agent_state::AVAILABLE)] {
         set_state(&mut agent, invoke, state);
         set_state(&mut sup, 100 + invoke, state);
     }
-    // SUPERVISOR_ASSIST from the agent (through the bridge) reaches its
-    // supervisor (through its own session).
+    // SUPERVISOR_ASSIST and EMERGENCY_CALL from the agent reach its
+    // supervisor (through its own session) and All Events sessions
+    // (through the router's).
+    agent.send(EmergencyCallReq {
+        invoke_id: 9,
+        peripheral_id: PID,
+        ..Default::default()
+    });
+    assert_eq!(
+        reply(&mut agent, 9).message_type(),
+        msg::EMERGENCY_CALL_CONF
+    );
+    for desk in [&mut sup, &mut everything] {
+        let i = wait(desk, "EMERGENCY_CALL_EVENT", |f| {
+            frame_type(f) == msg::EMERGENCY_CALL_EVENT
+        });
+        let Message::EmergencyCallEvent(e) = decoded(desk, i) else {
+            unreachable!()
+        };
+        assert_eq!(e.agent_id, Some("1012".into()));
+    }
     agent.send(SupervisorAssistReq {
         invoke_id: 3,
         peripheral_id: PID,
@@ -286,9 +308,11 @@ fn barge_in_through_the_router_reaches_both_desktops() {
         reply(&mut agent, 3).message_type(),
         msg::SUPERVISOR_ASSIST_CONF
     );
-    wait(&mut sup, "SUPERVISOR_ASSIST_EVENT", |f| {
-        frame_type(f) == msg::SUPERVISOR_ASSIST_EVENT
-    });
+    for desk in [&mut sup, &mut everything] {
+        wait(desk, "SUPERVISOR_ASSIST_EVENT", |f| {
+            frame_type(f) == msg::SUPERVISOR_ASSIST_EVENT
+        });
+    }
     agent.send(MakeCallReq {
         invoke_id: 4,
         peripheral_id: PID,
@@ -318,6 +342,17 @@ fn barge_in_through_the_router_reaches_both_desktops() {
         wait(desk, "CALL_CONFERENCED", |f| {
             frame_type(f) == msg::CALL_CONFERENCED_EVENT
         });
+    }
+    // Each of those reached the supervisor once: nothing from the bridge.
+    let later = sup.collect_for(Duration::from_millis(200));
+    for t in [msg::EMERGENCY_CALL_EVENT, msg::SUPERVISOR_ASSIST_EVENT] {
+        let n = sup
+            .log
+            .iter()
+            .chain(later.iter())
+            .filter(|f| frame_type(f) == t)
+            .count();
+        assert_eq!(n, 1, "message type {t} reached the supervisor {n} times");
     }
 }
 
