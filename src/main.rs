@@ -479,9 +479,16 @@ struct WatchArgs {
     /// Peripheral Monitor: a device monitor per ID (MonitoredDeviceType 0).
     #[arg(long, num_args = 1.., value_name = "ID")]
     device: Vec<String>,
-    /// Client Events for one agent, by AgentID.
+    /// Client Events for one agent, by AgentID (with --team: the supervisor).
     #[arg(long, value_name = "ID")]
     agent: Option<String>,
+    /// As supervisor --agent (Client Events + Supervisor), monitor team
+    /// TEAM_ID (MONITOR_AGENT_TEAM_START_REQ) and print its members' states.
+    #[arg(long, value_name = "TEAM_ID", requires = "agent")]
+    team: Option<u32>,
+    /// The agent's instrument (OPEN_REQ AgentInstrument), with --agent.
+    #[arg(long, value_name = "EXT", requires = "agent")]
+    instrument: Option<String>,
     /// One JSON object per line ({"type":...,"fields":{...}}), for jq.
     #[arg(long)]
     json: bool,
@@ -493,7 +500,7 @@ struct WatchArgs {
     #[arg(long, default_value_t = 5)]
     heartbeat_secs: u64,
     /// PeripheralID for OPEN_REQ and MONITOR_START_REQ (default NULL).
-    #[arg(long)]
+    #[arg(long, visible_alias = "peripheral", value_name = "ID")]
     peripheral_id: Option<u32>,
 }
 
@@ -574,11 +581,19 @@ fn watch(args: WatchArgs) -> Result<(), String> {
     let stop = stop_flag()?;
     let mut options = tools::watch::WatchOptions::new(&args.connect);
     options.version = Version::new(args.version).ok_or("--version: give 13..=24")?;
-    options.mode = match (args.device.is_empty(), args.agent) {
-        (false, _) => tools::watch::WatchMode::Devices(args.device),
-        (true, Some(agent)) => tools::watch::WatchMode::Agent(agent),
-        (true, None) => tools::watch::WatchMode::AllEvents,
+    if let Some(agent) = &args.agent {
+        tools::ctl_plan::check_agent(agent, args.instrument.as_deref())?;
+    }
+    options.mode = match (args.device.is_empty(), args.agent, args.team) {
+        (false, ..) => tools::watch::WatchMode::Devices(args.device),
+        (true, Some(supervisor), Some(team_id)) => tools::watch::WatchMode::Team {
+            team_id,
+            supervisor,
+        },
+        (true, Some(agent), None) => tools::watch::WatchMode::Agent(agent),
+        (true, None, _) => tools::watch::WatchMode::AllEvents,
     };
+    options.instrument = args.instrument;
     options.json = args.json;
     options.client_id = args.client_id;
     options.password = args.password;

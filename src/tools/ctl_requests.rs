@@ -9,8 +9,9 @@ use super::ctl_plan::{Action, Agent, CallData, Completion, Conn, StateChange, Ta
 use crate::proto::constants::lcs;
 use crate::proto::msg::{
     AnswerCallReq, ClearConnectionReq, ConferenceCallReq, ConsultationCallConf,
-    ConsultationCallReq, HoldCallReq, MakeCallReq, MonitorAgentTeamStartReq, RetrieveCallReq,
-    SetAgentStateReq, SetCallDataReq, SnapshotDeviceReq, SuperviseCallReq, TransferCallReq,
+    ConsultationCallReq, HoldCallReq, MakeCallReq, MonitorAgentTeamStartReq,
+    MonitorAgentTeamStopReq, RetrieveCallReq, SetAgentStateReq, SetCallDataReq, SnapshotDeviceReq,
+    SuperviseCallReq, TransferCallReq,
 };
 use crate::proto::{Message, NamedVar};
 
@@ -86,14 +87,29 @@ pub fn direct_request(
             ..Default::default()
         }
         .into(),
-        Action::Team { team_id } => MonitorAgentTeamStartReq {
-            invoke_id,
-            team_id: *team_id,
-            ..Default::default()
-        }
-        .into(),
+        Action::Team { team_id } => team_start_request(*team_id, invoke_id),
         _ => return Ok(None),
     }))
+}
+
+/// MONITOR_AGENT_TEAM_START_REQ for TeamID `team_id` (`ctl team`, `watch --team`).
+pub fn team_start_request(team_id: u32, invoke_id: u32) -> Message {
+    MonitorAgentTeamStartReq {
+        invoke_id,
+        team_id,
+        ..Default::default()
+    }
+    .into()
+}
+
+/// MONITOR_AGENT_TEAM_STOP_REQ ending the team monitor `monitor_id`.
+pub fn team_stop_request(monitor_id: u32, invoke_id: u32) -> Message {
+    MonitorAgentTeamStopReq {
+        invoke_id,
+        monitor_id,
+        ..Default::default()
+    }
+    .into()
 }
 
 /// SNAPSHOT_DEVICE_REQ for the agent's instrument (left out when unknown:

@@ -6,7 +6,7 @@
 //! * `cti_client` — a CTI client connection (OPEN, heartbeats, close) for the tools
 //! * `cti_names` — names of status codes, failure codes and connection states
 //! * `ctl` (+ `ctl_plan`, `ctl_requests`) — `ctirouter ctl`, one agent driven by hand
-//! * `watch` (+ `watch_format`) — `ctirouter watch`, events as lines or JSON
+//! * `watch` (+ `watch_format`, `watch_team`) — `ctirouter watch`, events as lines or JSON
 //! * `record` — `ctirouter record`, an upstream stream into a file
 //! * `recording` — the recording file format (reader and writer)
 
@@ -23,3 +23,4 @@ pub mod sim_pg_requests;
 pub mod sim_pg_supervisor;
 pub mod watch;
 pub mod watch_format;
+pub mod watch_team;

@@ -1,8 +1,10 @@
 //! `ctirouter watch`: a command-line CTI client that opens a session (All
-//! Events, device monitors, or one agent's Client Events), prints one line
-//! per message it receives, heartbeats, and on Ctrl-C sends CLOSE_REQ and
-//! waits (≤ 5 s, docs/protocol.md §6.4) for CLOSE_CONF. Lines go to `out`
-//! (stdout); what happens to the session goes to stderr.
+//! Events, device monitors, one agent's Client Events, or a supervisor's
+//! session monitoring one team), prints one line per message it receives,
+//! heartbeats, and on Ctrl-C sends CLOSE_REQ (after MONITOR_AGENT_TEAM_STOP_REQ
+//! for a team) and waits (≤ 5 s, docs/protocol.md §6.4) for CLOSE_CONF. Lines
+//! go to `out` (stdout); what happens to the session goes to stderr. How a
+//! team's messages are printed is in `watch_team`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,12 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cti_client::{Link, LinkError, Received};
+use super::cti_names::status_name;
+use super::ctl_plan::{self, Action};
 use super::watch_format;
+use super::watch_team::TeamWatch;
 use crate::ids::Services;
-use crate::proto::constants::{agent_mask, call_mask, device_type, NULL_PERIPHERAL_ID};
+use crate::proto::constants::{agent_mask, call_mask, device_type, status, NULL_PERIPHERAL_ID};
+use crate::proto::frame::message_type;
 use crate::proto::msg::{MonitorStartReq, OpenConf};
 use crate::proto::Version;
-use crate::session::client::{status_name, OpenParams};
+use crate::session::client::{reply_invoke_id, ClientError, OpenParams};
 
 /// Longest wait for the TCP connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +40,36 @@ pub enum WatchMode {
     Devices(Vec<String>),
     /// Client Events for one agent (by AgentID).
     Agent(String),
+    /// A supervisor's session (Client Events + Supervisor, the supervisor's
+    /// AgentID) monitoring team `team_id` (MONITOR_AGENT_TEAM_START_REQ).
+    Team { team_id: u32, supervisor: String },
+}
+
+/// Why `watch` ended without being asked to.
+#[derive(Debug)]
+pub enum WatchError {
+    /// The session could not be had or was lost.
+    Link(LinkError),
+    /// The session was had, but not what was asked of it (the team
+    /// monitor refused, Supervisor not granted).
+    Refused(String),
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::Link(e) => write!(f, "{e}"),
+            WatchError::Refused(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for WatchError {}
+
+impl From<LinkError> for WatchError {
+    fn from(e: LinkError) -> Self {
+        WatchError::Link(e)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +85,8 @@ pub struct WatchOptions {
     pub heartbeat: Duration,
     /// OPEN_REQ / MONITOR_START_REQ PeripheralID (NULL unless given).
     pub peripheral_id: u32,
+    /// OPEN_REQ AgentInstrument (`--agent` and `--team` modes).
+    pub instrument: Option<String>,
 }
 
 impl WatchOptions {
@@ -62,6 +100,7 @@ impl WatchOptions {
             password: String::new(),
             heartbeat: Duration::from_secs(5),
             peripheral_id: NULL_PERIPHERAL_ID,
+            instrument: None,
         }
     }
 
@@ -81,8 +120,29 @@ impl WatchOptions {
                 p.services = Services::CLIENT_EVENTS;
                 p.agent_id = Some(id.clone());
             }
+            WatchMode::Team { supervisor, .. } => {
+                p.services = Services::CLIENT_EVENTS | Services::SUPERVISOR;
+                p.agent_id = Some(supervisor.clone());
+            }
         }
         p
+    }
+
+    /// What a refused OPEN_REQ means in team mode: the CTI Server grants
+    /// Supervisor only to a supervisor's agent.
+    fn open_error(&self, e: LinkError) -> WatchError {
+        let WatchMode::Team { supervisor, .. } = &self.mode else {
+            return WatchError::Link(e);
+        };
+        match &e {
+            LinkError::Session(ClientError::Refused {
+                status: status::E_CTI_FUNCTION_NOT_AVAILABLE,
+            }) => WatchError::Refused(format!(
+                "{e} - Client Events + Supervisor not granted: the CTI Server grants \
+                 Supervisor only to a supervisor's agent (is {supervisor} one?)"
+            )),
+            _ => WatchError::Link(e),
+        }
     }
 }
 
@@ -91,42 +151,172 @@ pub fn run(
     options: &WatchOptions,
     stop: &AtomicBool,
     out: &mut dyn Write,
-) -> Result<(), LinkError> {
-    let mut link = Link::connect(&options.connect, options.open_params(), CONNECT_TIMEOUT)?;
+) -> Result<(), WatchError> {
+    let instrument = options.instrument.clone();
+    let mut link = Link::connect_with(
+        &options.connect,
+        options.open_params(),
+        CONNECT_TIMEOUT,
+        |req| {
+            if let Some(i) = instrument {
+                req.agent_instrument = Some(i.as_str().into());
+            }
+        },
+    )?;
     eprintln!(
         "watch: connected to {} (version {}), OPEN_REQ sent",
         link.peer(),
         options.version
     );
     let mut monitors: HashMap<u32, String> = HashMap::new();
+    let mut team = match &options.mode {
+        WatchMode::Team { team_id, .. } => Some(TeamWatch::new(*team_id, options.json)),
+        _ => None,
+    };
     loop {
         if stop.load(Ordering::Relaxed) {
-            return close(&mut link);
+            return finish(&mut link, team.as_mut(), out);
         }
         let version = link.version();
-        match link.next(Instant::now() + TICK)? {
+        let received = link
+            .next(Instant::now() + TICK)
+            .map_err(|e| options.open_error(e))?;
+        match received {
             Received::Opened { conf, .. } => {
                 report_open(&conf);
-                if let WatchMode::Devices(devices) = &options.mode {
-                    start_monitors(&mut link, options, devices, &mut monitors)?;
+                match (&options.mode, team.as_mut()) {
+                    (WatchMode::Devices(devices), _) => {
+                        start_monitors(&mut link, options, devices, &mut monitors)?
+                    }
+                    (_, Some(team)) => {
+                        if let Err(e) = start_team(&mut link, team, &conf) {
+                            let _ = close(&mut link);
+                            return Err(e);
+                        }
+                    }
+                    _ => {}
                 }
             }
             Received::Frame(frame) => {
-                let line = match options.json {
-                    true => watch_format::json(frame, version),
-                    false => watch_format::readable(frame, version),
+                let lines = match team.as_mut() {
+                    Some(team) => team.lines(frame, version),
+                    None => vec![watch_format::line(frame, version, options.json)],
                 };
-                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                if print(out, &lines).is_err() {
                     // Output closed (e.g. `| head`): end the session politely.
-                    return close(&mut link);
+                    return finish(&mut link, team.as_mut(), &mut std::io::sink());
                 }
             }
             Received::RequestFailed {
                 invoke_id, status, ..
-            } => report_request_failure(monitors.get(&invoke_id), invoke_id, status),
+            } => {
+                if let Some(team) = team.as_ref().filter(|t| t.is_start(invoke_id)) {
+                    let refused = team_refused(team.team_id(), status);
+                    let _ = close(&mut link);
+                    return Err(refused);
+                }
+                report_request_failure(monitors.get(&invoke_id), invoke_id, status)
+            }
             Received::Handled | Received::Idle | Received::Closed => {}
         }
+        if let Some(team) = team.as_ref().filter(|t| t.start_overdue(Instant::now())) {
+            let _ = close(&mut link);
+            return Err(WatchError::Refused(format!(
+                "no answer to MONITOR_AGENT_TEAM_START_REQ for team {} within {:?}",
+                team.team_id(),
+                super::watch_team::START_TIMEOUT
+            )));
+        }
     }
+}
+
+fn print(out: &mut dyn Write, lines: &[String]) -> std::io::Result<()> {
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+/// The supervisor session is open: Supervisor must have been granted, then
+/// MONITOR_AGENT_TEAM_START_REQ (`ctl team`'s request).
+fn start_team(link: &mut Link, team: &mut TeamWatch, conf: &OpenConf) -> Result<(), WatchError> {
+    let action = Action::Team {
+        team_id: team.team_id(),
+    };
+    ctl_plan::check_granted(&action, conf.services_granted).map_err(WatchError::Refused)?;
+    let invoke_id = link.next_invoke_id();
+    link.send(&team.start(conf.monitor_id, invoke_id, Instant::now()))?;
+    eprintln!(
+        "watch: MONITOR_AGENT_TEAM_START_REQ sent for team {} (InvokeID {invoke_id})",
+        team.team_id()
+    );
+    Ok(())
+}
+
+fn team_refused(team_id: u32, code: u32) -> WatchError {
+    let hint = match code {
+        status::E_CTI_TEAM_NOT_FOUND => " - no such team, or not one --agent supervises",
+        status::E_CTI_FUNCTION_NOT_AVAILABLE => " - this server does not serve team monitors",
+        _ => "",
+    };
+    WatchError::Refused(format!(
+        "MONITOR_AGENT_TEAM_START_REQ for team {team_id} refused: FAILURE_CONF status {code} ({}){hint}",
+        status_name(code)
+    ))
+}
+
+/// The end asked for: MONITOR_AGENT_TEAM_STOP_REQ (waiting ≤ [`CLOSE_WAIT`]
+/// for its answer, printing what comes meanwhile) if a team monitor runs,
+/// then the close.
+fn finish(
+    link: &mut Link,
+    team: Option<&mut TeamWatch>,
+    out: &mut dyn Write,
+) -> Result<(), WatchError> {
+    let Some(team) = team else {
+        return close(link);
+    };
+    let invoke_id = link.next_invoke_id();
+    let Some(request) = team.stop(invoke_id) else {
+        return close(link);
+    };
+    link.send(&request)?;
+    eprintln!("watch: MONITOR_AGENT_TEAM_STOP_REQ sent (InvokeID {invoke_id})");
+    let deadline = Instant::now() + CLOSE_WAIT;
+    loop {
+        let version = link.version();
+        match link.next(deadline)? {
+            Received::Frame(frame) => {
+                let answered = reply_invoke_id(
+                    message_type(frame).unwrap_or(0),
+                    frame.get(8..).unwrap_or_default(),
+                )
+                .ok()
+                .flatten()
+                .is_some_and(|id| team.is_stop(id));
+                let _ = print(out, &team.lines(frame, version));
+                if answered {
+                    eprintln!("watch: team monitor stopped");
+                    break;
+                }
+            }
+            Received::RequestFailed {
+                invoke_id, status, ..
+            } if team.is_stop(invoke_id) => {
+                eprintln!(
+                    "watch: MONITOR_AGENT_TEAM_STOP_REQ failed: FAILURE_CONF status {status} ({})",
+                    status_name(status)
+                );
+                break;
+            }
+            Received::Idle => {
+                eprintln!("watch: no answer to MONITOR_AGENT_TEAM_STOP_REQ within {CLOSE_WAIT:?}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    close(link)
 }
 
 fn report_open(conf: &OpenConf) {
@@ -180,7 +370,7 @@ fn report_request_failure(device: Option<&String>, invoke_id: u32, status: u32) 
     }
 }
 
-fn close(link: &mut Link) -> Result<(), LinkError> {
+fn close(link: &mut Link) -> Result<(), WatchError> {
     eprintln!("watch: closing (CLOSE_REQ sent)");
     match link.close(CLOSE_WAIT)? {
         true => eprintln!("watch: CLOSE_CONF received, session closed"),

@@ -21,6 +21,14 @@ fn message_type(frame: &[u8]) -> u32 {
         .map_or(0, |t| u32::from_be_bytes([t[0], t[1], t[2], t[3]]))
 }
 
+/// One frame's line: [`json`] or [`readable`].
+pub fn line(frame: &[u8], version: Version, json: bool) -> String {
+    match json {
+        true => self::json(frame, version),
+        false => readable(frame, version),
+    }
+}
+
 /// `TYPE_NAME field=value ...`
 pub fn readable(frame: &[u8], version: Version) -> String {
     let message = match decode(frame, version) {
