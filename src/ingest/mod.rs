@@ -43,6 +43,8 @@ pub mod shared;
 pub mod sim_source;
 pub mod supervisor_link;
 pub mod supervisors;
+#[cfg(test)]
+mod supervisors_tests;
 pub mod tracker;
 pub mod upstream;
 pub mod upstream_conn;

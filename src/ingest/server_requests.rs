@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending, Waiter};
+use super::proxy::audit_line;
 use super::servers::{Answer, Dispatch, Server, ServerMode, CALL_RECORDING};
 use crate::ids::SessionId;
 use crate::link::{ProxyRequest, ServerReply, ToShard};
@@ -185,7 +186,9 @@ impl<L: Links> IngestCore<L> {
                 version,
             },
             since: received,
-            audit: None,
+            // Recording requests act on a call: audited like any request
+            // that goes upstream (docs/requests.md §4).
+            audit: self.describe_request(session, version, message_type, Some(&decoded)),
         };
         let invoke = self.servers.send(waiter, message_type, &to, received);
         for server in to {
@@ -300,6 +303,17 @@ impl<L: Links> IngestCore<L> {
         let latency = now.saturating_duration_since(waiter.since);
         let message_type = pending.message_type;
         self.metrics.requests.record(message_type, result, latency);
+        if let Some(what) = &waiter.audit {
+            let outcome = match &answer {
+                Ok(a) => {
+                    let t = a.message.message_type();
+                    let name = Message::type_name(t).unwrap_or("reply");
+                    format!("{name} from local server session {}", a.server.0)
+                }
+                Err(error) => format!("failed at the local servers: {error}"),
+            };
+            audit_line(what, &outcome, Some(latency));
+        }
         if let Ok(Answer {
             message: Message::StartRecordingConf(conf),
             server,
