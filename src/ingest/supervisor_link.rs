@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fanout::Bell;
-use super::upstream_conn::{until_stopped, Conn, Connected, Connector};
+use super::upstream_conn::{until_stopped, Conn, Connected, Connector, Woke};
 use super::{stopping, Fanout, STOP_POLL};
 use crate::ids::SessionId;
 use crate::proto::RequestError;
@@ -98,13 +98,6 @@ enum Ended {
     Lost(String),
 }
 
-/// What woke the session loop.
-enum Woke {
-    Read(std::io::Result<usize>),
-    Timer,
-    Bell,
-}
-
 impl OwnLink {
     async fn run(mut self, links: &Links, mut fanout: Fanout) {
         let session = self.session;
@@ -179,20 +172,7 @@ impl OwnLink {
                 .next_deadline()
                 .map_or(STOP_POLL, |at| at.saturating_duration_since(now))
                 .min(STOP_POLL);
-            let woke = futures_lite::future::or(
-                async { Woke::Read(conn.read().await) },
-                futures_lite::future::or(
-                    async {
-                        glommio::timer::sleep(wait).await;
-                        Woke::Timer
-                    },
-                    async {
-                        self.bell.wait().await;
-                        Woke::Bell
-                    },
-                ),
-            )
-            .await;
+            let woke = conn.wait(wait, self.bell.wait()).await;
             match woke {
                 Woke::Timer | Woke::Bell => continue,
                 Woke::Read(Ok(0)) => return Ended::Lost("the server closed the connection".into()),

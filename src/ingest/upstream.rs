@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::upstream_conn::{frame_type, until_stopped, Conn, Connected, Connector};
+use super::upstream_conn::{frame_type, until_stopped, Conn, Connected, Connector, Woke};
 use super::{stopping, Fanout, STOP_POLL};
 use crate::config::UpstreamConfig;
 use crate::metrics::Metrics;
@@ -66,14 +66,6 @@ struct Link {
     /// The PG status as this session has told it.
     status: PgStatus,
     opened_at: Option<Instant>,
-}
-
-/// What woke the session loop.
-enum Woke {
-    Read(std::io::Result<usize>),
-    Timer,
-    /// Requests were staged for the upstream.
-    Requests,
 }
 
 impl UpstreamSource {
@@ -207,23 +199,9 @@ impl UpstreamSource {
                 .next_deadline()
                 .map_or(STOP_POLL, |at| at.saturating_duration_since(now))
                 .min(STOP_POLL);
-            let conn = &mut link.conn;
-            let woke = futures_lite::future::or(
-                async { Woke::Read(conn.read().await) },
-                futures_lite::future::or(
-                    async {
-                        glommio::timer::sleep(wait).await;
-                        Woke::Timer
-                    },
-                    async {
-                        fanout.requests_staged().await;
-                        Woke::Requests
-                    },
-                ),
-            )
-            .await;
+            let woke = link.conn.wait(wait, fanout.requests_staged()).await;
             match woke {
-                Woke::Timer | Woke::Requests => {}
+                Woke::Timer | Woke::Bell => {}
                 Woke::Read(Ok(0)) => return Err("the server closed the connection".into()),
                 Woke::Read(Err(e)) => return Err(format!("read: {e}")),
                 Woke::Read(Ok(n)) => {

@@ -64,6 +64,16 @@ pub struct Conn {
     pub out: Vec<u8>,
 }
 
+/// What woke a session loop waiting on its connection.
+pub enum Woke {
+    /// The connection read (`Ok(0)`: it ended).
+    Read(std::io::Result<usize>),
+    /// The wait ran out: time for the timers.
+    Timer,
+    /// Its bell rang: something to write.
+    Bell,
+}
+
 /// A TLS upstream connection's rustls state, and ciphertext read from the
 /// socket that rustls has not taken yet (`cipher[at..len]`).
 struct TlsLink {
@@ -205,6 +215,25 @@ impl Conn {
         read(stream, tls, frames.spare()).await
     }
 
+    /// Wait for the first of: bytes read (into the frame buffer; the
+    /// caller marks them filled), `wait` passing, `bell` ringing.
+    pub async fn wait(&mut self, wait: Duration, bell: impl Future<Output = ()>) -> Woke {
+        futures_lite::future::or(
+            async { Woke::Read(self.read().await) },
+            futures_lite::future::or(
+                async {
+                    glommio::timer::sleep(wait).await;
+                    Woke::Timer
+                },
+                async {
+                    bell.await;
+                    Woke::Bell
+                },
+            ),
+        )
+        .await
+    }
+
     /// Drive a TLS upstream's handshake to its end (before OPEN_REQ); the
     /// error says why it failed.
     async fn handshake(&mut self) -> Result<(), String> {
@@ -281,12 +310,8 @@ impl Conn {
                 tracing::info!("upstream: no CLOSE_CONF; closing anyway");
                 return;
             }
-            let read = futures_lite::future::or(async { Some(self.read().await) }, async {
-                glommio::timer::sleep(wait).await;
-                None
-            })
-            .await;
-            let Some(Ok(n @ 1..)) = read else {
+            let woke = self.wait(wait, futures_lite::future::pending()).await;
+            let Woke::Read(Ok(n @ 1..)) = woke else {
                 return;
             };
             self.frames.filled(n);

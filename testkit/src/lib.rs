@@ -38,6 +38,7 @@ pub mod model;
 pub mod pg;
 pub mod process;
 pub mod stream;
+pub mod teams;
 pub mod tls;
 pub mod vectors;
 
@@ -48,6 +49,7 @@ pub use harness::*;
 pub use pg::*;
 pub use process::*;
 pub use stream::*;
+pub use teams::*;
 
 use std::time::Duration;
 

@@ -11,28 +11,15 @@
 use std::time::Duration;
 
 use crate::BIN;
-use ctirouter::proto::constants::{agent_state, msg, service, status, supervisory_action};
+use ctirouter::proto::constants::{agent_state, msg, service, status};
 use ctirouter::proto::msg::*;
-use ctirouter::proto::{Message, Version};
+use ctirouter::proto::Message;
 use testkit::*;
 
-const SUPERVISOR_DESK: u32 = service::CLIENT_EVENTS | service::SUPERVISOR;
-const AGENT_DESK: u32 = service::CLIENT_EVENTS | service::CLIENT_CONTROL;
-/// ICM agent id (skill target id) of 1011.
-const SUPERVISOR_1011: u32 = 5011;
+const WAIT: std::time::Duration = TEAM_WAIT;
 
 fn quiet_center() -> Proc {
-    let args = [
-        "--agents",
-        "20",
-        "--manual-agents",
-        "20",
-        "--calls-per-sec",
-        "0",
-        "--speed",
-        "4",
-    ];
-    sim_pg(BIN, &args)
+    testkit::quiet_center(BIN)
 }
 
 fn spec(services: u32, client_id: &str, agent: &str, instrument: &str) -> OpenSpec {
@@ -56,45 +43,15 @@ fn decoded(c: &Client, i: usize) -> Message {
 }
 
 fn wait(c: &mut Client, what: &str, pred: impl Fn(&[u8]) -> bool) -> usize {
-    c.wait_for(what, WAIT, pred)
-        .unwrap_or_else(|end| panic!("no {what} within {WAIT:?} ({end:?})"))
+    wait_frame(c, what, pred)
 }
 
 fn reply(c: &mut Client, invoke: u32) -> Message {
-    let i = wait(c, &format!("reply to {invoke}"), |f| {
-        is_reply(frame_type(f)) && be32(f, 8) == invoke
-    });
-    decoded(c, i)
-}
-
-fn agent_of(f: &[u8], version: Version) -> Option<(u32, String)> {
-    if frame_type(f) != msg::AGENT_STATE_EVENT {
-        return None;
-    }
-    match decode_strict(f, version) {
-        Message::AgentStateEvent(e) => {
-            let id = e
-                .agent_id
-                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned());
-            Some((e.monitor_id, id.unwrap_or_default()))
-        }
-        _ => None,
-    }
+    reply_to(c, invoke)
 }
 
 fn set_state(c: &mut Client, invoke: u32, state: u16) {
-    c.send(SetAgentStateReq {
-        invoke_id: invoke,
-        peripheral_id: PID,
-        agent_state: state,
-        ..Default::default()
-    });
-    let answer = reply(c, invoke);
-    assert_eq!(
-        answer.message_type(),
-        msg::SET_AGENT_STATE_CONF,
-        "{answer:?}"
-    );
+    set_agent_state(c, invoke, state, 0)
 }
 
 #[test]
@@ -213,36 +170,7 @@ fn barge_in_reaches_both_desktops_and_assist_reaches_the_supervisor() {
         frame_type(f) == msg::SUPERVISOR_ASSIST_EVENT
     });
     // The agent calls out; once answered, the supervisor barges in.
-    agent.send(MakeCallReq {
-        invoke_id: 4,
-        peripheral_id: PID,
-        dialed_number: Some("5551234".into()),
-        ..Default::default()
-    });
-    assert_eq!(reply(&mut agent, 4).message_type(), msg::MAKE_CALL_CONF);
-    wait(&mut agent, "CALL_ESTABLISHED", |f| {
-        frame_type(f) == msg::CALL_ESTABLISHED_EVENT
-    });
-    sup.send(SuperviseCallReq {
-        invoke_id: 5,
-        peripheral_id: PID,
-        agent_connection_call_id: 0xFFFF_FFFF,
-        supervisor_connection_call_id: 0xFFFF_FFFF,
-        supervisory_action: supervisory_action::BARGE_IN,
-        agent_instrument: Some("3012".into()),
-        ..Default::default()
-    });
-    let answer = reply(&mut sup, 5);
-    assert_eq!(
-        answer.message_type(),
-        msg::SUPERVISE_CALL_CONF,
-        "{answer:?}"
-    );
-    for desk in [&mut sup, &mut agent] {
-        wait(desk, "CALL_CONFERENCED", |f| {
-            frame_type(f) == msg::CALL_CONFERENCED_EVENT
-        });
-    }
+    barge_in_on_a_call(&mut agent, "3012", &mut sup, 4);
 }
 
 /// `ctl team` / `ctl barge-in` against sim-pg directly: the supervisor's

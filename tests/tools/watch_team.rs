@@ -11,8 +11,7 @@
 use std::time::{Duration, Instant};
 
 use crate::BIN;
-use ctirouter::proto::constants::{agent_state, msg, service};
-use ctirouter::proto::msg::SetAgentStateReq;
+use ctirouter::proto::constants::{agent_state, service};
 use serde_json::Value;
 use testkit::*;
 
@@ -22,17 +21,7 @@ const TEAM_1_ONLY: [&str; 9] = [
 ];
 
 fn quiet_center() -> Proc {
-    let args = [
-        "--agents",
-        "20",
-        "--manual-agents",
-        "20",
-        "--calls-per-sec",
-        "0",
-        "--speed",
-        "4",
-    ];
-    sim_pg(BIN, &args)
+    testkit::quiet_center(BIN)
 }
 
 fn watch_team(pg: &Proc, team: &str, agent: &str, instrument: &str, extra: &[&str]) -> Proc {
@@ -112,19 +101,7 @@ fn agent_desk(pg: &Proc, agent: &str, instrument: &str) -> Client {
 }
 
 fn set_state(c: &mut Client, invoke: u32, state: u16, reason: u16) {
-    c.send(SetAgentStateReq {
-        invoke_id: invoke,
-        peripheral_id: PID,
-        agent_state: state,
-        event_reason_code: reason,
-        ..Default::default()
-    });
-    let i = c
-        .wait_for("the reply", WAIT, |f| {
-            is_reply(frame_type(f)) && be32(f, 8) == invoke
-        })
-        .unwrap_or_else(|end| panic!("no reply to {invoke} ({end:?})"));
-    assert_eq!(frame_type(&c.log[i]), msg::SET_AGENT_STATE_CONF);
+    set_agent_state(c, invoke, state, reason)
 }
 
 #[test]

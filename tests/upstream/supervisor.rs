@@ -14,30 +14,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::BIN;
-use ctirouter::proto::constants::{agent_state, msg, service, status, supervisory_action};
+use ctirouter::proto::constants::{agent_state, msg, service, status};
 use ctirouter::proto::msg::*;
 use ctirouter::proto::{Message, Version};
 use testkit::*;
 
-const SUPERVISOR_DESK: u32 = service::CLIENT_EVENTS | service::SUPERVISOR;
-const AGENT_DESK: u32 = service::CLIENT_EVENTS | service::CLIENT_CONTROL;
-/// ICM agent id (skill target id) of 1011.
-const SUPERVISOR_1011: u32 = 5011;
-const WAIT: Duration = Duration::from_secs(10);
-
-fn quiet_center() -> Proc {
-    let args = [
-        "--agents",
-        "20",
-        "--manual-agents",
-        "20",
-        "--calls-per-sec",
-        "0",
-        "--speed",
-        "4",
-    ];
-    sim_pg(BIN, &args)
-}
+const WAIT: Duration = TEAM_WAIT;
 
 /// Supervisors (`sup`) and agents' desktops (`desk`) are listed with what
 /// they may do behind a real CTI Server.
@@ -82,46 +64,15 @@ fn decoded(c: &Client, i: usize) -> Message {
 }
 
 fn wait(c: &mut Client, what: &str, pred: impl Fn(&[u8]) -> bool) -> usize {
-    c.wait_for(what, WAIT, pred)
-        .unwrap_or_else(|end| panic!("no {what} within {WAIT:?} ({end:?})"))
+    wait_frame(c, what, pred)
 }
 
 fn reply(c: &mut Client, invoke: u32) -> Message {
-    let i = wait(c, &format!("reply to {invoke}"), |f| {
-        is_reply(frame_type(f)) && be32(f, 8) == invoke
-    });
-    decoded(c, i)
-}
-
-/// (MonitorID, AgentID) of an AGENT_STATE_EVENT.
-fn agent_of(f: &[u8], version: Version) -> Option<(u32, String)> {
-    if frame_type(f) != msg::AGENT_STATE_EVENT {
-        return None;
-    }
-    match decode_strict(f, version) {
-        Message::AgentStateEvent(e) => {
-            let id = e
-                .agent_id
-                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned());
-            Some((e.monitor_id, id.unwrap_or_default()))
-        }
-        _ => None,
-    }
+    reply_to(c, invoke)
 }
 
 fn set_state(c: &mut Client, invoke: u32, state: u16) {
-    c.send(SetAgentStateReq {
-        invoke_id: invoke,
-        peripheral_id: PID,
-        agent_state: state,
-        ..Default::default()
-    });
-    let answer = reply(c, invoke);
-    assert_eq!(
-        answer.message_type(),
-        msg::SET_AGENT_STATE_CONF,
-        "{answer:?}"
-    );
+    set_agent_state(c, invoke, state, 0)
 }
 
 fn list_team(c: &mut Client, invoke: u32) -> Message {
@@ -134,7 +85,7 @@ fn list_team(c: &mut Client, invoke: u32) -> Message {
 
 #[test]
 fn a_supervisor_through_the_router_sees_its_team_once_and_nothing_of_others() {
-    let pg = quiet_center();
+    let pg = quiet_center(BIN);
     let router = router_to(&[pg.addr()], 10);
     let mut sup = Client::connect(router.addr());
     let conf = sup.open(&spec(
@@ -241,7 +192,7 @@ fn a_supervisor_through_the_router_sees_its_team_once_and_nothing_of_others() {
 
 #[test]
 fn a_non_supervisor_is_refused_by_the_pg_and_an_unlisted_client_is_not_granted() {
-    let pg = quiet_center();
+    let pg = quiet_center(BIN);
     let router = router_to(&[pg.addr()], 10);
     // The CTI Server refuses 1012 (not a supervisor): so does the router.
     let mut c = Client::connect(router.addr());
@@ -262,7 +213,7 @@ fn a_non_supervisor_is_refused_by_the_pg_and_an_unlisted_client_is_not_granted()
 
 #[test]
 fn barge_in_through_the_router_reaches_both_desktops() {
-    let pg = quiet_center();
+    let pg = quiet_center(BIN);
     let router = router_to(&[pg.addr()], 10);
     let mut sup = open(
         &router,
@@ -313,36 +264,8 @@ fn barge_in_through_the_router_reaches_both_desktops() {
             frame_type(f) == msg::SUPERVISOR_ASSIST_EVENT
         });
     }
-    agent.send(MakeCallReq {
-        invoke_id: 4,
-        peripheral_id: PID,
-        dialed_number: Some("5551234".into()),
-        ..Default::default()
-    });
-    assert_eq!(reply(&mut agent, 4).message_type(), msg::MAKE_CALL_CONF);
-    wait(&mut agent, "CALL_ESTABLISHED", |f| {
-        frame_type(f) == msg::CALL_ESTABLISHED_EVENT
-    });
-    sup.send(SuperviseCallReq {
-        invoke_id: 5,
-        peripheral_id: PID,
-        agent_connection_call_id: 0xFFFF_FFFF,
-        supervisor_connection_call_id: 0xFFFF_FFFF,
-        supervisory_action: supervisory_action::BARGE_IN,
-        agent_instrument: Some("3012".into()),
-        ..Default::default()
-    });
-    let answer = reply(&mut sup, 5);
-    assert_eq!(
-        answer.message_type(),
-        msg::SUPERVISE_CALL_CONF,
-        "{answer:?}"
-    );
-    for desk in [&mut sup, &mut agent] {
-        wait(desk, "CALL_CONFERENCED", |f| {
-            frame_type(f) == msg::CALL_CONFERENCED_EVENT
-        });
-    }
+    // The agent calls out; once answered, the supervisor barges in.
+    barge_in_on_a_call(&mut agent, "3012", &mut sup, 4);
     // Each of those reached the supervisor once: nothing from the bridge.
     let later = sup.collect_for(Duration::from_millis(200));
     for t in [msg::EMERGENCY_CALL_EVENT, msg::SUPERVISOR_ASSIST_EVENT] {
@@ -358,7 +281,7 @@ fn barge_in_through_the_router_reaches_both_desktops() {
 
 #[test]
 fn max_supervisor_sessions_bounds_them_and_a_closed_one_frees_its_place() {
-    let pg = quiet_center();
+    let pg = quiet_center(BIN);
     let router = router_to(&[pg.addr()], 1);
     let mut first = open(&router, SUPERVISOR_DESK, "sup", "1011", "3011");
     let mut second = Client::connect(router.addr());
@@ -390,8 +313,8 @@ fn max_supervisor_sessions_bounds_them_and_a_closed_one_frees_its_place() {
 
 #[test]
 fn failover_reopens_a_supervisors_session_on_the_other_side() {
-    let mut a = quiet_center();
-    let b = quiet_center();
+    let mut a = quiet_center(BIN);
+    let b = quiet_center(BIN);
     let router = router_to(&[a.addr(), b.addr()], 10);
     let mut sup = open(&router, SUPERVISOR_DESK, "sup", "1011", "3011");
     assert!(matches!(
