@@ -5,14 +5,13 @@
 //! while one is full. Status changes and the upstream's loss and return are
 //! broadcast in stream order.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::bell::Bell;
 use super::core::{IngestCore, Links};
-use super::supervisor_link;
 use crate::link::{ToIngest, ToShard};
 use crate::metrics::Metrics;
 use crate::proto::{DecodeError, Version};
@@ -56,45 +55,6 @@ pub struct Fanout {
     core: Rc<RefCell<Core>>,
     /// Rung when requests are staged for the upstream.
     bell: Rc<Bell>,
-    /// The supervisors' own upstream sessions' tasks (with an upstream).
-    supervisors: Rc<OnceCell<Rc<supervisor_link::Links>>>,
-}
-
-/// Wakes a task on this executor: the upstream task when the control
-/// tasks staged requests for it, a supervisor's session task (one
-/// executor: plain cells, no atomics).
-#[derive(Default)]
-pub struct Bell {
-    rung: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Bell {
-    pub fn ring(&self) {
-        self.rung.set(true);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-    }
-
-    /// Until the bell is rung (at once if it was since the last wait).
-    pub async fn wait(&self) {
-        futures_lite::future::poll_fn(|cx| {
-            if self.rung.replace(false) {
-                Poll::Ready(())
-            } else {
-                // Polled on every turn of its task's loop: keep the waker
-                // it already holds when it is the same task's.
-                let waker = match self.waker.take() {
-                    Some(w) if w.will_wake(cx.waker()) => w,
-                    _ => cx.waker().clone(),
-                };
-                self.waker.set(Some(waker));
-                Poll::Pending
-            }
-        })
-        .await
-    }
 }
 
 /// How long ingest waits before retrying a full ring (the full-ring policy
@@ -116,25 +76,6 @@ impl Fanout {
                 call_max_age,
             ))),
             bell: Rc::default(),
-            supervisors: Rc::default(),
-        }
-    }
-
-    /// Hold supervisors' own upstream sessions with these tasks (once).
-    pub fn serve_supervisors_with(&self, links: supervisor_link::Links) {
-        let _ = self.supervisors.set(Rc::new(links));
-    }
-
-    /// Start the supervisors' sessions the core asked for and wake those
-    /// it staged requests for or closed.
-    fn serve_supervisors(&self) {
-        if let Some(links) = self.supervisors.get() {
-            links.serve(self);
-        } else {
-            self.with(|core| {
-                core.supervisors.to_start.clear();
-                core.supervisors.to_wake.clear();
-            });
         }
     }
 
@@ -239,8 +180,14 @@ impl Fanout {
     }
 }
 
-/// Drain one shard's control ring into the core for as long as ingest runs.
-pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
+/// Drain one shard's control ring into the core for as long as ingest
+/// runs; after each batch `serve` starts or wakes the tasks the core asked
+/// for (supervisors' own sessions).
+pub async fn control_loop(
+    rx: ring::Receiver<ToIngest>,
+    mut fanout: Fanout,
+    serve: Rc<dyn Fn(&Fanout)>,
+) {
     loop {
         rx.ready().await;
         let staged = fanout.with(|core| {
@@ -251,7 +198,7 @@ pub async fn control_loop(rx: ring::Receiver<ToIngest>, mut fanout: Fanout) {
         if staged {
             fanout.bell.ring();
         }
-        fanout.serve_supervisors();
+        serve(&fanout);
         fanout.flush().await;
         // Isolation (docs/requests.md §5): a burst of requests is taken a
         // batch at a time, with the upstream's events read in between.

@@ -7,6 +7,8 @@
 //! * `control` — session opens/closes, monitor starts, interest, from shards
 //! * `tracker` — call-party tracker, call data, event targets and brackets
 //! * `agents` — the agent-state table (OPEN_CONF, device → agent)
+//! * `bell` — wakes one task of the ingest executor
+//! * `audit` — the audit log: who sent which request, and what became of it
 //! * `interest` — which shards need which keys and services
 //! * `registry` — open sessions and session monitors (Client Monitor)
 //! * `pending` — requests proxied upstream and not answered yet
@@ -17,7 +19,8 @@
 //! * `servers` — the Server service registry and requests at server applications
 //! * `server_requests` — the Server service's requests, recording requests
 //!   to local servers and their answers back
-//! * `supervisors` — supervisors' own sessions on the CTI Server, sans I/O
+//! * `supervisors` — supervisors' own sessions on the CTI Server: the table
+//! * `supervisor_sessions` — their rules: open, events, requests, loss, end
 //! * `supervisor_link` — the task holding one supervisor's upstream session
 //! * `sim_source` — the simulated PG as an event source, paced or at full speed
 //! * `upstream` — the CTI Server session (side A/B failover, heartbeats),
@@ -27,6 +30,8 @@
 //! * `replay` — a recorded stream file as an event source
 
 pub mod agents;
+pub mod audit;
+pub mod bell;
 pub mod call_data;
 pub mod control;
 pub mod core;
@@ -42,6 +47,7 @@ pub mod servers;
 pub mod shared;
 pub mod sim_source;
 pub mod supervisor_link;
+pub mod supervisor_sessions;
 pub mod supervisors;
 #[cfg(test)]
 mod supervisors_tests;
@@ -49,6 +55,7 @@ pub mod tracker;
 pub mod upstream;
 pub mod upstream_conn;
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +105,21 @@ pub async fn run(setup: IngestSetup) {
             .set_max(config.limits.max_supervisor_sessions);
     });
     let server_timer = glommio::spawn_local(fanout::server_timer(fanout.clone()));
+    let stop = setup.stop.clone();
+    // With a CTI Server: how to reach it (the bridge's and the supervisors'
+    // sessions), and the supervisors' session tasks, started and woken by
+    // the control tasks.
+    let connector = match (&config.upstream, upstream_configured) {
+        (Some(upstream), true) => Some(Rc::new(upstream_conn::Connector::new(upstream))),
+        _ => None,
+    };
+    let serve: Rc<dyn Fn(&Fanout)> = match &connector {
+        Some(connector) => {
+            let links = Rc::new(supervisor_link::Links::new(connector.clone(), stop.clone()));
+            Rc::new(move |fanout: &Fanout| links.serve(fanout))
+        }
+        None => Rc::new(|_: &Fanout| {}),
+    };
     let spin = config.runtime.spin_before_park();
     let mut control_tasks = Vec::new();
     for rx in setup.from_shards {
@@ -105,9 +127,9 @@ pub async fn run(setup: IngestSetup) {
         control_tasks.push(glommio::spawn_local(fanout::control_loop(
             rx,
             fanout.clone(),
+            serve.clone(),
         )));
     }
-    let stop = setup.stop.clone();
     if config.replay.is_some() {
         // Offline until the recording says otherwise.
         fanout.set_status(PgStatus::offline()).await;
@@ -124,9 +146,7 @@ pub async fn run(setup: IngestSetup) {
         replay::ReplaySource::new(replay)
             .run(&mut fanout, &stop)
             .await;
-    } else if let Some(upstream) = &config.upstream {
-        let connector = std::rc::Rc::new(upstream_conn::Connector::new(upstream));
-        fanout.serve_supervisors_with(supervisor_link::Links::new(connector.clone(), stop.clone()));
+    } else if let Some(connector) = connector {
         upstream::UpstreamSource::new(connector)
             .run(&mut fanout, &stop)
             .await;

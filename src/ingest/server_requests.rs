@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
+use super::audit::audit_line;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending, Waiter};
-use super::proxy::audit_line;
 use super::servers::{Answer, Dispatch, Server, ServerMode, CALL_RECORDING};
 use crate::ids::SessionId;
 use crate::link::{ProxyRequest, ServerReply, ToShard};

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::fanout::Bell;
+use super::bell::Bell;
 use super::upstream_conn::{until_stopped, Conn, Connected, Connector, Woke};
 use super::{stopping, Fanout, STOP_POLL};
 use crate::ids::SessionId;
