@@ -236,6 +236,18 @@ impl<L: Links> IngestCore<L> {
     /// that answers nothing pending (late, or an id the router did not
     /// send) is counted and dropped.
     pub fn on_reply(&mut self, invoke_id: u32, whole: &[u8], now: Instant) {
+        if is_continued(whole) {
+            // One segment of several (LIST_AGENT_TEAM_CONF, More = 1): to
+            // the askers now; the request waits for its last segment.
+            let waiters = self.pending.get(invoke_id).map(|p| p.waiters.clone());
+            for waiter in waiters.iter().flatten() {
+                self.deliver_as(waiter, whole, now, Ends::No);
+            }
+            if waiters.is_none() {
+                Metrics::add(&self.metrics.nr_stray_upstream_replies, 1);
+            }
+            return;
+        }
         let Some(pending) = self.pending.take(invoke_id) else {
             Metrics::add(&self.metrics.nr_stray_upstream_replies, 1);
             tracing::debug!(invoke_id, "upstream reply to no pending request: dropped");
@@ -273,6 +285,12 @@ impl<L: Links> IngestCore<L> {
     /// Hand `waiter` a reply frame at the upstream's version: re-encoded at
     /// its session's version, with its own InvokeID, audited.
     fn deliver(&mut self, waiter: &Waiter, whole: &[u8], now: Instant) {
+        self.deliver_as(waiter, whole, now, Ends::Yes)
+    }
+
+    /// [`Self::deliver`] of a reply that does (`Ends::Yes`) or does not
+    /// (a segment with more to come) end its request.
+    fn deliver_as(&mut self, waiter: &Waiter, whole: &[u8], now: Instant, ends: Ends) {
         if let Some(what) = &waiter.audit {
             audit_line(what, &describe_reply(whole), Some(now - waiter.since));
         }
@@ -290,7 +308,15 @@ impl<L: Links> IngestCore<L> {
         match transcode(whole, self.upstream_version, version, &mut out) {
             Ok(Transcoded::Written(_)) => {
                 patch_invoke_id(&mut out, client_invoke.0);
-                self.answer(shard, session, out);
+                let ends_request = ends == Ends::Yes;
+                self.stage(
+                    shard,
+                    ToShard::Reply {
+                        session,
+                        frame: out.into_boxed_slice(),
+                        ends_request,
+                    },
+                );
             }
             // The session's version cannot carry this reply.
             result => {
@@ -513,4 +539,18 @@ impl<L: Links> IngestCore<L> {
             },
         );
     }
+}
+
+/// Whether a reply ends its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Yes,
+    No,
+}
+
+/// A segment with more to follow under the same InvokeID: a
+/// LIST_AGENT_TEAM_CONF with More = 1 (docs/protocol.md §12.5).
+fn is_continued(whole: &[u8]) -> bool {
+    frame::message_type(whole) == Some(msg::LIST_AGENT_TEAM_CONF)
+        && whole.get(16..18).is_some_and(|more| more != [0, 0])
 }

@@ -342,3 +342,35 @@ fn failover_reopens_a_supervisors_session_on_the_other_side() {
         Message::ListAgentTeamConf(_)
     ));
 }
+
+#[test]
+fn a_site_supervisors_team_list_comes_in_segments_through_the_router() {
+    // 700 agents: 70 teams, all supervised by 1001, listed 64 per CONF.
+    let args = [
+        "--agents",
+        "700",
+        "--manual-agents",
+        "700",
+        "--calls-per-sec",
+        "0",
+    ];
+    let pg = sim_pg(BIN, &args);
+    let router = router_to(&[pg.addr()], 10);
+    let mut site = open(&router, SUPERVISOR_DESK, "sup", "1001", "3001");
+    for invoke in [5, 6] {
+        site.send(ListAgentTeamReq {
+            invoke_id: invoke,
+            supervisor_id: 5001,
+        });
+        let mut teams = Vec::new();
+        for segment in 1..=2u16 {
+            let Message::ListAgentTeamConf(conf) = reply(&mut site, invoke) else {
+                panic!("no LIST_AGENT_TEAM_CONF segment {segment}")
+            };
+            assert_eq!(conf.segment_number, segment);
+            assert_eq!(conf.more, u16::from(segment == 1), "segment {segment}");
+            teams.extend(conf.team_ids);
+        }
+        assert_eq!(teams, (1..=70).collect::<Vec<u32>>(), "request {invoke}");
+    }
+}
