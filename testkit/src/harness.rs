@@ -53,6 +53,26 @@ impl TestRouter {
         self.router.as_ref().map(|r| r.metrics.snapshot())
     }
 
+    /// Until the router has taken its upstream's OPEN_CONF (its status no
+    /// longer says CTI Server offline), for up to `timeout`: a session
+    /// opened from then on is told the PG is up.
+    pub fn wait_upstream_open(&self, timeout: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(r) = &self.router else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        while r.metrics.upstream_open.load(Relaxed) == 0
+            || r.metrics.pg_status.load(Relaxed) & 0x08 != 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the router did not take its upstream's OPEN_CONF within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The router's counters, for failure reports.
     pub fn metrics_line(&self) -> String {
         match &self.router {
@@ -119,6 +139,8 @@ impl Harness {
         tweak(&mut config);
         let router = TestRouter::start(config);
         pg.wait_open(WAIT);
+        // The fake sent OPEN_CONF; the router may not have read it yet.
+        router.wait_upstream_open(WAIT);
         Harness {
             router,
             pg,
