@@ -18,10 +18,11 @@ use crate::metrics::{Metrics, RequestResult};
 use crate::proto::constants::control_failure;
 use crate::proto::frame::patch_invoke_id;
 use crate::proto::msg::OpenConf;
-use crate::proto::RequestError;
+use crate::proto::{routing, RequestError};
 use crate::session::client::OpenParams;
 use crate::session::server::may_request;
 use crate::status::AgentView;
+use crate::targets::Targets;
 
 impl<L: Links> IngestCore<L> {
     /// A downstream session granted Supervisor opened (its interest and
@@ -192,9 +193,12 @@ impl<L: Links> IngestCore<L> {
         };
         let shard = own.shard;
         self.supervisors.seq += 1;
-        match Event::new(self.supervisors.seq, self.upstream_version, frame.into()) {
-            Ok(mut event) => {
-                event.received = now;
+        let version = self.upstream_version;
+        match routing::extract(frame, version) {
+            Ok(keys) => {
+                let seq = self.supervisors.seq;
+                let targets = Targets::default();
+                let event = Event::routed(seq, version, frame.into(), now, &keys, targets);
                 let event = Arc::new(event);
                 self.stage(shard, ToShard::OwnEvent { session, event });
                 self.nr_unflushed_events += 1;

@@ -10,7 +10,7 @@ use ctirouter::proto::constants::{msg, service, supervisory_action};
 use ctirouter::proto::msg::{MakeCallReq, SetAgentStateReq, SuperviseCallReq};
 use ctirouter::proto::{Message, Version};
 
-use crate::{be32, decode_strict, frame_type, is_reply, sim_pg, Client, Proc, PID};
+use crate::{be32, decode_strict, frame_type, is_reply, sim_pg, Client, OpenSpec, Proc, PID};
 
 /// A supervisor's desktop: Client Events + Supervisor.
 pub const SUPERVISOR_DESK: u32 = service::CLIENT_EVENTS | service::SUPERVISOR;
@@ -34,6 +34,17 @@ pub fn quiet_center(bin: &str) -> Proc {
         "4",
     ];
     sim_pg(bin, &args)
+}
+
+/// A desktop's OPEN_REQ at v24: `services` for `agent` at `instrument`
+/// on [`PID`], as ClientID `client_id`.
+pub fn agent_spec(services: u32, client_id: &str, agent: &str, instrument: &str) -> OpenSpec {
+    OpenSpec {
+        agent_id: Some(agent.into()),
+        agent_instrument: Some(instrument.into()),
+        peripheral_id: PID,
+        ..OpenSpec::new(Version::MAX, services).client(client_id, b"")
+    }
 }
 
 /// Index (in the log) of the next frame that satisfies `pred`; panics

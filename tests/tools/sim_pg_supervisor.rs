@@ -23,12 +23,7 @@ fn quiet_center() -> Proc {
 }
 
 fn spec(services: u32, client_id: &str, agent: &str, instrument: &str) -> OpenSpec {
-    OpenSpec {
-        agent_id: Some(agent.into()),
-        agent_instrument: Some(instrument.into()),
-        peripheral_id: PID,
-        ..OpenSpec::new(v24(), services).client(client_id, b"")
-    }
+    agent_spec(services, client_id, agent, instrument)
 }
 
 fn open(pg: &Proc, services: u32, agent: &str, instrument: &str) -> Client {

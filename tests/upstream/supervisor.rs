@@ -44,12 +44,7 @@ fn router_to(sides: &[SocketAddr], max_supervisors: usize) -> Proc {
 }
 
 fn spec(services: u32, client_id: &str, agent: &str, instrument: &str) -> OpenSpec {
-    OpenSpec {
-        agent_id: Some(agent.into()),
-        agent_instrument: Some(instrument.into()),
-        peripheral_id: PID,
-        ..OpenSpec::new(Version::MAX, services).client(client_id, b"")
-    }
+    agent_spec(services, client_id, agent, instrument)
 }
 
 fn open(router: &Proc, services: u32, client_id: &str, agent: &str, instrument: &str) -> Client {
