@@ -463,6 +463,8 @@ pub const DEFAULT_MAX_SUPERVISOR_SESSIONS: usize = 200;
 /// rings of it per executor fit RLIMIT_MEMLOCK's 8 MiB beside the default
 /// `io_memory_bytes` on a 4-core host.
 pub const DEFAULT_IO_RING_DEPTH: usize = 1024;
+/// The nice values a thread can have: -20 runs first, 19 last.
+pub const NICE: std::ops::RangeInclusive<i32> = -20..=19;
 /// Shallowest io_uring accepted (glommio's own default).
 pub const MIN_IO_RING_DEPTH: usize = 128;
 /// Deepest io_uring accepted (the kernel's limit on submission entries).
@@ -495,6 +497,19 @@ pub struct RuntimeConfig {
     /// that shard's tasks, so 2,000 heartbeats arriving together delay
     /// events by tens of milliseconds. Off: a thread each.
     pub share_ingest_thread: bool,
+    /// Nice value of the ingest thread, -20–19 (0 = the process's own). On
+    /// a core that ingest shares with a shard (the 2-core benchmark layout,
+    /// a 1-core host) or with anything else, a lower value lets ingest — the
+    /// head of the event path — take the core as soon as it wakes instead of
+    /// waiting out another thread's time slice, for example while 2,000
+    /// desktops re-open on the shard (docs/design.md §1). Below 0 needs
+    /// CAP_SYS_NICE or RLIMIT_NICE (`LimitNICE=` in a systemd unit); refused,
+    /// the thread keeps its priority and the router says so.
+    pub ingest_nice: i32,
+    /// Nice value of each shard thread, -20–19 (0 = the process's own).
+    /// Raising it needs no privilege, but a shard above 0 also yields to
+    /// every other process on its core.
+    pub shard_nice: i32,
     /// Microseconds a core spins looking for work before it parks. A wake-up
     /// costs ~20–25 µs on the development VMs (docs/design.md §5), so a short spin
     /// pays when events are dense; 0 never spins (tests, shared cores).
@@ -535,6 +550,8 @@ impl Default for RuntimeConfig {
             shard_cores: None,
             pin: true,
             share_ingest_thread: false,
+            ingest_nice: 0,
+            shard_nice: 0,
             spin_before_park_us: 50,
             ring_capacity: 4096,
             batch_size: 64,
@@ -586,6 +603,18 @@ impl RuntimeConfig {
                  stay idle",
                 self.shards,
                 nr_listed - self.shards
+            )
+        } else if let Some((setting, nice)) = [
+            ("ingest_nice", self.ingest_nice),
+            ("shard_nice", self.shard_nice),
+        ]
+        .into_iter()
+        .find(|(_, nice)| !NICE.contains(nice))
+        {
+            format!(
+                "runtime.{setting} is {nice}: a nice value from {} (first) to {} (last)",
+                NICE.start(),
+                NICE.end()
             )
         } else if self.batch_size == 0 {
             "runtime.batch_size must be at least 1".to_string()
@@ -851,7 +880,15 @@ mod tests {
 
     #[test]
     fn each_runtime_rule_refuses_naming_its_setting_and_limit() {
-        let cases: [Case<RuntimeConfig>; 10] = [
+        let cases: [Case<RuntimeConfig>; 12] = [
+            (
+                |rt| rt.ingest_nice = -21,
+                "runtime.ingest_nice is -21: a nice value from -20 (first) to 19 (last)",
+            ),
+            (
+                |rt| rt.shard_nice = 20,
+                "runtime.shard_nice is 20: a nice value from -20 (first) to 19 (last)",
+            ),
             (
                 |rt| rt.io_ring_depth = 1000,
                 "runtime.io_ring_depth is 1000: a power of two from 128 to 32768",

@@ -112,6 +112,27 @@ fn builder(name: &str, core: Option<usize>, config: &Config) -> LocalExecutorBui
         .spin_before_park(config.runtime.spin_before_park())
 }
 
+/// Give the calling thread the nice value `setting` names
+/// (`runtime.ingest_nice`, `runtime.shard_nice`; 0 leaves it alone). This
+/// is tuning, not correctness: if the kernel refuses (a value below 0
+/// without CAP_SYS_NICE or RLIMIT_NICE), the thread keeps its priority and
+/// the router says so.
+fn set_priority(thread: &str, (setting, nice): (&str, i32)) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS
+    // and a thread id changes that one thread (Linux) and touches no memory.
+    let result = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+    };
+    if result != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(thread, nice, "runtime.{setting} not applied: {e}");
+    }
+}
+
 /// Descriptors kept free beside the client connections: the upstream
 /// sockets of both sides and their reconnects, the shards' spare descriptors
 /// (`shard::listener`), files the router opens later.
@@ -270,27 +291,35 @@ impl Router {
                 Some(_) => format!("ingest+shard{index}"),
                 None => format!("shard-{index}"),
             };
+            // The thread that runs ingest too has ingest's priority.
+            let nice = match ingest {
+                None => ("shard_nice", config.runtime.shard_nice),
+                Some(_) => ("ingest_nice", config.runtime.ingest_nice),
+            };
             let handle = builder(&name, core, &config)
-                .spawn(move || async move {
-                    let tls_listener = match &setup.tls {
-                        None => Ok(None),
-                        Some((listen, _)) => shard::bind(*listen)
-                            .map(Some)
-                            .map_err(|e| format!("shard {index}: bind the TLS port {listen}: {e}")),
-                    };
-                    let listener =
-                        shard::bind(setup.listen).map_err(|e| format!("shard {index}: bind: {e}"));
-                    match (listener, tls_listener) {
-                        (Ok(listener), Ok(tls_listener)) => {
-                            let _ = bound.send(Ok(()));
-                            let ingest = ingest.map(|s| glommio::spawn_local(ingest::run(s)));
-                            shard::run(setup, listener, tls_listener).await;
-                            if let Some(ingest) = ingest {
-                                ingest.await;
+                .spawn(move || {
+                    set_priority(&name, nice);
+                    async move {
+                        let tls_listener = match &setup.tls {
+                            None => Ok(None),
+                            Some((listen, _)) => shard::bind(*listen).map(Some).map_err(|e| {
+                                format!("shard {index}: bind the TLS port {listen}: {e}")
+                            }),
+                        };
+                        let listener = shard::bind(setup.listen)
+                            .map_err(|e| format!("shard {index}: bind: {e}"));
+                        match (listener, tls_listener) {
+                            (Ok(listener), Ok(tls_listener)) => {
+                                let _ = bound.send(Ok(()));
+                                let ingest = ingest.map(|s| glommio::spawn_local(ingest::run(s)));
+                                shard::run(setup, listener, tls_listener).await;
+                                if let Some(ingest) = ingest {
+                                    ingest.await;
+                                }
                             }
-                        }
-                        (Err(e), _) | (_, Err(e)) => {
-                            let _ = bound.send(Err(e));
+                            (Err(e), _) | (_, Err(e)) => {
+                                let _ = bound.send(Err(e));
+                            }
                         }
                     }
                 })
@@ -309,8 +338,12 @@ impl Router {
         let _ = metrics.rings.set(rings);
 
         if let Some(setup) = ingest_setup {
+            let nice = config.runtime.ingest_nice;
             let handle = builder("ingest", places.ingest, &config)
-                .spawn(move || ingest::run(setup))
+                .spawn(move || {
+                    set_priority("ingest", ("ingest_nice", nice));
+                    ingest::run(setup)
+                })
                 .map_err(|e| err(&format!("start ingest on core {:?}", places.ingest), e))?;
             executors.push(handle);
         }

@@ -35,6 +35,10 @@ pub const RING_CAPACITY: usize = 4096;
 /// cost (`perf/results/ring-2026-11-21.md`). Rings are also flushed at the
 /// end of every upstream read, so this only caps a burst's batches.
 pub const BATCH_SIZE: usize = 64;
+/// Ingest's nice value where it shares one CPU with its shard: the
+/// reconnect storm's events waited milliseconds for the shard's time slice
+/// at 0 (docs/design.md §1, perf/results/nice-2026-12-07.md).
+pub const SHARED_CPU_INGEST_NICE: i32 = -10;
 /// io_uring memory per executor when RLIMIT_MEMLOCK allows it (the router's
 /// default); glommio's floor is 64 KiB.
 pub const IO_MEMORY_BYTES: usize = 512 * 1024;
@@ -66,6 +70,8 @@ pub struct RuntimeTuning {
     pub shard_cores: Option<Vec<usize>>,
     pub pin: Option<bool>,
     pub share_ingest_thread: Option<bool>,
+    pub ingest_nice: Option<i32>,
+    pub shard_nice: Option<i32>,
     pub spin_before_park_us: Option<u64>,
     pub ring_capacity: Option<usize>,
     pub batch_size: Option<usize>,
@@ -177,6 +183,8 @@ impl Tuning {
         }
         set(&mut rt.pin, t.pin);
         set(&mut rt.share_ingest_thread, t.share_ingest_thread);
+        set(&mut rt.ingest_nice, t.ingest_nice);
+        set(&mut rt.shard_nice, t.shard_nice);
         set(&mut rt.spin_before_park_us, t.spin_before_park_us);
         set(&mut rt.ring_capacity, t.ring_capacity);
         set(&mut rt.batch_size, t.batch_size);
@@ -222,6 +230,8 @@ impl Tuning {
         }
         key(&mut out, "pin", t.pin);
         key(&mut out, "share_ingest_thread", t.share_ingest_thread);
+        key(&mut out, "ingest_nice", t.ingest_nice);
+        key(&mut out, "shard_nice", t.shard_nice);
         key(&mut out, "spin_before_park_us", t.spin_before_park_us);
         key(&mut out, "ring_capacity", t.ring_capacity);
         key(&mut out, "batch_size", t.batch_size);
@@ -438,6 +448,15 @@ impl Topology {
             ));
             SPIN_DEDICATED_US
         };
+        // One logical CPU for both threads: the kernel decides which runs.
+        let ingest_nice = (shard_cores == [ingest.id]).then(|| {
+            notes.push(format!(
+                "Ingest and its shard on one CPU: ingest_nice = {SHARED_CPU_INGEST_NICE}, so ingest \
+                 takes the CPU first when it wakes (needs CAP_SYS_NICE or LimitNICE; \
+                 docs/design.md §1)."
+            ));
+            SHARED_CPU_INGEST_NICE
+        });
         let io_memory = io_memory_for(1 + shard_cores.len(), memlock, &mut notes);
         notes.push(format!(
             "Ring {RING_CAPACITY} slots (~1 s of a 12,000-agent PG's peak), batch {BATCH_SIZE}, \
@@ -451,6 +470,8 @@ impl Topology {
                 shard_cores: Some(shard_cores),
                 pin: Some(true),
                 share_ingest_thread: None,
+                ingest_nice,
+                shard_nice: None,
                 spin_before_park_us: Some(spin),
                 ring_capacity: Some(RING_CAPACITY),
                 batch_size: Some(BATCH_SIZE),
@@ -674,6 +695,7 @@ mod tests {
         let one = Topology::flat(1).plan(None);
         assert_eq!(one.runtime.shard_cores, Some(vec![0]));
         assert_eq!(one.runtime.spin_before_park_us, Some(0));
+        assert_eq!(one.runtime.ingest_nice, Some(SHARED_CPU_INGEST_NICE));
         let files = [
             ("cpu/cpu0/topology/core_id", "0"),
             ("cpu/cpu1/topology/core_id", "0"),
@@ -683,6 +705,10 @@ mod tests {
         let smt = Topology::read(&fixture(&files), &[0, 1]).plan(None);
         assert_eq!(smt.runtime.shard_cores, Some(vec![1]));
         assert_eq!(smt.runtime.spin_before_park_us, Some(0));
+        assert_eq!(
+            smt.runtime.ingest_nice, None,
+            "a sibling CPU is a CPU of its own"
+        );
         let two = Topology::flat(2).plan(None);
         assert_eq!(two.runtime.shard_cores, Some(vec![1]));
         assert_eq!(two.runtime.spin_before_park_us, Some(SPIN_DEDICATED_US));

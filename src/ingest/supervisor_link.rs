@@ -122,7 +122,7 @@ impl OwnLink {
                     conn.core.start(Instant::now(), &mut conn.out);
                     let ended = self.drive(&mut conn, links, &mut fanout).await;
                     if let Ended::Done = ended {
-                        conn.close().await;
+                        conn.close(&format!("supervisor session {session}")).await;
                     }
                     ended
                 }

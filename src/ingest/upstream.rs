@@ -190,7 +190,7 @@ impl UpstreamSource {
             }
             link.conn.send_pending().await?;
             if stopping(stop) {
-                link.conn.close().await;
+                link.conn.close("upstream").await;
                 return Ok(());
             }
             let wait = link

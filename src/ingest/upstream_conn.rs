@@ -294,8 +294,9 @@ impl Conn {
         }
     }
 
-    /// CLOSE_REQ, then wait (briefly) for CLOSE_CONF.
-    pub async fn close(&mut self) {
+    /// CLOSE_REQ, then wait (briefly) for CLOSE_CONF; `who` names the
+    /// session in the log ("upstream", "supervisor session 12").
+    pub async fn close(&mut self, who: &str) {
         if !self.core.is_open() {
             return;
         }
@@ -307,7 +308,7 @@ impl Conn {
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
-                tracing::info!("upstream: no CLOSE_CONF; closing anyway");
+                tracing::info!("{who}: no CLOSE_CONF; closing anyway");
                 return;
             }
             let woke = self.wait(wait, futures_lite::future::pending()).await;
@@ -317,7 +318,7 @@ impl Conn {
             self.frames.filled(n);
             while let Ok(Some(frame)) = self.frames.next_frame() {
                 if let Ok(Inbound::Closed) = self.core.on_frame(frame, Instant::now()) {
-                    tracing::info!("upstream: CLOSE_CONF received");
+                    tracing::info!("{who}: CLOSE_CONF received");
                     return;
                 }
             }
