@@ -319,6 +319,7 @@ impl MemRouter {
         }
         for shard in &mut self.shards {
             let sessions = &mut shard.sessions;
+            sessions.delivered.clear();
             sessions.wake.clear();
             sessions.activated.clear();
             sessions.kill.clear();

@@ -138,7 +138,11 @@ pub struct Sessions {
     pub(super) nr_bytes_queued: u64,
     pub(super) metrics: Arc<Metrics>,
     pub(super) shard: usize,
-    /// Sessions with output to write: wake their writers.
+    /// Sessions that got events in the batch just ended: written first.
+    pub delivered: Vec<SessionId>,
+    /// Sessions with other output to write (replies, OPEN_CONFs, closes):
+    /// written after `delivered`, a bounded slice at a time when a ring
+    /// batch leaves many (`shard::REPLIES_PER_SLICE`).
     pub wake: Vec<SessionId>,
     /// Sessions cut mid-write: drop their sockets now.
     pub kill: Vec<SessionId>,
@@ -158,6 +162,7 @@ impl Sessions {
             nr_bytes_queued: 0,
             metrics,
             shard,
+            delivered: Vec::new(),
             wake: Vec::new(),
             kill: Vec::new(),
             activated: Vec::new(),

@@ -267,8 +267,8 @@ impl Sessions {
     }
 
     /// End the batch: freeze its arenas, charge each dirty session for the
-    /// arena it now holds (cutting it if that passes its bound), and wake
-    /// the writer of every session that got output.
+    /// arena it now holds (cutting it if that passes its bound), and list
+    /// every session that got events as `delivered` (written first).
     pub(super) fn end_batch(&mut self) {
         if let Some(total) = self.metrics.shard_totals.of(self.shard) {
             Metrics::add(&total.deliveries, std::mem::take(&mut self.nr_delivered));
@@ -285,7 +285,7 @@ impl Sessions {
             conn.out.settle_batch(arena_lens[version.index()]);
             let id = conn.id;
             if !self.bound_output(slot) {
-                self.wake.push(id);
+                self.delivered.push(id);
             }
         }
         // Keep the allocation for the next batch.
