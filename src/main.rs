@@ -746,14 +746,28 @@ fn tune(args: TuneArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Lines a log writer thread may hold before a logging thread waits for
+/// it (it never drops one: the audit log is the only record of who did
+/// what, docs/requests.md §4).
+const LOG_LINES_BUFFERED: usize = 64 * 1024;
+
 /// Logs on stderr, as text or one JSON object per line; `RUST_LOG` filters
-/// (default `info`).
-fn init_logs(format: LogFormat) {
+/// (default `info`). A thread of its own writes them: a router core that
+/// logs (an audit line per proxied request) formats the line and hands it
+/// over, and makes no system call for it. 2,000 replies arriving together
+/// would otherwise be 2,000 writes on ingest, ahead of the events behind
+/// them. Keep the guard until the end: dropping it writes what is left.
+fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs
@@ -762,12 +776,13 @@ fn init_logs(format: LogFormat) {
             .with_current_span(false)
             .init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
     let nofile = raise_open_file_limit();
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let _logs = init_logs(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args, nofile),
         Command::SimPg(args) => sim_pg(args),
