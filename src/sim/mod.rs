@@ -214,8 +214,23 @@ pub struct Simulator {
     produced: u64,
     /// Team monitors (MONITOR_AGENT_TEAM_START): (MonitorID, team index).
     team_monitors: Vec<(u32, u32)>,
-    /// Last team MonitorID handed out.
-    next_team_monitor: u32,
+    /// Where team MonitorIDs come from (shared with sim-pg's sessions).
+    monitor_ids: MonitorIds,
+}
+
+/// The one counter behind a simulated CTI Server's MonitorIDs: team
+/// monitors here, and sim-pg's Client Events sessions through
+/// [`Simulator::monitor_ids`], so no two monitors share an ID. 0 is All
+/// Events and never handed out.
+#[derive(Clone, Debug, Default)]
+pub struct MonitorIds(std::rc::Rc<std::cell::Cell<u32>>);
+
+impl MonitorIds {
+    pub fn next(&self) -> u32 {
+        let id = self.0.get().wrapping_add(1).max(1);
+        self.0.set(id);
+        id
+    }
 }
 
 /// Nanoseconds per simulated second.
@@ -241,7 +256,7 @@ impl Simulator {
             out: Outbox::default(),
             produced: 0,
             team_monitors: Vec::new(),
-            next_team_monitor: 0,
+            monitor_ids: MonitorIds::default(),
             config,
             world,
         };
@@ -258,6 +273,12 @@ impl Simulator {
         }
         sim.push(HALF_HOUR, Action::HalfHour);
         sim
+    }
+
+    /// The counter team MonitorIDs come from, for the sessions' own
+    /// monitors at a simulated CTI Server (sim-pg).
+    pub fn monitor_ids(&self) -> MonitorIds {
+        self.monitor_ids.clone()
     }
 
     pub fn config(&self) -> &SimConfig {

@@ -188,8 +188,7 @@ impl Simulator {
         if team >= self.nr_teams() {
             return refuse(status::E_CTI_TEAM_NOT_FOUND);
         }
-        self.next_team_monitor = self.next_team_monitor.wrapping_add(1).max(1);
-        let monitor_id = self.next_team_monitor;
+        let monitor_id = self.monitor_ids.next();
         self.team_monitors.push((monitor_id, team));
         let to = To::TeamMonitor(monitor_id);
         self.out.push_to(to.clone(), self.team_config(team));

@@ -45,7 +45,6 @@
 //! real time; the events a request caused are not), `--drop-replies
 //! PERCENT` (answers lost, deterministically by `--seed`).
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -69,7 +68,7 @@ use crate::proto::{routing, CtiString, DecodeOptions, Message, RequestError, Ver
 use crate::session::scope::{self, Agent};
 use crate::session::server::{failure_conf, CloseReason, Context, Phase, Session};
 use crate::shard::monitors::{Delivery, MatchScratch, Monitor, MonitorIndex};
-use crate::sim::{SimConfig, Simulator, To};
+use crate::sim::{MonitorIds, SimConfig, Simulator, To};
 use crate::status::PgStatus;
 
 /// Default address: CTI Server instance 1, side A (42027 + 40; docs/protocol.md
@@ -171,7 +170,9 @@ struct Server {
     /// The Client Events sessions' agents.
     monitors: MonitorIndex,
     scratch: MatchScratch,
-    next_monitor_id: Cell<u32>,
+    /// The simulator's MonitorID counter: sessions' and team monitors' IDs
+    /// never collide.
+    monitor_ids: MonitorIds,
     requests: Requests,
     controllers: Controllers,
     /// USER_MESSAGE_REQs at the simulator, by its InvokeID: the sender's
@@ -220,6 +221,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let sim = Simulator::new(options.sim.clone());
+        let monitor_ids = sim.monitor_ids();
         let mut status = PgStatus::online(sim.peripherals());
         status.upstream_services = options.request_services();
         let config = Config::default();
@@ -250,7 +252,7 @@ impl Server {
             behind: false,
             monitors: MonitorIndex::default(),
             scratch: MatchScratch::new(),
-            next_monitor_id: Cell::new(0),
+            monitor_ids,
             controllers: Controllers::default(),
             user_messages: HashMap::new(),
             supervisors: Supervisors::default(),
@@ -337,12 +339,7 @@ impl Server {
         let Some(client) = self.clients.get_mut(&token) else {
             return;
         };
-        let allocate = || {
-            // MonitorID 0 is All Events.
-            let id = self.next_monitor_id.get().wrapping_add(1).max(1);
-            self.next_monitor_id.set(id);
-            MonitorId(id)
-        };
+        let allocate = || MonitorId(self.monitor_ids.next());
         let ctx = Context {
             config: &self.config,
             status: &self.status,

@@ -52,7 +52,9 @@ fn set_state(c: &mut Client, invoke: u32, state: u16) {
 #[test]
 fn a_supervisor_lists_and_monitors_its_team_and_sees_no_other() {
     let pg = quiet_center();
-    let mut sup = open(&pg, SUPERVISOR_DESK, "1011", "3011");
+    let mut sup = Client::connect(pg.addr());
+    let opened = sup.open(&spec(SUPERVISOR_DESK, "desk1011", "1011", "3011"));
+    assert_eq!(opened.services_granted, SUPERVISOR_DESK);
     let i = wait(&mut sup, "AGENT_TEAM_CONFIG_EVENT", |f| {
         frame_type(f) == msg::AGENT_TEAM_CONFIG_EVENT
     });
@@ -85,6 +87,11 @@ fn a_supervisor_lists_and_monitors_its_team_and_sees_no_other() {
         panic!("no MONITOR_AGENT_TEAM_START_CONF")
     };
     let monitor = conf.monitor_id;
+    // One counter at the PG: the team monitor is not the session's own.
+    assert_ne!(
+        monitor, opened.monitor_id,
+        "the team monitor took the supervisor's Client Events MonitorID"
+    );
     // Agents of both teams log in; only team 2's reach the supervisor.
     let mut a1012 = open(&pg, AGENT_DESK, "1012", "3012");
     let mut a1002 = open(&pg, AGENT_DESK, "1002", "3002");
