@@ -67,6 +67,7 @@ impl<L: Links> IngestCore<L> {
         let refuse = |core: &mut Self, error: RequestError| {
             core.refuse_request(&request, audit.as_deref(), error, now)
         };
+        let busy = |core: &mut Self, audit: Option<&str>| core.refuse_busy(&request, audit, now);
         if let Route::Refuse(error) = route {
             return refuse(self, error);
         }
@@ -156,17 +157,7 @@ impl<L: Links> IngestCore<L> {
         }
         if self.pending.is_full() {
             self.to_upstream.truncate(start);
-            if let Some(what) = &waiter.audit {
-                audit_line(what, "refused by the router: max_pending in flight", None);
-            }
-            record(self, RequestResult::Refused);
-            return self.answer_control_failure(
-                shard,
-                session,
-                version,
-                invoke_id,
-                control_failure::CF_SERVICE_BUSY,
-            );
+            return busy(self, waiter.audit.as_deref());
         }
         let learn = match &request {
             Message::SetCallDataReq(set) => {
@@ -228,6 +219,30 @@ impl<L: Links> IngestCore<L> {
             ..
         } = *request;
         self.answer_failure(shard, session, version, invoke_id, error);
+    }
+
+    /// Refuse `request` because too many are in flight
+    /// (CONTROL_FAILURE_CONF CF_SERVICE_BUSY): counted and (`audit`: who
+    /// sent what) audited.
+    pub(super) fn refuse_busy(
+        &mut self,
+        request: &ProxyRequest,
+        audit: Option<&str>,
+        now: Instant,
+    ) {
+        if let Some(what) = audit {
+            audit_line(what, "refused by the router: max_pending in flight", None);
+        }
+        self.record_request(request, RequestResult::Refused, now);
+        let ProxyRequest {
+            shard,
+            session,
+            version,
+            invoke_id,
+            ..
+        } = *request;
+        let busy = control_failure::CF_SERVICE_BUSY;
+        self.answer_control_failure(shard, session, version, invoke_id, busy);
     }
 
     /// A reply from the upstream (`msg::is_reply`) to the request with

@@ -16,7 +16,7 @@ use super::servers::{Answer, Dispatch, Server, ServerMode, CALL_RECORDING};
 use crate::ids::SessionId;
 use crate::link::{ProxyRequest, ServerReply, ToShard};
 use crate::metrics::RequestResult;
-use crate::proto::constants::{control_failure, msg};
+use crate::proto::constants::msg;
 use crate::proto::frame::patch_invoke_id;
 use crate::proto::msg::{RegisterServiceConf, RegisterServiceReq, UnregisterServiceConf};
 use crate::proto::{CtiString, DecodeOptions, Message, RequestError};
@@ -167,9 +167,7 @@ impl<L: Links> IngestCore<L> {
             return self.answer(shard, session, out);
         }
         if self.servers.is_full() {
-            refused(self);
-            let busy = control_failure::CF_SERVICE_BUSY;
-            return self.answer_control_failure(shard, session, version, invoke_id, busy);
+            return self.refuse_busy(&request, None, now);
         }
         self.add_requester(session, &mut decoded);
         let to = match &decoded {

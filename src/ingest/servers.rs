@@ -442,6 +442,12 @@ mod tests {
         );
     }
 
+    /// The sessions of the servers a STOP_RECORDING of `recording` goes to.
+    fn stop_goes_to(servers: &mut Servers, recording: u32) -> Vec<u32> {
+        let to = servers.pick_for_stop(CALL_RECORDING, recording);
+        to.iter().map(|s| s.session.0).collect()
+    }
+
     #[test]
     fn a_stop_goes_to_the_round_robin_server_that_started_the_recording() {
         let mut servers = Servers::new(Duration::from_secs(1), 8);
@@ -452,28 +458,13 @@ mod tests {
         }
         // Recording 77 was started by server 2; the next in turn is 1.
         servers.recording_started(77, SessionId(2));
-        let to: Vec<u32> = servers
-            .pick_for_stop(CALL_RECORDING, 77)
-            .iter()
-            .map(|s| s.session.0)
-            .collect();
-        assert_eq!(to, [2]);
+        assert_eq!(stop_goes_to(&mut servers, 77), [2]);
         // Forgotten once stopped: another stop is routed by turn.
-        let again: Vec<u32> = servers
-            .pick_for_stop(CALL_RECORDING, 77)
-            .iter()
-            .map(|s| s.session.0)
-            .collect();
-        assert_eq!(again, [1]);
+        assert_eq!(stop_goes_to(&mut servers, 77), [1]);
         // A holder that closed: routed by turn as well.
         servers.recording_started(78, SessionId(3));
         servers.session_closed(SessionId(3));
-        let to: Vec<u32> = servers
-            .pick_for_stop(CALL_RECORDING, 78)
-            .iter()
-            .map(|s| s.session.0)
-            .collect();
-        assert_eq!(to, [2]);
+        assert_eq!(stop_goes_to(&mut servers, 78), [2]);
     }
 
     #[test]

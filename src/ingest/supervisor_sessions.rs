@@ -7,15 +7,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::audit::audit_line;
 use super::core::{IngestCore, Links};
 use super::pending::{Asker, Pending, Waiter};
 use super::supervisors::{own_params, OwnSession, OwnState};
 use crate::event::Event;
 use crate::ids::{Services, SessionId};
 use crate::link::{OwnOpen, ProxyRequest, SessionOpened, ToShard};
-use crate::metrics::{Metrics, RequestResult};
-use crate::proto::constants::control_failure;
+use crate::metrics::Metrics;
 use crate::proto::frame::patch_invoke_id;
 use crate::proto::msg::OpenConf;
 use crate::proto::{routing, RequestError};
@@ -261,17 +259,7 @@ impl<L: Links> IngestCore<L> {
             return self.refuse_request(&request, audit.as_deref(), error, now);
         }
         if self.pending.is_full() {
-            if let Some(what) = &audit {
-                audit_line(what, "refused by the router: max_pending in flight", None);
-            }
-            self.record_request(&request, RequestResult::Refused, now);
-            return self.answer_control_failure(
-                shard,
-                session,
-                version,
-                invoke_id,
-                control_failure::CF_SERVICE_BUSY,
-            );
+            return self.refuse_busy(&request, audit.as_deref(), now);
         }
         let waiter = Waiter {
             asker: Asker::Session {
