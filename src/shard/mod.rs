@@ -70,7 +70,8 @@ const LATENCY_MERGE_INTERVAL: Duration = Duration::from_millis(100);
 /// waits for the reply writer, which writes this many at a time and drains
 /// the ring in between. 2,000 desktops asking at once get 2,000 replies in a
 /// few batches, ~3–5 µs of loopback send each: in slices of 64, an event
-/// behind them waits ~0.3 ms instead of the whole ~10 ms (docs/design.md §5).
+/// behind them waits ~0.3 ms instead of the whole ~10 ms (docs/design.md
+/// §1, "Replies after events").
 pub const REPLIES_PER_SLICE: usize = 64;
 
 /// The ring ends and settings a shard starts with (all `Send`).
@@ -406,7 +407,8 @@ impl Shard {
     /// are handled. When many clients talk at once (2,000 desktops whose
     /// heartbeats fell in the same millisecond) their readers run one after
     /// another ahead of the dispatch loop; this way each event waits for
-    /// one reader's work, not for all of them (docs/design.md §5).
+    /// one reader's work, not for all of them (docs/design.md §1, "Events
+    /// first").
     pub fn events_first(&self) {
         if !self.from_ingest.is_empty() {
             self.drain_events();
