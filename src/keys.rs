@@ -261,6 +261,13 @@ impl Hasher for PassThrough {
 /// A hash map over keys, placed by their table hash (not hashed again).
 pub type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
+/// A [`KeyMap`] that grows a few entries per insert (griddle's incremental
+/// resize) instead of moving every entry at once when it doubles: for the
+/// tables on the event path whose size is the PG's (live calls, agents).
+/// A hashbrown table of 12,000 calls moves ~4 MB in one insert, and the
+/// events behind that insert wait for it (perf/results/huge-pages-2026-12-07.md).
+pub type GrowingKeyMap<K, V> = griddle::HashMap<K, V, BuildHasherDefault<PassThrough>>;
+
 /// One key a shard can be interested in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InterestKey {

@@ -274,10 +274,16 @@ fn log_source(config: &Config) {
     }
 }
 
-fn serve(args: ServeArgs, nofile: OpenFileLimit) -> Result<(), String> {
+fn serve(args: ServeArgs, nofile: OpenFileLimit, huge_pages_off: bool) -> Result<(), String> {
     let config = args.config()?;
     log_source(&config);
     nofile.log();
+    if !huge_pages_off {
+        tracing::warn!(
+            "could not turn transparent huge pages off (prctl PR_SET_THP_DISABLE); a table \
+             that grows may pause event delivery while the kernel zeroes a 2 MiB page"
+        );
+    }
     let stats_every = match config.runtime.stats_log_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -668,6 +674,19 @@ impl OpenFileLimit {
     }
 }
 
+/// Turn transparent huge pages off for this process (and what it execs), before
+/// anything big is allocated. The allocator asks for huge pages; the first
+/// touch of each one zeroes 2 MiB in one page fault (0.3 ms on the benchmark
+/// VMs, ~10 ms where the hypervisor has not backed that memory yet), on
+/// whichever core grew a table or a buffer — ingest, in the middle of an
+/// event. With 4 KiB pages the same memory is faulted in steps of a few
+/// microseconds. Measured in perf/results/huge-pages-2026-12-07.md
+/// (docs/design.md §1, "No huge pages"). Returns whether the kernel agreed.
+fn disable_transparent_huge_pages() -> bool {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+}
+
 /// Sessions are sockets: lift the soft open-file limit to the hard one so
 /// thousands of clients fit (a no-op where the soft limit is already there).
 fn raise_open_file_limit() -> OpenFileLimit {
@@ -780,11 +799,12 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
 }
 
 fn main() -> ExitCode {
+    let huge_pages_off = disable_transparent_huge_pages();
     let nofile = raise_open_file_limit();
     let cli = Cli::parse();
     let _logs = init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve(*args, nofile),
+        Command::Serve(args) => serve(*args, nofile, huge_pages_off),
         Command::SimPg(args) => sim_pg(args),
         Command::Watch(args) => watch(args),
         Command::Ctl(args) => return tools::ctl::main(*args),

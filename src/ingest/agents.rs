@@ -13,9 +13,9 @@
 //! AGENT_STATE_EVENT, or a QUERY_AGENT_STATE_CONF the router proxied for it
 //! ([`AgentTable::refresh`]), reports it again.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 
-use crate::keys::{AgentField, AgentKey, DeviceKey, KeyMap};
+use crate::keys::{AgentField, AgentKey, DeviceKey, GrowingKeyMap};
 use crate::proto::constants::{agent_state, msg, NULL_PERIPHERAL_ID};
 use crate::proto::group::SkillGroup;
 use crate::proto::msg::{AgentStateEvent, QueryAgentStateConf, QueryAgentStateReq};
@@ -68,10 +68,16 @@ impl AgentRecord {
 /// Every agent reported so far.
 #[derive(Default)]
 pub struct AgentTable {
-    records: Vec<AgentRecord>,
-    by_key: KeyMap<AgentKey, u32>,
-    by_device: KeyMap<DeviceKey, u32>,
-    by_icm_agent_id: FxHashMap<i32, u32>,
+    /// Boxed: when the vector doubles it moves pointers, not records
+    /// (12,000 agents are ~2 MB of records, moved in one push otherwise).
+    #[expect(
+        clippy::vec_box,
+        reason = "a push that doubles moves a pointer per agent, not its record"
+    )]
+    records: Vec<Box<AgentRecord>>,
+    by_key: GrowingKeyMap<AgentKey, u32>,
+    by_device: GrowingKeyMap<DeviceKey, u32>,
+    by_icm_agent_id: griddle::HashMap<i32, u32, FxBuildHasher>,
     /// The upstream session events come from now: a count of sessions lost.
     session: u32,
 }
@@ -133,7 +139,7 @@ impl AgentTable {
                 slot
             }
             None => {
-                self.records.push(AgentRecord {
+                self.records.push(Box::new(AgentRecord {
                     frame: Vec::new(),
                     version,
                     session,
@@ -141,7 +147,7 @@ impl AgentTable {
                     keys: [None; 3],
                     devices: [None; 2],
                     state,
-                });
+                }));
                 (self.records.len() - 1) as u32
             }
         };
@@ -374,5 +380,35 @@ mod tests {
         assert_eq!(view.agent_id, Some("1001".into()));
         assert_eq!(table.view(id("1001")).unwrap().agent_state, 3);
         assert_eq!(table.nr_agents(), 2);
+    }
+    /// The tables grow a few entries per insert (griddle): while a resize is
+    /// still carrying entries over, and after, every agent is found by each
+    /// of its fields with its own latest state.
+    #[test]
+    fn a_large_pg_is_found_whole_while_its_tables_grow() {
+        let mut table = AgentTable::default();
+        let agents = 20_000u32;
+        for k in 0..agents {
+            report(&mut table, &format!("1{k:05}"), &format!("2{k:05}"), 2);
+            // Agents reported earlier, looked up while later ones grow the tables.
+            let back = k / 2;
+            let view = table.view(id(&format!("1{back:05}"))).unwrap();
+            assert_eq!(
+                view.agent_extension,
+                Some(format!("2{back:05}").as_str().into())
+            );
+        }
+        for k in (0..agents).step_by(3) {
+            report(&mut table, &format!("1{k:05}"), &format!("2{k:05}"), 4);
+        }
+        assert_eq!(table.nr_agents(), agents as usize);
+        for k in 0..agents {
+            let want = if k % 3 == 0 { 4 } else { 2 };
+            let ext = format!("2{k:05}");
+            let by_ext = table.view(AgentKey::new(AgentField::Extension, ext.as_bytes()));
+            assert_eq!(by_ext.map(|v| v.agent_state), Some(want), "agent {k}");
+            let dev = DeviceKey::device(ext.as_bytes());
+            assert_eq!(table.current_state_of_device(&dev), Some(want), "agent {k}");
+        }
     }
 }

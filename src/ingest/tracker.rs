@@ -59,7 +59,7 @@ use smallvec::SmallVec;
 use self::snapshot::{DeviceIndex, Party};
 use super::agents::{agent_field_keys, AgentTable};
 use crate::call::{Bracket, CallData, CallRecord};
-use crate::keys::{CallKey, DeviceKey, DeviceKind, KeyMap};
+use crate::keys::{CallKey, DeviceKey, DeviceKind, GrowingKeyMap};
 use crate::proto::constants::msg;
 use crate::proto::routing::{CallSpan, RoutingKeys};
 use crate::proto::{tags, CtiString, DecodeOptions, Message, Version};
@@ -79,7 +79,7 @@ struct CallState {
 
 /// Live calls, the devices in them and their data; the agent table.
 pub struct CallTracker {
-    calls: KeyMap<CallKey, CallState>,
+    calls: GrowingKeyMap<CallKey, CallState>,
     /// The live calls each device has a connection in (`snapshot`).
     by_device: DeviceIndex,
     /// Every agent reported, by id, extension and instrument.
@@ -147,7 +147,7 @@ struct Removals {
 impl CallTracker {
     pub fn new(max_age: Duration) -> CallTracker {
         CallTracker {
-            calls: KeyMap::default(),
+            calls: GrowingKeyMap::default(),
             by_device: DeviceIndex::default(),
             agents: AgentTable::default(),
             max_age,

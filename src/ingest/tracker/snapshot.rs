@@ -63,7 +63,7 @@
 use smallvec::SmallVec;
 
 use super::{CallState, CallTracker};
-use crate::keys::{CallKey, DeviceKey, KeyMap};
+use crate::keys::{CallKey, DeviceKey, GrowingKeyMap};
 use crate::proto::constants::{agent_state, device_type, lcs, msg};
 use crate::proto::frame::HEADER_LEN;
 use crate::proto::group::{CallDevice, DeviceCall};
@@ -89,7 +89,7 @@ pub(super) struct Party {
 
 /// Per device, the live calls it has a connection in, in the order it
 /// joined them.
-pub(super) type DeviceIndex = KeyMap<DeviceKey, SmallVec<[CallKey; 2]>>;
+pub(super) type DeviceIndex = GrowingKeyMap<DeviceKey, SmallVec<[CallKey; 2]>>;
 
 /// The device whose connection an event's LocalConnectionState describes.
 struct Subject {

@@ -201,3 +201,51 @@ fn calls_that_never_end_are_aged_out() {
     assert_eq!(t.take_aged_out(), 1);
     assert_eq!(t.take_aged_out(), 0, "taken once");
 }
+
+/// The call table and the device index grow a few entries per insert
+/// (griddle): calls inserted, found and removed while a resize is still
+/// carrying entries over are neither lost nor kept.
+#[test]
+fn calls_are_tracked_whole_while_the_tables_grow() {
+    let mut t = tracker();
+    let calls = 20_000u32;
+    let call_of = |k: u32| CallKey::new(100_000 + k, 1, format!("T{k}").as_bytes());
+    let event = |k: u32| CallDeliveredEvent {
+        connection_device_id_type: 1,
+        connection_call_id: 100_000 + k,
+        connection_device_id: Some(format!("T{k}").as_str().into()),
+        alerting_device_id: Some(format!("D{k}").as_str().into()),
+        ..Default::default()
+    };
+    for k in 0..calls {
+        observe(&mut t, event(k));
+        // Every other call ends while the tables are still growing.
+        if k % 2 == 1 {
+            let end = k - 1;
+            let targets = observe(
+                &mut t,
+                CallClearedEvent {
+                    connection_device_id_type: 1,
+                    connection_call_id: 100_000 + end,
+                    connection_device_id: Some(format!("T{end}").as_str().into()),
+                    ..Default::default()
+                },
+            );
+            assert!(
+                targets.devices.contains(&dev(&format!("D{end}"))),
+                "call {end}"
+            );
+            assert_eq!(targets.ended_calls.as_slice(), &[call_of(end)]);
+        }
+    }
+    assert_eq!(t.nr_calls(), calls as usize / 2);
+    for k in 0..calls {
+        let live = k % 2 == 1;
+        assert_eq!(t.knows_call(call_of(k)), live, "call {k}");
+        assert_eq!(
+            t.call_has_device(call_of(k), dev(&format!("D{k}"))),
+            live,
+            "call {k}"
+        );
+    }
+}
