@@ -676,11 +676,12 @@ impl OpenFileLimit {
 
 /// Turn transparent huge pages off for this process (and what it execs), before
 /// anything big is allocated. The allocator asks for huge pages; the first
-/// touch of each one zeroes 2 MiB in one page fault (0.3 ms on the benchmark
-/// VMs, ~10 ms where the hypervisor has not backed that memory yet), on
-/// whichever core grew a table or a buffer — ingest, in the middle of an
-/// event. With 4 KiB pages the same memory is faulted in steps of a few
-/// microseconds. Measured in perf/results/huge-pages-2026-12-07.md
+/// touch of each one zeroes 2 MiB in one page fault, on whichever core grew
+/// a table or a buffer — ingest, in the middle of an event: 0.3 ms on the
+/// benchmark VMs, 6–10 ms when the 2 MiB come from memory the hypervisor
+/// took back (a VM with free page reporting hands freed 2 MiB blocks to the
+/// host, and the next touch faults in the host too). With 4 KiB pages the
+/// same memory is faulted in steps of microseconds. Measured in perf/results/huge-pages-2026-12-07.md
 /// (docs/design.md §1, "No huge pages"). Returns whether the kernel agreed.
 fn disable_transparent_huge_pages() -> bool {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.

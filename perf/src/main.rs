@@ -99,6 +99,12 @@ enum Cmd {
         /// N at i/N of the 10 s period).
         #[arg(long, value_enum)]
         heartbeats: Option<heartbeat::Mode>,
+        /// When a delivery counts as received (overrides `[load]
+        /// receive_time`): `read` (when the harness's read returned: what a
+        /// client sees) or `kernel` (when the bytes reached the client's
+        /// socket: the server's delivery without the harness's own wait).
+        #[arg(long, value_enum)]
+        receive_time: Option<clock::ReceiveTime>,
         /// Every session over TLS to the router (sets `[router] tls`): a
         /// throwaway CA and certificate, the router's `[tls]` port beside
         /// the clear one; the upstream stays clear.
@@ -253,11 +259,15 @@ fn run(cli: Cli) -> Result<(), String> {
             duration,
             phase,
             heartbeats,
+            receive_time,
             tls,
         } => {
             let mut scenario = scenario::Scenario::load(&scenario)?;
             if let Some(mode) = heartbeats {
                 scenario.load.heartbeats = mode;
+            }
+            if let Some(mode) = receive_time {
+                scenario.load.receive_time = mode;
             }
             scenario.router.tls |= tls;
             let out = out.unwrap_or_else(|| perf_dir().join("results").join(&scenario.name));

@@ -276,7 +276,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, String>
         rx,
     )
     .map_err(|e| format!("swarm: {e}"))?
-    .with_heartbeats(scenario.load.heartbeats);
+    .with_heartbeats(scenario.load.heartbeats)
+    .with_receive_time(scenario.load.receive_time);
     let swarm = match tls_config {
         Some(config) => swarm.with_tls(config),
         None => swarm,

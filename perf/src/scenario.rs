@@ -88,6 +88,11 @@ pub struct Load {
     /// or `spread` (perf/src/heartbeat.rs).
     #[serde(default)]
     pub heartbeats: Mode,
+    /// When a delivery counts as received: `read` (default: when the
+    /// harness's read returned) or `kernel` (when it reached the socket;
+    /// perf/src/clock.rs).
+    #[serde(default)]
+    pub receive_time: crate::clock::ReceiveTime,
     /// The AgentStates AGENT_STATE_EVENTs say, drawn with equal chances
     /// (default: Available only, the stream before this key existed).
     #[serde(default = "default_agent_states")]
@@ -111,6 +116,7 @@ impl Default for Load {
             agent_state_share: default_agent_state_share(),
             seed: default_seed(),
             heartbeats: Mode::default(),
+            receive_time: crate::clock::ReceiveTime::default(),
             agent_states: default_agent_states(),
             agents_in_calls: default_agents_in_calls(),
             prime_agent_states: false,

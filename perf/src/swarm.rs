@@ -33,7 +33,7 @@ use crate::tls::{self, Conn};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::now_ns;
+use crate::clock::{self, now_ns, ReceiveTime};
 use crate::cti_client::{CtiClient, Seen};
 use crate::heartbeat::{self, Rounds, Schedule};
 use crate::marker;
@@ -347,6 +347,8 @@ pub struct Swarm {
     /// read's ciphertext goes here (shared by every session of the thread).
     tls: Option<Arc<rustls::ClientConfig>>,
     cipher: Vec<u8>,
+    /// When a delivery counts as received (`clock::ReceiveTime`).
+    receive_time: ReceiveTime,
     from_seq: u64,
     to_seq: u64,
     latency: Vec<Histogram<u64>>,
@@ -451,6 +453,7 @@ impl Swarm {
             poll: Poll::new()?,
             scratch: vec![0; SCRATCH],
             tls: None,
+            receive_time: ReceiveTime::Read,
             cipher: Vec::new(),
             from_seq: u64::MAX,
             to_seq: u64::MAX,
@@ -467,6 +470,14 @@ impl Swarm {
     }
 
     /// When the sessions send HEARTBEAT_REQ (default: synchronized).
+    /// Count a delivery received when the harness read it (`Read`) or when
+    /// the kernel put it in the session's socket (`Kernel`: clear sockets;
+    /// TLS sessions keep the read time).
+    pub fn with_receive_time(mut self, mode: ReceiveTime) -> Swarm {
+        self.receive_time = mode;
+        self
+    }
+
     pub fn with_heartbeats(mut self, mode: heartbeat::Mode) -> Swarm {
         self.heartbeats = Schedule::new(mode, heartbeat::PERIOD_NS, self.sessions.len(), now_ns());
         self
@@ -983,7 +994,8 @@ impl Swarm {
             self.shared.nr_failed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let conn = connect_socket(addr, s.spec.rcvbuf).and_then(|stream| match &self.tls {
+        let stamps = self.receive_time == ReceiveTime::Kernel;
+        let conn = connect_socket(addr, s.spec.rcvbuf, stamps).and_then(|stream| match &self.tls {
             Some(config) if !s.spec.direct => {
                 Conn::tls(stream, config.clone(), tls::server_name(addr))
             }
@@ -1160,13 +1172,19 @@ impl Swarm {
             let carried = s.carry.len().min(SCRATCH / 2);
             scratch[..carried].copy_from_slice(&s.carry[..carried]);
             let stream = s.stream.as_mut().expect("checked above");
-            match stream.read(&mut scratch[carried..], &mut cipher) {
-                Ok(0) => {
+            let read = match self.receive_time {
+                ReceiveTime::Read => stream
+                    .read(&mut scratch[carried..], &mut cipher)
+                    .map(|n| (n, None)),
+                ReceiveTime::Kernel => stream.read_stamped(&mut scratch[carried..], &mut cipher),
+            };
+            match read {
+                Ok((0, _)) => {
                     self.gone(i, None);
                     break;
                 }
-                Ok(n) => {
-                    let now = now_ns();
+                Ok((n, arrival)) => {
+                    let now = arrival.unwrap_or_else(now_ns);
                     let used = self.handle(i, &scratch[..carried + n], now);
                     let s = &mut self.sessions[i];
                     s.carry.clear();
@@ -1309,13 +1327,17 @@ impl Swarm {
 }
 
 /// A non-blocking connect with TCP_NODELAY and, if asked, a small receive buffer.
-fn connect_socket(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
+fn connect_socket(addr: SocketAddr, rcvbuf: Option<usize>, stamps: bool) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol as IpProto, Socket, Type};
+    use std::os::fd::AsRawFd;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(IpProto::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_nodelay(true)?;
     if let Some(bytes) = rcvbuf {
         socket.set_recv_buffer_size(bytes)?;
+    }
+    if stamps {
+        clock::enable_receive_stamps(socket.as_raw_fd())?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}

@@ -9,6 +9,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -195,6 +196,20 @@ impl Conn {
     /// until `out` is full or the socket has no more. So `Ok(n)` with `n <
     /// out.len()` means what the socket had was taken (as a short read does
     /// in the clear), and `Ok(0)` is the end of the stream.
+    /// As [`Conn::read`]; in the clear also the kernel's receive time of
+    /// the bytes read (`clock::ReceiveTime::Kernel`: the socket has
+    /// SO_TIMESTAMPNS on; `None` over TLS, or when the kernel gave none).
+    pub fn read_stamped(
+        &mut self,
+        out: &mut [u8],
+        cipher: &mut [u8],
+    ) -> io::Result<(usize, Option<u64>)> {
+        if self.tls.is_some() {
+            return self.read(out, cipher).map(|n| (n, None));
+        }
+        crate::clock::recv_stamped(self.stream.as_raw_fd(), out)
+    }
+
     pub fn read(&mut self, out: &mut [u8], cipher: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
             return self.stream.read(out);
