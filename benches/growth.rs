@@ -62,33 +62,25 @@ fn frames_of(k: u32) -> [Vec<u8>; 3] {
     [state, begin, delivered].map(|m| m.to_frame(Version::MAX).expect("bench events encode"))
 }
 
+/// `cargo bench --bench growth -- [OPTIONS]`
+#[derive(clap::Parser)]
 struct Args {
+    /// Agents of the PG (each reports its state and takes one call).
+    #[arg(long, default_value_t = 12_000)]
     agents: u32,
+    /// Tables filled from empty, one after the other.
+    #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Leave transparent huge pages on (the router turns them off).
+    #[arg(long)]
     huge_pages: bool,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        agents: 12_000,
-        rounds: 3,
-        huge_pages: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--agents" => a.agents = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.agents),
-            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.rounds),
-            "--huge-pages" => a.huge_pages = true,
-            // cargo bench passes `--bench`; anything else is not ours.
-            _ => {}
-        }
-    }
-    a
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn main() {
-    let args = args();
+    let args = <Args as clap::Parser>::parse();
     if !args.huge_pages {
         // SAFETY: plain integers, as in src/main.rs.
         unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
