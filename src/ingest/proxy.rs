@@ -207,18 +207,9 @@ impl<L: Links> IngestCore<L> {
         error: RequestError,
         now: Instant,
     ) {
-        if let Some(what) = audit {
-            audit_line(what, &format!("refused by the router: {error}"), None);
-        }
-        self.record_request(request, RequestResult::Refused, now);
-        let ProxyRequest {
-            shard,
-            session,
-            version,
-            invoke_id,
-            ..
-        } = *request;
-        self.answer_failure(shard, session, version, invoke_id, error);
+        self.refused(request, audit, &error, now);
+        let r = request;
+        self.answer_failure(r.shard, r.session, r.version, r.invoke_id, error);
     }
 
     /// Refuse `request` because too many are in flight
@@ -230,19 +221,25 @@ impl<L: Links> IngestCore<L> {
         audit: Option<&str>,
         now: Instant,
     ) {
+        self.refused(request, audit, &"max_pending in flight", now);
+        let r = request;
+        let busy = control_failure::CF_SERVICE_BUSY;
+        self.answer_control_failure(r.shard, r.session, r.version, r.invoke_id, busy);
+    }
+
+    /// What every refusal does before its answer: the audit line (`audit`:
+    /// who sent what) and the count.
+    fn refused(
+        &mut self,
+        request: &ProxyRequest,
+        audit: Option<&str>,
+        why: &dyn std::fmt::Display,
+        now: Instant,
+    ) {
         if let Some(what) = audit {
-            audit_line(what, "refused by the router: max_pending in flight", None);
+            audit_line(what, &format!("refused by the router: {why}"), None);
         }
         self.record_request(request, RequestResult::Refused, now);
-        let ProxyRequest {
-            shard,
-            session,
-            version,
-            invoke_id,
-            ..
-        } = *request;
-        let busy = control_failure::CF_SERVICE_BUSY;
-        self.answer_control_failure(shard, session, version, invoke_id, busy);
     }
 
     /// A reply from the upstream (`msg::is_reply`) to the request with
