@@ -681,8 +681,9 @@ impl OpenFileLimit {
 /// benchmark VMs, 6–10 ms when the 2 MiB come from memory the hypervisor
 /// took back (a VM with free page reporting hands freed 2 MiB blocks to the
 /// host, and the next touch faults in the host too). With 4 KiB pages the
-/// same memory is faulted in steps of microseconds. Measured in perf/results/huge-pages-2026-12-07.md
-/// (docs/design.md §1, "No huge pages"). Returns whether the kernel agreed.
+/// same memory is faulted in steps of microseconds. Measured in
+/// perf/results/huge-pages-2026-12-07.md (docs/design.md §1, "No pause that
+/// grows with the PG"). Returns whether the kernel agreed.
 fn disable_transparent_huge_pages() -> bool {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }

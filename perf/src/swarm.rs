@@ -469,7 +469,6 @@ impl Swarm {
         })
     }
 
-    /// When the sessions send HEARTBEAT_REQ (default: synchronized).
     /// Count a delivery received when the harness read it (`Read`) or when
     /// the kernel put it in the session's socket (`Kernel`: clear sockets;
     /// TLS sessions keep the read time).
@@ -478,6 +477,7 @@ impl Swarm {
         self
     }
 
+    /// When the sessions send HEARTBEAT_REQ (default: synchronized).
     pub fn with_heartbeats(mut self, mode: heartbeat::Mode) -> Swarm {
         self.heartbeats = Schedule::new(mode, heartbeat::PERIOD_NS, self.sessions.len(), now_ns());
         self
