@@ -9,8 +9,10 @@
 //! thread (which reads every session in turn: one busy with 2,000 replies
 //! reads an All Events session late, however early its bytes came). A read
 //! that takes several sends' bytes carries the last one's time, so an event
-//! is never counted earlier than it came. [`recv_stamped`] is the one read
-//! that does I/O here.
+//! is never counted earlier than it came. The kernel turns stamping on
+//! asynchronously when the first socket asks, so the first reads of a run
+//! may come unstamped; they keep the read time (never earlier than true).
+//! [`recv_stamped`] is the one read that does I/O here.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -154,6 +156,21 @@ mod tests {
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         enable_receive_stamps(server.as_raw_fd()).unwrap();
+        // The kernel turns receive stamping on asynchronously when the first
+        // socket asks: until then reads come unstamped. Wait for a stamped
+        // one (bounded).
+        let mut warm = [0u8; 1];
+        let stamping = (0..200).any(|_| {
+            client.write_all(b"w").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            matches!(
+                recv_stamped(server.as_raw_fd(), &mut warm),
+                Ok((1, Some(_)))
+            )
+        });
+        assert!(stamping, "the kernel never stamped a receive");
+        server.set_nonblocking(true).unwrap();
+        while let Ok((1.., _)) = recv_stamped(server.as_raw_fd(), &mut warm) {}
         let sent = now_ns();
         client.write_all(b"hello").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
