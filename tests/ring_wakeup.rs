@@ -484,3 +484,56 @@ fn both_ends_on_one_executor_wake_each_other() {
         "the consumer parked and was woken by the producer"
     );
 }
+
+/// A shard drains the ring from more than one task (its readers take events
+/// first), so a ring can wake the waiting task after another task took the
+/// items it was for. The waiter then finds nothing and waits on: it must be
+/// rung again by the next batch, not left to its park timeout (here none).
+/// With both ends on one executor (`runtime.share_ingest_thread`) the ring is
+/// a plain wake with no doorbell token, which is where a waiter that
+/// announced its park only once used to miss the next batch. One executor
+/// also makes the interleaving exact: the producer rings, drains the ring
+/// itself before the waiter runs, lets the waiter run and find it empty,
+/// then publishes again.
+#[test]
+fn a_waiter_whose_items_another_task_took_is_rung_again() {
+    let (tx, rx) = ring::ring::<u64>(64);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(Vec<u64>, Vec<u64>)>();
+    let _executor = builder("ring-two-drainers", Placement::Unbound)
+        .spawn(move || async move {
+            // Each end's connect waits for the other's.
+            let (mut rx, mut tx) =
+                futures_lite::future::zip(rx.connect(Duration::ZERO), tx.connect()).await;
+            rx.set_park_timeout(None);
+            let rx = std::rc::Rc::new(rx);
+            let waiter_rx = rx.clone();
+            let waiter = glommio::spawn_local(async move {
+                let mut got = Vec::new();
+                while got.is_empty() {
+                    waiter_rx.ready().await;
+                    waiter_rx.drain(64, |item| got.push(item));
+                }
+                got
+            });
+            // Let the waiter park.
+            futures_lite::future::yield_now().await;
+            tx.stage(1);
+            tx.flush().await;
+            // Another task takes the item before the woken waiter runs.
+            let mut taken = Vec::new();
+            rx.drain(64, |item| taken.push(item));
+            // The waiter runs, finds the ring empty and waits again.
+            for _ in 0..3 {
+                futures_lite::future::yield_now().await;
+            }
+            tx.stage(2);
+            tx.flush().await;
+            let _ = done_tx.send((taken, waiter.await));
+        })
+        .expect("spawn the executor");
+    let (taken, got) = done_rx
+        .recv_timeout(SLACK)
+        .expect("the waiter is rung for the second item (it hangs without)");
+    assert_eq!(taken, vec![1], "the other task took the first item");
+    assert_eq!(got, vec![2], "the waiter got the second");
+}
