@@ -6,7 +6,7 @@
 //! writes) as hdrhistogram percentiles.
 //!
 //! `cargo bench --bench fanout -- [--sessions N] [--seconds S] [--sim-speed X]
-//!  [--shards N] [--spin-us N] [--output-bound BYTES]`
+//!  [--shards N] [--spin-us N] [--output-bound BYTES]` (`--help` says more)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,43 +18,30 @@ use ctirouter::proto::msg::OpenReq;
 use ctirouter::proto::{Message, Unspec, Version};
 use ctirouter::router::Router;
 
+/// `cargo bench --bench fanout -- [OPTIONS]`
+#[derive(clap::Parser)]
 struct Args {
+    /// All Events sessions reading the fan-out.
+    #[arg(long, default_value_t = 100)]
     sessions: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Simulator speed (0 = flat out).
+    #[arg(long, default_value_t = 0.0)]
     sim_speed: f64,
+    /// Shards (0 = one per core after the ingest core).
+    #[arg(long, default_value_t = 0)]
     shards: usize,
+    /// Spin before parking, µs.
+    #[arg(long, default_value_t = 50)]
     spin_us: u64,
+    /// Per-session output bound, bytes.
+    #[arg(long, default_value_t = 32 << 20)]
     output_bound: usize,
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        sessions: 100,
-        seconds: 5.0,
-        sim_speed: 0.0,
-        shards: 0,
-        spin_us: 50,
-        output_bound: 32 << 20,
-    };
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < raw.len() {
-        let value = raw.get(i + 1).cloned().unwrap_or_default();
-        match raw[i].as_str() {
-            "--sessions" => args.sessions = value.parse().expect("--sessions N"),
-            "--seconds" => args.seconds = value.parse().expect("--seconds S"),
-            "--sim-speed" => args.sim_speed = value.parse().expect("--sim-speed X"),
-            "--shards" => args.shards = value.parse().expect("--shards N"),
-            "--spin-us" => args.spin_us = value.parse().expect("--spin-us N"),
-            "--output-bound" => args.output_bound = value.parse().expect("--output-bound BYTES"),
-            _ => {
-                i += 1; // `--bench` and other cargo flags
-                continue;
-            }
-        }
-        i += 2;
-    }
-    args
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// CPU seconds (user + system) of this process's threads whose name starts
@@ -138,7 +125,7 @@ impl Reader {
 }
 
 fn main() {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         sim_speed: args.sim_speed,
