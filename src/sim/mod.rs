@@ -73,12 +73,14 @@
 
 mod agents;
 mod build;
+mod calls;
 mod consult;
 mod control;
 mod flow;
 mod inbound;
 mod misc;
 pub mod rng;
+mod snapshot;
 mod supervisor;
 mod tally;
 mod world;
