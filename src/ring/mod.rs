@@ -6,6 +6,14 @@
 //! `!Send` once connected inside their executor, so they stay on their core.
 //! Full-ring policy: the producer waits (never drops) and counts the waits.
 //!
+//! The doorbell's token costs the producer a pass: a glommio shared channel's
+//! receive writes the sender's eventfd whenever the sender sleeps, so each
+//! doorbell the consumer answers wakes the producer once for nothing (about
+//! half of ingest's wake-ups at 700 events/s). A doorbell made of the
+//! consumer's own waker avoids that and cut the router's CPU, but made
+//! large-pg's bursts slower at p99.9 for reasons not yet found; it is not
+//! used (perf/results/doorbell-2026-12-07.md).
+//!
 //! # glommio 0.9 can strand a woken task
 //! `LocalExecutor::run` treats "preempted before any task queue ran" as
 //! "nothing to run": when the latency ring holds a completion (typically the
