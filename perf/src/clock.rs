@@ -38,15 +38,6 @@ pub enum ReceiveTime {
     Kernel,
 }
 
-impl ReceiveTime {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReceiveTime::Read => "read",
-            ReceiveTime::Kernel => "kernel",
-        }
-    }
-}
-
 /// SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) on Linux; not in this libc for every target.
 const SO_TIMESTAMPNS: libc::c_int = 35;
 

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
+use crate::clock::ReceiveTime;
 use crate::results::{Percentiles, PhaseResult, RequestResult};
 
 /// Machine, kernel and commit, as markdown lines.
@@ -272,7 +273,10 @@ pub fn details(results: &[PhaseResult]) -> String {
             s,
             "* {} / {}: {:.0} events/s over {:.1} s, {} deliveries (latency to the {}), server CPU {:.2} cores, harness CPU {:.2} cores (from {}), driver behind {} events, upstream heartbeats {}, session heartbeats ({}) {} in {} rounds (longest {:.2} ms), unmarked {}, opens {} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, span {:.0} ms), plot `{}`",
             r.scenario, r.phase, r.events_per_sec, r.measured_secs, r.deliveries,
-            if r.receive_time == "kernel" { "kernel's receive time" } else { "harness's read" },
+            match r.receive_time {
+                ReceiveTime::Kernel => "kernel's receive time",
+                ReceiveTime::Read => "harness's read",
+            },
             r.cpu_cores,
             r.harness_cpu_cores, r.cpu_source,
             r.driver_behind, r.upstream_heartbeats, r.heartbeats.mode, r.heartbeats.sent,

@@ -360,7 +360,7 @@ pub struct PhaseResult {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_negotiated: String,
     /// When a delivery counted as received: `read` or `kernel` (perf/src/clock.rs).
-    pub receive_time: String,
+    pub receive_time: crate::clock::ReceiveTime,
     pub rate: String,
     pub measured_secs: f64,
     pub events: u64,

@@ -96,7 +96,7 @@ pub fn phase_result(i: &PhaseInputs<'_>) -> Result<PhaseResult, String> {
         server: i.server.into(),
         tls: i.scenario.router.tls,
         tls_negotiated: i.tls_negotiated.clone(),
-        receive_time: i.scenario.load.receive_time.name().into(),
+        receive_time: i.scenario.load.receive_time,
         rate: i.phase.rate.label(),
         measured_secs: i.secs,
         events: i.events,

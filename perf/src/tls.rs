@@ -190,12 +190,6 @@ impl Conn {
         Some(format!("{version:?} {:?}", suite.suite()))
     }
 
-    /// Plaintext into `out`. Clear: one read. TLS: plaintext rustls holds,
-    /// then ciphertext kept from the last read, then socket reads of (room
-    /// in `out` + [`RECORD_SLACK`]) into `cipher`, each decrypted in memory,
-    /// until `out` is full or the socket has no more. So `Ok(n)` with `n <
-    /// out.len()` means what the socket had was taken (as a short read does
-    /// in the clear), and `Ok(0)` is the end of the stream.
     /// As [`Conn::read`]; in the clear also the kernel's receive time of
     /// the bytes read (`clock::ReceiveTime::Kernel`: the socket has
     /// SO_TIMESTAMPNS on; `None` over TLS, or when the kernel gave none).
@@ -210,6 +204,12 @@ impl Conn {
         crate::clock::recv_stamped(self.stream.as_raw_fd(), out)
     }
 
+    /// Plaintext into `out`. Clear: one read. TLS: plaintext rustls holds,
+    /// then ciphertext kept from the last read, then socket reads of (room
+    /// in `out` + [`RECORD_SLACK`]) into `cipher`, each decrypted in memory,
+    /// until `out` is full or the socket has no more. So `Ok(n)` with `n <
+    /// out.len()` means what the socket had was taken (as a short read does
+    /// in the clear), and `Ok(0)` is the end of the stream.
     pub fn read(&mut self, out: &mut [u8], cipher: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
             return self.stream.read(out);

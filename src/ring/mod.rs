@@ -336,13 +336,6 @@ impl<T: Send + 'static> Receiver<T> {
                 }
             }
         }
-        self.bell.parked.store(true, Ordering::SeqCst);
-        // Pairs with the producer's fence: our store is visible before our load.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if !self.is_empty() {
-            self.bell.parked.store(false, Ordering::SeqCst);
-            return;
-        }
         if self.producer_gone.get() {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         } else {
@@ -350,14 +343,16 @@ impl<T: Send + 'static> Receiver<T> {
             // arrive: the cost is one idle wake-up per park timeout.
             let mut net = self.park_timeout.map(glommio::timer::Timer::new);
             let woke = futures_lite::future::poll_fn(|cx| {
-                // Announced again on every poll: a ring clears `parked`, and
-                // when another task took what it rang for (a shard's readers
-                // drain events first) this wait goes on, and the next batch
-                // must ring again. A producer on this executor rings without
-                // a token, so nothing else would end the wait but the park
-                // timeout (tests/ring_wakeup.rs,
+                // The park is announced on every poll, not only the first:
+                // a ring clears `parked`, and when another task took what it
+                // rang for (a shard's readers drain events first) this wait
+                // goes on, and the next batch must ring again. A producer on
+                // this executor rings without a token, so nothing else would
+                // end the wait but the park timeout (tests/ring_wakeup.rs,
                 // a_waiter_whose_items_another_task_took_is_rung_again).
                 self.bell.parked.store(true, Ordering::SeqCst);
+                // Pairs with the producer's fence: our store is visible
+                // before our load of the queue.
                 std::sync::atomic::fence(Ordering::SeqCst);
                 // Woken by a producer on this executor (no token), or by
                 // the doorbell: the queue says which.
